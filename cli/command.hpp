@@ -1,0 +1,26 @@
+#pragma once
+// Each `loom` subcommand registers its options on the parent app and returns how to run it,
+// so that main dispatches after parsing and every error reaches one handler.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace loom::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<void()> run;
+};
+
+Command add_presets_command(CLI::App& parent);
+Command add_show_command(CLI::App& parent);
+Command add_init_command(CLI::App& parent);
+
+// Adds "--format table|json" (the default is table) bound to `format`.
+CLI::Option* add_format_option(CLI::App& app, std::string& format);
+
+// Parses argv, runs the chosen subcommand, maps errors to exit codes (2: bad input, 1: failure).
+int run_loom(int argc, char** argv);
+
+}  // namespace loom::cli

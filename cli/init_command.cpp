@@ -1,0 +1,134 @@
+// `loom init --model NAME`: writes a valid starting plan (plan.json) from a model preset.
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "core/model_presets.hpp"
+#include "core/plan_json.hpp"
+#include "core/profile.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <optional>
+#include <iostream>
+
+namespace loom::cli {
+namespace {
+
+struct InitOptions {
+  std::string model;
+  std::string out;
+  int64_t nodes = 1;
+  int64_t devices_per_node = 8;
+  std::string profile = "a100-80gb-dgx";
+  std::optional<double> price;
+  int64_t tp = 1;
+  int64_t pp = 1;
+  std::optional<int64_t> layers_per_virtual_stage;
+  int64_t micro_batch_size = 1;
+  std::optional<int64_t> global_batch_size;
+  std::optional<int64_t> seq_length;
+  std::string schedule = "1f1b";
+  std::string recompute = "none";
+  bool sequence_parallel = false;
+  bool distributed_optimizer = false;
+  std::string dtype = "bf16";
+  int64_t train_iters = 100;
+  std::optional<int64_t> seed;
+};
+
+// Megatron pads the vocabulary to a multiple of 128·tp (--make-vocab-size-divisible-by 128)
+// so that tensor parallelism can split it; do the same, and only when tp needs it, so that a
+// tp=1 plan keeps the model's published vocabulary and parameter count. Returns a note for the
+// user, or nothing when no padding was needed.
+std::optional<std::string> pad_vocabulary_for(core::ModelSpec& model, int64_t tp) {
+  if (tp <= 0 || model.padded_vocab_size % tp == 0) return std::nullopt;
+  const int64_t multiple = 128 * tp;
+  const int64_t padded = (model.padded_vocab_size + multiple - 1) / multiple * multiple;
+  std::string note = fmt::format("padded-vocab-size {} → {} (a multiple of 128 × tensor-model-parallel-size={})",
+                                 model.padded_vocab_size, padded, tp);
+  model.padded_vocab_size = padded;
+  return note;
+}
+
+core::Plan build_plan(const InitOptions& o) {
+  core::Plan plan;
+  plan.model = core::resolve_model(o.model);
+  if (o.seq_length) plan.model.seq_length = *o.seq_length;
+  const std::optional<std::string> padding_note = pad_vocabulary_for(plan.model, o.tp);
+  plan.cluster.nodes = o.nodes;
+  plan.cluster.devices_per_node = o.devices_per_node;
+  plan.cluster.profile = o.profile;
+  plan.cluster.price_per_device_hour = o.price;
+  plan.parallel.tensor_parallel = o.tp;
+  plan.parallel.pipeline_parallel = o.pp;
+  plan.parallel.layers_per_virtual_stage = o.layers_per_virtual_stage;
+  plan.parallel.micro_batch_size = o.micro_batch_size;
+  plan.parallel.schedule = core::parse_schedule(o.schedule, "--schedule");
+  plan.parallel.recompute = core::parse_recompute(o.recompute, "--recompute-granularity");
+  plan.parallel.sequence_parallel = o.sequence_parallel;
+  plan.parallel.distributed_optimizer = o.distributed_optimizer;
+  core::derive_data_parallel(plan);
+  plan.training.dtype = core::parse_dtype(o.dtype, "--dtype");
+  plan.training.train_iters = o.train_iters;
+  plan.training.lr_warmup_iters = std::min<int64_t>(o.train_iters, std::max<int64_t>(1, o.train_iters / 100));
+  if (o.seed) plan.training.seed = *o.seed;
+  // Without a global batch, take 8 microbatches per data-parallel rank: enough to keep a pipeline
+  // busy, and always divisible.
+  const int64_t data_parallel = std::max<int64_t>(plan.parallel.data_parallel, 1);
+  plan.training.global_batch_size = o.global_batch_size.value_or(8 * o.micro_batch_size * data_parallel);
+  if (!o.global_batch_size && plan.parallel.schedule == core::Schedule::interleaved)
+    plan.training.global_batch_size *= std::max<int64_t>(o.pp, 1);
+  plan.validate();
+  core::resolve_profile(plan.cluster.profile);
+  if (padding_note) fmt::print(stderr, "loom: note: {}\n", *padding_note);
+  return plan;
+}
+
+}  // namespace
+
+Command add_init_command(CLI::App& parent) {
+  auto o = std::make_shared<InitOptions>();
+  CLI::App* app = parent.add_subcommand("init", "Write a valid starting plan (plan.json) from a model preset");
+  app->add_option("--model", o->model, "Model preset (see `loom presets --models`) or model JSON file")->required();
+  app->add_option("--out,-o", o->out, "Write the plan to this file instead of standard output");
+  app->add_option("--nodes", o->nodes, "Nodes in the cluster")->capture_default_str();
+  app->add_option("--devices-per-node", o->devices_per_node, "Devices (GPUs) per node")->capture_default_str();
+  app->add_option("--profile", o->profile, "Device profile name or file (see `loom presets --profiles`)")
+      ->capture_default_str();
+  app->add_option("--price-per-device-hour", o->price, "Price of one device-hour, for cost objectives");
+  app->add_option("--tp,--tensor-model-parallel-size", o->tp, "Tensor-parallel size")->capture_default_str();
+  app->add_option("--pp,--pipeline-model-parallel-size", o->pp, "Pipeline-parallel size")->capture_default_str();
+  app->add_option("--num-layers-per-virtual-pipeline-stage", o->layers_per_virtual_stage,
+                  "Layers per virtual stage (interleaved schedule only)");
+  app->add_option("--micro-batch-size", o->micro_batch_size, "Micro-batch size in sequences")->capture_default_str();
+  app->add_option("--global-batch-size", o->global_batch_size,
+                  "Global batch in sequences [default: 8 microbatches per data-parallel rank]");
+  app->add_option("--seq-length", o->seq_length, "Sequence length [default: the preset's]");
+  app->add_option("--schedule", o->schedule, "Pipeline schedule: gpipe, 1f1b or interleaved")->capture_default_str();
+  app->add_option("--recompute-granularity", o->recompute, "Activation recompute: none, selective or full")
+      ->capture_default_str();
+  app->add_flag("--sequence-parallel", o->sequence_parallel, "Shard norms and dropout along the sequence (needs tp > 1)");
+  app->add_flag("--use-distributed-optimizer", o->distributed_optimizer,
+                "Shard optimizer state over data parallelism (ZeRO-1)");
+  app->add_option("--dtype", o->dtype, "Training precision: fp32, bf16 or fp16")->capture_default_str();
+  app->add_option("--train-iters", o->train_iters, "Optimizer steps")->capture_default_str();
+  app->add_option("--seed", o->seed, "Seed of initialization and data order");
+  app->footer(
+      "Examples:\n  loom init --model gpt2-124m > plan.json\n"
+      "  loom init --model llama3-70b --nodes 8 --tp 8 --pp 4 --micro-batch-size 1 \\\n"
+      "            --global-batch-size 512 --sequence-parallel --use-distributed-optimizer -o plan.json");
+  return {app, [o] {
+            const core::Plan plan = build_plan(*o);
+            const std::string text = core::to_json(plan).dump(2) + "\n";
+            if (o->out.empty()) {
+              std::cout << text;
+              return;
+            }
+            std::ofstream file(o->out, std::ios::binary | std::ios::trunc);
+            if (!(file << text) || !file.flush()) throw IoError("cannot write plan to '{}'", o->out);
+            fmt::print(stderr, "loom: wrote {}\n", o->out);
+          }};
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,205 @@
+// `loom show [PLAN.json]`: validates a plan and prints what follows from it.
+
+#include "cli/command.hpp"
+#include "cli/format.hpp"
+#include "core/default_plan.hpp"
+#include "core/model_arithmetic.hpp"
+#include "core/plan_json.hpp"
+#include "core/profile.hpp"
+#include "core/rank_layout.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace loom::cli {
+namespace {
+
+using core::Json;
+
+using core::GroupKind;
+constexpr GroupKind kGroupKinds[] = {GroupKind::tensor, GroupKind::data, GroupKind::pipeline,
+                                     GroupKind::embedding};
+
+struct Derived {
+  int64_t parameters;
+  double parameters_closed_form;
+  std::vector<int64_t> parameters_per_device_by_stage;
+  int64_t tokens_per_step;
+  double model_flops_per_step;
+  double hardware_flops_per_step;
+};
+
+Derived derive(const core::Plan& plan) {
+  const int64_t batch = plan.training.global_batch_size;
+  return {core::parameter_count(plan.model),
+          core::megatron_parameter_estimate(plan.model),
+          core::parameters_per_device_by_stage(plan),
+          batch * plan.model.seq_length,
+          core::model_flops_per_step(plan.model, batch),
+          core::hardware_flops_per_step(plan.model, batch, plan.parallel.recompute)};
+}
+
+Json layout_json(const core::Plan& plan) {
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  Json out = Json::object();
+  for (GroupKind kind : kGroupKinds) {
+    const auto groups = layout.groups(kind);
+    bool any_spans = false;
+    for (const auto& g : groups) any_spans |= core::spans_nodes(g, plan.cluster.devices_per_node);
+    out[std::string(core::to_string(kind))] = {{"groups", groups.size()},
+                                               {"ranks_per_group", groups.front().size()},
+                                               {"spans_nodes", any_spans},
+                                               {"members", groups}};
+  }
+  return out;
+}
+
+Json show_json(const core::Plan& plan, const Derived& d) {
+  return {{"format", "loom-show"},
+          {"version", 1},
+          {"plan", core::to_json(plan)},
+          {"parameters", d.parameters},
+          {"parameters_megatron_estimate", d.parameters_closed_form},
+          {"parameters_per_device_by_stage", d.parameters_per_device_by_stage},
+          {"tokens_per_step", d.tokens_per_step},
+          {"microbatches", plan.microbatches()},
+          {"model_flops_per_step", d.model_flops_per_step},
+          {"hardware_flops_per_step", d.hardware_flops_per_step},
+          {"world_size", plan.cluster.world_size()},
+          {"data_parallel_size", plan.parallel.data_parallel},
+          {"virtual_stages", plan.virtual_stages()},
+          {"layers_per_pipeline_stage", plan.layers_per_pipeline_stage()},
+          {"layout", layout_json(plan)}};
+}
+
+std::string model_line(const core::ModelSpec& m) {
+  return fmt::format(
+      "{} layers, hidden {}, {} heads ({} query groups), ffn {}, vocab {}, seq {}; {}, {}, {}, {} "
+      "embeddings",
+      m.num_layers, m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size,
+      with_thousands(m.padded_vocab_size), with_thousands(m.seq_length),
+      m.activation == core::Activation::swiglu ? "SwiGLU" : "GELU", core::to_string(m.normalization),
+      m.position_embedding == core::PositionEmbedding::rope ? "rotary positions" : "learned positions",
+      m.tied_embeddings() ? "tied" : "untied");
+}
+
+std::string parallel_line(const core::Plan& plan) {
+  const core::ParallelPlan& p = plan.parallel;
+  return fmt::format(
+      "tp {} · pp {} · dp {} · vpp {} · micro-batch {} · schedule {} · recompute {} · sequence "
+      "parallel {} · distributed optimizer {}",
+      p.tensor_parallel, p.pipeline_parallel, p.data_parallel, plan.virtual_stages(), p.micro_batch_size,
+      core::to_string(p.schedule), core::to_string(p.recompute), p.sequence_parallel ? "on" : "off",
+      p.distributed_optimizer ? "on" : "off");
+}
+
+std::string stage_parameters_text(const std::vector<int64_t>& stages) {
+  std::string out;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    if (i == 4 && stages.size() > 6) {
+      out += fmt::format(", … stage {}: {}", stages.size() - 1, with_thousands(stages.back()));
+      break;
+    }
+    out += fmt::format("{}stage {}: {}", i ? ", " : "", i, with_thousands(stages[i]));
+  }
+  return out;
+}
+
+void print_layout(const core::Plan& plan) {
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  const int64_t per_node = plan.cluster.devices_per_node;
+  fmt::print("\nRank layout (Megatron order: tensor rank fastest, then data, then pipeline)\n");
+  TextTable groups({"group", "count", "ranks each", "placement", "first group"}, {1, 2});
+  for (GroupKind kind : kGroupKinds) {
+    const auto all = layout.groups(kind);
+    bool spans = false;
+    for (const auto& g : all) spans |= core::spans_nodes(g, per_node);
+    groups.add_row({std::string(core::to_string(kind)), std::to_string(all.size()),
+                    std::to_string(all.front().size()), spans ? "crosses nodes" : "within a node",
+                    fmt::format("[{}]", fmt::join(all.front(), ", "))});
+  }
+  fmt::print("{}", groups.render());
+  if (layout.world_size() > 32) return;
+  TextTable ranks({"rank", "node", "tp", "dp", "pp"}, {0, 1, 2, 3, 4});
+  for (int64_t r = 0; r < layout.world_size(); ++r) {
+    const core::RankCoords c = layout.coords(r);
+    ranks.add_row({std::to_string(r), std::to_string(core::node_of(r, per_node)), std::to_string(c.tensor),
+                   std::to_string(c.data), std::to_string(c.pipeline)});
+  }
+  fmt::print("\n{}", ranks.render());
+}
+
+void print_table(const core::Plan& plan, const Derived& d, const std::string& origin) {
+  const core::Profile profile = core::resolve_profile(plan.cluster.profile);
+  const core::TrainSpec& t = plan.training;
+  fmt::print("Plan ({}): {} on {} node(s) × {} devices = {} devices\n", origin,
+             plan.model.name.empty() ? "unnamed model" : plan.model.name, plan.cluster.nodes,
+             plan.cluster.devices_per_node, plan.cluster.world_size());
+  fmt::print("  model     {}\n", model_line(plan.model));
+  fmt::print("  training  global batch {} sequences, {}, lr {:.3g} → {:.3g} (warm-up {} of {} iterations, "
+             "cosine), weight decay {}, clip-grad {}, seed {}\n",
+             t.global_batch_size, core::to_string(t.dtype), t.lr, t.min_lr, t.lr_warmup_iters,
+             t.train_iters, t.weight_decay, t.clip_grad, t.seed);
+  fmt::print("  cluster   profile {} ({}, {}, {} memory){}\n", profile.name, profile.provenance,
+             profile.device.name, human_bytes(double(profile.device.memory_bytes)),
+             plan.cluster.price_per_device_hour
+                 ? fmt::format(", {:.2f} per device-hour", *plan.cluster.price_per_device_hour)
+                 : "");
+  fmt::print("  parallel  {}\n\n", parallel_line(plan));
+
+  TextTable table({"derived quantity", "value", "note"}, {1});
+  table.add_row({"parameters", with_thousands(d.parameters),
+                 fmt::format("Megatron closed form: {}", with_thousands(int64_t(std::llround(d.parameters_closed_form))))});
+  table.add_row({"parameters per device", with_thousands(*std::max_element(
+                     d.parameters_per_device_by_stage.begin(), d.parameters_per_device_by_stage.end())),
+                 "largest stage; " + stage_parameters_text(d.parameters_per_device_by_stage)});
+  table.add_row({"tokens per step", with_thousands(d.tokens_per_step), "global batch × seq-length"});
+  table.add_row({"microbatches per step", std::to_string(plan.microbatches()),
+                 "global batch / (micro-batch × dp)"});
+  table.add_row({"layers per pipeline stage", std::to_string(plan.layers_per_pipeline_stage()),
+                 fmt::format("{} virtual stage(s) per pipeline rank", plan.virtual_stages())});
+  table.add_row({"model FLOPs per step", human_si(d.model_flops_per_step, "FLOP"),
+                 "Megatron's 72·B·s·L·h²·(1 + s/6h + V/12hL) for GPT models"});
+  table.add_row({"hardware FLOPs per step", human_si(d.hardware_flops_per_step, "FLOP"),
+                 fmt::format("with recompute {}", core::to_string(plan.parallel.recompute))});
+  table.add_row({"world size", fmt::format("{} ranks", plan.cluster.world_size()),
+                 fmt::format("dp {} = {} devices / (tp {} × pp {})", plan.parallel.data_parallel,
+                             plan.cluster.world_size(), plan.parallel.tensor_parallel,
+                             plan.parallel.pipeline_parallel)});
+  fmt::print("{}", table.render());
+  print_layout(plan);
+}
+
+}  // namespace
+
+Command add_show_command(CLI::App& parent) {
+  struct Options {
+    std::string plan_path;
+    std::string format = "table";
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* app = parent.add_subcommand(
+      "show", "Validate a plan and print what follows from it: parameters, FLOPs per step, "
+              "microbatches, rank layout");
+  app->add_option("plan", options->plan_path,
+                  "Plan JSON file ('-' reads standard input); without it, the built-in default plan");
+  add_format_option(*app, options->format);
+  app->footer("Examples:\n  loom show\n  loom show plan.json --format json\n"
+              "  loom init --model llama3-8b --tp 4 | loom show -");
+  return {app, [options] {
+            const bool builtin = options->plan_path.empty();
+            const core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(options->plan_path);
+            if (builtin) plan.validate();
+            const Derived derived = derive(plan);
+            if (options->format == "json") {
+              core::resolve_profile(plan.cluster.profile);  // an unknown profile is an error here too
+              std::cout << show_json(plan, derived).dump(2) << "\n";
+            } else {
+              print_table(plan, derived, builtin ? "built-in default" : options->plan_path);
+            }
+          }};
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,121 @@
+#include "core/model_arithmetic.hpp"
+
+namespace loom::core {
+namespace {
+
+// Parameters of one transformer layer, split into what tensor parallelism shards (the weights
+// and column-parallel biases) and what every tensor rank keeps whole (norms, row-parallel biases).
+struct LayerParameters {
+  int64_t sharded = 0;
+  int64_t replicated = 0;
+};
+
+int64_t norm_parameters(const ModelSpec& m) {
+  return m.normalization == Normalization::layernorm ? 2 * m.hidden_size : m.hidden_size;
+}
+
+int64_t query_key_value_width(const ModelSpec& m) {
+  return m.hidden_size + 2 * m.num_query_groups * m.kv_channels();
+}
+
+// Weights that take part in a matrix multiplication in one layer (per token: 2 FLOPs each).
+int64_t layer_matmul_weights(const ModelSpec& m) {
+  const int64_t h = m.hidden_size;
+  const int64_t attention = h * query_key_value_width(m) + h * h;
+  const int64_t mlp_matrices = m.activation == Activation::swiglu ? 3 : 2;
+  return attention + mlp_matrices * h * m.ffn_hidden_size;
+}
+
+LayerParameters layer_parameters(const ModelSpec& m) {
+  LayerParameters p;
+  p.sharded = layer_matmul_weights(m);
+  p.replicated = 2 * norm_parameters(m);
+  if (m.add_bias_linear) {
+    const int64_t mlp_up_width = m.activation == Activation::swiglu ? 2 * m.ffn_hidden_size : m.ffn_hidden_size;
+    p.sharded += query_key_value_width(m) + mlp_up_width;  // column-parallel biases
+    p.replicated += 2 * m.hidden_size;                      // row-parallel biases
+  }
+  return p;
+}
+
+int64_t embedding_parameters(const ModelSpec& m) {
+  return m.padded_vocab_size * m.hidden_size;
+}
+
+int64_t position_parameters(const ModelSpec& m) {
+  return m.position_embedding == PositionEmbedding::learned_absolute ? m.seq_length * m.hidden_size : 0;
+}
+
+// Forward FLOPs per token of one layer's attention core: Q·Kᵀ and scores·V over all s keys.
+double attention_core_flops_per_token(const ModelSpec& m) {
+  return 2.0 * 2.0 * double(m.seq_length) * double(m.num_attention_heads * m.kv_channels());
+}
+
+double layer_forward_flops_per_token(const ModelSpec& m) {
+  return 2.0 * double(layer_matmul_weights(m)) + attention_core_flops_per_token(m);
+}
+
+double logits_forward_flops_per_token(const ModelSpec& m) {
+  return 2.0 * double(m.padded_vocab_size) * double(m.hidden_size);
+}
+
+}  // namespace
+
+int64_t parameter_count(const ModelSpec& m) {
+  const LayerParameters layer = layer_parameters(m);
+  int64_t total = embedding_parameters(m) + position_parameters(m);
+  total += m.num_layers * (layer.sharded + layer.replicated);
+  total += norm_parameters(m);  // final norm
+  if (m.untie_embeddings_and_output_weights) total += embedding_parameters(m);
+  return total;
+}
+
+double megatron_parameter_estimate(const ModelSpec& m) {
+  const double L = double(m.num_layers), h = double(m.hidden_size);
+  const double V = double(m.padded_vocab_size), s = double(m.seq_length);
+  return 12.0 * L * h * h * (1.0 + 13.0 / (12.0 * h) + (V + s) / (12.0 * L * h));
+}
+
+double model_flops_per_step(const ModelSpec& m, int64_t sequences) {
+  const double tokens = double(sequences) * double(m.seq_length);
+  const double forward = double(m.num_layers) * layer_forward_flops_per_token(m) + logits_forward_flops_per_token(m);
+  return 3.0 * tokens * forward;
+}
+
+double hardware_flops_per_step(const ModelSpec& m, int64_t sequences, Recompute recompute) {
+  const double tokens = double(sequences) * double(m.seq_length);
+  double recomputed_per_token = 0.0;
+  if (recompute == Recompute::selective) recomputed_per_token = attention_core_flops_per_token(m);
+  if (recompute == Recompute::full) recomputed_per_token = layer_forward_flops_per_token(m);
+  return model_flops_per_step(m, sequences) + tokens * double(m.num_layers) * recomputed_per_token;
+}
+
+double megatron_model_flops_per_step(const ModelSpec& m, int64_t sequences) {
+  const double B = double(sequences), s = double(m.seq_length), L = double(m.num_layers);
+  const double h = double(m.hidden_size), V = double(m.padded_vocab_size);
+  return 72.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (12.0 * h * L));
+}
+
+double megatron_full_recompute_flops_per_step(const ModelSpec& m, int64_t sequences) {
+  const double B = double(sequences), s = double(m.seq_length), L = double(m.num_layers);
+  const double h = double(m.hidden_size), V = double(m.padded_vocab_size);
+  return 96.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (16.0 * h * L));
+}
+
+std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan) {
+  const ModelSpec& m = plan.model;
+  const int64_t tp = plan.parallel.tensor_parallel;
+  const int64_t pp = plan.parallel.pipeline_parallel;
+  const LayerParameters layer = layer_parameters(m);
+  const int64_t per_layer = layer.sharded / tp + layer.replicated;
+  std::vector<int64_t> stages(size_t(pp), plan.layers_per_pipeline_stage() * per_layer);
+  const int64_t vocab_shard = embedding_parameters(m) / tp;
+  stages.front() += vocab_shard + position_parameters(m);
+  stages.back() += norm_parameters(m);
+  // The last stage needs the output projection: its own when untied; when tied and pp > 1,
+  // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
+  if (m.untie_embeddings_and_output_weights || pp > 1) stages.back() += vocab_shard;
+  return stages;
+}
+
+}  // namespace loom::core

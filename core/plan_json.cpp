@@ -1,0 +1,196 @@
+#include "core/plan_json.hpp"
+
+#include "core/error.hpp"
+#include "core/json_reader.hpp"
+
+namespace loom::core {
+
+
+Json to_json(const ModelSpec& model) {
+  Json out = {
+      {"name", model.name},
+      {"num-layers", model.num_layers},
+      {"hidden-size", model.hidden_size},
+      {"num-attention-heads", model.num_attention_heads},
+      {"num-query-groups", model.num_query_groups},
+      {"ffn-hidden-size", model.ffn_hidden_size},
+      {"padded-vocab-size", model.padded_vocab_size},
+      {"seq-length", model.seq_length},
+      {"untie-embeddings-and-output-weights", model.untie_embeddings_and_output_weights},
+      {"swiglu", model.activation == Activation::swiglu},
+      {"normalization", to_string(model.normalization)},
+      {"position-embedding-type", to_string(model.position_embedding)},
+      {"add-bias-linear", model.add_bias_linear},
+  };
+  return out;
+}
+
+Json to_json(const TrainSpec& training) {
+  return {
+      {"global-batch-size", training.global_batch_size},
+      {"dtype", to_string(training.dtype)},
+      {"lr", training.lr},
+      {"min-lr", training.min_lr},
+      {"lr-warmup-iters", training.lr_warmup_iters},
+      {"train-iters", training.train_iters},
+      {"weight-decay", training.weight_decay},
+      {"clip-grad", training.clip_grad},
+      {"adam-beta1", training.adam_beta1},
+      {"adam-beta2", training.adam_beta2},
+      {"adam-eps", training.adam_eps},
+      {"seed", training.seed},
+  };
+}
+
+Json to_json(const ClusterSpec& cluster) {
+  Json out = {
+      {"nodes", cluster.nodes},
+      {"devices-per-node", cluster.devices_per_node},
+      {"profile", cluster.profile},
+  };
+  out["price-per-device-hour"] =
+      cluster.price_per_device_hour ? Json(*cluster.price_per_device_hour) : Json(nullptr);
+  return out;
+}
+
+Json to_json(const ParallelPlan& parallel) {
+  Json out = {
+      {"tensor-model-parallel-size", parallel.tensor_parallel},
+      {"pipeline-model-parallel-size", parallel.pipeline_parallel},
+      {"micro-batch-size", parallel.micro_batch_size},
+      {"schedule", to_string(parallel.schedule)},
+      {"recompute-granularity", to_string(parallel.recompute)},
+      {"sequence-parallel", parallel.sequence_parallel},
+      {"use-distributed-optimizer", parallel.distributed_optimizer},
+  };
+  out["num-layers-per-virtual-pipeline-stage"] =
+      parallel.layers_per_virtual_stage ? Json(*parallel.layers_per_virtual_stage) : Json(nullptr);
+  return out;
+}
+
+Json to_json(const Plan& plan) {
+  return {
+      {"format", kPlanFormat},       {"version", kPlanVersion},
+      {"model", to_json(plan.model)}, {"training", to_json(plan.training)},
+      {"cluster", to_json(plan.cluster)}, {"parallel", to_json(plan.parallel)},
+  };
+}
+
+ModelSpec model_from_json(const Json& document, const std::string& path) {
+  JsonObjectReader reader(document, path);
+  ModelSpec model;
+  model.name = reader.optional_string("name", "");
+  model.num_layers = reader.required_int("num-layers");
+  model.hidden_size = reader.required_int("hidden-size");
+  model.num_attention_heads = reader.required_int("num-attention-heads");
+  model.num_query_groups = reader.optional_int("num-query-groups", model.num_attention_heads);
+  model.ffn_hidden_size = reader.optional_int("ffn-hidden-size", 4 * model.hidden_size);
+  model.padded_vocab_size = reader.required_int("padded-vocab-size");
+  model.seq_length = reader.required_int("seq-length");
+  model.untie_embeddings_and_output_weights =
+      reader.optional_bool("untie-embeddings-and-output-weights", false);
+  model.activation = reader.optional_bool("swiglu", false) ? Activation::swiglu : Activation::gelu;
+  model.normalization = parse_normalization(reader.optional_string("normalization", "LayerNorm"),
+                                            reader.field("normalization"));
+  model.position_embedding = parse_position_embedding(
+      reader.optional_string("position-embedding-type", "learned_absolute"),
+      reader.field("position-embedding-type"));
+  model.add_bias_linear = reader.optional_bool("add-bias-linear", true);
+  reader.finish();
+  return model;
+}
+
+TrainSpec train_from_json(const Json& document, const std::string& path) {
+  JsonObjectReader reader(document, path);
+  TrainSpec training;
+  training.global_batch_size = reader.required_int("global-batch-size");
+  training.dtype = parse_dtype(reader.optional_string("dtype", "bf16"), reader.field("dtype"));
+  training.lr = reader.optional_number("lr", training.lr);
+  training.min_lr = reader.optional_number("min-lr", training.min_lr);
+  training.lr_warmup_iters = reader.optional_int("lr-warmup-iters", training.lr_warmup_iters);
+  training.train_iters = reader.optional_int("train-iters", training.train_iters);
+  training.weight_decay = reader.optional_number("weight-decay", training.weight_decay);
+  training.clip_grad = reader.optional_number("clip-grad", training.clip_grad);
+  training.adam_beta1 = reader.optional_number("adam-beta1", training.adam_beta1);
+  training.adam_beta2 = reader.optional_number("adam-beta2", training.adam_beta2);
+  training.adam_eps = reader.optional_number("adam-eps", training.adam_eps);
+  training.seed = reader.optional_int("seed", training.seed);
+  reader.finish();
+  return training;
+}
+
+ClusterSpec cluster_from_json(const Json& document, const std::string& path) {
+  JsonObjectReader reader(document, path);
+  ClusterSpec cluster;
+  cluster.nodes = reader.required_int("nodes");
+  cluster.devices_per_node = reader.required_int("devices-per-node");
+  cluster.profile = reader.required_string("profile");
+  cluster.price_per_device_hour = reader.nullable_number("price-per-device-hour");
+  reader.finish();
+  return cluster;
+}
+
+ParallelPlan parallel_from_json(const Json& document, const std::string& path) {
+  JsonObjectReader reader(document, path);
+  if (reader.has("data-parallel-size"))
+    throw InvalidInput("{} is derived as devices / (tensor-model-parallel-size × "
+                       "pipeline-model-parallel-size) and must not be given",
+                       reader.field("data-parallel-size"));
+  ParallelPlan parallel;
+  parallel.tensor_parallel = reader.required_int("tensor-model-parallel-size");
+  parallel.pipeline_parallel = reader.required_int("pipeline-model-parallel-size");
+  parallel.layers_per_virtual_stage = reader.nullable_int("num-layers-per-virtual-pipeline-stage");
+  parallel.micro_batch_size = reader.required_int("micro-batch-size");
+  parallel.schedule = parse_schedule(reader.optional_string("schedule", "1f1b"), reader.field("schedule"));
+  parallel.recompute = parse_recompute(reader.optional_string("recompute-granularity", "none"),
+                                       reader.field("recompute-granularity"));
+  parallel.sequence_parallel = reader.optional_bool("sequence-parallel", false);
+  parallel.distributed_optimizer = reader.optional_bool("use-distributed-optimizer", false);
+  reader.finish();
+  return parallel;
+}
+
+void derive_data_parallel(Plan& plan) {
+  plan.cluster.validate();  // bounds the device count, so the products below cannot overflow
+  const int64_t devices = plan.cluster.world_size();
+  const int64_t tp = plan.parallel.tensor_parallel, pp = plan.parallel.pipeline_parallel;
+  const bool splits = tp > 0 && pp > 0 && tp <= devices && pp <= devices && devices % (tp * pp) == 0;
+  plan.parallel.data_parallel = splits ? devices / (tp * pp) : 0;
+}
+
+Plan plan_from_json(const Json& document) {
+  JsonObjectReader reader(document, "");
+  const std::string format = reader.optional_string("format", std::string(kPlanFormat));
+  if (format != kPlanFormat)
+    throw InvalidInput("format=\"{}\" is not a Loom plan; expected \"{}\"", format, kPlanFormat);
+  const int64_t version = reader.optional_int("version", kPlanVersion);
+  if (version != kPlanVersion)
+    throw InvalidInput("version={} is not supported; this Loom reads plan version {}", version,
+                       kPlanVersion);
+  Plan plan;
+  plan.model = model_from_json(reader.required_object("model"));
+  plan.training = train_from_json(reader.required_object("training"));
+  plan.cluster = cluster_from_json(reader.required_object("cluster"));
+  plan.parallel = parallel_from_json(reader.required_object("parallel"));
+  reader.finish();
+  derive_data_parallel(plan);
+  plan.validate();
+  return plan;
+}
+
+Plan read_plan_text(std::string_view text, std::string_view source) {
+  return plan_from_json(parse_json_text(text, source));
+}
+
+Plan read_plan_file(const std::string& path) {
+  return read_plan_text(read_text_file(path), path == "-" ? "<stdin>" : path);
+}
+
+ModelSpec read_model_file(const std::string& path) {
+  const std::string text = read_text_file(path);
+  ModelSpec model = model_from_json(parse_json_text(text, path), "model");
+  model.validate();
+  return model;
+}
+
+}  // namespace loom::core

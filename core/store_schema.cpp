@@ -1,0 +1,167 @@
+#include "core/store_schema.hpp"
+
+#include "core/error.hpp"          // loom::InvalidInput
+#include "core/sqlite_handle.hpp"  // Statement, Transaction, execute_sql
+
+#include <fmt/format.h>  // fmt::format
+
+#include <array>  // the migration list
+
+namespace loom::core {
+
+namespace {
+
+// Typed columns for what is filtered, sorted or compared; the full documents stay as JSON
+// text so that the schema need not change with every new field of a plan or prediction.
+// Timestamps are ISO-8601 UTC text, which sorts chronologically.
+constexpr std::string_view kSchemaVersion1 = R"sql(
+CREATE TABLE plans (
+  id INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  name TEXT NOT NULL,
+  model_name TEXT NOT NULL,
+  world_size INTEGER NOT NULL CHECK (world_size >= 1),
+  tp INTEGER CHECK (tp >= 1),
+  pp INTEGER CHECK (pp >= 1),
+  dp INTEGER CHECK (dp >= 1),
+  vpp INTEGER CHECK (vpp >= 1),
+  micro_batch_size INTEGER CHECK (micro_batch_size >= 1),
+  global_batch_size INTEGER CHECK (global_batch_size >= 1),
+  schedule TEXT,
+  recompute TEXT CHECK (recompute IN ('none', 'selective', 'full')),
+  sequence_parallel INTEGER CHECK (sequence_parallel IN (0, 1)),
+  distributed_optimizer INTEGER CHECK (distributed_optimizer IN (0, 1)),
+  plan_json TEXT NOT NULL CHECK (json_valid(plan_json))
+);
+
+CREATE TABLE predictions (
+  id INTEGER PRIMARY KEY,
+  plan_id INTEGER NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+  created_at TEXT NOT NULL,
+  profile_name TEXT NOT NULL,
+  step_time_s REAL CHECK (step_time_s >= 0),
+  tokens_per_s REAL CHECK (tokens_per_s >= 0),
+  mfu REAL CHECK (mfu >= 0),
+  peak_memory_bytes INTEGER CHECK (peak_memory_bytes >= 0),
+  fits INTEGER CHECK (fits IN (0, 1)),
+  prediction_json TEXT NOT NULL CHECK (json_valid(prediction_json))
+);
+CREATE INDEX predictions_by_plan ON predictions(plan_id);
+
+CREATE TABLE profiles (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  provenance TEXT CHECK (provenance IN ('measured', 'datasheet')),
+  host TEXT,
+  created_at TEXT NOT NULL,
+  profile_json TEXT NOT NULL CHECK (json_valid(profile_json))
+);
+CREATE INDEX profiles_by_name ON profiles(name);
+
+-- A plan with measured runs cannot be deleted (no cascade): measurements are never lost
+-- silently. Losing the prediction a run was compared with only unlinks it.
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  plan_id INTEGER NOT NULL REFERENCES plans(id),
+  prediction_id INTEGER REFERENCES predictions(id) ON DELETE SET NULL,
+  profile_name TEXT,
+  backend TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+  reason TEXT,
+  host TEXT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  run_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(run_json)),
+  CHECK ((status = 'running') = (finished_at IS NULL))
+);
+CREATE INDEX runs_by_plan ON runs(plan_id);
+CREATE INDEX runs_by_prediction ON runs(prediction_id);
+
+CREATE TABLE steps (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step INTEGER NOT NULL CHECK (step >= 0),
+  loss REAL,
+  step_time_s REAL CHECK (step_time_s >= 0),
+  tokens_per_s REAL CHECK (tokens_per_s >= 0),
+  learning_rate REAL,
+  grad_norm REAL,
+  PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+
+CREATE TABLE rank_stats (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  rank INTEGER NOT NULL CHECK (rank >= 0),
+  peak_memory_bytes INTEGER CHECK (peak_memory_bytes >= 0),
+  stats_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stats_json)),
+  PRIMARY KEY (run_id, rank)
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array kMigrations = {
+    StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1},
+};
+
+std::int64_t single_integer(sqlite3* connection, std::string_view sql) {
+  Statement statement(connection, sql);
+  std::int64_t value = 0;
+  statement.for_each_row([&](const Statement& row) { value = row.column_int64(0); });
+  return value;
+}
+
+// Refuses SQLite files written by other programs before anything is added to them.
+void check_is_loom_store(sqlite3* connection, int version, const std::string& path) {
+  if (version == 0) {
+    if (single_integer(connection, "SELECT count(*) FROM sqlite_master") != 0) {
+      throw InvalidInput("{} is not a Loom store: it holds tables but no Loom schema version",
+                         path);
+    }
+    return;
+  }
+  const auto application_id = single_integer(connection, "PRAGMA application_id");
+  if (application_id != kLoomApplicationId) {
+    throw InvalidInput("{} is not a Loom store: its SQLite application_id is {:#x}, not {:#x}",
+                       path, application_id, kLoomApplicationId);
+  }
+}
+
+}  // namespace
+
+std::span<const StoreMigration> store_migrations() {
+  return kMigrations;
+}
+
+int latest_store_schema_version() {
+  return kMigrations.back().to_version;
+}
+
+int read_store_schema_version(sqlite3* connection) {
+  return static_cast<int>(single_integer(connection, "PRAGMA user_version"));
+}
+
+void migrate_store(sqlite3* connection, const std::string& path_for_messages) {
+  const int version = read_store_schema_version(connection);
+  check_is_loom_store(connection, version, path_for_messages);
+  const int latest = latest_store_schema_version();
+  if (version > latest) {
+    throw InvalidInput(
+        "{} has store schema version {}, but this build of Loom knows versions up to {}; "
+        "open it with a newer Loom",
+        path_for_messages, version, latest);
+  }
+  for (const StoreMigration& migration : store_migrations()) {
+    if (version >= migration.to_version) continue;
+    Transaction transaction(connection);
+    // Another process may have migrated between our read and taking the write lock.
+    const int locked_version = read_store_schema_version(connection);
+    if (locked_version >= migration.to_version) continue;
+    if (locked_version == 0) {
+      check_is_loom_store(connection, 0, path_for_messages);
+      execute_sql(connection, fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
+    }
+    execute_sql(connection, std::string(migration.sql));
+    execute_sql(connection, fmt::format("PRAGMA user_version = {}", migration.to_version));
+    transaction.commit();
+  }
+}
+
+}  // namespace loom::core

@@ -1,0 +1,30 @@
+#pragma once
+// How the model is trained: batch, precision, AdamW and its learning-rate schedule.
+
+#include "core/enums.hpp"
+
+#include <cstdint>
+
+namespace loom::core {
+
+struct TrainSpec {
+  int64_t global_batch_size = 0;  // sequences per optimizer step
+  DType dtype = DType::bf16;
+  // AdamW with linear warm-up then cosine decay from lr to min-lr over train-iters.
+  double lr = 6.0e-4;
+  double min_lr = 6.0e-5;
+  int64_t lr_warmup_iters = 0;
+  int64_t train_iters = 1;
+  double weight_decay = 0.1;
+  double clip_grad = 1.0;  // global gradient-norm clip; 0 turns clipping off
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.95;
+  double adam_eps = 1.0e-8;
+  int64_t seed = 1234;
+
+  void validate() const;
+
+  bool operator==(const TrainSpec&) const = default;
+};
+
+}  // namespace loom::core

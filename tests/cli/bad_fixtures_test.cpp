@@ -1,0 +1,64 @@
+// Every file in tests/fixtures/bad/ is a plan that `loom show` must refuse: exit status 2, one
+// line "loom: error: …" that contains the text of the paired .expected file, and no crash.
+// Adding a case is adding two files.
+
+#include "run_loom.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace loom::cli::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> bad_fixture_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(fixture_path("bad")))
+    if (entry.path().extension() == ".expected") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string read_expected(const std::string& name) {
+  std::ifstream file(fixture_path("bad/" + name + ".expected"));
+  std::stringstream contents;
+  contents << file.rdbuf();
+  std::string text = contents.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+class BadFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BadFixture, IsRefusedWithItsMessage) {
+  const std::string name = GetParam();
+  const std::string expected = read_expected(name);
+  ASSERT_FALSE(expected.empty()) << name << ".expected is empty";
+  fs::path input = fixture_path("bad/" + name + ".json");
+  if (!fs::exists(input)) input = fixture_path("bad/" + name + ".txt");
+  ASSERT_TRUE(fs::exists(input)) << "no input file for " << name;
+  const LoomResult result = run_loom("show '" + input.string() + "'");
+  ASSERT_FALSE(result.signalled) << "loom crashed on " << name << ": " << result.err;
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_EQ(result.err.rfind("loom: error: ", 0), 0u) << result.err;
+  EXPECT_NE(result.err.find(expected), std::string::npos) << "expected: " << expected << "\ngot: " << result.err;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << "one line only: " << result.err;
+  EXPECT_TRUE(result.out.empty()) << result.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, BadFixture, ::testing::ValuesIn(bad_fixture_names()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(c); }, '_');
+                           return name;
+                         });
+
+TEST(BadFixtures, AtLeastThirtyCases) { EXPECT_GE(bad_fixture_names().size(), 30u); }
+
+}  // namespace
+}  // namespace loom::cli::testing

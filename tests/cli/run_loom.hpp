@@ -1,0 +1,20 @@
+#pragma once
+// Runs the real `loom` binary as a user would, capturing what it prints and how it ends.
+
+#include <string>
+
+namespace loom::cli::testing {
+
+struct LoomResult {
+  int exit_code = -1;      // meaningful when !signalled
+  bool signalled = false;  // killed by a signal: a crash
+  std::string out;
+  std::string err;
+};
+
+// `arguments` is appended to the binary's path as shell words; `stdin_text` is fed on stdin.
+LoomResult run_loom(const std::string& arguments, const std::string& stdin_text = "");
+
+std::string fixture_path(const std::string& relative);
+
+}  // namespace loom::cli::testing

@@ -1,0 +1,61 @@
+#include "core/error.hpp"
+#include "core/model_presets.hpp"
+#include "core/profile.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace loom::core {
+namespace {
+
+TEST(ModelPresets, AreValidUniqueAndSourced) {
+  std::set<std::string_view> names;
+  for (const ModelPreset& preset : model_presets()) {
+    EXPECT_NO_THROW(preset.spec.validate()) << preset.name;
+    EXPECT_TRUE(names.insert(preset.name).second) << "duplicate " << preset.name;
+    EXPECT_EQ(preset.spec.name, preset.name);
+    EXPECT_FALSE(preset.source.empty()) << preset.name;
+  }
+  for (std::string_view required : {"gpt2-124m", "gpt2-350m", "gpt2-774m", "gpt2-1.5b", "gpt3-125m", "gpt3-175b",
+                                    "llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b",
+                                    "llama3-405b", "megatron-1.7b", "megatron-1t"})
+    EXPECT_TRUE(names.contains(required)) << required;
+}
+
+TEST(ModelPresets, UnknownNameListsTheKnownOnes) {
+  try {
+    find_model_preset("gpt5");
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("unknown model preset 'gpt5'"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("gpt2-124m"));
+  }
+  EXPECT_THROW(resolve_model("no-such-model"), InvalidInput);
+}
+
+TEST(Profiles, BuiltinsParseAndRoundTrip) {
+  ASSERT_GE(builtin_profiles().size(), 2u);
+  for (const Profile& profile : builtin_profiles()) {
+    EXPECT_EQ(profile.provenance, "datasheet") << profile.name;
+    EXPECT_GT(profile.device.memory_bytes, 0);
+    EXPECT_TRUE(profile.link("intra-node") && profile.link("inter-node")) << profile.name;
+    const Profile again = profile_from_json(to_json(profile), "round trip");
+    EXPECT_EQ(again.name, profile.name);
+    EXPECT_EQ(again.device.peak_flops_per_s, profile.device.peak_flops_per_s);
+  }
+  const Profile a100 = resolve_profile("a100-80gb-dgx");
+  EXPECT_DOUBLE_EQ(a100.device.peak_flops_per_s.at(DType::bf16), 312e12);
+  EXPECT_DOUBLE_EQ(resolve_profile("h100-80gb-dgx").device.peak_flops_per_s.at(DType::bf16), 989e12);
+}
+
+TEST(Profiles, UnknownProfileIsInvalidInput) {
+  EXPECT_THROW(resolve_profile("tpu-v5"), InvalidInput);
+  Json bad = to_json(resolve_profile("a100-80gb-dgx"));
+  bad["provenance"] = "guessed";
+  EXPECT_THROW(profile_from_json(bad, "bad"), InvalidInput);
+}
+
+}  // namespace
+}  // namespace loom::core

@@ -1,0 +1,255 @@
+#include "core/store.hpp"
+
+#include "core/error.hpp"
+#include "core/sqlite_handle.hpp"
+#include "core/store_schema.hpp"
+#include "tests/core/store_test_support.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace loom::core {
+namespace {
+
+using namespace loom::core::store_testing;
+
+TEST(UtcNowTest, IsIso8601UtcWithMilliseconds) {
+  EXPECT_TRUE(is_iso8601_utc_with_milliseconds(utc_now_iso8601())) << utc_now_iso8601();
+}
+
+TEST_F(StoreTest, MigrationFromEmptyCreatesAllTablesAtLatestVersion) {
+  Store store = Store::open(path_);
+  EXPECT_EQ(store.schema_version(), 1);
+  EXPECT_EQ(latest_store_schema_version(), 1);
+  const auto raw = open_raw();
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 1);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA application_id"), kLoomApplicationId);
+  for (const char* table : {"plans", "predictions", "profiles", "runs", "steps", "rank_stats"}) {
+    EXPECT_EQ(query_int(raw.get(), fmt::format("SELECT count(*) FROM sqlite_master "
+                                               "WHERE type = 'table' AND name = '{}'",
+                                               table)),
+              1)
+        << table;
+  }
+}
+
+TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
+  std::int64_t plan_id = 0;
+  { plan_id = Store::open(path_).insert_plan(sample_plan()); }
+  // data_version changes for this connection whenever another one commits to the file.
+  const auto raw = open_raw();
+  const auto data_version_before = query_int(raw.get(), "PRAGMA data_version");
+  Store store = Store::open(path_);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA data_version"), data_version_before);
+  EXPECT_EQ(store.schema_version(), 1);
+  const auto plans = store.list_plans();
+  ASSERT_EQ(plans.size(), 1u);
+  const PlanRow expected = sample_plan();
+  EXPECT_EQ(plans[0].id, plan_id);
+  EXPECT_EQ(plans[0].name, expected.name);
+  EXPECT_EQ(plans[0].world_size, 8);
+  EXPECT_EQ(plans[0].tp, 2);
+  EXPECT_EQ(plans[0].vpp, std::nullopt);
+  EXPECT_EQ(plans[0].recompute, "selective");
+  EXPECT_EQ(plans[0].sequence_parallel, true);
+  EXPECT_EQ(plans[0].distributed_optimizer, false);
+  EXPECT_EQ(plans[0].plan_json, expected.plan_json);
+  EXPECT_EQ(store.plan(plan_id).model_name, "gpt2-124m");
+}
+
+TEST_F(StoreTest, ConnectionUsesWalForeignKeysBusyTimeoutAndNormalSync) {
+  Store store = Store::open(path_);
+  EXPECT_EQ(query_text(store.native_handle(), "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(query_int(store.native_handle(), "PRAGMA foreign_keys"), 1);
+  EXPECT_EQ(query_int(store.native_handle(), "PRAGMA busy_timeout"), 5000);
+  EXPECT_EQ(query_int(store.native_handle(), "PRAGMA synchronous"), 1);  // NORMAL
+  // WAL is a property of the file, so another connection sees it too.
+  EXPECT_EQ(query_text(open_raw().get(), "PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(StoreTest, RunOfUnknownPlanIsRefused) {
+  Store store = Store::open(path_);
+  try {
+    store.begin_run(sample_run(12345));
+    FAIL() << "begin_run accepted an unknown plan";
+  } catch (const InvalidInput& error) {
+    EXPECT_NE(std::string(error.what()).find("no plan with id 12345"), std::string::npos);
+  }
+  // The foreign key holds even for SQL that bypasses the Store's checks.
+  const int status = sqlite3_exec(store.native_handle(),
+                                  "INSERT INTO runs (plan_id, backend, status, started_at) "
+                                  "VALUES (999, 'cpu', 'running', '2024-01-01T00:00:00Z')",
+                                  nullptr, nullptr, nullptr);
+  EXPECT_EQ(status, SQLITE_CONSTRAINT_FOREIGNKEY);
+  EXPECT_TRUE(store.list_runs().empty());
+}
+
+TEST_F(StoreTest, BogusRunStatusIsRejected) {
+  Store store = Store::open(path_);
+  const auto plan_id = store.insert_plan(sample_plan());
+  const auto sql = fmt::format(
+      "INSERT INTO runs (plan_id, backend, status, started_at) "
+      "VALUES ({}, 'cpu', 'bogus', '2024-01-01T00:00:00Z')",
+      plan_id);
+  EXPECT_EQ(sqlite3_exec(store.native_handle(), sql.c_str(), nullptr, nullptr, nullptr),
+            SQLITE_CONSTRAINT_CHECK);
+  EXPECT_THROW(parse_run_status("runnning"), InvalidInput);
+  try {
+    parse_run_status("runnning");
+  } catch (const InvalidInput& error) {
+    EXPECT_NE(std::string(error.what()).find("running, completed or failed"), std::string::npos);
+  }
+  for (RunStatus status : {RunStatus::running, RunStatus::completed, RunStatus::failed}) {
+    EXPECT_EQ(parse_run_status(to_string(status)), status);
+  }
+  PlanRow bad_plan = sample_plan();
+  bad_plan.recompute = "sometimes";
+  EXPECT_THROW(store.insert_plan(bad_plan), InvalidInput);
+}
+
+int count_commit(void* commits) {
+  ++*static_cast<int*>(commits);
+  return 0;  // let the commit proceed
+}
+
+TEST_F(StoreTest, ThousandStepsAreOneTransactionAndReadBackExactlyInOrder) {
+  Store store = Store::open(path_);
+  const auto run_id = store.begin_run(sample_run(store.insert_plan(sample_plan())));
+  std::vector<StepRow> steps = step_batch(0, 1000);
+  std::reverse(steps.begin(), steps.end());  // the store, not the caller, orders by step
+  int commits = 0;
+  sqlite3_commit_hook(store.native_handle(), count_commit, &commits);
+  store.append_steps(run_id, steps);
+  sqlite3_commit_hook(store.native_handle(), nullptr, nullptr);
+  EXPECT_EQ(commits, 1);
+
+  const auto stored = store.steps(run_id);
+  ASSERT_EQ(stored.size(), 1000u);
+  for (std::int64_t step = 0; step < 1000; ++step) {
+    const StepRow expected = sample_step(step);
+    const StepRow& got = stored[static_cast<std::size_t>(step)];
+    ASSERT_EQ(got.step, step);
+    EXPECT_EQ(got.loss, expected.loss);
+    EXPECT_EQ(got.step_time_s, expected.step_time_s);
+    EXPECT_EQ(got.tokens_per_s, expected.tokens_per_s);
+    EXPECT_EQ(got.learning_rate, expected.learning_rate);
+    EXPECT_EQ(got.grad_norm, expected.grad_norm);
+  }
+  // A diverged loss survives the trip as NaN.
+  StepRow diverged = sample_step(1000);
+  diverged.loss = std::nan("");
+  store.append_steps(run_id, {diverged});
+  EXPECT_TRUE(std::isnan(store.steps(run_id).back().loss));
+  EXPECT_THROW(store.append_steps(run_id + 1, step_batch(0, 1)), InvalidInput);
+}
+
+TEST_F(StoreTest, FinishRunSetsStatusReasonAndFinishedAt) {
+  Store store = Store::open(path_);
+  const auto plan_id = store.insert_plan(sample_plan());
+  const auto completed_id = store.begin_run(sample_run(plan_id));
+  const RunRow started = store.run(completed_id);
+  EXPECT_EQ(started.status, RunStatus::running);
+  EXPECT_FALSE(started.finished_at.has_value());
+  EXPECT_TRUE(is_iso8601_utc_with_milliseconds(started.started_at)) << started.started_at;
+
+  store.finish_run(completed_id, RunStatus::completed, "");
+  const RunRow completed = store.run(completed_id);
+  EXPECT_EQ(completed.status, RunStatus::completed);
+  ASSERT_TRUE(completed.finished_at.has_value());
+  EXPECT_GE(*completed.finished_at, completed.started_at);
+  EXPECT_FALSE(completed.reason.has_value());
+  EXPECT_THROW(store.finish_run(completed_id, RunStatus::failed, "late"), InvalidInput);
+
+  const auto failed_id = store.begin_run(sample_run(plan_id));
+  EXPECT_THROW(store.finish_run(failed_id, RunStatus::running, ""), InvalidInput);
+  store.finish_run(failed_id, RunStatus::failed, "loss is NaN at step 7");
+  EXPECT_EQ(store.run(failed_id).status, RunStatus::failed);
+  EXPECT_EQ(store.run(failed_id).reason, "loss is NaN at step 7");
+  EXPECT_EQ(store.list_runs().size(), 2u);
+
+  try {
+    store.run(42);
+    FAIL() << "run(42) found a run that does not exist";
+  } catch (const InvalidInput& error) {
+    EXPECT_EQ(std::string(error.what()), fmt::format("no run with id 42 in {}", path_));
+  }
+}
+
+TEST_F(StoreTest, PredictionsProfilesAndRankStatsRoundTrip) {
+  Store store = Store::open(path_);
+  const auto plan_id = store.insert_plan(sample_plan());
+  PredictionRow prediction{0,    plan_id,    "",   "a100-datasheet",        0.5, 1.25e5,
+                           0.41, 40LL << 30, true, R"({"step_time_s":0.5})"};
+  const auto prediction_id = store.insert_prediction(prediction);
+  const auto predictions = store.predictions_for_plan(plan_id);
+  ASSERT_EQ(predictions.size(), 1u);
+  EXPECT_EQ(predictions[0].id, prediction_id);
+  EXPECT_EQ(predictions[0].peak_memory_bytes, 40LL << 30);
+  EXPECT_EQ(predictions[0].fits, true);
+  EXPECT_FALSE(predictions[0].created_at.empty());
+  prediction.plan_id = plan_id + 1;
+  EXPECT_THROW(store.insert_prediction(prediction), InvalidInput);
+
+  store.insert_profile(ProfileRow{0, "this-host", "measured", "testhost", "", "{}"});
+  ASSERT_EQ(store.list_profiles().size(), 1u);
+  EXPECT_EQ(store.list_profiles()[0].provenance, "measured");
+  EXPECT_THROW(store.insert_profile(ProfileRow{0, "x", "guessed", {}, "", "{}"}), InvalidInput);
+
+  RunRow run = sample_run(plan_id);
+  run.prediction_id = prediction_id;
+  const auto run_id = store.begin_run(run);
+  EXPECT_EQ(store.run(run_id).prediction_id, prediction_id);
+  store.put_rank_stats(run_id, {{0, 100, "{}"}, {1, 200, "{}"}});
+  store.put_rank_stats(run_id, {{1, 250, R"({"gemm_s":1.5})"}});
+  const auto stats = store.rank_stats(run_id);
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].peak_memory_bytes, 100);
+  EXPECT_EQ(stats[1].peak_memory_bytes, 250);
+  EXPECT_EQ(stats[1].stats_json, R"({"gemm_s":1.5})");
+}
+
+TEST_F(StoreTest, NewerSchemaVersionIsRefused) {
+  {
+    const auto raw = open_raw();
+    execute_sql(raw.get(), fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
+    execute_sql(raw.get(), "PRAGMA user_version = 99");
+  }
+  try {
+    Store::open(path_);
+    FAIL() << "a store from the future was opened";
+  } catch (const InvalidInput& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(path_), std::string::npos) << message;
+    EXPECT_NE(message.find("version 99"), std::string::npos) << message;
+    EXPECT_NE(message.find("up to 1"), std::string::npos) << message;
+  }
+}
+
+TEST_F(StoreTest, NonSqliteFileIsRefused) {
+  std::ofstream(path_) << "this is a plan.json, not a database\n" << std::string(2000, 'x');
+  try {
+    Store::open(path_);
+    FAIL() << "a text file was opened as a store";
+  } catch (const InvalidInput& error) {
+    EXPECT_NE(std::string(error.what()).find(path_), std::string::npos) << error.what();
+  }
+}
+
+TEST_F(StoreTest, OtherApplicationsDatabaseIsRefused) {
+  execute_sql(open_raw().get(), "CREATE TABLE contacts (name TEXT)");
+  try {
+    Store::open(path_);
+    FAIL() << "another program's database was opened as a store";
+  } catch (const InvalidInput& error) {
+    EXPECT_NE(std::string(error.what()).find("not a Loom store"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace loom::core
