@@ -43,7 +43,8 @@ int run_loom(int argc, char** argv) {
   app.set_version_flag("--version", std::string("loom ") + LOOM_VERSION);
   app.footer(kExamples);
   app.require_subcommand(0, 1);
-  std::vector<Command> commands = {add_presets_command(app), add_show_command(app), add_init_command(app)};
+  std::vector<Command> commands = {add_presets_command(app), add_show_command(app), add_init_command(app),
+                                   add_simulate_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

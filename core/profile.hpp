@@ -1,9 +1,15 @@
 #pragma once
 // A profile describes one kind of device and its links, and says where its numbers came from
 // (DESIGN.md §5): "measured" by `loom profile` on that hardware, or "datasheet" figures.
-// This is the part of the format every profile has; measured kernel and collective tables are
-// kept as JSON under "tables" and read by the simulator.
+//
+// It holds three kinds of knowledge, in the order the simulator prefers them:
+//  1. measured tables: GEMM time by (m, n, k, dtype), other kernels by bytes, collectives by
+//     (collective, level, ranks, bytes);
+//  2. datasheet peaks: FLOP/s per dtype, memory bandwidth, link bandwidth and latency;
+//  3. efficiency assumptions that turn peaks into times where no table covers an operation,
+//     each written in the file with its justification.
 
+#include "core/enums.hpp"
 #include "core/json_reader.hpp"
 
 #include <cstdint>
@@ -12,8 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "core/enums.hpp"
 
 namespace loom::core {
 
@@ -30,8 +34,54 @@ struct DeviceSpec {
 // One level of the interconnect: "intra-node" (NVLink, shared memory) or "inter-node" (network).
 struct LinkSpec {
   std::string level;
-  double latency_s = 0;
+  double latency_s = 0;              // per message step of a collective algorithm
   double bandwidth_bytes_per_s = 0;  // per device, one direction
+  // Fraction of `bandwidth_bytes_per_s` that collectives reach as bus bandwidth (nccl-tests'
+  // busbw), used only where no measured collective table applies.
+  double bus_bandwidth_fraction = 1.0;
+  std::string justification;
+};
+
+// How peaks become times when no table covers an operation.
+struct EfficiencyModel {
+  // GEMM throughput = peak · gemm_max_fraction · F / (F + gemm_half_saturation_flops), F being
+  // the GEMM's FLOPs: small GEMMs cannot fill the device, large ones approach a ceiling.
+  double gemm_max_fraction = 1.0;
+  double gemm_half_saturation_flops = 0.0;
+  double memory_bandwidth_fraction = 1.0;  // of memory_bandwidth_bytes_per_s, for memory-bound kernels
+  double kernel_launch_s = 0.0;            // added to every kernel
+  std::string justification;
+};
+
+struct GemmSample {
+  int64_t m = 0, n = 0, k = 0;
+  DType dtype = DType::bf16;
+  double time_s = 0;
+};
+
+// A memory-bound kernel measured at one size: "layernorm", "gelu", "softmax", "cross_entropy",
+// "adamw", "attention", "elementwise", "embedding".
+struct KernelSample {
+  std::string kernel;
+  int64_t bytes = 0;
+  double time_s = 0;
+};
+
+// "all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv"; bytes as nccl-tests
+// counts them (the whole array for all-gather and reduce-scatter).
+struct CollectiveSample {
+  std::string collective;
+  std::string level;
+  int64_t ranks = 0;
+  int64_t bytes = 0;
+  double time_s = 0;
+};
+
+struct ProfileTables {
+  std::vector<GemmSample> gemm;
+  std::vector<KernelSample> kernels;
+  std::vector<CollectiveSample> collectives;
+  bool empty() const { return gemm.empty() && kernels.empty() && collectives.empty(); }
 };
 
 struct Profile {
@@ -41,11 +91,14 @@ struct Profile {
   std::string source;  // datasheet reference, or host/date/library versions when measured
   DeviceSpec device;
   std::vector<LinkSpec> links;
-  Json tables = Json::object();
+  EfficiencyModel efficiency;
+  ProfileTables tables;
 
   const LinkSpec* link(std::string_view level) const;
+  double peak_flops_per_s(DType dtype) const;  // throws InvalidInput when the dtype has no peak
 };
 
+// Reads and checks a profile document; every problem is InvalidInput naming `source` and field.
 Profile profile_from_json(const Json& json, std::string_view source);
 Json to_json(const Profile& profile);
 

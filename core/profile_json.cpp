@@ -1,0 +1,239 @@
+// Profile documents in JSON: strict reading (every field typed and range-checked, unknown keys
+// refused) and writing.
+
+#include "core/error.hpp"
+#include "core/profile.hpp"
+
+#include <cmath>
+
+namespace loom::core {
+namespace {
+
+double positive(JsonObjectReader& reader, std::string_view key) {
+  if (!reader.has(key)) throw InvalidInput("{} is missing; expected a positive number", reader.field(key));
+  const double value = reader.optional_number(key, 0.0);
+  if (!(std::isfinite(value) && value > 0))
+    throw InvalidInput("{}={} must be a positive number", reader.field(key), value);
+  return value;
+}
+
+double fraction(JsonObjectReader& reader, std::string_view key, double fallback) {
+  const double value = reader.optional_number(key, fallback);
+  if (!(value > 0 && value <= 1))
+    throw InvalidInput("{}={} must be a fraction in (0, 1]", reader.field(key), value);
+  return value;
+}
+
+double non_negative(JsonObjectReader& reader, std::string_view key, double fallback) {
+  const double value = reader.optional_number(key, fallback);
+  if (!(std::isfinite(value) && value >= 0))
+    throw InvalidInput("{}={} must be a non-negative number", reader.field(key), value);
+  return value;
+}
+
+int64_t positive_int(JsonObjectReader& reader, std::string_view key) {
+  const int64_t value = reader.required_int(key);
+  if (value <= 0) throw InvalidInput("{}={} must be a positive integer", reader.field(key), value);
+  return value;
+}
+
+std::string one_of(JsonObjectReader& reader, std::string_view key, std::initializer_list<std::string_view> allowed) {
+  const std::string value = reader.required_string(key);
+  std::string list;
+  for (std::string_view a : allowed) {
+    if (a == value) return value;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw InvalidInput("{}=\"{}\" is not valid; expected one of {}", reader.field(key), value, list);
+}
+
+const std::initializer_list<std::string_view> kLevels = {"intra-node", "inter-node"};
+const std::initializer_list<std::string_view> kKernels = {"layernorm", "gelu", "softmax", "cross_entropy", "adamw",
+                                                          "attention", "elementwise", "embedding"};
+const std::initializer_list<std::string_view> kCollectives = {"all_reduce", "all_gather", "reduce_scatter",
+                                                              "broadcast", "send_recv"};
+
+DeviceSpec device_from_json(const Json& document) {
+  JsonObjectReader reader(document, "device");
+  DeviceSpec device;
+  device.name = reader.required_string("name");
+  device.memory_bytes = positive_int(reader, "memory_bytes");
+  JsonObjectReader peaks(reader.required_object("peak_flops_per_s"), reader.field("peak_flops_per_s"));
+  for (DType dtype : {DType::fp32, DType::bf16, DType::fp16}) {
+    const std::string key(to_string(dtype));
+    if (peaks.has(key)) device.peak_flops_per_s[dtype] = positive(peaks, key);
+    else peaks.accept(key);
+  }
+  peaks.finish();
+  if (device.peak_flops_per_s.empty())
+    throw InvalidInput("device.peak_flops_per_s is empty; expected a peak for fp32, bf16 or fp16");
+  device.memory_bandwidth_bytes_per_s = positive(reader, "memory_bandwidth_bytes_per_s");
+  reader.finish();
+  return device;
+}
+
+LinkSpec link_from_json(const Json& document, const std::string& path) {
+  JsonObjectReader reader(document, path);
+  LinkSpec link;
+  link.level = one_of(reader, "level", kLevels);
+  link.latency_s = non_negative(reader, "latency_s", 0.0);
+  link.bandwidth_bytes_per_s = positive(reader, "bandwidth_bytes_per_s");
+  link.bus_bandwidth_fraction = fraction(reader, "bus_bandwidth_fraction", 1.0);
+  link.justification = reader.optional_string("justification", "");
+  reader.finish();
+  return link;
+}
+
+EfficiencyModel efficiency_from_json(const Json& document) {
+  JsonObjectReader reader(document, "efficiency");
+  EfficiencyModel model;
+  model.gemm_max_fraction = fraction(reader, "gemm_max_fraction", 1.0);
+  model.gemm_half_saturation_flops = non_negative(reader, "gemm_half_saturation_flops", 0.0);
+  model.memory_bandwidth_fraction = fraction(reader, "memory_bandwidth_fraction", 1.0);
+  model.kernel_launch_s = non_negative(reader, "kernel_launch_s", 0.0);
+  model.justification = reader.optional_string("justification", "");
+  reader.finish();
+  return model;
+}
+
+// Reads an array of objects under `key`; an empty array is an error (a table with no rows
+// cannot be interpolated and is almost certainly a broken measurement).
+template <typename ReadRow>
+void read_rows(const Json& tables, std::string_view key, ReadRow read_row) {
+  auto it = tables.find(key);
+  if (it == tables.end()) return;
+  if (!it->is_array()) throw InvalidInput("tables.{}: expected an array, got {}", key, json_type_name(*it));
+  if (it->empty()) throw InvalidInput("tables.{} is empty; remove it or give at least one sample", key);
+  for (size_t i = 0; i < it->size(); ++i) {
+    JsonObjectReader reader((*it)[i], fmt::format("tables.{}[{}]", key, i));
+    read_row(reader);
+    reader.finish();
+  }
+}
+
+ProfileTables tables_from_json(const Json& document) {
+  JsonObjectReader check(document, "tables");
+  for (const char* key : {"gemm", "kernels", "collectives"}) check.accept(key);
+  check.finish();
+  ProfileTables tables;
+  read_rows(document, "gemm", [&](JsonObjectReader& r) {
+    GemmSample s;
+    s.m = positive_int(r, "m");
+    s.n = positive_int(r, "n");
+    s.k = positive_int(r, "k");
+    s.dtype = parse_dtype(r.required_string("dtype"), r.field("dtype"));
+    s.time_s = positive(r, "time_s");
+    r.optional_number("spread", 0.0);
+    tables.gemm.push_back(s);
+  });
+  read_rows(document, "kernels", [&](JsonObjectReader& r) {
+    KernelSample s;
+    s.kernel = one_of(r, "kernel", kKernels);
+    s.bytes = positive_int(r, "bytes");
+    s.time_s = positive(r, "time_s");
+    r.optional_number("spread", 0.0);
+    tables.kernels.push_back(s);
+  });
+  read_rows(document, "collectives", [&](JsonObjectReader& r) {
+    CollectiveSample s;
+    s.collective = one_of(r, "collective", kCollectives);
+    s.level = one_of(r, "level", kLevels);
+    s.ranks = positive_int(r, "ranks");
+    s.bytes = positive_int(r, "bytes");
+    s.time_s = positive(r, "time_s");
+    r.optional_number("spread", 0.0);
+    tables.collectives.push_back(s);
+  });
+  return tables;
+}
+
+Profile read_profile(const Json& document) {
+  JsonObjectReader reader(document, "");
+  const std::string format = reader.required_string("format");
+  if (format != kProfileFormat)
+    throw InvalidInput("format=\"{}\" is not a Loom profile; expected \"{}\"", format, kProfileFormat);
+  const int64_t version = reader.required_int("version");
+  if (version != kProfileVersion)
+    throw InvalidInput("profile version {} is not supported; expected {}", version, kProfileVersion);
+  Profile profile;
+  profile.name = reader.required_string("name");
+  if (profile.name.empty()) throw InvalidInput("name is empty; expected the profile's name");
+  profile.provenance = one_of(reader, "provenance", {"measured", "datasheet"});
+  profile.description = reader.optional_string("description", "");
+  profile.source = reader.optional_string("source", "");
+  profile.device = device_from_json(reader.required_object("device"));
+  reader.accept("links");
+  if (reader.has("links")) {
+    const Json& links = document.at("links");
+    if (!links.is_array()) throw InvalidInput("links: expected an array, got {}", json_type_name(links));
+    for (size_t i = 0; i < links.size(); ++i)
+      profile.links.push_back(link_from_json(links[i], fmt::format("links[{}]", i)));
+  }
+  if (!profile.link("intra-node"))
+    throw InvalidInput("links has no intra-node level; expected one with its bandwidth_bytes_per_s");
+  if (reader.has("efficiency")) profile.efficiency = efficiency_from_json(reader.required_object("efficiency"));
+  else reader.accept("efficiency");
+  if (reader.has("tables")) profile.tables = tables_from_json(reader.required_object("tables"));
+  else reader.accept("tables");
+  reader.finish();
+  return profile;
+}
+
+}  // namespace
+
+Profile profile_from_json(const Json& document, std::string_view source) {
+  try {
+    return read_profile(document);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput("profile {}: {}", source, e.what());
+  }
+}
+
+Json to_json(const Profile& profile) {
+  Json peaks = Json::object();
+  for (const auto& [dtype, flops] : profile.device.peak_flops_per_s) peaks[std::string(to_string(dtype))] = flops;
+  Json links = Json::array();
+  for (const LinkSpec& link : profile.links)
+    links.push_back({{"level", link.level},
+                     {"latency_s", link.latency_s},
+                     {"bandwidth_bytes_per_s", link.bandwidth_bytes_per_s},
+                     {"bus_bandwidth_fraction", link.bus_bandwidth_fraction},
+                     {"justification", link.justification}});
+  const EfficiencyModel& e = profile.efficiency;
+  Json out = {{"format", kProfileFormat},
+              {"version", kProfileVersion},
+              {"name", profile.name},
+              {"provenance", profile.provenance},
+              {"description", profile.description},
+              {"source", profile.source},
+              {"device",
+               {{"name", profile.device.name},
+                {"memory_bytes", profile.device.memory_bytes},
+                {"peak_flops_per_s", peaks},
+                {"memory_bandwidth_bytes_per_s", profile.device.memory_bandwidth_bytes_per_s}}},
+              {"links", links},
+              {"efficiency",
+               {{"gemm_max_fraction", e.gemm_max_fraction},
+                {"gemm_half_saturation_flops", e.gemm_half_saturation_flops},
+                {"memory_bandwidth_fraction", e.memory_bandwidth_fraction},
+                {"kernel_launch_s", e.kernel_launch_s},
+                {"justification", e.justification}}}};
+  Json tables = Json::object();
+  auto& gemm = tables["gemm"] = Json::array();
+  for (const GemmSample& s : profile.tables.gemm)
+    gemm.push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"dtype", to_string(s.dtype)}, {"time_s", s.time_s}});
+  auto& kernels = tables["kernels"] = Json::array();
+  for (const KernelSample& s : profile.tables.kernels)
+    kernels.push_back({{"kernel", s.kernel}, {"bytes", s.bytes}, {"time_s", s.time_s}});
+  auto& collectives = tables["collectives"] = Json::array();
+  for (const CollectiveSample& s : profile.tables.collectives)
+    collectives.push_back({{"collective", s.collective}, {"level", s.level}, {"ranks", s.ranks},
+                           {"bytes", s.bytes}, {"time_s", s.time_s}});
+  // Empty tables are refused on reading, so only non-empty ones are written.
+  for (const char* key : {"gemm", "kernels", "collectives"})
+    if (tables[key].empty()) tables.erase(key);
+  if (!tables.empty()) out["tables"] = tables;
+  return out;
+}
+
+}  // namespace loom::core

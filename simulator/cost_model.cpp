@@ -1,0 +1,128 @@
+#include "simulator/cost_model.hpp"
+
+#include "core/error.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace loom::sim {
+
+double bus_factor(Collective collective, int64_t ranks) {
+  const double n = double(ranks);
+  switch (collective) {
+    case Collective::all_reduce: return 2.0 * (n - 1.0) / n;
+    case Collective::all_gather:
+    case Collective::reduce_scatter: return (n - 1.0) / n;
+    case Collective::broadcast:
+    case Collective::send_recv: return 1.0;
+  }
+  return 1.0;
+}
+
+namespace {
+
+std::string collective_key(std::string_view collective, std::string_view level) {
+  return std::string(collective) + "@" + std::string(level);
+}
+
+std::string_view level_of(const GroupPlacement& group) { return group.crosses_nodes() ? "inter-node" : "intra-node"; }
+
+}  // namespace
+
+CostModel::CostModel(const core::Profile& profile, core::DType dtype)
+    : profile_(profile), dtype_(dtype), peak_flops_per_s_(profile.peak_flops_per_s(dtype)) {
+  for (const core::GemmSample& s : profile.tables.gemm)
+    if (s.dtype == dtype) gemm_table_.add(s.m, s.n, s.k, s.time_s);
+  for (const core::KernelSample& s : profile.tables.kernels) kernel_curves_[s.kernel].add(double(s.bytes), s.time_s);
+  for (const core::CollectiveSample& s : profile.tables.collectives) {
+    Collective which = Collective::all_reduce;
+    for (Collective c : {Collective::all_reduce, Collective::all_gather, Collective::reduce_scatter,
+                         Collective::broadcast, Collective::send_recv})
+      if (to_string(c) == s.collective) which = c;
+    const double busbw = double(s.bytes) / s.time_s * bus_factor(which, std::max<int64_t>(s.ranks, 2));
+    collective_busbw_[collective_key(s.collective, s.level)][s.ranks].add(double(s.bytes), busbw);
+  }
+}
+
+double CostModel::gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch) const {
+  const core::EfficiencyModel& e = profile_.efficiency;
+  if (!gemm_table_.empty()) return gemm_table_.time_s(double(m) * double(batch), double(n), double(k)) + e.kernel_launch_s;
+  const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
+  const double efficiency = e.gemm_max_fraction * flops / (flops + e.gemm_half_saturation_flops);
+  const double bytes = double(batch) * double(m * k + k * n + m * n) * core::bytes_per_element(dtype_);
+  const double compute = flops / (peak_flops_per_s_ * efficiency);
+  const double memory = bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction);
+  return std::max(compute, memory) + e.kernel_launch_s;
+}
+
+double CostModel::elementwise_s(std::string_view kernel, double bytes) const {
+  const core::EfficiencyModel& e = profile_.efficiency;
+  if (auto it = kernel_curves_.find(kernel); it != kernel_curves_.end()) return it->second(bytes);
+  return bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction) + e.kernel_launch_s;
+}
+
+double CostModel::bus_bandwidth(const GroupPlacement& group) const {
+  const core::LinkSpec* intra = profile_.link("intra-node");
+  const double intra_bw = intra->bandwidth_bytes_per_s * intra->bus_bandwidth_fraction;
+  if (!group.crosses_nodes()) return intra_bw;
+  const core::LinkSpec* inter = profile_.link("inter-node");
+  if (!inter)
+    throw InvalidInput("profile '{}' has no inter-node link, but a group of {} ranks spans nodes", profile_.name,
+                       group.ranks);
+  // Each device has its own network port (DGX: one NIC per GPU). A hierarchical ring over a
+  // group with k members per node drives k ports per node, so the group's bus bandwidth grows
+  // with k until the node's internal links become the limit.
+  const double inter_bw = inter->bandwidth_bytes_per_s * inter->bus_bandwidth_fraction * double(group.ranks_per_node);
+  return std::min(intra_bw, inter_bw);
+}
+
+double CostModel::latency_s(const GroupPlacement& group) const {
+  const core::LinkSpec* link = profile_.link(level_of(group));
+  return link ? link->latency_s : profile_.link("intra-node")->latency_s;
+}
+
+double CostModel::tabled_collective_s(Collective collective, double bytes, const GroupPlacement& group,
+                                      bool& found) const {
+  found = false;
+  auto table = collective_busbw_.find(collective_key(to_string(collective), level_of(group)));
+  if (table == collective_busbw_.end() || table->second.empty()) return 0;
+  // The measured rank count nearest to the group's (in ratio); bus bandwidth is what nccl-tests
+  // designed to be comparable across rank counts, so it carries over.
+  const auto nearest = std::min_element(table->second.begin(), table->second.end(), [&](const auto& a, const auto& b) {
+    return std::abs(std::log(double(a.first) / double(group.ranks))) <
+           std::abs(std::log(double(b.first) / double(group.ranks)));
+  });
+  const double busbw = nearest->second(bytes);
+  found = true;
+  return bytes * bus_factor(collective, group.ranks) / busbw;
+}
+
+double CostModel::collective_s(Collective collective, double bytes, const GroupPlacement& group) const {
+  if (group.ranks <= 1 || bytes <= 0) return 0;
+  bool found = false;
+  const double tabled = tabled_collective_s(collective, bytes, group, found);
+  if (found) return tabled;
+  // Ring algorithms: 2(n-1) steps for all-reduce, n-1 for all-gather and reduce-scatter.
+  const double n = double(group.ranks);
+  const double steps = collective == Collective::all_reduce ? 2.0 * (n - 1.0)
+                       : collective == Collective::send_recv ? 1.0
+                       : collective == Collective::broadcast ? std::ceil(std::log2(n))
+                                                             : n - 1.0;
+  return steps * latency_s(group) + bytes * bus_factor(collective, group.ranks) / bus_bandwidth(group);
+}
+
+double CostModel::point_to_point_s(double bytes, bool crosses_nodes) const {
+  const GroupPlacement pair{2, crosses_nodes ? 1 : 2};
+  return collective_s(Collective::send_recv, bytes, pair);
+}
+
+double CostModel::op_s(const Op& op, const GroupPlacement& tensor_group) const {
+  switch (op.kind) {
+    case OpKind::gemm: return gemm_s(op.m, op.n, op.k, op.batch);
+    case OpKind::elementwise: return elementwise_s(op.kernel, op.bytes);
+    case OpKind::collective: return collective_s(op.collective, op.bytes, tensor_group);
+  }
+  return 0;
+}
+
+}  // namespace loom::sim

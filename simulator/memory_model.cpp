@@ -1,0 +1,170 @@
+#include "simulator/memory_model.hpp"
+
+#include "core/error.hpp"
+#include "core/model_arithmetic.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace loom::sim {
+namespace {
+
+// Megatron-LM's interleaved schedule (core/pipeline_parallel/schedules.py) runs forwards in
+// groups of p microbatches per model chunk, chunk 0 first; backwards run the chunks in reverse.
+int64_t forward_chunk(int64_t k, int64_t p, int64_t v) {
+  return (k % (p * v)) / p;
+}
+int64_t backward_chunk(int64_t k, int64_t p, int64_t v) {
+  return v - 1 - (k % (p * v)) / p;
+}
+
+// Most model-chunk-0 microbatches alive at once on pipeline rank 0 under the interleaved
+// schedule, found by replaying its order: warm-up forwards, then one backward and one forward
+// per steady step. Evaluates to min(2p, m) when p divides m (which validate() requires), but the
+// replay keeps it honest for any m.
+int64_t interleaved_chunk0_peak(int64_t p, int64_t v, int64_t m) {
+  const int64_t total = m * v;
+  const int64_t warmup = std::min((p - 1) * 2 + (v - 1) * p + 1, total);
+  int64_t alive = 0, peak = 0, forwards = 0;
+  for (; forwards < warmup; ++forwards) {
+    if (forward_chunk(forwards, p, v) == 0) peak = std::max(peak, ++alive);
+  }
+  for (int64_t backward = 0; backward < total; ++backward) {
+    if (backward_chunk(backward, p, v) == 0) --alive;
+    if (forwards < total && forward_chunk(forwards++, p, v) == 0) peak = std::max(peak, ++alive);
+  }
+  return peak;
+}
+
+}  // namespace
+
+int64_t StageMemory::total_bytes() const {
+  return weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + other_bytes;
+}
+
+double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_batch_size,
+                                  int64_t tensor_parallel, bool sequence_parallel,
+                                  core::Recompute recompute, core::DType dtype) {
+  const double s = double(model.seq_length);
+  const double h = double(model.hidden_size);
+  const double a = double(model.num_attention_heads);
+  const double t = double(tensor_parallel);
+  const double sbh = s * double(micro_batch_size) * h;
+  double bytes = 0;
+  switch (recompute) {
+    case core::Recompute::full:
+      // Only each layer's input is checkpointed (2 bytes per element); with SP it is the
+      // sequence-sharded input, so 1/t of it (Korthikanti §5, Table 2 last row).
+      bytes = 2.0 * sbh / (sequence_parallel ? t : 1.0);
+      break;
+    case core::Recompute::selective:
+      // Selective recompute re-runs the attention core, so the 5·a·s/h term (softmax output,
+      // its dropout mask, QKᵀ inputs) is not stored (Korthikanti §4.2).
+      bytes = sequence_parallel ? sbh / t * 34.0 : sbh * (10.0 + 24.0 / t);
+      break;
+    case core::Recompute::none:
+      // Without SP the LayerNorms and dropouts (10·s·b·h) stay replicated over the TP group;
+      // SP shards them along the sequence too (Korthikanti §4.2.2, Table 2).
+      bytes = sequence_parallel ? sbh / t * (34.0 + 5.0 * a * s / h)
+                                : sbh * (10.0 + 24.0 / t + 5.0 * a * s / (h * t));
+      break;
+  }
+  // Table 2 assumes 16-bit activations (1-byte dropout masks included); for fp32 training we
+  // scale the whole figure, masks too, which overstates by the masks' share — an accepted
+  // simplification since fp32 runs are small.
+  return bytes * double(core::bytes_per_element(dtype)) / 2.0;
+}
+
+double layer_activations_in_flight(const core::Plan& plan, int64_t stage) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  if (stage < 0 || stage >= p)
+    throw InvalidInput("pipeline stage {} is out of range: pipeline-model-parallel-size={}", stage,
+                       p);
+  const int64_t m = plan.microbatches();
+  const double layers_per_stage = double(plan.layers_per_pipeline_stage());
+  switch (plan.parallel.schedule) {
+    case core::Schedule::gpipe:
+      // All forwards run before any backward: every microbatch is alive at the peak.
+      return double(m) * layers_per_stage;
+    case core::Schedule::one_f_one_b:
+      // Rank r runs p − r − 1 warm-up forwards plus one before its first backward
+      // (Narayanan et al. SC21 §2.2.1; Korthikanti §4.2.3: stage 0 holds p microbatches).
+      return double(std::min(p - stage, m)) * layers_per_stage;
+    case core::Schedule::interleaved: {
+      // Megatron's warm-up count for the interleaved schedule, plus the steady step's forward.
+      const int64_t v = plan.virtual_stages();
+      const int64_t chunks = std::min((p - stage - 1) * 2 + (v - 1) * p + 1, m * v);
+      return double(chunks) * layers_per_stage / double(v);
+    }
+  }
+  return 0;
+}
+
+int64_t embedding_microbatches_in_flight(const core::Plan& plan) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t m = plan.microbatches();
+  switch (plan.parallel.schedule) {
+    case core::Schedule::gpipe:
+      return m;
+    case core::Schedule::one_f_one_b:
+      return std::min(p, m);
+    case core::Schedule::interleaved:
+      return interleaved_chunk0_peak(p, plan.virtual_stages(), m);
+  }
+  return 0;
+}
+
+BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
+                                      const core::ParallelPlan& parallel) {
+  // Megatron-LM mixed precision (Korthikanti §2; Megatron's distributed-optimizer docs): 16-bit
+  // weights, fp32 main gradients, fp32 master weights + Adam m and v. Pure fp32 training needs no
+  // master copy. ZeRO-1 (distributed optimizer) shards only the optimizer state over d.
+  const bool fp32 = training.dtype == core::DType::fp32;
+  const double optimizer = fp32 ? 8.0 : 12.0;
+  const double shards = parallel.distributed_optimizer ? double(parallel.data_parallel) : 1.0;
+  return {fp32 ? 4.0 : 2.0, 4.0, optimizer / shards};
+}
+
+std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOptions& options) {
+  const core::ModelSpec& model = plan.model;
+  const core::ParallelPlan& par = plan.parallel;
+  const int64_t p = par.pipeline_parallel;
+  const double t = double(par.tensor_parallel);
+  const double sb = double(model.seq_length) * double(par.micro_batch_size);
+  const double element = double(core::bytes_per_element(plan.training.dtype));
+  const double per_layer =
+      activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel,
+                                 par.sequence_parallel, par.recompute, plan.training.dtype);
+  const BytesPerParameter bpp = bytes_per_parameter(plan.training, par);
+  const std::vector<int64_t> params = core::parameters_per_device_by_stage(plan);
+
+  std::vector<StageMemory> stages(static_cast<size_t>(p));
+  for (int64_t stage = 0; stage < p; ++stage) {
+    StageMemory& mem = stages[size_t(stage)];
+    const double n = double(params[size_t(stage)]);
+    mem.weights_bytes = std::llround(n * bpp.weights);
+    mem.gradients_bytes = std::llround(n * bpp.gradients);
+    mem.optimizer_bytes = std::llround(n * bpp.optimizer);
+
+    double activations = per_layer * layer_activations_in_flight(plan, stage);
+    if (stage == 0) {
+      // Assumption: the embedding output feeding the first layer (one activation element) and
+      // its dropout mask (1 byte) stay alive for every microbatch in flight on stage 0;
+      // Korthikanti §4.3 counts the mask, sequence-sharded with SP. This overlaps slightly with
+      // the first layer's own stored input and errs on the safe side.
+      const double embedding =
+          sb * double(model.hidden_size) * (element + 1.0) / (par.sequence_parallel ? t : 1.0);
+      activations += double(embedding_microbatches_in_flight(plan)) * embedding;
+    }
+    if (stage == p - 1) {
+      // Logits of one microbatch, vocab-parallel over t (one activation element each), plus the
+      // fp32 softmax the vocab-parallel cross-entropy keeps for its backward (Korthikanti §4.3).
+      activations += sb * (double(model.padded_vocab_size) / t) * (element + 4.0);
+    }
+    mem.activations_bytes = std::llround(activations);
+    mem.other_bytes = options.reserved_bytes;
+  }
+  return stages;
+}
+
+}  // namespace loom::sim

@@ -1,0 +1,75 @@
+#pragma once
+// Per-device memory of a plan, stage by stage: weights, gradients and optimizer state (Megatron's
+// mixed-precision Adam, ZeRO-1 sharded with the distributed optimizer), activations per recompute
+// mode (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+// Table 2) times the microbatches the pipeline schedule keeps in flight, the logits on the last
+// stage and a fixed reserve for the CUDA context and library workspaces.
+
+#include "core/enums.hpp"
+#include "core/model_spec.hpp"
+#include "core/parallel_plan.hpp"
+#include "core/plan.hpp"
+#include "core/train_spec.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace loom::sim {
+
+struct StageMemory {
+  int64_t weights_bytes = 0;
+  int64_t gradients_bytes = 0;
+  int64_t optimizer_bytes = 0;
+  int64_t activations_bytes = 0;
+  int64_t other_bytes = 0;
+
+  int64_t total_bytes() const;
+};
+
+struct MemoryOptions {
+  // CUDA context, cuBLAS/NCCL workspaces and caching-allocator slack; counted in other_bytes on
+  // every stage.
+  int64_t reserved_bytes = int64_t(1) << 30;
+};
+
+// Activation bytes of ONE transformer layer for ONE microbatch of b sequences on one device,
+// Korthikanti et al. 2022 Table 2 with 16-bit activations:
+//   no SP:  s·b·h·(10 + 24/t + 5·a·s/(h·t));  selective recompute drops the 5·a·s/(h·t) term
+//   SP:     s·b·h/t·(34 + 5·a·s/h);            selective drops 5·a·s/h
+//   full:   2·s·b·h (the layer input only), divided by t with SP.
+// fp32 training doubles every term (scaled by bytes_per_element(dtype) / 2).
+double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_batch_size,
+                                  int64_t tensor_parallel, bool sequence_parallel,
+                                  core::Recompute recompute, core::DType dtype);
+
+// Layer-microbatches ("activation sets") alive at the peak on pipeline stage `stage`:
+//   gpipe: m · L/p;  1f1b: min(p − stage, m) · L/p;
+//   interleaved (v chunks of L/(p·v) layers):
+//     min((p − stage − 1)·2 + (v − 1)·p + 1, m·v) · L/(p·v).
+// On stage 0 the interleaved count equals L/p · p·(1 + (p − 1)/(p·v)), Korthikanti's factor.
+// Throws InvalidInput when stage is not in [0, p).
+double layer_activations_in_flight(const core::Plan& plan, int64_t stage);
+
+// Microbatches whose embedding output stage 0 holds at the peak: m for gpipe, min(p, m) for 1f1b,
+// and for interleaved the most model-chunk-0 microbatches alive at once (min(2p, m)).
+int64_t embedding_microbatches_in_flight(const core::Plan& plan);
+
+// Bytes one device spends per parameter it holds.
+//   bf16/fp16: weights 2, fp32 main gradients 4, fp32 master + Adam m + v 12 → 18;
+//              distributed optimizer: 6 + 12/d.
+//   fp32:      weights 4, gradients 4, Adam m + v 8 (no master copy) → 16; distributed: 8 + 8/d.
+struct BytesPerParameter {
+  double weights = 0;
+  double gradients = 0;
+  double optimizer = 0;
+
+  double total() const { return weights + gradients + optimizer; }
+};
+BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
+                                      const core::ParallelPlan& parallel);
+
+// Memory of one device on each pipeline stage (index = stage) for a plan that passed validate().
+std::vector<StageMemory> memory_per_stage(const core::Plan& plan,
+                                          const MemoryOptions& options = {});
+
+}  // namespace loom::sim

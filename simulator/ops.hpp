@@ -1,0 +1,46 @@
+#pragma once
+// The operations of one training step on one device, as the simulator costs them: per
+// transformer layer (QKV, attention core, projection, MLP, norms, residuals, dropout and the
+// tensor-parallel collectives), the embedding, and the logits with the loss — each with its
+// FLOPs, bytes moved and, for GEMMs, its shape on this device after tensor-parallel splitting.
+
+#include "core/plan.hpp"
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace loom::sim {
+
+enum class OpKind : uint8_t { gemm, elementwise, collective };
+enum class Collective : uint8_t { all_reduce, all_gather, reduce_scatter, broadcast, send_recv };
+std::string_view to_string(Collective collective);
+
+struct Op {
+  std::string_view name;  // "qkv", "attention_scores", "mlp_down.dgrad", "tp_all_reduce", ...
+  OpKind kind = OpKind::gemm;
+  // GEMM: C[m×n] = A[m×k]·B[k×n], `batch` times (attention runs one per head and sequence).
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  double flops = 0;  // GEMMs only
+  double bytes = 0;  // memory traffic for elementwise ops; payload for collectives (nccl-tests' count)
+  std::string_view kernel;  // elementwise: the profile table to look in ("layernorm", "softmax", ...)
+  Collective collective = Collective::all_reduce;  // collectives: which one, over the tensor group
+};
+
+// Where an op sits, for the timeline and the breakdown.
+struct LayerOps {
+  std::vector<Op> forward;
+  std::vector<Op> backward;
+  std::vector<Op> recompute;  // forward work repeated before the backward (selective or full)
+};
+
+// One transformer layer for one microbatch on one device of the plan.
+LayerOps transformer_layer_ops(const core::Plan& plan);
+// The input embedding (on the first virtual stage) and the output layer with the cross-entropy
+// loss (on the last), for one microbatch.
+LayerOps embedding_ops(const core::Plan& plan);
+LayerOps output_layer_ops(const core::Plan& plan);
+
+double total_flops(const std::vector<Op>& ops);
+
+}  // namespace loom::sim

@@ -1,0 +1,138 @@
+#include "simulator/step_costs.hpp"
+
+#include "core/model_arithmetic.hpp"
+#include "core/rank_layout.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace loom::sim {
+
+std::string_view to_string(Stream stream) {
+  switch (stream) {
+    case Stream::compute: return "compute";
+    case Stream::tp_comm: return "tp comm";
+    case Stream::pp_comm: return "pp comm";
+    case Stream::dp_comm: return "dp comm";
+  }
+  return "?";
+}
+
+namespace {
+
+// Compute and communication time of a list of ops.
+struct OpsTime {
+  double compute_s = 0;
+  double comm_s = 0;
+};
+
+OpsTime time_ops(const std::vector<Op>& ops, const CostModel& costs, const GroupPlacement& tensor_group) {
+  OpsTime t;
+  for (const Op& op : ops) (op.kind == OpKind::collective ? t.comm_s : t.compute_s) += costs.op_s(op, tensor_group);
+  return t;
+}
+
+GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_per_node) {
+  std::map<int64_t, int64_t> per_node;
+  for (int64_t r : ranks) ++per_node[core::node_of(r, devices_per_node)];
+  int64_t most = 0;
+  for (const auto& [node, count] : per_node) most = std::max(most, count);
+  return {int64_t(ranks.size()), most};
+}
+
+void add(ActionCost& cost, std::string_view name, const OpsTime& t, double recompute_s = 0) {
+  cost.compute_s += t.compute_s;
+  cost.recompute_s += recompute_s;
+  cost.tp_comm_s += t.comm_s;
+  if (recompute_s > 0) cost.segments.push_back({Stream::compute, "recompute", recompute_s});
+  cost.segments.push_back({Stream::compute, name, t.compute_s});
+  if (t.comm_s > 0) cost.segments.push_back({Stream::tp_comm, name, t.comm_s});
+}
+
+}  // namespace
+
+StepCosts step_costs(const core::Plan& plan, const CostModel& costs) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t v = plan.virtual_stages();
+  const int64_t stages = p * v;
+  const int64_t layers_per_chunk = plan.model.num_layers / stages;
+  const int64_t per_node = plan.cluster.devices_per_node;
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  const GroupPlacement tensor_group = placement_of(layout.group(core::GroupKind::tensor, 0), per_node);
+
+  const LayerOps layer = transformer_layer_ops(plan);
+  const LayerOps embedding = embedding_ops(plan);
+  const LayerOps output = output_layer_ops(plan);
+  const OpsTime layer_forward = time_ops(layer.forward, costs, tensor_group);
+  const OpsTime layer_backward = time_ops(layer.backward, costs, tensor_group);
+  const OpsTime layer_recompute = time_ops(layer.recompute, costs, tensor_group);
+  const OpsTime embedding_forward = time_ops(embedding.forward, costs, tensor_group);
+  const OpsTime embedding_backward = time_ops(embedding.backward, costs, tensor_group);
+  const OpsTime output_forward = time_ops(output.forward, costs, tensor_group);
+  const OpsTime output_backward = time_ops(output.backward, costs, tensor_group);
+
+  StepCosts step;
+  step.forward.resize(size_t(stages));
+  step.backward.resize(size_t(stages));
+  for (int64_t s = 0; s < stages; ++s) {
+    ActionCost& fwd = step.forward[size_t(s)];
+    ActionCost& bwd = step.backward[size_t(s)];
+    if (s == 0) add(fwd, "embedding", embedding_forward);
+    for (int64_t l = 0; l < layers_per_chunk; ++l) add(fwd, "layer", layer_forward);
+    if (s == stages - 1) {
+      add(fwd, "output layer + loss", output_forward);
+      add(bwd, "output layer + loss", output_backward);
+    }
+    // Recomputed work (compute and its collectives) runs just before each layer's backward.
+    for (int64_t l = 0; l < layers_per_chunk; ++l)
+      add(bwd, "layer", layer_backward, layer_recompute.compute_s + layer_recompute.comm_s);
+    if (s == 0) add(bwd, "embedding", embedding_backward);
+  }
+
+  // Pipeline transfers: b·s·h activations (or gradients) per microbatch, split over the tensor
+  // ranks (Megatron's scatter/gather of pipeline tensors; sequence parallelism shards them anyway).
+  const double p2p_bytes = double(plan.parallel.micro_batch_size) * double(plan.model.seq_length) *
+                           double(plan.model.hidden_size) * core::bytes_per_element(plan.training.dtype) /
+                           double(plan.parallel.tensor_parallel);
+  step.send_s.resize(size_t(stages));
+  for (int64_t s = 0; s < stages; ++s) {
+    const int64_t here = layout.rank({0, 0, s % p});
+    const int64_t next = layout.rank({0, 0, (s + 1) % p});
+    step.send_s[size_t(s)] =
+        p == 1 ? 0.0 : costs.point_to_point_s(p2p_bytes, core::node_of(here, per_node) != core::node_of(next, per_node));
+  }
+
+  // Gradient reduction and optimizer step of each pipeline rank's parameters. Gradients are
+  // reduced in fp32 (Megatron's main grads); with ZeRO-1 they are reduce-scattered and the
+  // updated 16-bit parameters all-gathered after the step.
+  const std::vector<int64_t> parameters = core::parameters_per_device_by_stage(plan);
+  const double dp = double(plan.parallel.data_parallel);
+  const double element = core::bytes_per_element(plan.training.dtype);
+  const bool distributed = plan.parallel.distributed_optimizer && plan.parallel.data_parallel > 1;
+  step.grad_sync_s.resize(size_t(p));
+  step.optimizer_s.resize(size_t(p));
+  step.optimizer_comm_s.resize(size_t(p));
+  for (int64_t r = 0; r < p; ++r) {
+    const int64_t first_rank = layout.rank({0, 0, r});
+    const GroupPlacement data_group = placement_of(layout.group(core::GroupKind::data, first_rank), per_node);
+    const double grad_bytes = double(parameters[size_t(r)]) * 4.0;
+    double sync = costs.collective_s(distributed ? Collective::reduce_scatter : Collective::all_reduce, grad_bytes, data_group);
+    if (plan.model.tied_embeddings() && p > 1 && (r == 0 || r == p - 1)) {
+      const auto pair = layout.group(core::GroupKind::embedding, first_rank);
+      const double embedding_bytes = double(plan.model.padded_vocab_size) * double(plan.model.hidden_size) /
+                                     double(plan.parallel.tensor_parallel) * 4.0;
+      sync += costs.collective_s(Collective::all_reduce, embedding_bytes, placement_of(pair, per_node));
+    }
+    step.grad_sync_s[size_t(r)] = sync;
+    // AdamW over the local shard: read the fp32 gradient, read and write master weights, m and
+    // v, write the 16-bit weights (30 bytes per parameter); the gradient norm reads the
+    // gradients once more.
+    const double local = double(parameters[size_t(r)]) / (distributed ? dp : 1.0);
+    const double gather = distributed ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
+    step.optimizer_comm_s[size_t(r)] = gather;
+    step.optimizer_s[size_t(r)] = costs.elementwise_s("adamw", local * 30.0) + costs.elementwise_s("elementwise", local * 4.0) + gather;
+  }
+  return step;
+}
+
+}  // namespace loom::sim

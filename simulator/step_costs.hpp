@@ -1,0 +1,51 @@
+#pragma once
+// What each action of the schedule costs on a given plan and profile: forward and backward of
+// every virtual stage (its layers, plus the embedding on the first and the output layer with
+// the loss on the last), the point-to-point transfers between stages, the data-parallel gradient
+// reduction and the optimizer step of every pipeline rank.
+
+#include "core/plan.hpp"
+#include "simulator/cost_model.hpp"
+
+#include <string_view>
+#include <vector>
+
+namespace loom::sim {
+
+enum class Stream : uint8_t { compute, tp_comm, pp_comm, dp_comm };
+std::string_view to_string(Stream stream);
+
+// A stretch of one action, for the timeline: e.g. "layer 3" on compute, then its TP collectives.
+struct Segment {
+  Stream stream = Stream::compute;
+  std::string_view name;
+  double duration_s = 0;
+};
+
+struct ActionCost {
+  double compute_s = 0;    // GEMMs and memory-bound kernels of the pass itself
+  double recompute_s = 0;  // forward work repeated before a backward
+  double tp_comm_s = 0;    // tensor-parallel collectives (not overlapped, as in Megatron)
+  std::vector<Segment> segments;  // in execution order; their durations sum to total_s()
+  double total_s() const { return compute_s + recompute_s + tp_comm_s; }
+};
+
+struct SimulationOptions {
+  // Megatron's --overlap-grad-reduce: the data-parallel reduction runs during the last
+  // microbatch's backward. Off by default, as in the Megatron-LM of the PTD-P paper.
+  bool overlap_grad_reduce = false;
+  bool record_timeline = true;
+};
+
+struct StepCosts {
+  std::vector<ActionCost> forward;   // by virtual stage
+  std::vector<ActionCost> backward;  // by virtual stage
+  std::vector<double> send_s;        // by virtual stage: its output (or input gradient) to the neighbour
+  std::vector<double> grad_sync_s;   // by pipeline rank: data-parallel (and tied-embedding) reduction
+  std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
+  std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication
+};
+
+StepCosts step_costs(const core::Plan& plan, const CostModel& costs);
+
+}  // namespace loom::sim

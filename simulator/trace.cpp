@@ -1,0 +1,126 @@
+#include "simulator/trace.hpp"
+
+#include "core/enums.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <string>
+
+namespace loom::sim {
+namespace {
+
+constexpr std::array<Stream, 4> kStreams = {Stream::compute, Stream::tp_comm, Stream::pp_comm,
+                                            Stream::dp_comm};
+
+// Chrome's trace format takes times in microseconds; the simulator works in seconds.
+double to_us(double seconds) {
+  return seconds * 1e6;
+}
+
+// A fixed tid per stream, so every rank's threads line up in the same order in the viewer.
+int tid_of(Stream stream) {
+  return static_cast<int>(stream);
+}
+
+// "layers 12–15", or "layer 12" when a chunk holds a single layer.
+std::string layer_range(int64_t first, int64_t count) {
+  if (count == 1) return fmt::format("layer {}", first);
+  return fmt::format("layers {}–{}", first, first + count - 1);
+}
+
+// Names the process after the layers the rank holds, so a slow rank in the viewer can be told
+// apart at a glance. With interleaving, chunk c of rank r is virtual stage c·p + r (Megatron).
+std::string process_name(const core::Plan& plan, int64_t rank) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t v = plan.virtual_stages();
+  const int64_t per_chunk = plan.model.num_layers / (p * v);
+  if (v == 1)
+    return fmt::format("pipeline rank {} ({})", rank, layer_range(rank * per_chunk, per_chunk));
+  std::string ranges;
+  for (int64_t c = 0; c < v; ++c) {
+    const int64_t first = (c * p + rank) * per_chunk;
+    ranges += c == 0           ? layer_range(first, per_chunk)
+              : per_chunk == 1 ? fmt::format(", {}", first)
+                               : fmt::format(", {}–{}", first, first + per_chunk - 1);
+  }
+  return fmt::format("pipeline rank {} ({} chunks: {})", rank, v, ranges);
+}
+
+core::Json metadata(std::string_view name, int64_t pid, int tid, core::Json args) {
+  return core::Json{
+      {"name", name}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", std::move(args)}};
+}
+
+// Chrome's reserved colour names: forward green, backward orange, so the 1F1B pattern shows.
+const char* colour_of(const TimelineEvent& event) {
+  if (event.stream != Stream::compute || event.name.empty()) return nullptr;
+  if (event.name.front() == 'F') return "thread_state_running";
+  if (event.name.front() == 'B') return "thread_state_iowait";
+  return nullptr;
+}
+
+core::Json complete_event(const TimelineEvent& event) {
+  const std::string_view stream = to_string(event.stream);
+  core::Json x = {{"name", event.name},
+                  {"cat", stream},
+                  {"ph", "X"},
+                  {"pid", event.pipeline_rank},
+                  {"tid", tid_of(event.stream)},
+                  {"ts", to_us(event.start_s)},
+                  {"dur", to_us(event.duration_s)}};
+  if (const char* colour = colour_of(event)) x["cname"] = colour;
+  if (event.microbatch >= 0) x["args"] = {{"microbatch", event.microbatch}, {"chunk", event.chunk}};
+  return x;
+}
+
+// A flow half ("s" at the sender, "f" at the receiver); each binds to the pp-comm slice that
+// encloses its time stamp, which draws the arrow from the send to the matching receive.
+core::Json flow_event(const Transfer& transfer, int64_t id, bool start) {
+  core::Json flow = {{"name", transfer.name},
+                     {"cat", "pp transfer"},
+                     {"ph", start ? "s" : "f"},
+                     {"id", id},
+                     {"pid", start ? transfer.from_rank : transfer.to_rank},
+                     {"tid", tid_of(Stream::pp_comm)},
+                     {"ts", to_us(start ? transfer.start_s : transfer.end_s)}};
+  if (!start) flow["bp"] = "e";
+  return flow;
+}
+
+}  // namespace
+
+core::Json chrome_trace(const core::Plan& plan, const Prediction& prediction) {
+  core::Json events = core::Json::array();
+  for (int64_t rank = 0; rank < plan.parallel.pipeline_parallel; ++rank) {
+    events.push_back(metadata("process_name", rank, 0, {{"name", process_name(plan, rank)}}));
+    events.push_back(metadata("process_sort_index", rank, 0, {{"sort_index", rank}}));
+    for (Stream stream : kStreams) {
+      events.push_back(
+          metadata("thread_name", rank, tid_of(stream), {{"name", to_string(stream)}}));
+      events.push_back(
+          metadata("thread_sort_index", rank, tid_of(stream), {{"sort_index", tid_of(stream)}}));
+    }
+  }
+  for (const TimelineEvent& event : prediction.timeline.events)
+    events.push_back(complete_event(event));
+  // Ids start at 1: some viewers treat id 0 as "no flow".
+  int64_t id = 1;
+  for (const Transfer& transfer : prediction.timeline.transfers) {
+    events.push_back(flow_event(transfer, id, true));
+    events.push_back(flow_event(transfer, id, false));
+    ++id;
+  }
+  core::Json other = {{"model", plan.model.name},
+                      {"profile", prediction.profile_name},
+                      {"step_time_s", prediction.step_time_s},
+                      {"tensor_parallel", plan.parallel.tensor_parallel},
+                      {"pipeline_parallel", plan.parallel.pipeline_parallel},
+                      {"data_parallel", plan.parallel.data_parallel},
+                      {"schedule", core::to_string(plan.parallel.schedule)}};
+  return core::Json{{"traceEvents", std::move(events)},
+                    {"displayTimeUnit", "ms"},
+                    {"otherData", std::move(other)}};
+}
+
+}  // namespace loom::sim
