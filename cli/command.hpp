@@ -17,6 +17,9 @@ Command add_presets_command(CLI::App& parent);
 Command add_show_command(CLI::App& parent);
 Command add_init_command(CLI::App& parent);
 Command add_simulate_command(CLI::App& parent);
+Command add_validate_command(CLI::App& parent);
+Command add_plan_command(CLI::App& parent);
+Command add_export_command(CLI::App& parent);
 
 // Adds "--format table|json" (the default is table) bound to `format`.
 CLI::Option* add_format_option(CLI::App& app, std::string& format);

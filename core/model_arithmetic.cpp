@@ -102,19 +102,27 @@ double megatron_full_recompute_flops_per_step(const ModelSpec& m, int64_t sequen
   return 96.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (16.0 * h * L));
 }
 
-std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan) {
+int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
   const ModelSpec& m = plan.model;
   const int64_t tp = plan.parallel.tensor_parallel;
   const int64_t pp = plan.parallel.pipeline_parallel;
   const LayerParameters layer = layer_parameters(m);
-  const int64_t per_layer = layer.sharded / tp + layer.replicated;
-  std::vector<int64_t> stages(size_t(pp), plan.layers_per_pipeline_stage() * per_layer);
+  int64_t parameters = plan.layers_per_pipeline_stage() * (layer.sharded / tp + layer.replicated);
   const int64_t vocab_shard = embedding_parameters(m) / tp;
-  stages.front() += vocab_shard + position_parameters(m);
-  stages.back() += norm_parameters(m);
-  // The last stage needs the output projection: its own when untied; when tied and pp > 1,
-  // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
-  if (m.untie_embeddings_and_output_weights || pp > 1) stages.back() += vocab_shard;
+  if (stage == 0) parameters += vocab_shard + position_parameters(m);
+  if (stage == pp - 1) {
+    parameters += norm_parameters(m);
+    // The last stage needs the output projection: its own when untied; when tied and pp > 1,
+    // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
+    if (m.untie_embeddings_and_output_weights || pp > 1) parameters += vocab_shard;
+  }
+  return parameters;
+}
+
+std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan) {
+  std::vector<int64_t> stages;
+  for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage)
+    stages.push_back(parameters_per_device_on_stage(plan, stage));
   return stages;
 }
 

@@ -2,131 +2,175 @@
 
 #include "core/error.hpp"
 
+#include <array>
+
 namespace loom::core {
 namespace {
 
-// The rules below are Megatron-LM's (megatron/training/arguments.py and
-// core/parallel_state.py); the messages name each field the way plan.json spells it.
-void validate_positive_sizes(const ParallelPlan& p) {
-  if (p.tensor_parallel <= 0)
-    throw InvalidInput("tensor-model-parallel-size={} must be a positive integer", p.tensor_parallel);
-  if (p.pipeline_parallel <= 0)
-    throw InvalidInput("pipeline-model-parallel-size={} must be a positive integer", p.pipeline_parallel);
-  if (p.micro_batch_size <= 0)
-    throw InvalidInput("micro-batch-size={} must be a positive integer", p.micro_batch_size);
-  if (p.micro_batch_size > (int64_t(1) << 24))
-    throw InvalidInput("micro-batch-size={} is larger than the supported {}", p.micro_batch_size, 1 << 24);
-}
-
-// After the model rules, so that a size that cannot split the model is reported as such
-// before any complaint about the device count.
-void validate_device_count(const Plan& plan) {
+// The rules are Megatron-LM's (megatron/training/arguments.py and core/parallel_state.py). They
+// are written once, here: validate() turns the first violation into an error message naming each
+// field the way plan.json spells it, while the planner only asks which rule failed, without
+// paying for the message. `fail(rule, message)` receives the message as a callable.
+template <typename Fail>
+bool check_parallel_rules(const Plan& plan, Fail&& fail) {
+  const ModelSpec& m = plan.model;
   const ParallelPlan& p = plan.parallel;
+  const int64_t t = p.tensor_parallel;
+  if (t <= 0)
+    return fail(PlanRule::positive_sizes,
+                [&] { return fmt::format("tensor-model-parallel-size={} must be a positive integer", t); });
+  if (p.pipeline_parallel <= 0)
+    return fail(PlanRule::positive_sizes, [&] {
+      return fmt::format("pipeline-model-parallel-size={} must be a positive integer", p.pipeline_parallel);
+    });
+  if (p.micro_batch_size <= 0)
+    return fail(PlanRule::positive_sizes,
+                [&] { return fmt::format("micro-batch-size={} must be a positive integer", p.micro_batch_size); });
+  if (p.micro_batch_size > (int64_t(1) << 24))
+    return fail(PlanRule::positive_sizes, [&] {
+      return fmt::format("micro-batch-size={} is larger than the supported {}", p.micro_batch_size, 1 << 24);
+    });
+
+  // Tensor parallelism splits heads, key/value groups, the MLP and the vocabulary.
+  if (m.num_attention_heads % t != 0)
+    return fail(PlanRule::heads_divisible_by_tp, [&] {
+      return fmt::format("tensor-model-parallel-size={} does not divide num-attention-heads={}", t, m.num_attention_heads);
+    });
+  if (m.num_query_groups % t != 0)
+    return fail(PlanRule::query_groups_divisible_by_tp, [&] {
+      return fmt::format("tensor-model-parallel-size={} does not divide num-query-groups={}", t, m.num_query_groups);
+    });
+  if (m.ffn_hidden_size % t != 0)
+    return fail(PlanRule::ffn_divisible_by_tp, [&] {
+      return fmt::format("tensor-model-parallel-size={} does not divide ffn-hidden-size={}", t, m.ffn_hidden_size);
+    });
+  if (m.padded_vocab_size % t != 0)
+    return fail(PlanRule::vocab_divisible_by_tp, [&] {
+      // Megatron pads the vocabulary to a multiple of 128·t (--make-vocab-size-divisible-by).
+      const int64_t multiple = 128 * t;
+      const int64_t padded = (m.padded_vocab_size + multiple - 1) / multiple * multiple;
+      return fmt::format("tensor-model-parallel-size={} does not divide padded-vocab-size={}; pad the vocabulary "
+                         "to a multiple of {} (e.g. {})",
+                         t, m.padded_vocab_size, multiple, padded);
+    });
+  if (p.sequence_parallel && t == 1)
+    return fail(PlanRule::sequence_parallel_needs_tp, [&] {
+      return fmt::format("sequence-parallel=true needs tensor-model-parallel-size > 1 (it is 1)");
+    });
+  if (p.sequence_parallel && m.seq_length % t != 0)
+    return fail(PlanRule::seq_length_divisible_by_tp, [&] {
+      return fmt::format("sequence-parallel=true needs tensor-model-parallel-size={} to divide seq-length={}", t,
+                         m.seq_length);
+    });
+
+  // Pipeline parallelism splits the layers, in virtual chunks with the interleaved schedule.
+  const int64_t layers = m.num_layers;
+  if (layers % p.pipeline_parallel != 0)
+    return fail(PlanRule::layers_divisible_by_pp, [&] {
+      return fmt::format("pipeline-model-parallel-size={} does not divide num-layers={}", p.pipeline_parallel, layers);
+    });
+  const int64_t per_stage = layers / p.pipeline_parallel;
+  if (p.schedule != Schedule::interleaved && p.layers_per_virtual_stage)
+    return fail(PlanRule::virtual_stages_need_interleaved, [&] {
+      return fmt::format("num-layers-per-virtual-pipeline-stage={} is only used with schedule=interleaved "
+                         "(schedule is {})",
+                         *p.layers_per_virtual_stage, to_string(p.schedule));
+    });
+  if (p.schedule == Schedule::interleaved) {
+    if (p.pipeline_parallel < 2)
+      return fail(PlanRule::interleaved_needs_pp, [&] {
+        return fmt::format("schedule=interleaved needs pipeline-model-parallel-size > 1 (it is {})", p.pipeline_parallel);
+      });
+    if (!p.layers_per_virtual_stage)
+      return fail(PlanRule::interleaved_needs_virtual_stages,
+                  [&] { return std::string("schedule=interleaved needs num-layers-per-virtual-pipeline-stage"); });
+    const int64_t per_virtual = *p.layers_per_virtual_stage;
+    if (per_virtual <= 0 || per_stage % per_virtual != 0)
+      return fail(PlanRule::virtual_stage_divides_stage, [&] {
+        return fmt::format("num-layers-per-virtual-pipeline-stage={} does not divide the {} layers per pipeline stage "
+                           "(num-layers={} / pipeline-model-parallel-size={})",
+                           per_virtual, per_stage, layers, p.pipeline_parallel);
+      });
+    if (per_stage / per_virtual < 2)
+      return fail(PlanRule::interleaved_needs_two_virtual_stages, [&] {
+        return fmt::format("num-layers-per-virtual-pipeline-stage={} leaves 1 virtual stage per pipeline rank; "
+                           "schedule=interleaved needs at least 2 (use a value below {} or schedule=1f1b)",
+                           per_virtual, per_stage);
+      });
+  }
+
+  // After the model rules, so that a size that cannot split the model is reported as such before
+  // any complaint about the device count.
   const int64_t devices = plan.cluster.world_size();
   if (devices % p.model_parallel_size() != 0)
-    throw InvalidInput(
-        "tensor-model-parallel-size={} × pipeline-model-parallel-size={} = {} does not divide the {} "
-        "devices (nodes={} × devices-per-node={})",
-        p.tensor_parallel, p.pipeline_parallel, p.model_parallel_size(), devices, plan.cluster.nodes,
-        plan.cluster.devices_per_node);
+    return fail(PlanRule::devices_divisible_by_model_parallel, [&] {
+      return fmt::format("tensor-model-parallel-size={} × pipeline-model-parallel-size={} = {} does not divide the "
+                         "{} devices (nodes={} × devices-per-node={})",
+                         t, p.pipeline_parallel, p.model_parallel_size(), devices, plan.cluster.nodes,
+                         plan.cluster.devices_per_node);
+    });
   if (p.world_size() != devices)
-    throw InvalidInput("data-parallel-size={} × tensor-model-parallel-size={} × "
-                       "pipeline-model-parallel-size={} = {} but the cluster has {} devices",
-                       p.data_parallel, p.tensor_parallel, p.pipeline_parallel, p.world_size(), devices);
-}
+    return fail(PlanRule::world_size_matches, [&] {
+      return fmt::format("data-parallel-size={} × tensor-model-parallel-size={} × pipeline-model-parallel-size={} = "
+                         "{} but the cluster has {} devices",
+                         p.data_parallel, t, p.pipeline_parallel, p.world_size(), devices);
+    });
 
-void validate_tensor_parallel(const Plan& plan) {
-  const ModelSpec& m = plan.model;
-  const int64_t t = plan.parallel.tensor_parallel;
-  if (m.num_attention_heads % t != 0)
-    throw InvalidInput("tensor-model-parallel-size={} does not divide num-attention-heads={}", t,
-                       m.num_attention_heads);
-  if (m.num_query_groups % t != 0)
-    throw InvalidInput("tensor-model-parallel-size={} does not divide num-query-groups={}", t,
-                       m.num_query_groups);
-  if (m.ffn_hidden_size % t != 0)
-    throw InvalidInput("tensor-model-parallel-size={} does not divide ffn-hidden-size={}", t,
-                       m.ffn_hidden_size);
-  if (m.padded_vocab_size % t != 0) {
-    // Megatron pads the vocabulary to a multiple of 128·t (--make-vocab-size-divisible-by).
-    const int64_t multiple = 128 * t;
-    const int64_t padded = (m.padded_vocab_size + multiple - 1) / multiple * multiple;
-    throw InvalidInput(
-        "tensor-model-parallel-size={} does not divide padded-vocab-size={}; pad the vocabulary "
-        "to a multiple of {} (e.g. {})",
-        t, m.padded_vocab_size, multiple, padded);
-  }
-  if (plan.parallel.sequence_parallel) {
-    if (t == 1)
-      throw InvalidInput("sequence-parallel=true needs tensor-model-parallel-size > 1 (it is 1)");
-    if (m.seq_length % t != 0)
-      throw InvalidInput("sequence-parallel=true needs tensor-model-parallel-size={} to divide "
-                         "seq-length={}",
-                         t, m.seq_length);
-  }
-}
-
-void validate_pipeline(const Plan& plan) {
-  const ParallelPlan& p = plan.parallel;
-  const int64_t layers = plan.model.num_layers;
-  if (layers % p.pipeline_parallel != 0)
-    throw InvalidInput("pipeline-model-parallel-size={} does not divide num-layers={}",
-                       p.pipeline_parallel, layers);
-  if (p.schedule != Schedule::interleaved) {
-    if (p.layers_per_virtual_stage)
-      throw InvalidInput("num-layers-per-virtual-pipeline-stage={} is only used with "
-                         "schedule=interleaved (schedule is {})",
-                         *p.layers_per_virtual_stage, to_string(p.schedule));
-    return;
-  }
-  if (p.pipeline_parallel < 2)
-    throw InvalidInput("schedule=interleaved needs pipeline-model-parallel-size > 1 (it is {})",
-                       p.pipeline_parallel);
-  if (!p.layers_per_virtual_stage)
-    throw InvalidInput("schedule=interleaved needs num-layers-per-virtual-pipeline-stage");
-  const int64_t per_virtual = *p.layers_per_virtual_stage;
-  const int64_t per_stage = layers / p.pipeline_parallel;
-  if (per_virtual <= 0)
-    throw InvalidInput("num-layers-per-virtual-pipeline-stage={} must be a positive integer", per_virtual);
-  if (per_stage % per_virtual != 0)
-    throw InvalidInput(
-        "num-layers-per-virtual-pipeline-stage={} does not divide the {} layers per pipeline stage "
-        "(num-layers={} / pipeline-model-parallel-size={})",
-        per_virtual, per_stage, layers, p.pipeline_parallel);
-  if (per_stage / per_virtual < 2)
-    throw InvalidInput(
-        "num-layers-per-virtual-pipeline-stage={} leaves 1 virtual stage per pipeline rank; "
-        "schedule=interleaved needs at least 2 (use a value below {} or schedule=1f1b)",
-        per_virtual, per_stage);
-}
-
-void validate_batch(const Plan& plan) {
-  const ParallelPlan& p = plan.parallel;
   const int64_t batch = plan.training.global_batch_size;
   const int64_t per_step = p.micro_batch_size * p.data_parallel;
   if (batch % per_step != 0)
-    throw InvalidInput(
-        "global-batch-size={} is not divisible by micro-batch-size={} × data-parallel-size={} = {}",
-        batch, p.micro_batch_size, p.data_parallel, per_step);
-  if (p.schedule == Schedule::interleaved && plan.microbatches() % p.pipeline_parallel != 0)
-    throw InvalidInput(
-        "schedule=interleaved needs the {} microbatches per step (global-batch-size={} / "
-        "(micro-batch-size={} × data-parallel-size={})) to be a multiple of "
-        "pipeline-model-parallel-size={}",
-        plan.microbatches(), batch, p.micro_batch_size, p.data_parallel, p.pipeline_parallel);
+    return fail(PlanRule::batch_divisible, [&] {
+      return fmt::format("global-batch-size={} is not divisible by micro-batch-size={} × data-parallel-size={} = {}",
+                         batch, p.micro_batch_size, p.data_parallel, per_step);
+    });
+  if (p.schedule == Schedule::interleaved && (batch / per_step) % p.pipeline_parallel != 0)
+    return fail(PlanRule::interleaved_microbatches_divisible_by_pp, [&] {
+      return fmt::format("schedule=interleaved needs the {} microbatches per step (global-batch-size={} / "
+                         "(micro-batch-size={} × data-parallel-size={})) to be a multiple of "
+                         "pipeline-model-parallel-size={}",
+                         batch / per_step, batch, p.micro_batch_size, p.data_parallel, p.pipeline_parallel);
+    });
+  return true;
 }
 
+constexpr std::array<std::string_view, kPlanRuleCount> kRuleDescriptions = {
+    "tp, pp and micro-batch size must be positive",
+    "num-attention-heads % tp != 0",
+    "num-query-groups % tp != 0",
+    "ffn-hidden-size % tp != 0",
+    "padded-vocab-size % tp != 0",
+    "sequence parallel needs tp > 1",
+    "seq-length % tp != 0 with sequence parallel",
+    "num-layers % pp != 0",
+    "virtual stages without the interleaved schedule",
+    "interleaved schedule needs pp > 1",
+    "interleaved schedule without virtual stages",
+    "layers per virtual stage do not divide layers per stage",
+    "interleaved schedule with 1 virtual stage",
+    "devices % (tp × pp) != 0",
+    "dp × tp × pp != devices",
+    "global batch % (micro batch × dp) != 0",
+    "interleaved: microbatches % pp != 0",
+};
+
 }  // namespace
+
+std::string_view describe(PlanRule rule) { return kRuleDescriptions[size_t(rule)]; }
 
 void Plan::validate() const {
   model.validate();
   training.validate();
   cluster.validate();
-  validate_positive_sizes(parallel);
-  validate_tensor_parallel(*this);
-  validate_pipeline(*this);
-  validate_device_count(*this);
-  validate_batch(*this);
+  check_parallel_rules(*this, [](PlanRule, auto&& message) -> bool { throw InvalidInput(message()); });
+}
+
+std::optional<PlanRule> Plan::violated_rule() const {
+  std::optional<PlanRule> violated;
+  check_parallel_rules(*this, [&](PlanRule rule, auto&&) {
+    violated = rule;
+    return false;
+  });
+  return violated;
 }
 
 int64_t Plan::microbatches() const {

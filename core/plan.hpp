@@ -8,8 +8,34 @@
 #include "core/train_spec.hpp"
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 namespace loom::core {
+
+// Megatron-LM's rules across the parts of a plan, in the order they are checked.
+enum class PlanRule : uint8_t {
+  positive_sizes,
+  heads_divisible_by_tp,
+  query_groups_divisible_by_tp,
+  ffn_divisible_by_tp,
+  vocab_divisible_by_tp,
+  sequence_parallel_needs_tp,
+  seq_length_divisible_by_tp,
+  layers_divisible_by_pp,
+  virtual_stages_need_interleaved,
+  interleaved_needs_pp,
+  interleaved_needs_virtual_stages,
+  virtual_stage_divides_stage,
+  interleaved_needs_two_virtual_stages,
+  devices_divisible_by_model_parallel,
+  world_size_matches,
+  batch_divisible,
+  interleaved_microbatches_divisible_by_pp,
+};
+inline constexpr size_t kPlanRuleCount = 17;
+// A short statement of the rule for reject counts: "num-attention-heads % tp != 0".
+std::string_view describe(PlanRule rule);
 
 struct Plan {
   ModelSpec model;
@@ -20,6 +46,9 @@ struct Plan {
   // Checks each part, then Megatron-LM's rules across them. Throws InvalidInput naming the
   // fields, their values and the rule that failed.
   void validate() const;
+  // The first cross-part rule the plan breaks, without building a message; assumes the model,
+  // training and cluster parts are valid on their own. For searching many candidates.
+  std::optional<PlanRule> violated_rule() const;
 
   // Microbatches per step: m = B / (d·b).
   int64_t microbatches() const;

@@ -169,6 +169,11 @@ Profile read_profile(const Json& document) {
     for (size_t i = 0; i < links.size(); ++i)
       profile.links.push_back(link_from_json(links[i], fmt::format("links[{}]", i)));
   }
+  for (size_t i = 0; i < profile.links.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (profile.links[i].level == profile.links[j].level)
+        throw InvalidInput("links[{}].level=\"{}\" repeats links[{}]; expected one entry per level", i,
+                           profile.links[i].level, j);
   if (!profile.link("intra-node"))
     throw InvalidInput("links has no intra-node level; expected one with its bandwidth_bytes_per_s");
   if (reader.has("efficiency")) profile.efficiency = efficiency_from_json(reader.required_object("efficiency"));

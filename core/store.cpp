@@ -194,6 +194,18 @@ std::int64_t Store::insert_prediction(const PredictionRow& prediction) {
   return sqlite3_last_insert_rowid(connection_.get());
 }
 
+std::vector<std::int64_t> Store::insert_predicted_plans(std::vector<std::pair<PlanRow, PredictionRow>> rows) {
+  Transaction transaction(connection_.get());
+  std::vector<std::int64_t> ids;
+  for (auto& [plan, prediction] : rows) {
+    ids.push_back(insert_plan(plan));
+    prediction.plan_id = ids.back();
+    insert_prediction(prediction);
+  }
+  transaction.commit();
+  return ids;
+}
+
 std::vector<PredictionRow> Store::predictions_for_plan(std::int64_t plan_id) {
   Statement& select = statement(
       "SELECT id, plan_id, created_at, profile_name, step_time_s, tokens_per_s, mfu, "

@@ -11,6 +11,7 @@
 #include <string>         // std::string
 #include <string_view>    // RunStatus spelling
 #include <unordered_map>  // the prepared-statement cache
+#include <utility>        // std::pair
 #include <vector>         // result lists
 
 namespace loom::core {
@@ -117,6 +118,9 @@ class Store {
   PlanRow plan(std::int64_t id);
 
   std::int64_t insert_prediction(const PredictionRow& prediction);
+  // Plans with their predictions, all in one transaction (a search's results); the predictions'
+  // plan_id is filled in. Returns the new plans' ids in order.
+  std::vector<std::int64_t> insert_predicted_plans(std::vector<std::pair<PlanRow, PredictionRow>> rows);
   std::vector<PredictionRow> predictions_for_plan(std::int64_t plan_id);
 
   std::int64_t insert_profile(const ProfileRow& profile);

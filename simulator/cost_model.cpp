@@ -27,26 +27,30 @@ std::string collective_key(std::string_view collective, std::string_view level) 
 
 std::string_view level_of(const GroupPlacement& group) { return group.crosses_nodes() ? "inter-node" : "intra-node"; }
 
+double peak_of(const core::Profile& profile, core::DType dtype) {
+  auto it = profile.device.peak_flops_per_s.find(dtype);
+  if (it == profile.device.peak_flops_per_s.end())
+    throw InvalidInput("profile '{}': device.peak_flops_per_s has no {} entry, but the plan trains in {} "
+                       "(training.dtype); expected a positive number there",
+                       profile.name, core::to_string(dtype), core::to_string(dtype));
+  return it->second;
+}
+
 }  // namespace
 
 CostModel::CostModel(const core::Profile& profile, core::DType dtype)
-    : profile_(profile), dtype_(dtype), peak_flops_per_s_(profile.peak_flops_per_s(dtype)) {
+    : profile_(profile), dtype_(dtype), peak_flops_per_s_(peak_of(profile, dtype)) {
   for (const core::GemmSample& s : profile.tables.gemm)
     if (s.dtype == dtype) gemm_table_.add(s.m, s.n, s.k, s.time_s);
   for (const core::KernelSample& s : profile.tables.kernels) kernel_curves_[s.kernel].add(double(s.bytes), s.time_s);
-  for (const core::CollectiveSample& s : profile.tables.collectives) {
-    Collective which = Collective::all_reduce;
-    for (Collective c : {Collective::all_reduce, Collective::all_gather, Collective::reduce_scatter,
-                         Collective::broadcast, Collective::send_recv})
-      if (to_string(c) == s.collective) which = c;
-    const double busbw = double(s.bytes) / s.time_s * bus_factor(which, std::max<int64_t>(s.ranks, 2));
-    collective_busbw_[collective_key(s.collective, s.level)][s.ranks].add(double(s.bytes), busbw);
-  }
+  for (const core::CollectiveSample& s : profile.tables.collectives)
+    collective_times_[collective_key(s.collective, s.level)][s.ranks].add(double(s.bytes), s.time_s);
 }
 
 double CostModel::gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch) const {
   const core::EfficiencyModel& e = profile_.efficiency;
-  if (!gemm_table_.empty()) return gemm_table_.time_s(double(m) * double(batch), double(n), double(k)) + e.kernel_launch_s;
+  // A measured time already includes the launch.
+  if (!gemm_table_.empty()) return gemm_table_.time_s(double(m) * double(batch), double(n), double(k));
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
   const double efficiency = e.gemm_max_fraction * flops / (flops + e.gemm_half_saturation_flops);
   const double bytes = double(batch) * double(m * k + k * n + m * n) * core::bytes_per_element(dtype_);
@@ -84,17 +88,20 @@ double CostModel::latency_s(const GroupPlacement& group) const {
 double CostModel::tabled_collective_s(Collective collective, double bytes, const GroupPlacement& group,
                                       bool& found) const {
   found = false;
-  auto table = collective_busbw_.find(collective_key(to_string(collective), level_of(group)));
-  if (table == collective_busbw_.end() || table->second.empty()) return 0;
-  // The measured rank count nearest to the group's (in ratio); bus bandwidth is what nccl-tests
-  // designed to be comparable across rank counts, so it carries over.
+  auto table = collective_times_.find(collective_key(to_string(collective), level_of(group)));
+  if (table == collective_times_.end() || table->second.empty()) return 0;
+  // The measured rank count nearest to the group's (in ratio). Time is interpolated over bytes
+  // at that count (latency-bound below the smallest size, bandwidth-bound above the largest),
+  // then carried to the group's rank count at equal bus bandwidth, the quantity nccl-tests
+  // designed to be comparable across rank counts.
   const auto nearest = std::min_element(table->second.begin(), table->second.end(), [&](const auto& a, const auto& b) {
     return std::abs(std::log(double(a.first) / double(group.ranks))) <
            std::abs(std::log(double(b.first) / double(group.ranks)));
   });
-  const double busbw = nearest->second(bytes);
+  const double measured_ranks = double(std::max<int64_t>(nearest->first, 2));
+  const double time = nearest->second(bytes);
   found = true;
-  return bytes * bus_factor(collective, group.ranks) / busbw;
+  return time * bus_factor(collective, group.ranks) / bus_factor(collective, int64_t(measured_ranks));
 }
 
 double CostModel::collective_s(Collective collective, double bytes, const GroupPlacement& group) const {

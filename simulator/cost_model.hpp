@@ -46,8 +46,8 @@ class CostModel {
   double peak_flops_per_s_;
   GemmTable gemm_table_;
   std::map<std::string, LogLogCurve, std::less<>> kernel_curves_;
-  // Bus bandwidth by (collective, level) at each measured rank count, as a function of bytes.
-  std::map<std::string, std::map<int64_t, LogLogCurve>> collective_busbw_;
+  // Time by (collective, level) at each measured rank count, as a function of bytes.
+  std::map<std::string, std::map<int64_t, LogLogCurve>> collective_times_;
 };
 
 // nccl-tests' bus-bandwidth factor: busbw = algbw × factor.

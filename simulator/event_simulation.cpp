@@ -47,7 +47,7 @@ class Simulation {
     for (RankTotals& totals : timeline_.ranks) {
       const double busy = totals.forward_s + totals.backward_s + totals.recompute_s + totals.tp_comm_s +
                           totals.pp_comm_s + totals.dp_comm_exposed_s + totals.optimizer_s;
-      totals.idle_s = timeline_.step_time_s - busy;
+      totals.idle_s = std::max(0.0, timeline_.step_time_s - busy);  // no negative rounding residue
     }
     return std::move(timeline_);
   }
@@ -70,6 +70,12 @@ class Simulation {
       }
     };
     return {match(a.kind), a.microbatch, schedule_.chunk_of_stage(peer_stage), rank};
+  }
+
+  // A send from virtual stage `stage` crosses the link to stage + 1 (activations) or stage − 1
+  // (gradients); send_s is indexed by the lower stage of each link.
+  double transfer_s(int32_t stage, ActionKind send_kind) const {
+    return costs_.send_s[size_t(send_kind == ActionKind::send_activation ? stage : stage - 1)];
   }
 
   void record(int32_t rank, Stream stream, std::string name, double start, double duration, const Action& a) {
@@ -133,7 +139,7 @@ class Simulation {
   // the neighbouring send.
   void run_send(int32_t rank, const Action& a, std::vector<int32_t>& ready) {
     RankState& s = state_[size_t(rank)];
-    const double duration = costs_.send_s[size_t(virtual_stage(rank, a))];
+    const double duration = transfer_s(virtual_stage(rank, a), a.kind);
     const Action landing = counterpart(rank, a);
     in_flight_[{a.peer, landing.kind, landing.microbatch, landing.chunk}] = s.clock_s + duration;
     timeline_.ranks[size_t(rank)].pp_comm_s += duration;
@@ -161,7 +167,7 @@ class Simulation {
       // Waiting for a message: the part that overlaps its transfer is communication, the rest
       // (the sender was still computing) is bubble.
       const Action sent = counterpart(rank, a);
-      const double transfer = costs_.send_s[size_t(schedule_.virtual_stage(a.peer, sent.chunk))];
+      const double transfer = transfer_s(schedule_.virtual_stage(a.peer, sent.chunk), sent.kind);
       const double exposed = std::min(transfer, arrival - s.clock_s);
       timeline_.ranks[size_t(rank)].pp_comm_s += exposed;
       record(rank, Stream::pp_comm,

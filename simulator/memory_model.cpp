@@ -22,6 +22,8 @@ int64_t backward_chunk(int64_t k, int64_t p, int64_t v) {
 // schedule, found by replaying its order: warm-up forwards, then one backward and one forward
 // per steady step. Evaluates to min(2p, m) when p divides m (which validate() requires), but the
 // replay keeps it honest for any m.
+}  // namespace
+
 int64_t interleaved_chunk0_peak(int64_t p, int64_t v, int64_t m) {
   const int64_t total = m * v;
   const int64_t warmup = std::min((p - 1) * 2 + (v - 1) * p + 1, total);
@@ -35,8 +37,6 @@ int64_t interleaved_chunk0_peak(int64_t p, int64_t v, int64_t m) {
   }
   return peak;
 }
-
-}  // namespace
 
 int64_t StageMemory::total_bytes() const {
   return weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + other_bytes;
@@ -109,7 +109,9 @@ int64_t embedding_microbatches_in_flight(const core::Plan& plan) {
     case core::Schedule::one_f_one_b:
       return std::min(p, m);
     case core::Schedule::interleaved:
-      return interleaved_chunk0_peak(p, plan.virtual_stages(), m);
+      // The replay is O(m·v); with p dividing m (validate() requires it) it always comes to
+      // min(2p, m), which a test checks over a grid.
+      return m % p == 0 ? std::min(2 * p, m) : interleaved_chunk0_peak(p, plan.virtual_stages(), m);
   }
   return 0;
 }
@@ -125,7 +127,7 @@ BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
   return {fp32 ? 4.0 : 2.0, 4.0, optimizer / shards};
 }
 
-std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOptions& options) {
+StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options) {
   const core::ModelSpec& model = plan.model;
   const core::ParallelPlan& par = plan.parallel;
   const int64_t p = par.pipeline_parallel;
@@ -136,35 +138,47 @@ std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOp
       activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel,
                                  par.sequence_parallel, par.recompute, plan.training.dtype);
   const BytesPerParameter bpp = bytes_per_parameter(plan.training, par);
-  const std::vector<int64_t> params = core::parameters_per_device_by_stage(plan);
 
-  std::vector<StageMemory> stages(static_cast<size_t>(p));
-  for (int64_t stage = 0; stage < p; ++stage) {
-    StageMemory& mem = stages[size_t(stage)];
-    const double n = double(params[size_t(stage)]);
-    mem.weights_bytes = std::llround(n * bpp.weights);
-    mem.gradients_bytes = std::llround(n * bpp.gradients);
-    mem.optimizer_bytes = std::llround(n * bpp.optimizer);
+  StageMemory mem;
+  const double n = double(core::parameters_per_device_on_stage(plan, stage));
+  mem.weights_bytes = std::llround(n * bpp.weights);
+  mem.gradients_bytes = std::llround(n * bpp.gradients);
+  mem.optimizer_bytes = std::llround(n * bpp.optimizer);
 
-    double activations = per_layer * layer_activations_in_flight(plan, stage);
-    if (stage == 0) {
-      // Assumption: the embedding output feeding the first layer (one activation element) and
-      // its dropout mask (1 byte) stay alive for every microbatch in flight on stage 0;
-      // Korthikanti §4.3 counts the mask, sequence-sharded with SP. This overlaps slightly with
-      // the first layer's own stored input and errs on the safe side.
-      const double embedding =
-          sb * double(model.hidden_size) * (element + 1.0) / (par.sequence_parallel ? t : 1.0);
-      activations += double(embedding_microbatches_in_flight(plan)) * embedding;
-    }
-    if (stage == p - 1) {
-      // Logits of one microbatch, vocab-parallel over t (one activation element each), plus the
-      // fp32 softmax the vocab-parallel cross-entropy keeps for its backward (Korthikanti §4.3).
-      activations += sb * (double(model.padded_vocab_size) / t) * (element + 4.0);
-    }
-    mem.activations_bytes = std::llround(activations);
-    mem.other_bytes = options.reserved_bytes;
+  double activations = per_layer * layer_activations_in_flight(plan, stage);
+  if (stage == 0) {
+    // Assumption: the embedding output feeding the first layer (one activation element) and
+    // its dropout mask (1 byte) stay alive for every microbatch in flight on stage 0;
+    // Korthikanti §4.3 counts the mask, sequence-sharded with SP. This overlaps slightly with
+    // the first layer's own stored input and errs on the safe side.
+    const double embedding =
+        sb * double(model.hidden_size) * (element + 1.0) / (par.sequence_parallel ? t : 1.0);
+    activations += double(embedding_microbatches_in_flight(plan)) * embedding;
   }
+  if (stage == p - 1) {
+    // Logits of one microbatch, vocab-parallel over t (one activation element each), plus the
+    // fp32 softmax the vocab-parallel cross-entropy keeps for its backward (Korthikanti §4.3).
+    activations += sb * (double(model.padded_vocab_size) / t) * (element + 4.0);
+  }
+  mem.activations_bytes = std::llround(activations);
+  mem.other_bytes = options.reserved_bytes;
+  return mem;
+}
+
+std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOptions& options) {
+  std::vector<StageMemory> stages;
+  stages.reserve(size_t(plan.parallel.pipeline_parallel));
+  for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage)
+    stages.push_back(stage_memory(plan, stage, options));
   return stages;
+}
+
+int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options) {
+  // Every stage between the first and the last holds the same layers with fewer activations in
+  // flight than the first, and neither the embedding nor the output layer: the peak is on one of
+  // the two ends.
+  const int64_t last = plan.parallel.pipeline_parallel - 1;
+  return std::max(stage_memory(plan, 0, options).total_bytes(), stage_memory(plan, last, options).total_bytes());
 }
 
 }  // namespace loom::sim

@@ -53,6 +53,9 @@ double layer_activations_in_flight(const core::Plan& plan, int64_t stage);
 // Microbatches whose embedding output stage 0 holds at the peak: m for gpipe, min(p, m) for 1f1b,
 // and for interleaved the most model-chunk-0 microbatches alive at once (min(2p, m)).
 int64_t embedding_microbatches_in_flight(const core::Plan& plan);
+// The same for the interleaved schedule by replaying its order (exposed for tests of the closed
+// form used when p divides m).
+int64_t interleaved_chunk0_peak(int64_t p, int64_t v, int64_t m);
 
 // Bytes one device spends per parameter it holds.
 //   bf16/fp16: weights 2, fp32 main gradients 4, fp32 master + Adam m + v 12 → 18;
@@ -67,6 +70,12 @@ struct BytesPerParameter {
 };
 BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
                                       const core::ParallelPlan& parallel);
+
+// Memory of one device on pipeline stage `stage` for a plan that passed validate().
+StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options = {});
+
+// The most any stage needs: max over memory_per_stage, computed from the two end stages only.
+int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options = {});
 
 // Memory of one device on each pipeline stage (index = stage) for a plan that passed validate().
 std::vector<StageMemory> memory_per_stage(const core::Plan& plan,

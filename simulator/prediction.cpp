@@ -90,4 +90,17 @@ core::Json to_json(const Prediction& p) {
           {"memory", stages}};
 }
 
+core::PredictionRow prediction_row(int64_t plan_id, const Prediction& p) {
+  core::PredictionRow row;
+  row.plan_id = plan_id;
+  row.profile_name = p.profile_name;
+  row.step_time_s = p.step_time_s;
+  row.tokens_per_s = p.tokens_per_s;
+  row.mfu = p.mfu;
+  row.peak_memory_bytes = p.peak_memory_bytes;
+  row.fits = p.fits;
+  row.prediction_json = to_json(p).dump();
+  return row;
+}
+
 }  // namespace loom::sim

@@ -5,6 +5,7 @@
 #include "core/json_reader.hpp"
 #include "core/plan.hpp"
 #include "core/profile.hpp"
+#include "core/store.hpp"
 #include "simulator/event_simulation.hpp"
 #include "simulator/memory_model.hpp"
 #include "simulator/step_costs.hpp"
@@ -56,5 +57,8 @@ Prediction simulate(const core::Plan& plan, const core::Profile& profile, const 
 
 // The Prediction document: unit-suffixed names; the timeline is not included (see trace export).
 core::Json to_json(const Prediction& prediction);
+
+// The store's row for a prediction of the plan stored under `plan_id`.
+core::PredictionRow prediction_row(int64_t plan_id, const Prediction& prediction);
 
 }  // namespace loom::sim

@@ -20,17 +20,23 @@ std::string_view to_string(Stream stream) {
 
 namespace {
 
-// Compute and communication time of a list of ops.
-struct OpsTime {
-  double compute_s = 0;
-  double comm_s = 0;
-};
-
 OpsTime time_ops(const std::vector<Op>& ops, const CostModel& costs, const GroupPlacement& tensor_group) {
   OpsTime t;
   for (const Op& op : ops) (op.kind == OpKind::collective ? t.comm_s : t.compute_s) += costs.op_s(op, tensor_group);
   return t;
 }
+
+void add(ActionCost& cost, std::string_view name, const OpsTime& t, double recompute_s, bool with_segments) {
+  cost.compute_s += t.compute_s;
+  cost.recompute_s += recompute_s;
+  cost.tp_comm_s += t.comm_s;
+  if (!with_segments) return;
+  if (recompute_s > 0) cost.segments.push_back({Stream::compute, "recompute", recompute_s});
+  cost.segments.push_back({Stream::compute, name, t.compute_s});
+  if (t.comm_s > 0) cost.segments.push_back({Stream::tp_comm, name, t.comm_s});
+}
+
+}  // namespace
 
 GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_per_node) {
   std::map<int64_t, int64_t> per_node;
@@ -40,53 +46,47 @@ GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_p
   return {int64_t(ranks.size()), most};
 }
 
-void add(ActionCost& cost, std::string_view name, const OpsTime& t, double recompute_s = 0) {
-  cost.compute_s += t.compute_s;
-  cost.recompute_s += recompute_s;
-  cost.tp_comm_s += t.comm_s;
-  if (recompute_s > 0) cost.segments.push_back({Stream::compute, "recompute", recompute_s});
-  cost.segments.push_back({Stream::compute, name, t.compute_s});
-  if (t.comm_s > 0) cost.segments.push_back({Stream::tp_comm, name, t.comm_s});
+LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs) {
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  const GroupPlacement tensor_group =
+      placement_of(layout.group(core::GroupKind::tensor, 0), plan.cluster.devices_per_node);
+  const LayerOps layer = transformer_layer_ops(plan);
+  const LayerOps embedding = embedding_ops(plan);
+  const LayerOps output = output_layer_ops(plan);
+  return {time_ops(layer.forward, costs, tensor_group),     time_ops(layer.backward, costs, tensor_group),
+          time_ops(layer.recompute, costs, tensor_group),   time_ops(embedding.forward, costs, tensor_group),
+          time_ops(embedding.backward, costs, tensor_group), time_ops(output.forward, costs, tensor_group),
+          time_ops(output.backward, costs, tensor_group)};
 }
 
-}  // namespace
-
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs) {
+  return step_costs(plan, costs, layer_costs(plan, costs));
+}
+
+StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const LayerCosts& layers, bool with_segments) {
   const int64_t p = plan.parallel.pipeline_parallel;
   const int64_t v = plan.virtual_stages();
   const int64_t stages = p * v;
   const int64_t layers_per_chunk = plan.model.num_layers / stages;
   const int64_t per_node = plan.cluster.devices_per_node;
   const core::RankLayout layout = core::RankLayout::of(plan.parallel);
-  const GroupPlacement tensor_group = placement_of(layout.group(core::GroupKind::tensor, 0), per_node);
-
-  const LayerOps layer = transformer_layer_ops(plan);
-  const LayerOps embedding = embedding_ops(plan);
-  const LayerOps output = output_layer_ops(plan);
-  const OpsTime layer_forward = time_ops(layer.forward, costs, tensor_group);
-  const OpsTime layer_backward = time_ops(layer.backward, costs, tensor_group);
-  const OpsTime layer_recompute = time_ops(layer.recompute, costs, tensor_group);
-  const OpsTime embedding_forward = time_ops(embedding.forward, costs, tensor_group);
-  const OpsTime embedding_backward = time_ops(embedding.backward, costs, tensor_group);
-  const OpsTime output_forward = time_ops(output.forward, costs, tensor_group);
-  const OpsTime output_backward = time_ops(output.backward, costs, tensor_group);
-
+  const LayerCosts& c = layers;
   StepCosts step;
   step.forward.resize(size_t(stages));
   step.backward.resize(size_t(stages));
   for (int64_t s = 0; s < stages; ++s) {
     ActionCost& fwd = step.forward[size_t(s)];
     ActionCost& bwd = step.backward[size_t(s)];
-    if (s == 0) add(fwd, "embedding", embedding_forward);
-    for (int64_t l = 0; l < layers_per_chunk; ++l) add(fwd, "layer", layer_forward);
+    if (s == 0) add(fwd, "embedding", c.embedding_forward, 0, with_segments);
+    for (int64_t l = 0; l < layers_per_chunk; ++l) add(fwd, "layer", c.layer_forward, 0, with_segments);
     if (s == stages - 1) {
-      add(fwd, "output layer + loss", output_forward);
-      add(bwd, "output layer + loss", output_backward);
+      add(fwd, "output layer + loss", c.output_forward, 0, with_segments);
+      add(bwd, "output layer + loss", c.output_backward, 0, with_segments);
     }
     // Recomputed work (compute and its collectives) runs just before each layer's backward.
     for (int64_t l = 0; l < layers_per_chunk; ++l)
-      add(bwd, "layer", layer_backward, layer_recompute.compute_s + layer_recompute.comm_s);
-    if (s == 0) add(bwd, "embedding", embedding_backward);
+      add(bwd, "layer", c.layer_backward, c.layer_recompute.compute_s + c.layer_recompute.comm_s, with_segments);
+    if (s == 0) add(bwd, "embedding", c.embedding_backward, 0, with_segments);
   }
 
   // Pipeline transfers: b·s·h activations (or gradients) per microbatch, split over the tensor

@@ -40,12 +40,34 @@ struct SimulationOptions {
 struct StepCosts {
   std::vector<ActionCost> forward;   // by virtual stage
   std::vector<ActionCost> backward;  // by virtual stage
-  std::vector<double> send_s;        // by virtual stage: its output (or input gradient) to the neighbour
+  std::vector<double> send_s;        // by virtual stage s: one transfer over the link between s and s + 1
   std::vector<double> grad_sync_s;   // by pipeline rank: data-parallel (and tied-embedding) reduction
   std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
   std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication
 };
 
+// Compute and tensor-parallel communication time of a list of ops.
+struct OpsTime {
+  double compute_s = 0;
+  double comm_s = 0;
+};
+
+// Costs of one microbatch through one transformer layer, the embedding and the output layer.
+// They depend only on the model, dtype, tensor-parallel size and placement, sequence parallelism,
+// micro-batch size and recompute mode, so a search shares them across many plans.
+struct LayerCosts {
+  OpsTime layer_forward, layer_backward, layer_recompute;
+  OpsTime embedding_forward, embedding_backward;
+  OpsTime output_forward, output_backward;
+};
+LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs);
+
+// `with_segments` fills ActionCost::segments (for the timeline); searches skip it.
+StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const LayerCosts& layers,
+                     bool with_segments = true);
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs);
+
+// Where the members of a group of ranks sit, with devices_per_node devices per node.
+GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_per_node);
 
 }  // namespace loom::sim

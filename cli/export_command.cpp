@@ -1,0 +1,30 @@
+// `loom export megatron PLAN.json`: the plan as Megatron-LM arguments.
+
+#include "cli/command.hpp"
+#include "core/default_plan.hpp"
+#include "core/plan_json.hpp"
+#include "planner/megatron_args.hpp"
+
+#include <iostream>
+
+namespace loom::cli {
+
+Command add_export_command(CLI::App& parent) {
+  struct Options {
+    std::string target;
+    std::string plan_path;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = parent.add_subcommand("export", "Print a plan in another tool's terms");
+  app->add_option("target", o->target, "What to export to: megatron")->required()->check(CLI::IsMember({"megatron"}));
+  app->add_option("plan", o->plan_path, "Plan JSON file ('-' reads standard input); without it, the built-in default plan");
+  app->footer("Example:\n  loom plan --model gpt3-175b --devices 1024 --global-batch-size 1536 --out best.json\n"
+              "  loom export megatron best.json");
+  return {app, [o] {
+            const core::Plan plan = o->plan_path.empty() ? core::default_plan() : core::read_plan_file(o->plan_path);
+            plan.validate();
+            std::cout << plan::megatron_command(plan);
+          }};
+}
+
+}  // namespace loom::cli

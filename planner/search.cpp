@@ -1,0 +1,306 @@
+#include "planner/search.hpp"
+
+#include "core/error.hpp"
+#include "core/schedule.hpp"
+#include "simulator/memory_model.hpp"
+#include "simulator/step_bound.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <thread>
+#include <tuple>
+
+namespace loom::plan {
+namespace {
+
+// What the search knows about one valid candidate.
+struct Scored {
+  uint32_t index = 0;  // into the candidate list
+  int64_t peak_memory_bytes = 0;
+  double bound_s = 0;   // lower bound on the step time (fitting plans only)
+  double exact_s = -1;  // simulated step time, once known
+};
+
+// Per-thread scorer: a working Plan, the cost model, and caches of what many plans share.
+class Evaluator {
+ public:
+  explicit Evaluator(const SearchRequest& request)
+      : request_(request), costs_(request.profile, request.training.dtype),
+        plan_(make_plan(Candidate{}, request)) {
+    options_.overlap_grad_reduce = request.overlap_grad_reduce;
+    options_.record_timeline = false;
+  }
+
+  void score(const Candidate& candidate, Scored& scored) {
+    apply(candidate, request_, plan_);
+    scored.peak_memory_bytes = sim::peak_memory_bytes(plan_);
+    if (scored.peak_memory_bytes > request_.profile.device.memory_bytes) return;
+    const sim::StepCosts step = step_costs_of();
+    scored.bound_s = sim::step_time_lower_bound(step, candidate.pipeline_parallel, int32_t(plan_.virtual_stages()),
+                                                int32_t(plan_.microbatches()), options_);
+  }
+
+  double simulate(const Candidate& candidate) {
+    apply(candidate, request_, plan_);
+    const sim::StepCosts step = step_costs_of();
+    return sim::simulate_schedule(schedule_of(), step, options_).step_time_s;
+  }
+
+ private:
+  sim::StepCosts step_costs_of() {
+    const core::ParallelPlan& p = plan_.parallel;
+    const auto key = std::make_tuple(p.tensor_parallel, p.sequence_parallel, p.micro_batch_size, int(p.recompute),
+                                     plan_.cluster.devices_per_node);
+    auto it = layer_costs_.find(key);
+    if (it == layer_costs_.end()) it = layer_costs_.emplace(key, sim::layer_costs(plan_, costs_)).first;
+    return sim::step_costs(plan_, costs_, it->second, /*with_segments=*/false);
+  }
+
+  const core::PipelineSchedule& schedule_of() {
+    const auto key = std::make_tuple(int(plan_.parallel.schedule), plan_.parallel.pipeline_parallel,
+                                     plan_.virtual_stages(), plan_.microbatches());
+    auto it = schedules_.find(key);
+    if (it == schedules_.end())
+      it = schedules_
+               .emplace(key, core::build_schedule(plan_.parallel.schedule, int32_t(plan_.parallel.pipeline_parallel),
+                                                  int32_t(plan_.virtual_stages()), int32_t(plan_.microbatches())))
+               .first;
+    return it->second;
+  }
+
+  const SearchRequest& request_;
+  sim::CostModel costs_;
+  core::Plan plan_;
+  sim::SimulationOptions options_;
+  std::map<std::tuple<int64_t, bool, int64_t, int, int64_t>, sim::LayerCosts> layer_costs_;
+  std::map<std::tuple<int, int64_t, int64_t, int64_t>, core::PipelineSchedule> schedules_;
+};
+
+int thread_count(const SearchOptions& options) {
+  if (options.threads > 0) return options.threads;
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
+
+// Runs work(evaluator, i) for every i in [0, n), spread over threads that take items in chunks.
+template <typename Work>
+void parallel_for(const SearchRequest& request, int threads, size_t n, const std::function<void(double)>& progress,
+                  Work work) {
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  constexpr size_t kChunk = 256;
+  auto run = [&](bool reports) {
+    Evaluator evaluator(request);
+    while (true) {
+      const size_t begin = next.fetch_add(kChunk);
+      if (begin >= n) break;
+      const size_t end = std::min(n, begin + kChunk);
+      for (size_t i = begin; i < end; ++i) work(evaluator, i);
+      done += end - begin;
+      if (reports && progress) progress(double(done) / double(n));
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads && size_t(t) * kChunk < n; ++t) helpers.emplace_back(run, false);
+  run(true);
+  for (std::thread& helper : helpers) helper.join();
+}
+
+// The objective's ranking key from a step time; smaller is better.
+double objective_key(Objective objective, const Candidate& c, double step_time_s) {
+  return objective == Objective::cost ? step_time_s * double(c.devices) : step_time_s;
+}
+
+struct Context {
+  const SearchRequest& request;
+  const SearchOptions& options;
+  std::vector<Candidate> candidates;
+  std::vector<Scored> fitting;
+  int threads;
+  int64_t simulated = 0;
+};
+
+// Simulates the given fitting plans (indices into ctx.fitting) in parallel.
+void simulate_all(Context& ctx, const std::vector<size_t>& which) {
+  parallel_for(ctx.request, ctx.threads, which.size(), nullptr, [&](Evaluator& evaluator, size_t i) {
+    Scored& s = ctx.fitting[which[i]];
+    if (s.exact_s < 0) s.exact_s = evaluator.simulate(ctx.candidates[s.index]);
+  });
+  ctx.simulated += int64_t(which.size());
+}
+
+// Simulates fitting plans in the order given, in batches, until `done(next)` says the rest cannot
+// matter.
+template <typename Done>
+void simulate_in_order(Context& ctx, const std::vector<size_t>& order, Done done) {
+  const size_t batch = size_t(std::max(16, ctx.threads * 8));
+  for (size_t start = 0; start < order.size();) {
+    if (done(order[start])) break;
+    std::vector<size_t> chunk;
+    for (size_t i = start; i < order.size() && chunk.size() < batch; ++i, ++start) {
+      if (done(order[i])) break;
+      if (ctx.fitting[order[i]].exact_s < 0) chunk.push_back(order[i]);
+    }
+    simulate_all(ctx, chunk);
+  }
+}
+
+// The best `k` by the objective among fitting plans, exactly.
+std::vector<size_t> best_plans(Context& ctx, bool exhaustive) {
+  const Objective objective = ctx.request.objective;
+  const auto& f = ctx.fitting;
+  auto key_of = [&](size_t i, double time) { return objective_key(objective, ctx.candidates[f[i].index], time); };
+  std::vector<size_t> order(f.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const size_t k = size_t(std::max<int64_t>(ctx.options.top, 0));
+
+  if (objective == Objective::memory) {
+    // Exact memory is known for every plan: the k smallest, all plans tied with the k-th
+    // included, ranked by memory then simulated step time.
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tie(f[a].peak_memory_bytes, f[a].bound_s, f[a].index) < std::tie(f[b].peak_memory_bytes, f[b].bound_s, f[b].index);
+    });
+    size_t end = std::min(k, order.size());
+    while (end < order.size() && end > 0 && f[order[end]].peak_memory_bytes == f[order[end - 1]].peak_memory_bytes) ++end;
+    if (exhaustive) end = order.size();
+    std::vector<size_t> chosen(order.begin(), order.begin() + long(end));
+    simulate_all(ctx, chosen);
+    std::sort(chosen.begin(), chosen.end(), [&](size_t a, size_t b) {
+      return std::tie(f[a].peak_memory_bytes, f[a].exact_s, f[a].index) < std::tie(f[b].peak_memory_bytes, f[b].exact_s, f[b].index);
+    });
+    chosen.resize(std::min(k, chosen.size()));
+    return chosen;
+  }
+
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::make_pair(key_of(a, f[a].bound_s), f[a].index) < std::make_pair(key_of(b, f[b].bound_s), f[b].index);
+  });
+  // The k-th best key among simulated plans; a plan whose bound exceeds it cannot enter.
+  auto kth_best = [&]() {
+    std::vector<double> keys;
+    for (size_t i : order)
+      if (f[i].exact_s >= 0) keys.push_back(key_of(i, f[i].exact_s));
+    if (keys.size() < k || k == 0) return std::numeric_limits<double>::infinity();
+    std::nth_element(keys.begin(), keys.begin() + long(k - 1), keys.end());
+    return keys[k - 1];
+  };
+  double threshold = std::numeric_limits<double>::infinity();
+  size_t since_update = 0;
+  simulate_in_order(ctx, order, [&](size_t i) {
+    if (exhaustive) return false;
+    if (++since_update >= 16) {
+      threshold = kth_best();
+      since_update = 0;
+    }
+    return key_of(i, f[i].bound_s) > threshold && (threshold = kth_best(), key_of(i, f[i].bound_s) > threshold);
+  });
+  std::vector<size_t> simulated;
+  for (size_t i : order)
+    if (f[i].exact_s >= 0) simulated.push_back(i);
+  std::sort(simulated.begin(), simulated.end(), [&](size_t a, size_t b) {
+    return std::make_pair(key_of(a, f[a].exact_s), f[a].index) < std::make_pair(key_of(b, f[b].exact_s), f[b].index);
+  });
+  simulated.resize(std::min(k, simulated.size()));
+  return simulated;
+}
+
+// The Pareto front of step time against peak memory, exactly: walking plans by increasing
+// memory, a plan can only join the front if it is faster than every plan needing no more memory.
+std::vector<size_t> pareto_front(Context& ctx, bool exhaustive) {
+  auto& f = ctx.fitting;
+  std::vector<size_t> order(f.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::tie(f[a].peak_memory_bytes, f[a].bound_s, f[a].index) < std::tie(f[b].peak_memory_bytes, f[b].bound_s, f[b].index);
+  });
+  if (exhaustive) simulate_all(ctx, order);
+  std::vector<size_t> front;
+  double fastest = std::numeric_limits<double>::infinity();
+  for (size_t i : order) {
+    if (f[i].bound_s >= fastest) continue;  // dominated: something with no more memory is at least as fast
+    if (f[i].exact_s < 0) simulate_all(ctx, {i});
+    if (f[i].exact_s >= fastest) continue;
+    // Same memory as the previous member but faster: it replaces it.
+    if (!front.empty() && f[front.back()].peak_memory_bytes == f[i].peak_memory_bytes) front.pop_back();
+    front.push_back(i);
+    fastest = f[i].exact_s;
+  }
+  return front;
+}
+
+RankedPlan ranked(const Context& ctx, size_t fitting_index) {
+  const Candidate& c = ctx.candidates[ctx.fitting[fitting_index].index];
+  RankedPlan r;
+  r.plan = make_plan(c, ctx.request);
+  sim::SimulationOptions options;
+  options.overlap_grad_reduce = ctx.request.overlap_grad_reduce;
+  options.record_timeline = false;
+  r.prediction = sim::simulate(r.plan, ctx.request.profile, options);
+  if (ctx.request.price_per_device_hour)
+    r.cost_per_step = *ctx.request.price_per_device_hour * double(c.devices) * r.prediction.step_time_s / 3600.0;
+  return r;
+}
+
+SearchResult run_search(const SearchRequest& request, const SearchOptions& options, bool exhaustive) {
+  const auto started = std::chrono::steady_clock::now();
+  request.validate();
+  Context ctx{request, options, {}, {}, thread_count(options)};
+  SearchResult result;
+  ctx.candidates = enumerate_candidates(request, result.rejects, result.stats.combinations);
+  result.stats.valid = int64_t(ctx.candidates.size());
+  auto lap = [clock = std::chrono::steady_clock::now()]() mutable {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - clock).count();
+    clock = now;
+    return seconds;
+  };
+  result.stats.enumerate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  std::vector<Scored> scored(ctx.candidates.size());
+  parallel_for(request, ctx.threads, scored.size(), options.progress, [&](Evaluator& evaluator, size_t i) {
+    scored[i].index = uint32_t(i);
+    evaluator.score(ctx.candidates[i], scored[i]);
+  });
+  result.stats.evaluated = int64_t(scored.size());
+  result.stats.score_s = lap();
+
+  std::vector<Scored> misses;
+  for (const Scored& s : scored) {
+    if (s.peak_memory_bytes <= request.profile.device.memory_bytes) ctx.fitting.push_back(s);
+    else misses.push_back(s);
+  }
+  result.rejects.does_not_fit = int64_t(misses.size());
+  result.stats.fitting = int64_t(ctx.fitting.size());
+
+  for (size_t i : best_plans(ctx, exhaustive)) result.top.push_back(ranked(ctx, i));
+  if (options.pareto)
+    for (size_t i : pareto_front(ctx, exhaustive)) result.pareto.push_back(ranked(ctx, i));
+
+  const size_t near = std::min<size_t>(size_t(std::max<int64_t>(options.nearest_misses, 0)), misses.size());
+  std::partial_sort(misses.begin(), misses.begin() + long(near), misses.end(), [](const Scored& a, const Scored& b) {
+    return std::tie(a.peak_memory_bytes, a.index) < std::tie(b.peak_memory_bytes, b.index);
+  });
+  for (size_t i = 0; i < near; ++i)
+    result.nearest_misses.push_back({make_plan(ctx.candidates[misses[i].index], request), misses[i].peak_memory_bytes,
+                                     misses[i].peak_memory_bytes - request.profile.device.memory_bytes});
+
+  result.stats.simulated = ctx.simulated;
+  result.stats.simulate_s = lap();
+  result.stats.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (options.progress) options.progress(1.0);
+  return result;
+}
+
+}  // namespace
+
+SearchResult search(const SearchRequest& request, const SearchOptions& options) {
+  return run_search(request, options, false);
+}
+
+SearchResult search_exhaustively(const SearchRequest& request, const SearchOptions& options) {
+  return run_search(request, options, true);
+}
+
+}  // namespace loom::plan

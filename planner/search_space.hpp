@@ -1,0 +1,77 @@
+#pragma once
+// The space a search covers: every combination of tensor, pipeline and data parallelism with
+// virtual stages, micro-batch size, schedule, recompute, sequence parallelism and the distributed
+// optimizer for one model, batch and cluster, each either valid under Megatron-LM's rules or
+// counted under the rule it breaks.
+
+#include "core/plan.hpp"
+#include "core/profile.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace loom::plan {
+
+enum class Objective { step_time, tokens_per_s, cost, memory };
+std::string_view to_string(Objective objective);
+Objective parse_objective(std::string_view text);  // InvalidInput listing the choices
+
+struct SearchRequest {
+  core::ModelSpec model;
+  core::TrainSpec training;  // global batch, dtype, optimizer settings copied into every plan
+  int64_t devices = 0;
+  int64_t devices_per_node = 8;
+  std::string profile_name;  // as the plans will name it
+  core::Profile profile;
+  std::optional<double> price_per_device_hour;
+  Objective objective = Objective::step_time;
+  bool allow_cross_node_tp = false;  // tp beyond one node
+  bool allow_fewer_devices = false;  // also plans that leave devices idle (whole nodes, or part of one)
+  int64_t max_micro_batch_size = 16;  // micro-batch sizes tried: powers of two up to this
+  bool overlap_grad_reduce = false;
+
+  void validate() const;  // InvalidInput for an impossible request
+};
+
+// Planner-level reasons to skip a combination, after Megatron's own rules.
+struct RejectCounts {
+  std::array<int64_t, core::kPlanRuleCount> by_rule{};
+  // Planner-level reasons, after Megatron's own rules:
+  int64_t distributed_optimizer_without_dp = 0;  // ZeRO-1 over one replica: the same plan as without it
+  int64_t gpipe_without_pipeline = 0;            // with pp = 1 every schedule is the same plan
+  int64_t does_not_fit = 0;                      // peak memory above the device's capacity
+
+  int64_t total() const;
+  // "reason: count" lines, largest first, naming each rule as describe(PlanRule) does.
+  std::vector<std::pair<std::string, int64_t>> reasons(int64_t device_memory_bytes) const;
+  RejectCounts& operator+=(const RejectCounts& other);
+};
+
+// One point of the space, compact: a Plan is made from it only when needed.
+struct Candidate {
+  int32_t devices = 0;
+  int32_t tensor_parallel = 1, pipeline_parallel = 1, data_parallel = 1;
+  int32_t micro_batch_size = 1;
+  int32_t layers_per_virtual_stage = 0;  // 0: none
+  core::Schedule schedule = core::Schedule::one_f_one_b;
+  core::Recompute recompute = core::Recompute::none;
+  bool sequence_parallel = false;
+  bool distributed_optimizer = false;
+
+  bool operator==(const Candidate&) const = default;
+};
+
+// Writes the candidate's choices into `plan` (whose model, training and cluster come from the
+// request), including the cluster's node count when fewer devices are used.
+void apply(const Candidate& candidate, const SearchRequest& request, core::Plan& plan);
+core::Plan make_plan(const Candidate& candidate, const SearchRequest& request);
+
+// Every valid combination, in a fixed order; `rejects` counts the invalid ones by rule.
+// `combinations` is the number examined.
+std::vector<Candidate> enumerate_candidates(const SearchRequest& request, RejectCounts& rejects,
+                                            int64_t& combinations);
+
+}  // namespace loom::plan

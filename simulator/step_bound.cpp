@@ -1,0 +1,32 @@
+#include "simulator/step_bound.hpp"
+
+#include <algorithm>
+
+namespace loom::sim {
+
+double step_time_lower_bound(const StepCosts& costs, int32_t p, int32_t v, int32_t m, const SimulationOptions& options) {
+  const int32_t last = p * v - 1;
+  // What rank r does after its last backward, as the event simulation charges it.
+  auto own_tail = [&](int32_t r) {
+    const double sync = costs.grad_sync_s[size_t(r)];
+    const double overlap = options.overlap_grad_reduce ? std::min(sync, costs.backward[size_t(r)].compute_s) : 0.0;
+    return sync - overlap + costs.optimizer_s[size_t(r)];
+  };
+  double bound = 0, before = 0, after = 0;  // before/after: forwards/backwards of stages 0 … r−1
+  for (int32_t r = 0; r < p; ++r) {
+    double work = 0;
+    for (int32_t c = 0; c < v; ++c) {
+      const int32_t s = c * p + r;
+      work += costs.forward[size_t(s)].total_s() + costs.backward[size_t(s)].total_s();
+      if (s < last) work += costs.send_s[size_t(s)];      // activation to s + 1
+      if (s > 0) work += costs.send_s[size_t(s - 1)];     // gradient to s − 1
+    }
+    const double chain = r > 0 ? after + own_tail(0) : 0.0;
+    bound = std::max(bound, before + double(m) * work + std::max(own_tail(r), chain));
+    before += costs.forward[size_t(r)].total_s();
+    after += costs.backward[size_t(r)].total_s();
+  }
+  return bound;
+}
+
+}  // namespace loom::sim
