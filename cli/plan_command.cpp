@@ -122,7 +122,7 @@ void print_table(const plan::SearchRequest& request, const plan::SearchResult& r
     print_plans("Pareto front: step time vs peak memory", result.pareto, capacity);
   }
   if (o.explain || result.top.empty()) print_rejects(result, capacity);
-  if (result.top.empty()) print_nearest_misses(result);
+  if (result.top.empty() && !result.nearest_misses.empty()) print_nearest_misses(result);
 }
 
 core::Json ranked_json(const std::vector<plan::RankedPlan>& plans) {
@@ -199,7 +199,7 @@ Command add_plan_command(CLI::App& parent) {
   app->add_option("--global-batch-size", o->global_batch_size, "Global batch in sequences [default: 64]");
   app->add_option("--seq-length", o->seq_length, "Sequence length [default: the model's]");
   app->add_option("--dtype", o->dtype, "Training precision: fp32, bf16 or fp16 [default: bf16]");
-  app->add_option("--top", o->top, "How many plans to show")->capture_default_str();
+  app->add_option("--top", o->top, "How many plans to show")->check(CLI::Range(int64_t(1), int64_t(1000000)))->capture_default_str();
   app->add_option("--objective", o->objective, "Rank by step-time, tokens-per-s, cost or memory")->capture_default_str();
   app->add_option("--price-per-device-hour", o->price, "Price of a device-hour (for --objective cost)");
   app->add_option("--max-micro-batch-size", o->max_micro_batch_size, "Largest micro-batch size tried (powers of two)")
@@ -234,7 +234,12 @@ Command add_plan_command(CLI::App& parent) {
             if (o->format == "json") std::cout << result_json(request, result).dump(2) << "\n";
             else if (o->format == "csv") print_csv(result);
             else print_table(request, result, *o);
-            if (result.top.empty())
+            if (result.stats.valid == 0)
+              throw InvalidInput("no valid plan exists for {} with global batch {} on {} devices; see the reject "
+                                 "reasons above",
+                                 request.model.name.empty() ? "this model" : request.model.name,
+                                 request.training.global_batch_size, request.devices);
+            if (result.stats.fitting == 0)
               throw Infeasible("no plan fits in {:.0f} GiB per device; the nearest misses are listed above",
                                double(request.profile.device.memory_bytes) / double(1 << 30));
             if (!o->out.empty() && o->format == "table") fmt::print("\nBest plan written to {}\n", o->out);

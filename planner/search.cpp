@@ -1,14 +1,12 @@
 #include "planner/search.hpp"
 
+#include "planner/evaluator.hpp"
+
 #include "core/error.hpp"
-#include "core/schedule.hpp"
-#include "simulator/memory_model.hpp"
-#include "simulator/step_bound.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <thread>
 #include <tuple>
@@ -16,83 +14,23 @@
 namespace loom::plan {
 namespace {
 
-// What the search knows about one valid candidate.
-struct Scored {
-  uint32_t index = 0;  // into the candidate list
-  int64_t peak_memory_bytes = 0;
-  double bound_s = 0;   // lower bound on the step time (fitting plans only)
-  double exact_s = -1;  // simulated step time, once known
-};
-
-// Per-thread scorer: a working Plan, the cost model, and caches of what many plans share.
-class Evaluator {
- public:
-  explicit Evaluator(const SearchRequest& request)
-      : request_(request), costs_(request.profile, request.training.dtype),
-        plan_(make_plan(Candidate{}, request)) {
-    options_.overlap_grad_reduce = request.overlap_grad_reduce;
-    options_.record_timeline = false;
-  }
-
-  void score(const Candidate& candidate, Scored& scored) {
-    apply(candidate, request_, plan_);
-    scored.peak_memory_bytes = sim::peak_memory_bytes(plan_);
-    if (scored.peak_memory_bytes > request_.profile.device.memory_bytes) return;
-    const sim::StepCosts step = step_costs_of();
-    scored.bound_s = sim::step_time_lower_bound(step, candidate.pipeline_parallel, int32_t(plan_.virtual_stages()),
-                                                int32_t(plan_.microbatches()), options_);
-  }
-
-  double simulate(const Candidate& candidate) {
-    apply(candidate, request_, plan_);
-    const sim::StepCosts step = step_costs_of();
-    return sim::simulate_schedule(schedule_of(), step, options_).step_time_s;
-  }
-
- private:
-  sim::StepCosts step_costs_of() {
-    const core::ParallelPlan& p = plan_.parallel;
-    const auto key = std::make_tuple(p.tensor_parallel, p.sequence_parallel, p.micro_batch_size, int(p.recompute),
-                                     plan_.cluster.devices_per_node);
-    auto it = layer_costs_.find(key);
-    if (it == layer_costs_.end()) it = layer_costs_.emplace(key, sim::layer_costs(plan_, costs_)).first;
-    return sim::step_costs(plan_, costs_, it->second, /*with_segments=*/false);
-  }
-
-  const core::PipelineSchedule& schedule_of() {
-    const auto key = std::make_tuple(int(plan_.parallel.schedule), plan_.parallel.pipeline_parallel,
-                                     plan_.virtual_stages(), plan_.microbatches());
-    auto it = schedules_.find(key);
-    if (it == schedules_.end())
-      it = schedules_
-               .emplace(key, core::build_schedule(plan_.parallel.schedule, int32_t(plan_.parallel.pipeline_parallel),
-                                                  int32_t(plan_.virtual_stages()), int32_t(plan_.microbatches())))
-               .first;
-    return it->second;
-  }
-
-  const SearchRequest& request_;
-  sim::CostModel costs_;
-  core::Plan plan_;
-  sim::SimulationOptions options_;
-  std::map<std::tuple<int64_t, bool, int64_t, int, int64_t>, sim::LayerCosts> layer_costs_;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t>, core::PipelineSchedule> schedules_;
-};
-
 int thread_count(const SearchOptions& options) {
   if (options.threads > 0) return options.threads;
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 
-// Runs work(evaluator, i) for every i in [0, n), spread over threads that take items in chunks.
+// One evaluator per thread, kept for the whole search so that its caches (layer costs,
+// schedules) serve every phase.
+using Evaluators = std::vector<std::unique_ptr<Evaluator>>;
+
+// Runs work(evaluator, i) for every i in [0, n), spread over the evaluators' threads, which take
+// items in chunks.
 template <typename Work>
-void parallel_for(const SearchRequest& request, int threads, size_t n, const std::function<void(double)>& progress,
-                  Work work) {
+void parallel_for(Evaluators& evaluators, size_t n, const std::function<void(double)>& progress, Work work) {
   std::atomic<size_t> next{0};
   std::atomic<size_t> done{0};
-  constexpr size_t kChunk = 256;
-  auto run = [&](bool reports) {
-    Evaluator evaluator(request);
+  constexpr size_t kChunk = 64;
+  auto run = [&](Evaluator& evaluator, bool reports) {
     while (true) {
       const size_t begin = next.fetch_add(kChunk);
       if (begin >= n) break;
@@ -103,8 +41,8 @@ void parallel_for(const SearchRequest& request, int threads, size_t n, const std
     }
   };
   std::vector<std::thread> helpers;
-  for (int t = 1; t < threads && size_t(t) * kChunk < n; ++t) helpers.emplace_back(run, false);
-  run(true);
+  for (size_t t = 1; t < evaluators.size() && t * kChunk < n; ++t) helpers.emplace_back(run, std::ref(*evaluators[t]), false);
+  run(*evaluators[0], true);
   for (std::thread& helper : helpers) helper.join();
 }
 
@@ -119,12 +57,13 @@ struct Context {
   std::vector<Candidate> candidates;
   std::vector<Scored> fitting;
   int threads;
+  Evaluators evaluators;
   int64_t simulated = 0;
 };
 
 // Simulates the given fitting plans (indices into ctx.fitting) in parallel.
 void simulate_all(Context& ctx, const std::vector<size_t>& which) {
-  parallel_for(ctx.request, ctx.threads, which.size(), nullptr, [&](Evaluator& evaluator, size_t i) {
+  parallel_for(ctx.evaluators, which.size(), nullptr, [&](Evaluator& evaluator, size_t i) {
     Scored& s = ctx.fitting[which[i]];
     if (s.exact_s < 0) s.exact_s = evaluator.simulate(ctx.candidates[s.index]);
   });
@@ -155,6 +94,7 @@ std::vector<size_t> best_plans(Context& ctx, bool exhaustive) {
   std::vector<size_t> order(f.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   const size_t k = size_t(std::max<int64_t>(ctx.options.top, 0));
+  if (k == 0 && !exhaustive) return {};
 
   if (objective == Objective::memory) {
     // Exact memory is known for every plan: the k smallest, all plans tied with the k-th
@@ -246,7 +186,8 @@ RankedPlan ranked(const Context& ctx, size_t fitting_index) {
 SearchResult run_search(const SearchRequest& request, const SearchOptions& options, bool exhaustive) {
   const auto started = std::chrono::steady_clock::now();
   request.validate();
-  Context ctx{request, options, {}, {}, thread_count(options)};
+  Context ctx{request, options, {}, {}, thread_count(options), {}};
+  for (int t = 0; t < ctx.threads; ++t) ctx.evaluators.push_back(std::make_unique<Evaluator>(request));
   SearchResult result;
   ctx.candidates = enumerate_candidates(request, result.rejects, result.stats.combinations);
   result.stats.valid = int64_t(ctx.candidates.size());
@@ -259,7 +200,7 @@ SearchResult run_search(const SearchRequest& request, const SearchOptions& optio
   result.stats.enumerate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   std::vector<Scored> scored(ctx.candidates.size());
-  parallel_for(request, ctx.threads, scored.size(), options.progress, [&](Evaluator& evaluator, size_t i) {
+  parallel_for(ctx.evaluators, scored.size(), options.progress, [&](Evaluator& evaluator, size_t i) {
     scored[i].index = uint32_t(i);
     evaluator.score(ctx.candidates[i], scored[i]);
   });

@@ -39,7 +39,7 @@ struct SearchStats {
 struct SearchResult {
   std::vector<RankedPlan> top;     // best first
   std::vector<RankedPlan> pareto;  // ascending peak memory, descending step time
-  std::vector<NearMiss> nearest_misses;  // the valid plans closest to fitting, when none fits
+  std::vector<NearMiss> nearest_misses;  // the valid plans that do not fit but come closest
   RejectCounts rejects;
   SearchStats stats;
 };

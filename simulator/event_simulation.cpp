@@ -22,7 +22,8 @@ struct RankState {
 class Simulation {
  public:
   Simulation(const core::PipelineSchedule& schedule, const StepCosts& costs, const SimulationOptions& options)
-      : schedule_(schedule), costs_(costs), options_(options), state_(schedule.ranks.size()) {
+      : schedule_(schedule), costs_(costs), options_(options), state_(schedule.ranks.size()),
+        arrivals_(schedule.ranks.size() * 2 * size_t(schedule.microbatches) * size_t(schedule.virtual_stages), -1.0) {
     timeline_.ranks.resize(schedule.ranks.size());
   }
 
@@ -92,13 +93,16 @@ class Simulation {
     (forward ? totals.forward_s : totals.backward_s) += cost.compute_s;
     totals.recompute_s += cost.recompute_s;
     totals.tp_comm_s += cost.tp_comm_s;
-    const std::string label = schedule_.virtual_stages > 1 ? fmt::format("{}{}.{}", forward ? 'F' : 'B', a.microbatch, a.chunk)
-                                                           : fmt::format("{}{}", forward ? 'F' : 'B', a.microbatch);
-    record(rank, Stream::compute, label, s.clock_s, cost.total_s(), a);
-    double t = s.clock_s;
-    for (const Segment& segment : cost.segments) {
-      if (segment.stream != Stream::compute) record(rank, segment.stream, std::string(segment.name), t, segment.duration_s, a);
-      t += segment.duration_s;
+    if (options_.record_timeline) {
+      const std::string label = schedule_.virtual_stages > 1
+                                    ? fmt::format("{}{}.{}", forward ? 'F' : 'B', a.microbatch, a.chunk)
+                                    : fmt::format("{}{}", forward ? 'F' : 'B', a.microbatch);
+      record(rank, Stream::compute, label, s.clock_s, cost.total_s(), a);
+      double t = s.clock_s;
+      for (const Segment& segment : cost.segments) {
+        if (segment.stream != Stream::compute) record(rank, segment.stream, std::string(segment.name), t, segment.duration_s, a);
+        t += segment.duration_s;
+      }
     }
     s.clock_s += cost.total_s();
   }
@@ -130,8 +134,13 @@ class Simulation {
     s.clock_s += step;
   }
 
-  // Key of a message by where it lands: (receiving rank, receive kind, microbatch, chunk).
-  using MessageKey = std::tuple<int32_t, ActionKind, int32_t, int32_t>;
+  // Where a message's arrival time is kept: one slot per (receiving rank, receive kind,
+  // microbatch, chunk); negative while nothing is in flight there.
+  double& arrival_slot(int32_t rank, ActionKind recv_kind, int32_t microbatch, int32_t chunk) {
+    const size_t m = size_t(schedule_.microbatches), v = size_t(schedule_.virtual_stages);
+    const size_t kind = recv_kind == ActionKind::recv_activation ? 0 : 1;
+    return arrivals_[((size_t(rank) * 2 + kind) * m + size_t(microbatch)) * v + size_t(chunk)];
+  }
 
   // A send goes out when the sender reaches it (the sender is busy for the transfer) and lands
   // at the receiver when the transfer ends, whether or not the receiver is there yet: NCCL and
@@ -141,14 +150,15 @@ class Simulation {
     RankState& s = state_[size_t(rank)];
     const double duration = transfer_s(virtual_stage(rank, a), a.kind);
     const Action landing = counterpart(rank, a);
-    in_flight_[{a.peer, landing.kind, landing.microbatch, landing.chunk}] = s.clock_s + duration;
+    arrival_slot(a.peer, landing.kind, landing.microbatch, landing.chunk) = s.clock_s + duration;
     timeline_.ranks[size_t(rank)].pp_comm_s += duration;
-    const bool activation = a.kind == ActionKind::send_activation;
-    record(rank, Stream::pp_comm, fmt::format("send {} {}", activation ? "activation" : "grad", a.microbatch), s.clock_s,
-           duration, a);
-    if (options_.record_timeline)
+    if (options_.record_timeline) {
+      const bool activation = a.kind == ActionKind::send_activation;
+      record(rank, Stream::pp_comm, fmt::format("send {} {}", activation ? "activation" : "grad", a.microbatch),
+             s.clock_s, duration, a);
       timeline_.transfers.push_back({rank, a.peer, s.clock_s, s.clock_s + duration,
                                      fmt::format("{} {}", activation ? "activation" : "grad", a.microbatch)});
+    }
     s.clock_s += duration;
     if (state_[size_t(a.peer)].waiting) {
       state_[size_t(a.peer)].waiting = false;
@@ -159,10 +169,10 @@ class Simulation {
   // Returns false when the message has not been sent yet (the rank then blocks).
   bool run_recv(int32_t rank, const Action& a) {
     RankState& s = state_[size_t(rank)];
-    auto it = in_flight_.find({rank, a.kind, a.microbatch, a.chunk});
-    if (it == in_flight_.end()) return false;
-    const double arrival = it->second;
-    in_flight_.erase(it);
+    double& slot = arrival_slot(rank, a.kind, a.microbatch, a.chunk);
+    if (slot < 0) return false;
+    const double arrival = slot;
+    slot = -1;
     if (arrival > s.clock_s) {
       // Waiting for a message: the part that overlaps its transfer is communication, the rest
       // (the sender was still computing) is bubble.
@@ -170,9 +180,10 @@ class Simulation {
       const double transfer = transfer_s(schedule_.virtual_stage(a.peer, sent.chunk), sent.kind);
       const double exposed = std::min(transfer, arrival - s.clock_s);
       timeline_.ranks[size_t(rank)].pp_comm_s += exposed;
-      record(rank, Stream::pp_comm,
-             fmt::format("recv {} {}", a.kind == ActionKind::recv_activation ? "activation" : "grad", a.microbatch),
-             arrival - exposed, exposed, a);
+      if (options_.record_timeline)
+        record(rank, Stream::pp_comm,
+               fmt::format("recv {} {}", a.kind == ActionKind::recv_activation ? "activation" : "grad", a.microbatch),
+               arrival - exposed, exposed, a);
       s.clock_s = arrival;
     }
     return true;
@@ -206,7 +217,7 @@ class Simulation {
   const StepCosts& costs_;
   const SimulationOptions& options_;
   std::vector<RankState> state_;
-  std::map<MessageKey, double> in_flight_;  // arrival time of each message sent, not yet received
+  std::vector<double> arrivals_;  // see arrival_slot
   Timeline timeline_;
 };
 

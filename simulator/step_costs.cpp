@@ -38,6 +38,30 @@ void add(ActionCost& cost, std::string_view name, const OpsTime& t, double recom
 
 }  // namespace
 
+GroupPlacement progression_placement(int64_t first, int64_t stride, int64_t count, int64_t devices_per_node) {
+  const int64_t d = devices_per_node;
+  if (count <= 1) return {count, count};
+  if (stride % d == 0) return {count, 1};  // every member on a node of its own
+  if (d % stride == 0 && first % stride == 0) {
+    // Members are the multiples of `stride` in [first, last]; whole nodes in between hold d/stride.
+    const int64_t last = first + (count - 1) * stride;
+    const int64_t first_node = first / d, last_node = last / d;
+    if (first_node == last_node) return {count, count};
+    const int64_t in_first = ((first_node + 1) * d - first) / stride;
+    const int64_t in_last = (last - last_node * d) / stride + 1;
+    const int64_t most = std::max({in_first, in_last, last_node - first_node >= 2 ? d / stride : int64_t(0)});
+    return {count, most};
+  }
+  int64_t most = 0, run = 0, node = -1;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t here = (first + i * stride) / d;
+    run = here == node ? run + 1 : 1;
+    node = here;
+    most = std::max(most, run);
+  }
+  return {count, most};
+}
+
 GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_per_node) {
   std::map<int64_t, int64_t> per_node;
   for (int64_t r : ranks) ++per_node[core::node_of(r, devices_per_node)];
@@ -47,9 +71,9 @@ GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_p
 }
 
 LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs) {
-  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  // Tensor groups are blocks of t consecutive ranks (Megatron order); rank 0's stands for all.
   const GroupPlacement tensor_group =
-      placement_of(layout.group(core::GroupKind::tensor, 0), plan.cluster.devices_per_node);
+      progression_placement(0, 1, plan.parallel.tensor_parallel, plan.cluster.devices_per_node);
   const LayerOps layer = transformer_layer_ops(plan);
   const LayerOps embedding = embedding_ops(plan);
   const LayerOps output = output_layer_ops(plan);
@@ -105,7 +129,7 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
   // Gradient reduction and optimizer step of each pipeline rank's parameters. Gradients are
   // reduced in fp32 (Megatron's main grads); with ZeRO-1 they are reduce-scattered and the
   // updated 16-bit parameters all-gathered after the step.
-  const std::vector<int64_t> parameters = core::parameters_per_device_by_stage(plan);
+  const std::vector<int64_t> parameters = core::parameters_per_device_by_stage(plan);  // one small vector per plan
   const double dp = double(plan.parallel.data_parallel);
   const double element = core::bytes_per_element(plan.training.dtype);
   const bool distributed = plan.parallel.distributed_optimizer && plan.parallel.data_parallel > 1;
@@ -113,15 +137,19 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
   step.optimizer_s.resize(size_t(p));
   step.optimizer_comm_s.resize(size_t(p));
   for (int64_t r = 0; r < p; ++r) {
+    // Rank (0, 0, r)'s data group: dp ranks t apart (Megatron order), the same shape for all.
     const int64_t first_rank = layout.rank({0, 0, r});
-    const GroupPlacement data_group = placement_of(layout.group(core::GroupKind::data, first_rank), per_node);
+    const GroupPlacement data_group =
+        progression_placement(first_rank, plan.parallel.tensor_parallel, plan.parallel.data_parallel, per_node);
     const double grad_bytes = double(parameters[size_t(r)]) * 4.0;
     double sync = costs.collective_s(distributed ? Collective::reduce_scatter : Collective::all_reduce, grad_bytes, data_group);
     if (plan.model.tied_embeddings() && p > 1 && (r == 0 || r == p - 1)) {
-      const auto pair = layout.group(core::GroupKind::embedding, first_rank);
+      // The first and last stages' ranks with the same tensor and data coordinates.
+      const int64_t first_stage_rank = layout.rank({0, 0, 0}), last_stage_rank = layout.rank({0, 0, p - 1});
       const double embedding_bytes = double(plan.model.padded_vocab_size) * double(plan.model.hidden_size) /
                                      double(plan.parallel.tensor_parallel) * 4.0;
-      sync += costs.collective_s(Collective::all_reduce, embedding_bytes, placement_of(pair, per_node));
+      sync += costs.collective_s(Collective::all_reduce, embedding_bytes,
+                                 progression_placement(first_stage_rank, last_stage_rank - first_stage_rank, 2, per_node));
     }
     step.grad_sync_s[size_t(r)] = sync;
     // AdamW over the local shard: read the fp32 gradient, read and write master weights, m and

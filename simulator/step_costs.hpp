@@ -69,5 +69,8 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs);
 
 // Where the members of a group of ranks sit, with devices_per_node devices per node.
 GroupPlacement placement_of(const std::vector<int64_t>& ranks, int64_t devices_per_node);
+// The same for the ranks first, first + stride, … (count of them): every Megatron group is such a
+// progression. O(1) in the usual cases (stride dividing or multiple of the node size).
+GroupPlacement progression_placement(int64_t first, int64_t stride, int64_t count, int64_t devices_per_node);
 
 }  // namespace loom::sim

@@ -1,0 +1,101 @@
+// `loom bench planner`: how fast the planner evaluates plans and finishes full searches.
+
+#include "cli/command.hpp"
+#include "cli/format.hpp"
+#include "core/model_presets.hpp"
+#include "planner/benchmark.hpp"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <thread>
+
+namespace loom::cli {
+namespace {
+
+struct SearchCase {
+  const char* label;
+  const char* model;
+  int64_t devices, global_batch_size;
+};
+
+// The searches the planner issue sets targets for (each under 2 s on a 2-core machine).
+constexpr SearchCase kCases[] = {
+    {"GPT-3 175B on 512 A100", "gpt3-175b", 512, 1536},
+    {"GPT-3 175B on 1024 A100", "gpt3-175b", 1024, 1536},
+    {"1T on 3072 A100", "megatron-1t", 3072, 3072},
+};
+
+plan::SearchRequest request_for(const SearchCase& c) {
+  plan::SearchRequest r;
+  r.model = core::find_model_preset(c.model).spec;
+  r.model.seq_length = 2048;
+  r.training.global_batch_size = c.global_batch_size;
+  r.devices = c.devices;
+  r.devices_per_node = 8;
+  r.profile_name = "a100-80gb-dgx";
+  r.profile = core::resolve_profile(r.profile_name);
+  return r;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& parent) {
+  struct Options {
+    std::string what;
+    std::string format = "table";
+    double seconds = 2.0;
+    int repeats = 3;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = parent.add_subcommand("bench", "Measure Loom's own speed");
+  app->add_option("what", o->what, "What to measure: planner")->required()->check(CLI::IsMember({"planner"}));
+  app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
+      ->capture_default_str();
+  app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")->capture_default_str();
+  add_format_option(*app, o->format);
+  app->footer("Example:\n  loom bench planner --format json");
+  return {app, [o] {
+            const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+            const plan::SearchRequest rate_request = request_for(kCases[1]);
+            std::vector<plan::EvaluationRate> rates;
+            for (int threads : {1, cores})
+              if (rates.empty() || threads != rates.back().threads)
+                rates.push_back(plan::measure_evaluation_rate(rate_request, threads, o->seconds));
+            std::vector<std::pair<const SearchCase*, plan::SearchStats>> searches;
+            for (const SearchCase& c : kCases) {
+              plan::SearchStats best;
+              for (int i = 0; i < std::max(1, o->repeats); ++i) {
+                const plan::SearchStats stats = plan::search(request_for(c)).stats;
+                if (i == 0 || stats.elapsed_s < best.elapsed_s) best = stats;
+              }
+              searches.emplace_back(&c, best);
+            }
+            if (o->format == "json") {
+              core::Json out = {{"format", "loom-bench-planner"}, {"version", 1}, {"cores", cores}};
+              for (const plan::EvaluationRate& r : rates)
+                out["evaluation_rate"].push_back({{"threads", r.threads}, {"evaluations", r.evaluations},
+                                                  {"seconds", r.seconds}, {"evaluations_per_s", r.per_second()}});
+              for (const auto& [c, s] : searches)
+                out["searches"].push_back({{"case", c->label}, {"combinations", s.combinations}, {"valid", s.valid},
+                                           {"fitting", s.fitting}, {"simulated", s.simulated},
+                                           {"elapsed_s", s.elapsed_s}});
+              std::cout << out.dump(2) << "\n";
+              return;
+            }
+            fmt::print("Plan evaluations (memory + step-time bound of every valid plan), GPT-3 175B on 1024 A100\n");
+            TextTable rate_table({"threads", "evaluations", "time", "evaluations/s"}, {0, 1, 2, 3});
+            for (const plan::EvaluationRate& r : rates)
+              rate_table.add_row({std::to_string(r.threads), with_thousands(r.evaluations), fmt::format("{:.2f} s", r.seconds),
+                                  with_thousands(int64_t(r.per_second()))});
+            fmt::print("{}\nFull searches (fastest of {}, all cores)\n", rate_table.render(), o->repeats);
+            TextTable search_table({"search", "combinations", "valid", "fit", "simulated", "wall time"}, {1, 2, 3, 4, 5});
+            for (const auto& [c, s] : searches)
+              search_table.add_row({c->label, with_thousands(s.combinations), with_thousands(s.valid),
+                                    with_thousands(s.fitting), with_thousands(s.simulated),
+                                    fmt::format("{:.3f} s", s.elapsed_s)});
+            fmt::print("{}", search_table.render());
+          }};
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,275 @@
+#include "executor/checkpoint/safetensors.hpp"
+
+#include "core/error.hpp"                       // loom::InvalidInput
+#include "core/json_reader.hpp"                 // core::Json, parse_json_text, json_type_name
+#include "executor/checkpoint/atomic_file.hpp"  // AtomicFileWriter
+
+#include <fmt/format.h>  // fmt::format, fmt::join
+#include <fmt/ranges.h>  // shapes in messages
+
+#include <algorithm>   // std::sort
+#include <bit>         // std::endian, std::bit_cast
+#include <cstring>     // std::memcpy
+#include <filesystem>  // is_directory
+#include <fstream>     // reading the file
+#include <iterator>    // std::istreambuf_iterator
+#include <limits>      // saturating byte counts
+#include <set>         // duplicate names
+
+namespace loom::exec {
+
+// Tensor bytes are copied to and from floats with memcpy, which is only the file's
+// little-endian layout on a little-endian host (every machine Loom targets).
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
+
+namespace {
+
+constexpr std::string_view kMetadataKey = "__metadata__";
+constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
+
+// Element count × element size, saturating at kMaxBytes so a hostile shape cannot overflow.
+int64_t shape_bytes(const std::vector<int64_t>& shape, int64_t element_bytes) {
+  for (int64_t dim : shape)
+    if (dim == 0) return 0;
+  int64_t bytes = element_bytes;
+  for (int64_t dim : shape) bytes = bytes > kMaxBytes / dim ? kMaxBytes : bytes * dim;
+  return bytes;
+}
+
+struct Entry {
+  std::string name;
+  int64_t begin, end;
+};
+
+// One tensor's header entry, checked against the data area of `data_bytes` bytes.
+Entry read_entry(const std::string& path, const std::string& name, const core::Json& json,
+                 int64_t data_bytes, SafeTensor& tensor) {
+  auto fail = [&](const std::string& what) -> InvalidInput {
+    return InvalidInput("'{}': tensor '{}': {}", path, name, what);
+  };
+  if (!json.is_object())
+    throw fail(fmt::format("expected an object, got {}", core::json_type_name(json)));
+  for (const auto& [key, value] : json.items())
+    if (key != "dtype" && key != "shape" && key != "data_offsets")
+      throw fail(fmt::format("unknown key '{}'; expected dtype, shape and data_offsets", key));
+
+  if (!json.contains("dtype") || !json["dtype"].is_string())
+    throw fail("dtype is missing or not a string");
+  tensor.dtype = json["dtype"].get<std::string>();
+  const int64_t element_bytes = safetensors_dtype_bytes(tensor.dtype);
+  if (element_bytes == 0)
+    throw fail(fmt::format("dtype '{}' is not supported; expected F32, F64, BF16, I32 or I64",
+                           tensor.dtype));
+
+  if (!json.contains("shape") || !json["shape"].is_array())
+    throw fail("shape is missing or not an array");
+  for (const core::Json& dim : json["shape"]) {
+    if (!dim.is_number_integer() || dim.get<int64_t>() < 0 ||
+        (dim.is_number_unsigned() && dim.get<uint64_t>() > uint64_t(kMaxBytes)))
+      throw fail(
+          fmt::format("shape {} is not a list of non-negative integers", json["shape"].dump()));
+    tensor.shape.push_back(dim.get<int64_t>());
+  }
+
+  const core::Json* offsets = json.contains("data_offsets") ? &json["data_offsets"] : nullptr;
+  if (!offsets || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_integer() || !(*offsets)[1].is_number_integer())
+    throw fail("data_offsets must be two integers [begin, end)");
+  const int64_t begin = (*offsets)[0].get<int64_t>(), end = (*offsets)[1].get<int64_t>();
+  if (begin < 0 || end < begin || (*offsets)[1].get<uint64_t>() > uint64_t(data_bytes))
+    throw fail(fmt::format("data_offsets [{}, {}) are not a range within the data area [0, {})",
+                           (*offsets)[0].dump(), (*offsets)[1].dump(), data_bytes));
+  const int64_t needed = shape_bytes(tensor.shape, element_bytes);
+  if (end - begin != needed)
+    throw fail(fmt::format("shape [{}] of {} needs {} bytes but data_offsets [{}, {}) hold {}",
+                           fmt::join(tensor.shape, ", "), tensor.dtype,
+                           needed == kMaxBytes ? "more than 2^63" : std::to_string(needed), begin,
+                           end, end - begin));
+  return Entry{name, begin, end};
+}
+
+// The tensors must tile the data area exactly, as in Hugging Face's own reader: an overlap
+// would let two tensors share bytes, a gap would carry bytes no tensor accounts for.
+void check_tiling(const std::string& path, std::vector<Entry> entries, int64_t data_bytes) {
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  int64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& entry : entries) {
+    if (entry.begin < covered)
+      throw InvalidInput("'{}': tensor '{}' (bytes [{}, {})) overlaps tensor '{}' (bytes [{}, {}))",
+                         path, entry.name, entry.begin, entry.end, previous->name, previous->begin,
+                         previous->end);
+    if (entry.begin > covered)
+      throw InvalidInput(
+          "'{}': bytes [{}, {}) of the data area belong to no tensor (a gap before "
+          "tensor '{}')",
+          path, covered, entry.begin, entry.name);
+    covered = entry.end;
+    previous = &entry;
+  }
+  if (covered != data_bytes)
+    throw InvalidInput("'{}': bytes [{}, {}) at the end of the data area belong to no tensor", path,
+                       covered, data_bytes);
+}
+
+// nlohmann keeps one of two equal keys silently; a file naming a tensor twice is ambiguous.
+void check_no_duplicate_names(const std::string& path, const std::string& header_text) {
+  std::set<std::string> seen;
+  const core::Json parsed = core::Json::parse(
+      header_text, [&](int depth, core::Json::parse_event_t event, core::Json& key) {
+        if (event == core::Json::parse_event_t::key && depth == 1 &&
+            !seen.insert(key.get<std::string>()).second)
+          throw InvalidInput("'{}': tensor '{}' appears twice in the header", path,
+                             key.get<std::string>());
+        return true;
+      });
+  (void)parsed;  // only the callback's checks matter
+}
+
+}  // namespace
+
+int64_t SafeTensor::element_count() const {
+  int64_t count = 1;
+  for (int64_t dim : shape) count *= dim;
+  return count;
+}
+
+int64_t safetensors_dtype_bytes(std::string_view dtype) {
+  if (dtype == "F32" || dtype == "I32") return 4;
+  if (dtype == "F64" || dtype == "I64") return 8;
+  if (dtype == "BF16") return 2;
+  return 0;
+}
+
+SafeTensor f32_tensor(std::vector<int64_t> shape, std::span<const float> values) {
+  SafeTensor tensor{"F32", std::move(shape), {}};
+  if (tensor.element_count() != int64_t(values.size()))
+    throw InvalidInput("shape [{}] holds {} values, not {}", fmt::join(tensor.shape, ", "),
+                       tensor.element_count(), values.size());
+  const auto bytes = std::as_bytes(values);
+  tensor.bytes.assign(bytes.begin(), bytes.end());
+  return tensor;
+}
+
+const SafeTensor& SafeTensorsFile::tensor(const std::string& name) const {
+  const auto found = tensors.find(name);
+  if (found == tensors.end()) throw InvalidInput("'{}' has no tensor '{}'", path, name);
+  return found->second;
+}
+
+std::vector<float> SafeTensorsFile::f32(const std::string& name) const {
+  const SafeTensor& t = tensor(name);
+  std::vector<float> values(size_t(t.element_count()));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (t.dtype == "F32") {
+      std::memcpy(&values[i], t.bytes.data() + 4 * i, 4);
+    } else if (t.dtype == "BF16") {
+      uint16_t high;  // bf16 is the top half of an f32
+      std::memcpy(&high, t.bytes.data() + 2 * i, 2);
+      values[i] = std::bit_cast<float>(uint32_t(high) << 16);
+    } else if (t.dtype == "F64") {
+      double value;
+      std::memcpy(&value, t.bytes.data() + 8 * i, 8);
+      values[i] = float(value);
+    } else {
+      throw InvalidInput(
+          "'{}': tensor '{}' is {}; expected a floating-point dtype (F32, BF16 or F64)", path, name,
+          t.dtype);
+    }
+  }
+  return values;
+}
+
+void write_safetensors(const std::string& path, const SafeTensorMap& tensors,
+                       const SafeTensorMetadata& metadata) {
+  core::Json header = core::Json::object();
+  if (!metadata.empty()) header[kMetadataKey] = metadata;
+  int64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    const int64_t element_bytes = safetensors_dtype_bytes(tensor.dtype);
+    if (name.empty() || name == kMetadataKey)
+      throw InvalidInput("cannot write '{}': '{}' is not a valid tensor name", path, name);
+    if (element_bytes == 0)
+      throw InvalidInput(
+          "cannot write '{}': tensor '{}' has dtype '{}'; expected F32, F64, BF16, "
+          "I32 or I64",
+          path, name, tensor.dtype);
+    const int64_t needed = shape_bytes(tensor.shape, element_bytes);
+    if (int64_t(tensor.bytes.size()) != needed)
+      throw InvalidInput(
+          "cannot write '{}': tensor '{}' has {} bytes but shape [{}] of {} needs {}", path, name,
+          tensor.bytes.size(), fmt::join(tensor.shape, ", "), tensor.dtype, needed);
+    header[name] = {{"dtype", tensor.dtype},
+                    {"shape", tensor.shape},
+                    {"data_offsets", {offset, offset + needed}}};
+    offset += needed;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  unsigned char length[8];
+  for (int b = 0; b < 8; ++b) length[b] = (unsigned char)(uint64_t(text.size()) >> (8 * b));
+
+  AtomicFileWriter file(path);
+  file.write(std::as_bytes(std::span(length)));
+  file.write(text);
+  for (const auto& [name, tensor] : tensors) file.write(tensor.bytes);
+  file.publish();
+}
+
+SafeTensorsFile read_safetensors(const std::string& path) {
+  if (std::filesystem::is_directory(path))
+    throw InvalidInput("cannot read '{}': it is a directory, not a safetensors file", path);
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw InvalidInput("cannot read '{}': no such file or not readable", path);
+  const std::string contents((std::istreambuf_iterator<char>(stream)),
+                             std::istreambuf_iterator<char>());
+  if (stream.bad()) throw InvalidInput("cannot read '{}': read error", path);
+
+  const int64_t file_bytes = int64_t(contents.size());
+  if (file_bytes < 8)
+    throw InvalidInput(
+        "'{}' is {} bytes, too short for the 8-byte header length of a safetensors "
+        "file",
+        path, file_bytes);
+  uint64_t header_bytes = 0;
+  for (int b = 7; b >= 0; --b) header_bytes = header_bytes << 8 | (unsigned char)contents[b];
+  if (header_bytes > uint64_t(file_bytes - 8))
+    throw InvalidInput(
+        "'{}': header length {} goes beyond the end of the file ({} bytes, so at "
+        "most {} for the header)",
+        path, header_bytes, file_bytes, file_bytes - 8);
+
+  const std::string header_text = contents.substr(8, header_bytes);
+  const core::Json header = core::parse_json_text(header_text, path);
+  if (!header.is_object())
+    throw InvalidInput("'{}': header is {}; expected a JSON object of tensors", path,
+                       core::json_type_name(header));
+  check_no_duplicate_names(path, header_text);
+
+  SafeTensorsFile file{path, {}, {}};
+  const int64_t data_start = 8 + int64_t(header_bytes), data_bytes = file_bytes - data_start;
+  std::vector<Entry> entries;
+  for (const auto& [name, json] : header.items()) {
+    if (name == kMetadataKey) {
+      if (!json.is_object()) throw InvalidInput("'{}': __metadata__ is not an object", path);
+      for (const auto& [key, value] : json.items()) {
+        if (!value.is_string())
+          throw InvalidInput("'{}': __metadata__ '{}' is {}; expected a string", path, key,
+                             core::json_type_name(value));
+        file.metadata[key] = value.get<std::string>();
+      }
+      continue;
+    }
+    SafeTensor tensor;
+    entries.push_back(read_entry(path, name, json, data_bytes, tensor));
+    const auto* data = reinterpret_cast<const std::byte*>(contents.data()) + data_start;
+    tensor.bytes.assign(data + entries.back().begin, data + entries.back().end);
+    file.tensors.emplace(name, std::move(tensor));
+  }
+  check_tiling(path, std::move(entries), data_bytes);
+  return file;
+}
+
+}  // namespace loom::exec

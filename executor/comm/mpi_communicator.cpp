@@ -1,0 +1,195 @@
+// Communicator over MPI for the CPU executor. Every communicator returns errors instead of
+// aborting (MPI_ERRORS_RETURN), so a failure becomes a loom::Error naming the operation and the
+// run can be marked failed in the store rather than dying mid-write.
+
+#include "executor/comm/mpi_communicator.hpp"
+
+#include "core/error.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace loom::exec {
+namespace mpi {
+namespace {
+
+// MPI counts are int: walks [0, count) in pieces of at most max_count elements.
+template <typename Body>
+void for_chunks(size_t count, size_t max_count, Body&& body) {
+  for (size_t offset = 0; offset < count; offset += max_count)
+    body(offset, static_cast<int>(std::min(max_count, count - offset)));
+}
+
+void divide(float* data, size_t count, int size) {
+  // Divide rather than multiply by a rounded 1/size: exact whenever the sum is a multiple of size.
+  const float n = static_cast<float>(size);
+  for (size_t i = 0; i < count; ++i) data[i] /= n;
+}
+
+}  // namespace
+
+void check(int rc, std::string_view operation) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS) length = 0;
+  throw Error("MPI {} failed: {} (error code {})", operation,
+              length > 0 ? std::string(text, size_t(length)) : std::string("unknown error"), rc);
+}
+
+Comm& Comm::operator=(Comm&& other) noexcept {
+  if (this != &other) {
+    reset();
+    comm_ = other.release();
+  }
+  return *this;
+}
+
+MPI_Comm Comm::release() {
+  MPI_Comm out = comm_;
+  comm_ = MPI_COMM_NULL;
+  return out;
+}
+
+void Comm::reset() {
+  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_SELF) {
+    // After MPI_Finalize freeing is erroneous; the process is ending, so leaking is harmless.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);  // a destructor cannot report; nothing to do on error
+  }
+  comm_ = MPI_COMM_NULL;
+}
+
+MpiCommunicator::MpiCommunicator(Comm comm, size_t max_count)
+    : comm_(std::move(comm)), max_count_(std::clamp<size_t>(max_count, 1, INT_MAX)) {
+  if (!comm_) throw Error("MPI communicator: cannot wrap MPI_COMM_NULL");
+  check(MPI_Comm_set_errhandler(handle(), MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  check(MPI_Comm_rank(handle(), &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(handle(), &size_), "MPI_Comm_size");
+}
+
+void MpiCommunicator::all_reduce(float* data, size_t count, ReduceOp op) {
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, data + offset, n, MPI_FLOAT, MPI_SUM, handle()),
+          "all_reduce (MPI_Allreduce)");
+  });
+  if (op == ReduceOp::average) divide(data, count, size_);
+}
+
+void MpiCommunicator::all_gather(const float* send, float* recv, size_t count) {
+  float* own_block = recv + size_t(rank_) * count;
+  if (count <= max_count_) {
+    // MPI forbids aliasing send and recv; a shard that already sits in its slot of the full
+    // buffer (ZeRO-1's parameter all-gather) is the in-place form.
+    const void* source = send == own_block ? MPI_IN_PLACE : static_cast<const void*>(send);
+    check(MPI_Allgather(source, int(count), MPI_FLOAT, recv, int(count), MPI_FLOAT, handle()),
+          "all_gather (MPI_Allgather)");
+    return;
+  }
+  // A block too large for one int count: each rank broadcasts its block, in chunks. Slower than
+  // a ring, but only buffers above 8 GiB per rank take this path.
+  if (send != own_block) std::memmove(own_block, send, count * sizeof(float));
+  for (int root = 0; root < size_; ++root) broadcast(recv + size_t(root) * count, count, root);
+}
+
+void MpiCommunicator::reduce_scatter(const float* send, float* recv, size_t count, ReduceOp op) {
+  if (count <= max_count_) {
+    check(MPI_Reduce_scatter_block(send, recv, int(count), MPI_FLOAT, MPI_SUM, handle()),
+          "reduce_scatter (MPI_Reduce_scatter_block)");
+  } else {
+    // Too large for one int count: one chunked reduction to each block's owner.
+    for (int root = 0; root < size_; ++root)
+      reduce_to(send + size_t(root) * count, root == rank_ ? recv : nullptr, count, root);
+  }
+  if (op == ReduceOp::average) divide(recv, count, size_);
+}
+
+void MpiCommunicator::reduce_to(const float* send, float* recv, size_t count, int root) {
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    check(MPI_Reduce(send + offset, recv != nullptr ? recv + offset : nullptr, n, MPI_FLOAT,
+                     MPI_SUM, root, handle()),
+          "reduce_scatter (MPI_Reduce)");
+  });
+}
+
+void MpiCommunicator::broadcast(float* data, size_t count, int root) {
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    check(MPI_Bcast(data + offset, n, MPI_FLOAT, root, handle()), "broadcast (MPI_Bcast)");
+  });
+}
+
+void MpiCommunicator::send(const float* data, size_t count, int peer, int tag) {
+  // Chunks of one message share the tag; MPI keeps messages between a pair on one communicator
+  // in order, so the receiver's chunks match them one to one.
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    check(MPI_Send(data + offset, n, MPI_FLOAT, peer, tag, handle()), "send (MPI_Send)");
+  });
+}
+
+void MpiCommunicator::recv(float* data, size_t count, int peer, int tag) {
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    MPI_Status status;
+    check(MPI_Recv(data + offset, n, MPI_FLOAT, peer, tag, handle(), &status), "recv (MPI_Recv)");
+    // A shorter message is legal MPI but means the two sides disagree on a shape: fail loudly
+    // instead of training on a half-filled buffer.
+    int received = 0;
+    check(MPI_Get_count(&status, MPI_FLOAT, &received), "recv (MPI_Get_count)");
+    if (received != n)
+      throw Error("MPI recv from rank {} with tag {}: got {} floats, expected {}", peer, tag,
+                  received, n);
+  });
+}
+
+void MpiCommunicator::barrier() { check(MPI_Barrier(handle()), "barrier (MPI_Barrier)"); }
+
+void MpiCommunicator::all_reduce_sum(double* data, size_t count) {
+  for_chunks(count, max_count_, [&](size_t offset, int n) {
+    check(MPI_Allreduce(MPI_IN_PLACE, data + offset, n, MPI_DOUBLE, MPI_SUM, handle()),
+          "all_reduce_sum (MPI_Allreduce)");
+  });
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  MPI_Comm out = MPI_COMM_NULL;
+  check(MPI_Comm_split(handle(), color < 0 ? MPI_UNDEFINED : color, key, &out),
+        "split (MPI_Comm_split)");
+  Comm owned(out);  // owns it before anything below can throw
+  if (!owned) return nullptr;
+  return std::make_unique<MpiCommunicator>(std::move(owned), max_count_);
+}
+
+}  // namespace mpi
+
+std::unique_ptr<Communicator> mpi_world() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) throw Error("MPI is not initialised: create an MpiSession first");
+  return std::make_unique<mpi::MpiCommunicator>(mpi::Comm::world());
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  // MPI can be initialised once per process; a second session would finalise it under the first.
+  if (initialized) throw Error("MPI is already initialised: a process holds one MpiSession");
+  // FUNNELED: kernels may run threads, but only the main thread calls MPI.
+  int provided = MPI_THREAD_SINGLE;
+  mpi::check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  if (provided < MPI_THREAD_FUNNELED) {
+    MPI_Finalize();  // the destructor will not run after a throwing constructor
+    throw Error("MPI provides thread level {} but Loom needs MPI_THREAD_FUNNELED ({})", provided,
+                int(MPI_THREAD_FUNNELED));
+  }
+}
+
+MpiSession::~MpiSession() {
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Finalize();
+}
+
+}  // namespace loom::exec

@@ -1,0 +1,81 @@
+#pragma once
+// The MPI communicator's internals, shared by mpi_communicator.cpp, the NCCL bootstrap (which
+// needs the raw MPI_Comm to broadcast its unique id) and the MPI tests. Not part of the public
+// contract: code outside executor/comm talks to Communicator only.
+
+#include "executor/comm/communicator.hpp"
+
+// Loom uses MPI's C API only; the C++ bindings that mpi.h pulls in by default are deprecated
+// and warn under -Wextra.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <climits>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+namespace loom::exec::mpi {
+
+// Throws loom::Error "MPI <operation> failed: <MPI's own message>" unless rc is MPI_SUCCESS.
+// Only meaningful on communicators with MPI_ERRORS_RETURN; the default handler aborts instead.
+void check(int rc, std::string_view operation);
+
+// Owns one MPI_Comm and frees it on destruction. MPI_COMM_WORLD (and MPI_COMM_NULL) are held
+// without ownership: world belongs to MPI itself and must never be freed.
+class Comm {
+ public:
+  Comm() = default;
+  explicit Comm(MPI_Comm comm) : comm_(comm) {}
+  static Comm world() { return Comm(MPI_COMM_WORLD); }
+  ~Comm() { reset(); }
+  Comm(Comm&& other) noexcept : comm_(other.release()) {}
+  Comm& operator=(Comm&& other) noexcept;
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  MPI_Comm get() const { return comm_; }
+  explicit operator bool() const { return comm_ != MPI_COMM_NULL; }
+  MPI_Comm release();
+  void reset();
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // `max_count` caps the elements per MPI call: MPI counts are int, so larger buffers go in
+  // pieces. Tests lower it to exercise the chunked paths without gigabytes of memory.
+  explicit MpiCommunicator(Comm comm, size_t max_count = INT_MAX);
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void all_reduce(float* data, size_t count, ReduceOp op) override;
+  void all_gather(const float* send, float* recv, size_t count) override;
+  void reduce_scatter(const float* send, float* recv, size_t count, ReduceOp op) override;
+  void broadcast(float* data, size_t count, int root) override;
+  void send(const float* data, size_t count, int peer, int tag) override;
+  void recv(float* data, size_t count, int peer, int tag) override;
+  void barrier() override;
+  void all_reduce_sum(double* data, size_t count) override;
+  // color < 0: this rank joins no group (MPI_UNDEFINED) and gets null.
+  std::unique_ptr<Communicator> split(int color, int key) override;
+
+  MPI_Comm handle() const { return comm_.get(); }
+
+ private:
+  void reduce_to(const float* send, float* recv, size_t count, int root);
+
+  Comm comm_;
+  size_t max_count_;
+  int rank_ = 0;
+  int size_ = 0;
+};
+
+}  // namespace loom::exec::mpi

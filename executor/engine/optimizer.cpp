@@ -1,0 +1,90 @@
+#include "executor/engine/optimizer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+namespace loom::exec {
+
+double learning_rate(const core::TrainSpec& t, int64_t step) {
+  if (t.lr_warmup_iters > 0 && step <= t.lr_warmup_iters) return t.lr * double(step) / double(t.lr_warmup_iters);
+  const double span = double(std::max<int64_t>(1, t.train_iters - t.lr_warmup_iters));
+  const double progress = std::min(1.0, double(step - t.lr_warmup_iters) / span);
+  return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Communicator& world,
+                     Kernels& kernels, Timers& timers)
+    : plan_(plan), parameters_(parameters), groups_(groups), world_(world), kernels_(kernels), timers_(timers),
+      zero_(plan.parallel.distributed_optimizer && groups.data->size() > 1) {
+  if (zero_) shard_grads_ = Tensor::zeros({shard_size()});
+  m_ = Tensor::zeros({shard_size()});
+  v_ = Tensor::zeros({shard_size()});
+}
+
+int64_t Optimizer::shard_size() const { return zero_ ? parameters_.padded_size() / groups_.data->size() : parameters_.padded_size(); }
+int64_t Optimizer::shard_begin() const { return zero_ ? groups_.data->rank() * shard_size() : 0; }
+
+void Optimizer::synchronize_gradients() {
+  ScopedTimer timer(timers_, Category::dp_comm);
+  // With sequence parallelism each tensor rank saw only its rows: the gradients of the
+  // replicated norms and row-parallel biases are partial sums (the positions' are not: they are
+  // computed from the gathered rows).
+  if (plan_.parallel.sequence_parallel && groups_.tensor->size() > 1)
+    for (Parameter& p : parameters_.all())
+      if (p.sharding == Sharding::replicated && p.name != "wpe.weight")
+        groups_.tensor->all_reduce(p.grad.data<float>(), size_t(p.grad.numel()), ReduceOp::sum);
+  // The tied embedding lives on the first and the last stage; both copies get the sum.
+  if (groups_.embedding && groups_.embedding->size() > 1 && parameters_.contains("wte.weight")) {
+    Tensor& g = parameters_["wte.weight"].grad;
+    groups_.embedding->all_reduce(g.data<float>(), size_t(g.numel()), ReduceOp::sum);
+  }
+  Tensor& flat = parameters_.flat_grads();
+  if (groups_.data->size() == 1) return;
+  if (zero_)
+    groups_.data->reduce_scatter(flat.data<float>(), shard_grads_.data<float>(), size_t(shard_size()), ReduceOp::average);
+  else
+    groups_.data->all_reduce(flat.data<float>(), size_t(flat.numel()), ReduceOp::average);
+}
+
+double Optimizer::step(double lr, int64_t step) {
+  const auto started = std::chrono::steady_clock::now();
+  const double gathered_before = timers_[Category::dp_comm];
+  Tensor grads = zero_ ? shard_grads_ : parameters_.flat_grads();
+  const int64_t begin = shard_begin(), size = shard_size();
+  // Global norm: every element counted once across tensor, pipeline and data ranks.
+  const std::vector<float>& weights = parameters_.norm_weights();
+  const float* g = grads.data<float>();
+  double squares = 0;
+  const bool contributes = zero_ || groups_.data->rank() == 0;
+  if (contributes)
+    for (int64_t i = 0; i < size; ++i) squares += double(weights[size_t(begin + i)]) * double(g[i]) * double(g[i]);
+  world_.all_reduce_sum(&squares, 1);
+  const double norm = std::sqrt(squares);
+  if (!std::isfinite(norm)) return norm;  // the caller stops the run, naming the step
+  const double clip = plan_.training.clip_grad;
+  if (clip > 0 && norm > clip) kernels_.scale(grads, float(clip / (norm + 1e-6)));
+
+  // AdamW per parameter (weight decay for matrices only), over the part of the flat buffers this
+  // rank owns.
+  const core::TrainSpec& t = plan_.training;
+  Tensor& values = parameters_.flat_values();
+  for (const Parameter& p : parameters_.all()) {
+    const int64_t lo = std::max(begin, p.offset), hi = std::min(begin + size, p.offset + p.value.numel());
+    if (lo >= hi) continue;
+    Tensor value = values.rows(lo, hi), grad = grads.rows(lo - begin, hi - begin);
+    Tensor m = m_.rows(lo - begin, hi - begin), v = v_.rows(lo - begin, hi - begin);
+    kernels_.adamw(value, grad, m, v, float(lr), float(t.adam_beta1), float(t.adam_beta2), float(t.adam_eps),
+                   p.weight_decay ? float(t.weight_decay) : 0.0f, step);
+  }
+  if (zero_) {
+    ScopedTimer gather(timers_, Category::dp_comm);
+    const Tensor mine = values.rows(begin, begin + size).clone();
+    groups_.data->all_gather(mine.data<float>(), values.data<float>(), size_t(size));
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  timers_.add(Category::optimizer, elapsed - (timers_[Category::dp_comm] - gathered_before));
+  return norm;
+}
+
+}  // namespace loom::exec

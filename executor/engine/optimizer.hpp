@@ -1,0 +1,49 @@
+#pragma once
+// The step after the last backward: gradient reduction (tensor-parallel sums of the
+// sequence-parallel norm and bias gradients, the tied embedding's two copies, data-parallel
+// averaging or ZeRO-1 reduce-scatter), the global gradient norm and clipping, AdamW, and with
+// ZeRO-1 the all-gather of the updated parameters.
+
+#include "core/plan.hpp"
+#include "executor/comm/communicator.hpp"
+#include "executor/engine/timers.hpp"
+#include "executor/kernels/kernels.hpp"
+#include "executor/model/parameters.hpp"
+
+namespace loom::exec {
+
+class Optimizer {
+ public:
+  Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Communicator& world,
+            Kernels& kernels, Timers& timers);
+
+  void synchronize_gradients();
+  // Clips to the plan's clip-grad and applies AdamW with `learning_rate`; returns the gradient
+  // norm before clipping. `step` counts from 1 (Adam's bias correction).
+  double step(double learning_rate, int64_t step);
+
+  // Optimizer state for checkpoints: Adam moments of this rank's part (its ZeRO shard).
+  Tensor& first_moment() { return m_; }
+  Tensor& second_moment() { return v_; }
+
+ private:
+  // The range of the flat buffers this rank updates: all of it, or its ZeRO-1 shard.
+  int64_t shard_begin() const;
+  int64_t shard_size() const;
+
+  const core::Plan& plan_;
+  ParameterStore& parameters_;
+  ProcessGroups& groups_;
+  Communicator& world_;
+  Kernels& kernels_;
+  Timers& timers_;
+  bool zero_;
+  Tensor shard_grads_;  // ZeRO-1: this rank's reduced gradients
+  Tensor m_, v_;
+};
+
+// Learning rate at `step` (from 1): linear warm-up over lr-warmup-iters, then cosine decay from
+// lr to min-lr at train-iters (Megatron's "cosine" style).
+double learning_rate(const core::TrainSpec& training, int64_t step);
+
+}  // namespace loom::exec

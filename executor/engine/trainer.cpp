@@ -1,0 +1,152 @@
+#include "executor/engine/trainer.hpp"
+
+#include "core/error.hpp"
+#include "executor/data/batches.hpp"
+
+#include <chrono>
+#include <cmath>
+
+namespace loom::exec {
+
+std::string_view to_string(Category category) {
+  switch (category) {
+    case Category::forward: return "forward";
+    case Category::backward: return "backward";
+    case Category::recompute: return "recompute";
+    case Category::tp_comm: return "tp_comm";
+    case Category::pp_comm: return "pp_comm";
+    case Category::dp_comm: return "dp_comm";
+    case Category::optimizer: return "optimizer";
+  }
+  return "?";
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Trainer::Trainer(const core::Plan& plan, ProcessGroups& groups, Communicator& world, Kernels& kernels,
+                 const TokenSource& tokens)
+    : plan_(plan), groups_(groups), world_(world), kernels_(kernels), tokens_(tokens),
+      schedule_(core::build_schedule(plan.parallel.schedule, int32_t(plan.parallel.pipeline_parallel),
+                                     int32_t(plan.virtual_stages()), int32_t(plan.microbatches()))) {
+  TensorParallel tp(groups.tensor.get(), plan.parallel.sequence_parallel, timers_);
+  // Flat buffers padded so that ZeRO-1 splits them evenly over the data-parallel ranks.
+  stage_ = std::make_unique<GptStage>(plan, groups.coords.pipeline, tp, kernels, timers_, groups.data->size());
+  optimizer_ = std::make_unique<Optimizer>(plan, stage_->parameters(), groups, world, kernels, timers_);
+}
+
+int Trainer::tag(const core::Action& a) const {
+  // Both ends must compute the same tag, but each names the data by its own local chunk: use the
+  // virtual stage that produced it. One tag per (direction, microbatch, producing stage), modulo
+  // the 32768 tags MPI guarantees (messages between two ranks also arrive in order).
+  const bool activation = a.kind == core::ActionKind::send_activation || a.kind == core::ActionKind::recv_activation;
+  const int64_t stage = schedule_.virtual_stage(int32_t(groups_.coords.pipeline), a.chunk);
+  const int64_t producer = a.is_send() ? stage : activation ? stage - 1 : stage + 1;
+  const int64_t stages = int64_t(schedule_.pipeline_size) * schedule_.virtual_stages;
+  return int(((int64_t(a.microbatch) * stages + producer) * 2 + (activation ? 0 : 1)) % 32768);
+}
+
+void Trainer::run_action(const core::Action& a, int64_t step, float loss_scale) {
+  using core::ActionKind;
+  const std::pair<int64_t, int64_t> key{a.microbatch, a.chunk};
+  const int64_t rows = stage_->local_rows(), h = stage_->hidden();
+  switch (a.kind) {
+    case ActionKind::forward: {
+      const auto started = std::chrono::steady_clock::now();
+      const double tp_before = timers_[Category::tp_comm];
+      Tensor input;
+      if (auto it = activations_in_.find(key); it != activations_in_.end()) {
+        input = it->second;
+        activations_in_.erase(it);
+      }
+      Tensor output = stage_->forward(a.microbatch, a.chunk, input, inputs_[size_t(a.microbatch)].data(),
+                                      targets_[size_t(a.microbatch)].data());
+      if (output.defined()) activations_out_[key] = output;
+      timers_.add(Category::forward, seconds_since(started) - (timers_[Category::tp_comm] - tp_before));
+      break;
+    }
+    case ActionKind::backward: {
+      const auto started = std::chrono::steady_clock::now();
+      const double tp_before = timers_[Category::tp_comm], recompute_before = timers_[Category::recompute];
+      Tensor grad_output;
+      if (auto it = grads_in_.find(key); it != grads_in_.end()) {
+        grad_output = it->second;
+        grads_in_.erase(it);
+      }
+      Tensor grad_input = stage_->backward(a.microbatch, a.chunk, grad_output, loss_scale);
+      if (grad_input.defined()) grads_out_[key] = grad_input;
+      timers_.add(Category::backward, seconds_since(started) - (timers_[Category::tp_comm] - tp_before) -
+                                          (timers_[Category::recompute] - recompute_before));
+      break;
+    }
+    case ActionKind::send_activation:
+    case ActionKind::send_grad: {
+      ScopedTimer timer(timers_, Category::pp_comm);
+      auto& outbox = a.kind == ActionKind::send_activation ? activations_out_ : grads_out_;
+      auto it = outbox.find(key);
+      if (it == outbox.end()) throw Error("schedule sends microbatch {} chunk {} before computing it", a.microbatch, a.chunk);
+      groups_.pipeline->send(it->second.data<float>(), size_t(it->second.numel()), a.peer, tag(a));
+      outbox.erase(it);
+      break;
+    }
+    case ActionKind::recv_activation:
+    case ActionKind::recv_grad: {
+      ScopedTimer timer(timers_, Category::pp_comm);
+      Tensor buffer({rows, h});
+      groups_.pipeline->recv(buffer.data<float>(), size_t(buffer.numel()), a.peer, tag(a));
+      (a.kind == ActionKind::recv_activation ? activations_in_ : grads_in_)[key] = buffer;
+      break;
+    }
+    case ActionKind::grad_sync: optimizer_->synchronize_gradients(); break;
+    case ActionKind::optimizer_step: break;  // run by train_step, which needs its result
+  }
+  (void)step;
+}
+
+StepResult Trainer::train_step(int64_t step) {
+  const auto started = std::chrono::steady_clock::now();
+  const core::ParallelPlan& p = plan_.parallel;
+  const int64_t seq = plan_.model.seq_length, m = plan_.microbatches();
+  // The global batch is a function of (seed, step) only; this rank takes its data-parallel
+  // slice, then one block of rows per microbatch.
+  const std::vector<int32_t> batch =
+      global_batch_tokens(tokens_, uint64_t(plan_.training.seed), step, plan_.training.global_batch_size, seq);
+  const auto mine = data_parallel_rows(batch, seq, p.data_parallel, groups_.coords.data);
+  inputs_.assign(size_t(m), {});
+  targets_.assign(size_t(m), {});
+  for (int64_t mb = 0; mb < m; ++mb) {
+    InputsAndTargets split = split_inputs_targets(microbatch_rows(mine, seq, m, mb), seq);
+    inputs_[size_t(mb)] = std::move(split.inputs);
+    targets_[size_t(mb)] = std::move(split.targets);
+  }
+
+  stage_->parameters().flat_grads().fill_zero();
+  stage_->reset_loss();
+  const float loss_scale = 1.0f / float(m);  // the step's loss is the mean over its microbatches
+  for (const core::Action& action : schedule_.ranks[size_t(groups_.coords.pipeline)])
+    run_action(action, step, loss_scale);
+
+  StepResult result;
+  result.step = step;
+  result.learning_rate = learning_rate(plan_.training, step);
+  // Loss: the last stage's tensor rank 0 of every data-parallel replica contributes its share.
+  double loss = (stage_->has_output_layer() && groups_.coords.tensor == 0)
+                    ? stage_->loss_sum() / double(m) / double(p.data_parallel)
+                    : 0.0;
+  world_.all_reduce_sum(&loss, 1);
+  result.loss = loss;
+  if (!std::isfinite(loss)) throw Error("step {}: the loss is {}; stopping the run", step, loss);
+  result.grad_norm = optimizer_->step(result.learning_rate, step);
+  if (!std::isfinite(result.grad_norm))
+    throw Error("step {}: the gradient norm is {}; stopping the run", step, result.grad_norm);
+  result.step_time_s = seconds_since(started);
+  result.tokens_per_s = double(plan_.training.global_batch_size * seq) / result.step_time_s;
+  return result;
+}
+
+}  // namespace loom::exec

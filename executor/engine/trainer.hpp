@@ -1,0 +1,59 @@
+#pragma once
+// One rank's training loop: each step walks this pipeline rank's action list from core/schedule
+// (the same list the simulator timed) with blocking point-to-point in list order, accumulates
+// gradients over the microbatches, synchronises them and steps the optimizer.
+
+#include "core/plan.hpp"
+#include "core/schedule.hpp"
+#include "executor/comm/communicator.hpp"
+#include "executor/data/token_source.hpp"
+#include "executor/engine/optimizer.hpp"
+#include "executor/engine/timers.hpp"
+#include "executor/model/gpt_stage.hpp"
+
+#include <map>
+#include <memory>
+
+namespace loom::exec {
+
+struct StepResult {
+  int64_t step = 0;
+  double loss = 0;           // mean over the global batch's tokens
+  double grad_norm = 0;      // before clipping
+  double learning_rate = 0;
+  double step_time_s = 0;
+  double tokens_per_s = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const core::Plan& plan, ProcessGroups& groups, Communicator& world, Kernels& kernels,
+          const TokenSource& tokens);
+
+  // Trains step `step` (from 1). Throws loom::Error naming the step when the loss or the
+  // gradient norm is not finite.
+  StepResult train_step(int64_t step);
+
+  GptStage& stage() { return *stage_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  Timers& timers() { return timers_; }
+
+ private:
+  void run_action(const core::Action& action, int64_t step, float loss_scale);
+  int tag(const core::Action& action) const;
+
+  const core::Plan& plan_;
+  ProcessGroups& groups_;
+  Communicator& world_;
+  Kernels& kernels_;
+  const TokenSource& tokens_;
+  Timers timers_;
+  core::PipelineSchedule schedule_;
+  std::unique_ptr<GptStage> stage_;
+  std::unique_ptr<Optimizer> optimizer_;
+  // Per step: this rank's inputs/targets by microbatch, and tensors waiting to be sent or used.
+  std::vector<std::vector<int32_t>> inputs_, targets_;
+  std::map<std::pair<int64_t, int64_t>, Tensor> activations_in_, activations_out_, grads_in_, grads_out_;
+};
+
+}  // namespace loom::exec

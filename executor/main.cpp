@@ -1,0 +1,45 @@
+// `loom-exec`: the executor, one process per rank under mpirun or srun.
+
+#include "core/error.hpp"
+#include "executor/comm/communicator.hpp"
+#include "executor/run_command.hpp"
+
+#include <CLI/CLI.hpp>
+#include "executor/comm/mpi_communicator.hpp"  // <mpi.h> without Open MPI's C++ bindings
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  CLI::App app("loom-exec: runs one rank of a Loom plan (started by `loom run` under mpirun or srun)", "loom-exec");
+  app.require_subcommand(1);
+  loom::exec::RunOptions options;
+  CLI::App* run = app.add_subcommand("run", "Train the plan on this rank");
+  run->add_option("plan", options.plan_path, "Plan JSON file")->required();
+  run->add_option("--steps", options.steps, "Steps to train [default: the plan's train-iters]");
+  run->add_option("--data", options.data_path, "Token shard (.bin, llm.c format) or text file [default: built-in corpus]");
+  run->add_option("--threads", options.threads, "Threads per rank [default: cores / ranks on the node]");
+  run->add_flag("--jsonl", options.jsonl, "One JSON line per step on standard output");
+  run->add_option("--db", options.db_path, "SQLite store where rank 0 records the run");
+  run->add_option("--run-id", options.run_id, "Record into this existing run (created by `loom run`)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  loom::exec::MpiSession session(&argc, &argv);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  try {
+    return loom::exec::run_training(options);
+  } catch (const loom::Error& e) {
+    std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
+    // A rank that fails alone would leave the others waiting in a collective: end them all.
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, e.exit_code());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+}

@@ -1,0 +1,79 @@
+#pragma once
+// The part of a GPT-2 model one rank holds under a plan — its pipeline stage's model chunks
+// (virtual stages), each a run of transformer layers, with the token and position embeddings on
+// the first virtual stage and the final norm, output layer and loss on the last — and its
+// forward and backward per (microbatch, chunk), keeping what the backward needs in between.
+//
+// GPT-2 exactly: pre-LayerNorm (eps 1e-5), learned positions, tanh GELU, attention scaled by
+// 1/√d, final LayerNorm, output layer tied to the token embedding unless the plan unties it. No
+// dropout, so that every layout of a plan computes the same numbers as one rank.
+
+#include "core/plan.hpp"
+#include "executor/kernels/kernels.hpp"
+#include "executor/model/parameters.hpp"
+#include "executor/model/tensor_parallel.hpp"
+
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace loom::exec {
+
+struct LayerActivations;  // what one layer keeps for its backward
+struct ChunkActivations;
+
+class GptStage {
+ public:
+  // `pipeline_rank` chooses the chunks: chunk c is virtual stage c·p + pipeline_rank.
+  GptStage(const core::Plan& plan, int64_t pipeline_rank, TensorParallel tensor_parallel, Kernels& kernels,
+           Timers& timers, int64_t pad_to);
+  ~GptStage();
+
+  ParameterStore& parameters() { return parameters_; }
+  bool has_embedding() const { return pipeline_rank_ == 0; }
+  bool has_output_layer() const { return pipeline_rank_ == plan_.parallel.pipeline_parallel - 1; }
+  int64_t local_rows() const;   // token rows of one microbatch on this rank ([b·s] or [b·s/t] with SP)
+  int64_t hidden() const { return plan_.model.hidden_size; }
+
+  // Forward(microbatch, chunk). `input` is the activation from the previous virtual stage (unused
+  // on the first); tokens/targets are this microbatch's [b·s] int32 inputs and labels. Returns the
+  // output activation for the next virtual stage (empty on the last, which instead adds the
+  // microbatch's mean loss to loss_sum()).
+  Tensor forward(int64_t microbatch, int64_t chunk, const Tensor& input, const int32_t* tokens, const int32_t* targets);
+  // Backward(microbatch, chunk): `grad_output` is the gradient from the next virtual stage
+  // (unused on the last). Returns the gradient of the chunk's input (empty on the first).
+  // Gradients accumulate into parameters(); `loss_scale` multiplies the loss gradient.
+  Tensor backward(int64_t microbatch, int64_t chunk, const Tensor& grad_output, float loss_scale);
+
+  double loss_sum() const { return loss_sum_; }
+  void reset_loss() { loss_sum_ = 0; }
+
+ private:
+  bool first_virtual(int64_t chunk) const { return chunk == 0 && pipeline_rank_ == 0; }
+  bool last_virtual(int64_t chunk) const;
+  int64_t first_layer(int64_t chunk) const;
+  std::string layer_name(int64_t layer, const char* part) const;
+  void declare_parameters();
+
+  Tensor embed(const int32_t* tokens, ChunkActivations& saved);
+  Tensor embed_backward(const Tensor& grad, const ChunkActivations& saved);
+  // `keep_all` keeps every activation whatever the recompute mode (when recomputing).
+  Tensor layer_forward(int64_t layer, const Tensor& x, LayerActivations& saved, bool keep_all = false);
+  Tensor layer_backward(int64_t layer, const Tensor& grad, LayerActivations& saved);
+  void output_forward(const Tensor& x, const int32_t* targets, ChunkActivations& saved);
+  Tensor output_backward(const ChunkActivations& saved, float loss_scale);
+
+  const core::Plan& plan_;
+  int64_t pipeline_rank_;
+  TensorParallel tp_;
+  Kernels& kernels_;
+  Timers& timers_;
+  ParameterStore parameters_;
+  int64_t layers_per_chunk_;
+  int64_t vocab_shard_;  // vocabulary rows per tensor rank
+  double loss_sum_ = 0;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ChunkActivations>> saved_;  // by (microbatch, chunk)
+};
+
+}  // namespace loom::exec

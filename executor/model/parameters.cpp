@@ -1,0 +1,145 @@
+#include "executor/model/parameters.hpp"
+
+#include "core/error.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace loom::exec {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t hash_name(const std::string& name) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+int64_t product(const std::vector<int64_t>& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t(1), std::multiplies<>());
+}
+
+}  // namespace
+
+std::vector<float> normal_values(uint64_t seed, const std::string& name, int64_t count, float stddev) {
+  // Box-Muller over a splitmix64 stream: the same numbers on every platform and standard library.
+  std::vector<float> out(static_cast<size_t>(count));
+  uint64_t state = splitmix64(seed ^ hash_name(name));
+  auto uniform = [&] {
+    state = splitmix64(state);
+    return (double(state >> 11) + 0.5) * (1.0 / 9007199254740992.0);  // (0, 1)
+  };
+  for (int64_t i = 0; i < count; i += 2) {
+    const double radius = std::sqrt(-2.0 * std::log(uniform()));
+    const double angle = 2.0 * M_PI * uniform();
+    out[size_t(i)] = float(radius * std::cos(angle) * stddev);
+    if (i + 1 < count) out[size_t(i + 1)] = float(radius * std::sin(angle) * stddev);
+  }
+  return out;
+}
+
+size_t ParameterStore::declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, float init_std,
+                               bool init_ones, bool weight_decay, bool counts_in_norm) {
+  Parameter p;
+  p.name = name;
+  p.full_shape = std::move(full_shape);
+  p.sharding = sharding;
+  p.init_std = init_std;
+  p.init_ones = init_ones;
+  p.weight_decay = weight_decay;
+  p.counts_in_norm = counts_in_norm;
+  index_[name] = parameters_.size();
+  parameters_.push_back(std::move(p));
+  return parameters_.size() - 1;
+}
+
+std::vector<float> ParameterStore::shard(const std::vector<float>& full, const Parameter& p, int64_t r, int64_t t) {
+  const std::vector<int64_t>& s = p.full_shape;
+  if (p.sharding == Sharding::replicated || t == 1) return full;
+  const int64_t cols = s.back();
+  const int64_t rows = int64_t(full.size()) / cols;
+  std::vector<float> out;
+  out.reserve(full.size() / size_t(t));
+  switch (p.sharding) {
+    case Sharding::vocab_rows:
+    case Sharding::rows: {
+      const int64_t per = rows / t;
+      out.assign(full.begin() + r * per * cols, full.begin() + (r + 1) * per * cols);
+      break;
+    }
+    case Sharding::columns: {
+      const int64_t per = cols / t;
+      for (int64_t i = 0; i < rows; ++i)
+        out.insert(out.end(), full.begin() + i * cols + r * per, full.begin() + i * cols + (r + 1) * per);
+      break;
+    }
+    case Sharding::qkv_columns: {
+      const int64_t block = cols / 3, per = block / t;
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t q = 0; q < 3; ++q) {
+          const int64_t begin = i * cols + q * block + r * per;
+          out.insert(out.end(), full.begin() + begin, full.begin() + begin + per);
+        }
+      break;
+    }
+    case Sharding::replicated: break;
+  }
+  return out;
+}
+
+void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to) {
+  int64_t total = 0;
+  for (Parameter& p : parameters_) {
+    p.local_shape = p.full_shape;
+    if (p.sharding != Sharding::replicated) {
+      const size_t axis = (p.sharding == Sharding::vocab_rows || p.sharding == Sharding::rows) ? 0 : p.full_shape.size() - 1;
+      if (p.local_shape[axis] % tensor_size != 0)
+        throw Error("parameter {} of shape [{}] cannot be split {} ways", p.name, fmt::join(p.full_shape, ", "),
+                    tensor_size);
+      p.local_shape[axis] /= tensor_size;
+    }
+    if (p.sharding == Sharding::replicated && tensor_rank != 0) p.counts_in_norm = false;
+    p.offset = total;
+    total += product(p.local_shape);
+  }
+  padded_size_ = (total + pad_to - 1) / pad_to * pad_to;
+  values_ = Tensor::zeros({padded_size_});
+  grads_ = Tensor::zeros({padded_size_});
+  norm_weights_.assign(size_t(padded_size_), 0.0f);
+  decay_mask_.assign(size_t(padded_size_), 0.0f);
+  for (Parameter& p : parameters_) {
+    const int64_t n = product(p.local_shape);
+    p.value = values_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
+    p.grad = grads_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
+    std::fill_n(norm_weights_.begin() + p.offset, n, p.counts_in_norm ? 1.0f : 0.0f);
+    std::fill_n(decay_mask_.begin() + p.offset, n, p.weight_decay ? 1.0f : 0.0f);
+    if (p.init_ones) {
+      std::fill_n(p.value.data<float>(), n, 1.0f);
+    } else if (p.init_std > 0) {
+      const std::vector<float> full = normal_values(seed, p.name, product(p.full_shape), p.init_std);
+      const std::vector<float> mine = shard(full, p, tensor_rank, tensor_size);
+      std::memcpy(p.value.data<float>(), mine.data(), mine.size() * sizeof(float));
+    }
+  }
+}
+
+Parameter& ParameterStore::operator[](const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error("no parameter named {} on this rank", name);
+  return parameters_[it->second];
+}
+
+const Parameter& ParameterStore::operator[](const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error("no parameter named {} on this rank", name);
+  return parameters_[it->second];
+}
+
+}  // namespace loom::exec

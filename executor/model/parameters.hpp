@@ -1,0 +1,79 @@
+#pragma once
+// The GPT-2 parameters one rank holds, named as in Hugging Face's GPT-2 checkpoints, each with
+// how tensor parallelism shards it. Values and gradients live in two flat buffers (views per
+// parameter), so data-parallel reduction and ZeRO-1 sharding are single calls over one buffer.
+//
+// Initialisation is a function of (seed, name) only: every rank generates a parameter's full
+// tensor from its own random stream and keeps its shard, so every layout of a model starts from
+// the same weights as the single-rank run.
+
+#include "executor/tensor.hpp"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace loom::exec {
+
+enum class Sharding : uint8_t {
+  replicated,  // every tensor rank holds all of it (norms, row-parallel biases, positions)
+  vocab_rows,  // rows split over tensor ranks (token embedding, untied output layer)
+  columns,     // last axis split (column-parallel weight and bias)
+  qkv_columns, // last axis [q | k | v], each block split by heads
+  rows,        // first axis split (row-parallel weight)
+};
+
+struct Parameter {
+  std::string name;
+  std::vector<int64_t> full_shape;
+  std::vector<int64_t> local_shape;
+  Sharding sharding = Sharding::replicated;
+  float init_std = 0.02f;  // normal(0, std); 0 → zeros
+  bool init_ones = false;  // norms' gains
+  bool weight_decay = true;
+  // Counted in the global gradient norm by this rank: false for replicated parameters on tensor
+  // ranks other than 0 and for the tied embedding's copy on the last stage.
+  bool counts_in_norm = true;
+  int64_t offset = 0;  // elements into the flat buffers
+  Tensor value;
+  Tensor grad;
+};
+
+class ParameterStore {
+ public:
+  // Declares a parameter (before finalize). Returns its index.
+  size_t declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, float init_std,
+                 bool init_ones = false, bool weight_decay = true, bool counts_in_norm = true);
+  // Allocates the flat buffers (padded to a multiple of `pad_to`), computes local shapes for this
+  // tensor rank, and initialises every value from `seed`.
+  void finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to);
+
+  Parameter& operator[](const std::string& name);
+  const Parameter& operator[](const std::string& name) const;
+  bool contains(const std::string& name) const { return index_.count(name) > 0; }
+  std::vector<Parameter>& all() { return parameters_; }
+  const std::vector<Parameter>& all() const { return parameters_; }
+
+  Tensor& flat_values() { return values_; }
+  Tensor& flat_grads() { return grads_; }
+  int64_t padded_size() const { return padded_size_; }
+  const std::vector<float>& norm_weights() const { return norm_weights_; }  // 1 or 0 per element
+  const std::vector<float>& decay_mask() const { return decay_mask_; }     // 1 where weight decay applies
+
+  // This rank's shard of a full tensor, and the inverse (for checkpoint interchange).
+  static std::vector<float> shard(const std::vector<float>& full, const Parameter& p, int64_t tensor_rank,
+                                  int64_t tensor_size);
+
+ private:
+  std::vector<Parameter> parameters_;
+  std::map<std::string, size_t> index_;
+  Tensor values_, grads_;
+  int64_t padded_size_ = 0;
+  std::vector<float> norm_weights_, decay_mask_;
+};
+
+// Deterministic standard normals for (seed, name), independent of platform and layout.
+std::vector<float> normal_values(uint64_t seed, const std::string& name, int64_t count, float stddev);
+
+}  // namespace loom::exec

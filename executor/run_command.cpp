@@ -1,0 +1,146 @@
+#include "executor/run_command.hpp"
+
+#include "core/error.hpp"
+#include "core/plan_json.hpp"
+#include "core/store.hpp"
+#include "core/store_rows.hpp"
+#include "executor/comm/communicator.hpp"
+#include "executor/data/token_source.hpp"
+#include "executor/engine/trainer.hpp"
+#include "executor/kernels/kernels.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+namespace loom::exec {
+namespace {
+
+int default_threads(int ranks_on_node) {
+  const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, ranks_on_node));
+}
+
+int local_ranks() {
+  // Open MPI and Slurm tell each rank how many share its node.
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"})
+    if (const char* value = std::getenv(name)) return std::max(1, std::atoi(value));
+  return 1;
+}
+
+std::string host_name() {
+  char buffer[256] = {};
+  gethostname(buffer, sizeof(buffer) - 1);
+  return buffer;
+}
+
+// Rank 0's record of the run in the store.
+class RunRecord {
+ public:
+  RunRecord(const RunOptions& options, const core::Plan& plan) {
+    if (options.db_path.empty()) return;
+    store_.emplace(core::Store::open(options.db_path));
+    if (options.run_id) {
+      run_id_ = *options.run_id;
+      store_->run(run_id_);  // must exist
+      return;
+    }
+    core::RunRow run;
+    run.plan_id = store_->insert_plan(core::plan_row(plan, options.plan_path));
+    run.backend = "cpu";
+    run.profile_name = plan.cluster.profile;
+    run.host = host_name();
+    run_id_ = store_->begin_run(run);
+  }
+  void step(const StepResult& r) {
+    if (store_) store_->append_steps(run_id_, {{r.step, r.loss, r.step_time_s, r.tokens_per_s, r.learning_rate, r.grad_norm}});
+  }
+  void finish(core::RunStatus status, const std::string& reason, const std::vector<core::RankStatRow>& ranks) {
+    if (!store_) return;
+    if (!ranks.empty()) store_->put_rank_stats(run_id_, ranks);
+    store_->finish_run(run_id_, status, reason);
+  }
+  bool active() const { return store_.has_value(); }
+
+ private:
+  std::optional<core::Store> store_;
+  int64_t run_id_ = 0;
+};
+
+// Every rank's peak memory and time per category, gathered to all (rank 0 stores them).
+std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& trainer, const ProcessGroups& groups) {
+  constexpr size_t kFields = 4 + kCategoryCount;
+  std::vector<float> mine(kFields);
+  mine[0] = float(memory_stats(Device::cpu).peak_bytes);
+  mine[1] = float(groups.coords.tensor);
+  mine[2] = float(groups.coords.data);
+  mine[3] = float(groups.coords.pipeline);
+  for (size_t c = 0; c < kCategoryCount; ++c) mine[4 + c] = float(trainer.timers()[Category(c)]);
+  std::vector<float> all(kFields * size_t(world.size()));
+  world.all_gather(mine.data(), all.data(), kFields);
+  std::vector<core::RankStatRow> rows;
+  for (int r = 0; r < world.size(); ++r) {
+    const float* f = all.data() + size_t(r) * kFields;
+    core::Json times = core::Json::object();
+    for (size_t c = 0; c < kCategoryCount; ++c) times[std::string(to_string(Category(c))) + "_s"] = f[4 + c];
+    core::Json stats = {{"tensor_rank", int(f[1])}, {"data_rank", int(f[2])}, {"pipeline_rank", int(f[3])},
+                        {"time_by_category", times}};
+    rows.push_back({r, int64_t(f[0]), stats.dump()});
+  }
+  return rows;
+}
+
+}  // namespace
+
+int run_training(const RunOptions& options) {
+  std::unique_ptr<Communicator> world = mpi_world();
+  const core::Plan plan = core::read_plan_file(options.plan_path);
+  if (world->size() != plan.cluster.world_size())
+    throw InvalidInput("the plan needs {} ranks (dp {} × tp {} × pp {}) but {} were started", plan.cluster.world_size(),
+                       plan.parallel.data_parallel, plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel,
+                       world->size());
+  const bool leader = world->rank() == 0;
+  ProcessGroups groups = make_process_groups(*world, core::RankLayout::of(plan.parallel));
+  const int threads = options.threads > 0 ? options.threads : default_threads(local_ranks());
+  std::unique_ptr<Kernels> kernels = make_cpu_kernels(threads);
+  const std::string data = options.data_path.empty() ? default_corpus_path() : options.data_path;
+  const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.model.padded_vocab_size);
+  const int64_t steps = options.steps.value_or(plan.training.train_iters);
+
+  std::optional<RunRecord> record;
+  if (leader) record.emplace(options, plan);
+  Trainer trainer(plan, groups, *world, *kernels, *tokens);
+  if (leader && !options.jsonl)
+    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, data {}\n", plan.model.name,
+               world->size(), plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel, plan.parallel.data_parallel,
+               threads, tokens->description());
+  try {
+    for (int64_t step = 1; step <= steps; ++step) {
+      const StepResult r = trainer.train_step(step);
+      if (!leader) continue;
+      record->step(r);
+      if (options.jsonl)
+        std::cout << core::Json{{"step", r.step}, {"loss", r.loss}, {"step_time_s", r.step_time_s},
+                                {"tokens_per_s", r.tokens_per_s}, {"grad_norm", r.grad_norm},
+                                {"learning_rate", r.learning_rate}}.dump()
+                  << std::endl;
+      else
+        fmt::print("step {:4d}/{}  loss {:.4f}  {:8.1f} ms/step  {:10.0f} tokens/s  grad norm {:.3f}\n", r.step, steps,
+                   r.loss, r.step_time_s * 1e3, r.tokens_per_s, r.grad_norm);
+      std::fflush(stdout);
+    }
+  } catch (const Error& e) {
+    if (leader) record->finish(core::RunStatus::failed, e.what(), {});
+    throw;
+  }
+  const std::vector<core::RankStatRow> stats = gather_rank_stats(*world, trainer, groups);
+  if (leader) record->finish(core::RunStatus::completed, "", stats);
+  return 0;
+}
+
+}  // namespace loom::exec

@@ -1,0 +1,22 @@
+#pragma once
+// `loom-exec run`: one rank of a training run launched by mpirun/srun (usually via `loom run`).
+
+#include <optional>
+#include <string>
+
+namespace loom::exec {
+
+struct RunOptions {
+  std::string plan_path;
+  std::optional<int64_t> steps;       // default: the plan's train-iters
+  std::string data_path;              // default: the built-in corpus
+  int threads = 0;                    // 0: cores / ranks on this node
+  bool jsonl = false;                 // one JSON line per step on stdout
+  std::string db_path;                // where rank 0 records the run
+  std::optional<int64_t> run_id;      // a run row created by `loom run`; else rank 0 creates one
+};
+
+// Runs the whole training on this rank; returns the exit status.
+int run_training(const RunOptions& options);
+
+}  // namespace loom::exec
