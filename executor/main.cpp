@@ -21,6 +21,11 @@ int main(int argc, char** argv) {
   run->add_flag("--jsonl", options.jsonl, "One JSON line per step on standard output");
   run->add_option("--db", options.db_path, "SQLite store where rank 0 records the run");
   run->add_option("--run-id", options.run_id, "Record into this existing run (created by `loom run`)");
+  run->add_option("--save-model", options.save_model_path, "Write the whole model at the end (safetensors, GPT-2 names)");
+  run->add_option("--init-from", options.init_from_path, "Start from these weights (safetensors, GPT-2 names)");
+  run->add_option("--checkpoint-dir", options.checkpoint_dir, "Write per-rank checkpoints here");
+  run->add_option("--checkpoint-every", options.checkpoint_every, "Checkpoint every N steps (and always at the end)");
+  run->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include "core/store_rows.hpp"
 #include "executor/comm/communicator.hpp"
 #include "executor/data/token_source.hpp"
+#include "executor/engine/model_io.hpp"
 #include "executor/engine/trainer.hpp"
 #include "executor/kernels/kernels.hpp"
 
@@ -112,16 +113,34 @@ int run_training(const RunOptions& options) {
   const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.model.padded_vocab_size);
   const int64_t steps = options.steps.value_or(plan.training.train_iters);
 
+  if (options.resume && options.checkpoint_dir.empty())
+    throw InvalidInput("--resume needs --checkpoint-dir, where the checkpoints are");
+  if (options.checkpoint_every < 0)
+    throw InvalidInput("--checkpoint-every={} must be 0 (only at the end) or positive", options.checkpoint_every);
   std::optional<RunRecord> record;
   if (leader) record.emplace(options, plan);
   Trainer trainer(plan, groups, *world, *kernels, *tokens);
+  if (!options.init_from_path.empty()) load_full_model(trainer, options.init_from_path);
+  int64_t first_step = 1;
+  if (options.resume)
+    if (const std::optional<int64_t> resumed = resume_checkpoint(trainer, *world, options.checkpoint_dir)) {
+      first_step = *resumed + 1;
+      if (leader && !options.jsonl) fmt::print("loom-exec: resuming after step {}\n", *resumed);
+    }
   if (leader && !options.jsonl)
-    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, data {}\n", plan.model.name,
+    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, data {}{}\n", plan.model.name,
                world->size(), plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel, plan.parallel.data_parallel,
-               threads, tokens->description());
+               threads, tokens->description(),
+               plan.training.dtype == core::DType::fp32
+                   ? ""
+                   : fmt::format("; the CPU backend computes in fp32 (the plan says {})", core::to_string(plan.training.dtype)));
   try {
-    for (int64_t step = 1; step <= steps; ++step) {
+    for (int64_t step = first_step; step <= steps; ++step) {
       const StepResult r = trainer.train_step(step);
+      const bool checkpoint_now =
+          !options.checkpoint_dir.empty() &&
+          (step == steps || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0));
+      if (checkpoint_now) save_checkpoint(trainer, *world, options.checkpoint_dir, step);
       if (!leader) continue;
       record->step(r);
       if (options.jsonl)
@@ -138,6 +157,7 @@ int run_training(const RunOptions& options) {
     if (leader) record->finish(core::RunStatus::failed, e.what(), {});
     throw;
   }
+  if (!options.save_model_path.empty()) save_full_model(trainer, *world, options.save_model_path);
   const std::vector<core::RankStatRow> stats = gather_rank_stats(*world, trainer, groups);
   if (leader) record->finish(core::RunStatus::completed, "", stats);
   return 0;

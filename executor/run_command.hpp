@@ -14,6 +14,11 @@ struct RunOptions {
   bool jsonl = false;                 // one JSON line per step on stdout
   std::string db_path;                // where rank 0 records the run
   std::optional<int64_t> run_id;      // a run row created by `loom run`; else rank 0 creates one
+  std::string save_model_path;        // the whole model at the end (safetensors, GPT-2 names)
+  std::string init_from_path;         // start from these weights instead of the seed's
+  std::string checkpoint_dir;         // per-rank checkpoints every checkpoint_every steps and at the end
+  int64_t checkpoint_every = 0;       // 0: only at the end
+  bool resume = false;                // continue from the newest complete checkpoint in checkpoint_dir
 };
 
 // Runs the whole training on this rank; returns the exit status.

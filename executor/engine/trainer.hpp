@@ -35,6 +35,8 @@ class Trainer {
   StepResult train_step(int64_t step);
 
   GptStage& stage() { return *stage_; }
+  const core::Plan& plan() const { return plan_; }
+  ProcessGroups& groups() { return groups_; }
   Optimizer& optimizer() { return *optimizer_; }
   Timers& timers() { return timers_; }
 

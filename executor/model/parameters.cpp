@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -92,6 +93,31 @@ std::vector<float> ParameterStore::shard(const std::vector<float>& full, const P
     case Sharding::replicated: break;
   }
   return out;
+}
+
+std::vector<float> ParameterStore::unshard(const std::vector<float>& gathered, const Parameter& p, int64_t t) {
+  if (p.sharding == Sharding::replicated || t == 1 || p.sharding == Sharding::vocab_rows ||
+      p.sharding == Sharding::rows)
+    return std::vector<float>(gathered.begin(), gathered.begin() + int64_t(gathered.size()) /
+                                                                    (p.sharding == Sharding::replicated ? t : 1));
+  const int64_t cols = p.full_shape.back();
+  const int64_t rows = int64_t(gathered.size()) / cols;
+  const int64_t local = int64_t(gathered.size()) / t;  // elements per rank
+  std::vector<float> full(gathered.size());
+  if (p.sharding == Sharding::columns) {
+    const int64_t per = cols / t;
+    for (int64_t r = 0; r < t; ++r)
+      for (int64_t i = 0; i < rows; ++i)
+        std::copy_n(gathered.begin() + r * local + i * per, per, full.begin() + i * cols + r * per);
+  } else {  // qkv_columns: each rank's row is [q | k | v] of its heads
+    const int64_t block = cols / 3, per = block / t;
+    for (int64_t r = 0; r < t; ++r)
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t q = 0; q < 3; ++q)
+          std::copy_n(gathered.begin() + r * local + i * 3 * per + q * per, per,
+                      full.begin() + i * cols + q * block + r * per);
+  }
+  return full;
 }
 
 void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to) {

@@ -64,6 +64,8 @@ class ParameterStore {
   // This rank's shard of a full tensor, and the inverse (for checkpoint interchange).
   static std::vector<float> shard(const std::vector<float>& full, const Parameter& p, int64_t tensor_rank,
                                   int64_t tensor_size);
+  // The full tensor from every tensor rank's shard, concatenated in rank order.
+  static std::vector<float> unshard(const std::vector<float>& gathered, const Parameter& p, int64_t tensor_size);
 
  private:
   std::vector<Parameter> parameters_;

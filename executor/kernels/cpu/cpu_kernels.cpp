@@ -4,9 +4,8 @@
 
 #include "core/error.hpp"
 #include "executor/kernels/cpu/cpu_math.hpp"
+#include "executor/kernels/cpu/eigen_maps.hpp"  // Eigen::setNbThreads
 #include "executor/kernels/kernels.hpp"
-
-#include <Eigen/Core>
 
 #include <cstring>
 #include <initializer_list>

@@ -2,7 +2,14 @@
 // Eigen views of raw row-major buffers, shared by the CPU kernel sources: Maps copy nothing, and
 // Eigen's array expressions vectorise (exp, tanh, reductions) whatever the compiler's -O level.
 
+// With -march=native, GCC 12 reports false -Wmaybe-uninitialized warnings inside its AVX-512
+// intrinsics as Eigen's GEMM kernels get inlined (GCC bug 105593, fixed in GCC 13), and Eigen
+// 3.4's AVX headers have unused variables; neither is in Loom's code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wunused-variable"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
 
 #include <cstdint>
 

@@ -1,0 +1,160 @@
+// `loom run PLAN.json`: launches the executor (`loom-exec run`) on the plan's ranks through mpirun
+// or srun, records the run in the store, and marks it failed if the ranks do not finish.
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "core/plan_json.hpp"
+#include "core/store.hpp"
+#include "core/store_rows.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+extern char** environ;
+
+namespace loom::cli {
+namespace {
+
+struct RunOptions {
+  std::string plan_path, data, db, checkpoint_dir, launcher = "mpirun", backend = "cpu", save_model, init_from;
+  std::optional<int64_t> steps, checkpoint_every;
+  int threads = 0;
+  bool resume = false, jsonl = false, dry_run = false;
+};
+
+// loom-exec lives next to loom.
+std::string executor_path() {
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
+  const std::filesystem::path next_to_me = self.parent_path() / "loom-exec";
+  if (!std::filesystem::exists(next_to_me))
+    throw IoError("cannot find the executor at {} (build the loom-exec target; it needs MPI)", next_to_me.string());
+  return next_to_me.string();
+}
+
+std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan, std::optional<int64_t> run_id) {
+  const int64_t ranks = plan.cluster.world_size();
+  std::vector<std::string> args;
+  if (o.launcher == "mpirun") {
+    args = {"mpirun", "-np", std::to_string(ranks)};
+    if (ranks > int64_t(std::thread::hardware_concurrency())) args.push_back("--oversubscribe");
+  } else if (o.launcher == "srun") {
+    args = {"srun", "--ntasks", std::to_string(ranks)};
+  } else if (ranks != 1 && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_NTASKS")) {
+    throw InvalidInput("--launcher none runs one process, but the plan needs {} ranks; use mpirun or srun", ranks);
+  }
+  args.push_back(executor_path());
+  args.insert(args.end(), {"run", o.plan_path});
+  auto add = [&](const char* flag, const std::string& value) {
+    if (!value.empty()) args.insert(args.end(), {flag, value});
+  };
+  if (o.steps) add("--steps", std::to_string(*o.steps));
+  add("--data", o.data);
+  if (o.threads > 0) add("--threads", std::to_string(o.threads));
+  if (o.jsonl) args.push_back("--jsonl");
+  add("--db", o.db);
+  if (run_id) add("--run-id", std::to_string(*run_id));
+  add("--save-model", o.save_model);
+  add("--init-from", o.init_from);
+  add("--checkpoint-dir", o.checkpoint_dir);
+  if (o.checkpoint_every) add("--checkpoint-every", std::to_string(*o.checkpoint_every));
+  if (o.resume) args.push_back("--resume");
+  return args;
+}
+
+pid_t child_pid = 0;
+void forward_signal(int signal) {
+  if (child_pid > 0) kill(child_pid, signal);
+}
+
+// Runs the command with inherited standard streams; returns its wait status.
+int spawn_and_wait(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  // Open MPI refuses root without these; the ranks inherit them.
+  if (geteuid() == 0) {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  }
+  if (posix_spawnp(&child_pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
+    throw IoError("cannot start '{}': {}", args[0], std::strerror(errno));
+  // A cancel (SIGINT from a terminal, SIGTERM from the GUI) reaches every rank through the launcher.
+  signal(SIGINT, forward_signal);
+  signal(SIGTERM, forward_signal);
+  int status = 0;
+  while (waitpid(child_pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  child_pid = 0;
+  return status;
+}
+
+std::string describe_status(int status) {
+  if (WIFSIGNALED(status)) return fmt::format("the executor was killed by signal {}", WTERMSIG(status));
+  return fmt::format("the executor exited with status {}", WEXITSTATUS(status));
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& parent) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* app = parent.add_subcommand("run", "Train a plan for real: launch loom-exec on its ranks");
+  app->add_option("plan", o->plan_path, "Plan JSON file")->required();
+  app->add_option("--steps", o->steps, "Steps to train [default: the plan's train-iters]");
+  app->add_option("--data", o->data, "Token shard (.bin, llm.c format) or text file [default: the built-in corpus]");
+  app->add_option("--db", o->db, "Record the run, its steps and per-rank statistics in this SQLite file");
+  app->add_option("--checkpoint-dir", o->checkpoint_dir, "Write checkpoints here (every --checkpoint-every steps and at the end)");
+  app->add_option("--checkpoint-every", o->checkpoint_every, "Steps between checkpoints");
+  app->add_flag("--resume", o->resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+  app->add_option("--save-model", o->save_model, "Write the trained model (safetensors, GPT-2 names)");
+  app->add_option("--init-from", o->init_from, "Start from these weights (safetensors, GPT-2 names)");
+  app->add_option("--launcher", o->launcher, "mpirun, srun, or none (already under a launcher)")
+      ->check(CLI::IsMember({"mpirun", "srun", "none"}))
+      ->capture_default_str();
+  app->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app->add_option("--threads", o->threads, "Threads per rank [default: cores / ranks]");
+  app->add_flag("--jsonl", o->jsonl, "One JSON line per step (for scripts and the GUI)");
+  app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
+  app->footer("Examples:\n  loom run plan.json --steps 20 --db loom.db\n"
+              "  loom run plan.json --checkpoint-dir ckpt --checkpoint-every 50 --resume");
+  return {app, [o] {
+            const core::Plan plan = core::read_plan_file(o->plan_path);
+            plan.validate();
+            if (o->backend == "cuda")
+              throw InvalidInput("--backend cuda: this build's executor has no CUDA backend yet; use --backend cpu");
+            if (!o->data.empty() && !std::filesystem::is_regular_file(o->data))
+              throw InvalidInput("--data '{}': no such file", o->data);
+            if (!o->init_from.empty() && !std::filesystem::is_regular_file(o->init_from))
+              throw InvalidInput("--init-from '{}': no such file", o->init_from);
+            if (o->resume && o->checkpoint_dir.empty()) throw InvalidInput("--resume needs --checkpoint-dir");
+            if (o->steps && *o->steps <= 0) throw InvalidInput("--steps={} must be a positive integer", *o->steps);
+            std::optional<core::Store> store;
+            std::optional<int64_t> run_id;
+            if (!o->db.empty() && !o->dry_run) {
+              store.emplace(core::Store::open(o->db));
+              core::RunRow run;
+              run.plan_id = store->insert_plan(core::plan_row(plan, o->plan_path));
+              run.backend = o->backend;
+              run.profile_name = plan.cluster.profile;
+              run_id = store->begin_run(run);
+            }
+            const std::vector<std::string> command = command_for(*o, plan, run_id);
+            fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
+            if (o->dry_run) return;
+            const int status = spawn_and_wait(command);
+            const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!ok && store && store->run(*run_id).status == core::RunStatus::running)
+              store->finish_run(*run_id, core::RunStatus::failed, describe_status(status));
+            if (!ok) throw Error("{}{}", describe_status(status), run_id ? fmt::format("; run {} marked failed", *run_id) : "");
+          }};
+}
+
+}  // namespace loom::cli

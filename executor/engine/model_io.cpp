@@ -1,0 +1,120 @@
+#include "executor/engine/model_io.hpp"
+
+#include "core/error.hpp"
+#include "core/plan_json.hpp"
+#include "executor/checkpoint/manifest.hpp"
+#include "executor/checkpoint/safetensors.hpp"
+
+#include <cstring>
+
+namespace loom::exec {
+namespace {
+
+std::vector<float> values_of(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+}
+
+void copy_into(Tensor& t, const std::vector<float>& values, const std::string& what) {
+  if (int64_t(values.size()) != t.numel())
+    throw InvalidInput("{}: {} values where {} were expected", what, values.size(), t.numel());
+  std::memcpy(t.data<float>(), values.data(), values.size() * sizeof(float));
+}
+
+// The full tensors of this stage's parameters (on tensor rank 0 of data replica 0).
+SafeTensorMap gather_stage(Trainer& trainer) {
+  ProcessGroups& groups = trainer.groups();
+  Communicator& tensor = *groups.tensor;
+  SafeTensorMap out;
+  for (const Parameter& p : trainer.stage().parameters().all()) {
+    std::vector<float> gathered(size_t(p.value.numel()) * size_t(tensor.size()));
+    tensor.all_gather(p.value.data<float>(), gathered.data(), size_t(p.value.numel()));
+    if (tensor.rank() == 0) out[p.name] = f32_tensor(p.full_shape, ParameterStore::unshard(gathered, p, tensor.size()));
+  }
+  return out;
+}
+
+}  // namespace
+
+void save_full_model(Trainer& trainer, Communicator& world, const std::filesystem::path& path) {
+  ProcessGroups& groups = trainer.groups();
+  const int64_t stage = groups.coords.pipeline;
+  const std::filesystem::path part = path.string() + fmt::format(".stage-{:03d}", stage);
+  if (groups.coords.data == 0) {
+    SafeTensorMap tensors = gather_stage(trainer);
+    if (groups.coords.tensor == 0) write_safetensors(part.string(), tensors);
+  }
+  world.barrier();
+  if (world.rank() == 0) {
+    SafeTensorMap merged;
+    for (int64_t s = 0; s < trainer.plan().parallel.pipeline_parallel; ++s) {
+      const std::filesystem::path file = path.string() + fmt::format(".stage-{:03d}", s);
+      SafeTensorsFile stage_file = read_safetensors(file.string());
+      for (auto& [name, tensor] : stage_file.tensors) merged.emplace(name, std::move(tensor));  // the tied copy once
+      std::filesystem::remove(file);
+    }
+    write_safetensors(path.string(), merged, {{"format", "loom-model"}, {"model", trainer.plan().model.name}});
+  }
+  world.barrier();
+}
+
+void load_full_model(Trainer& trainer, const std::filesystem::path& path) {
+  const SafeTensorsFile file = read_safetensors(path.string());
+  const int64_t t = trainer.groups().tensor->size(), rank = trainer.groups().tensor->rank();
+  for (Parameter& p : trainer.stage().parameters().all()) {
+    std::string name = p.name;
+    if (!file.contains(name) && name == "lm_head.weight" && file.contains("wte.weight")) name = "wte.weight";
+    if (!file.contains(name)) throw InvalidInput("'{}' has no tensor {}; expected GPT-2 names", path.string(), name);
+    std::vector<float> full = file.f32(name);
+    const std::vector<int64_t>& shape = file.tensor(name).shape;
+    std::vector<int64_t> expected = p.full_shape;
+    // A vocabulary padded for tensor parallelism: the extra rows start at zero (never predicted).
+    if (p.sharding == Sharding::vocab_rows && shape.size() == 2 && shape[1] == expected[1] && shape[0] < expected[0]) {
+      full.resize(size_t(expected[0] * expected[1]), 0.0f);
+    } else if (shape != expected) {
+      throw InvalidInput("'{}': tensor {} has shape [{}]; the plan's model needs [{}]", path.string(), name,
+                         fmt::join(shape, ", "), fmt::join(expected, ", "));
+    }
+    copy_into(p.value, ParameterStore::shard(full, p, rank, t), name);
+  }
+}
+
+void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step) {
+  SafeTensorMap tensors;
+  for (const Parameter& p : trainer.stage().parameters().all())
+    tensors["param/" + p.name] = f32_tensor(p.local_shape, values_of(p.value));
+  tensors["optimizer/m"] = f32_tensor({trainer.optimizer().first_moment().numel()}, values_of(trainer.optimizer().first_moment()));
+  tensors["optimizer/v"] = f32_tensor({trainer.optimizer().second_moment().numel()}, values_of(trainer.optimizer().second_moment()));
+  write_rank_shard(dir, step, world.rank(), tensors);
+  world.barrier();
+  if (world.rank() == 0) {
+    CheckpointManifest manifest;
+    manifest.step = step;
+    manifest.world_size = world.size();
+    manifest.plan = core::to_json(trainer.plan());
+    manifest.data_seed = uint64_t(trainer.plan().training.seed);
+    manifest.data_next_step = step + 1;
+    write_manifest(dir, manifest);
+  }
+  world.barrier();
+}
+
+std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir) {
+  const CheckpointSearch search = latest_complete_checkpoint(dir);
+  for (const std::string& why : search.skipped)
+    if (world.rank() == 0) fmt::print(stderr, "loom-exec: warning: skipping checkpoint {}\n", why);
+  if (!search.latest) return std::nullopt;
+  const Checkpoint& checkpoint = *search.latest;
+  if (checkpoint.manifest.world_size != world.size())
+    throw InvalidInput("checkpoint {} was written by {} ranks; this run has {}", checkpoint.directory.string(),
+                       checkpoint.manifest.world_size, world.size());
+  if (checkpoint.manifest.plan != core::to_json(trainer.plan()))
+    throw InvalidInput("checkpoint {} belongs to another plan; resume with the plan it was written for",
+                       checkpoint.directory.string());
+  const SafeTensorsFile shard = read_rank_shard(checkpoint, world.rank());
+  for (Parameter& p : trainer.stage().parameters().all()) copy_into(p.value, shard.f32("param/" + p.name), p.name);
+  copy_into(trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
+  copy_into(trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
+  return checkpoint.manifest.step;
+}
+
+}  // namespace loom::exec

@@ -1,0 +1,31 @@
+#pragma once
+// Moving a model in and out of a run: the whole model in Hugging Face GPT-2 names (export, and
+// --init-from), and per-rank checkpoints with their manifest (--checkpoint-dir, --resume).
+
+#include "executor/engine/trainer.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace loom::exec {
+
+// Collective over the world. Global rank 0 writes `path` (safetensors) with every parameter at
+// its full shape, gathered over tensor ranks and pipeline stages (through per-stage files next to
+// `path`, removed afterwards: checkpoint directories are shared by the ranks of a run).
+void save_full_model(Trainer& trainer, Communicator& world, const std::filesystem::path& path);
+
+// Every rank loads its shard of each of its parameters from a full model file with Hugging Face
+// GPT-2 names ([in, out] linear weights). A vocabulary padded beyond the file's rows gets zero
+// rows; missing parameters or other shapes are InvalidInput.
+void load_full_model(Trainer& trainer, const std::filesystem::path& path);
+
+// Collective: every rank writes its parameters and optimizer state for `step`, then rank 0 the
+// manifest (temporary name, then rename; the manifest last).
+void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step);
+
+// Restores the newest complete checkpoint in `dir`; returns its step, or nothing when there is
+// none. A checkpoint of another plan or world size is InvalidInput.
+std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir);
+
+}  // namespace loom::exec

@@ -1,0 +1,134 @@
+#pragma once
+// Support for the layout tests: they drive the real `loom` and `loom-exec` binaries as separate
+// processes (mpirun for every run, even a single rank, so that every layout is launched alike),
+// in one scratch directory per test binary, and compare what the runs print (--jsonl) and save
+// (--save-model, a full model in Hugging Face GPT-2 names) with a single-rank reference run of
+// the same model and data.
+//
+// Tolerances (the "within 1e-5", made precise):
+// - loss: |loss - reference| <= 1e-5 · |reference| at every step (relative; the losses are ~5);
+// - parameters: |p - reference| <= 1e-5 · max(1, |reference|) for every element, i.e. absolute
+//   1e-5 for elements up to 1 in magnitude (nearly all of them: initialised with std 0.02,
+//   LayerNorm gains ≈ 1) and relative 1e-5 above. A purely relative test is meaningless for
+//   elements near zero (biases start at exactly 0), where fp32 reduction-order noise dominates.
+// - resume: the losses as exact doubles (the JSON lines print 17 significant digits, which
+//   round-trip), and the final parameters bit for bit.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace loom::layout_tests {
+
+inline constexpr double kLossRelativeTolerance = 1e-5;
+inline constexpr double kParameterTolerance = 1e-5;
+inline constexpr int kSteps = 10;
+
+// A parallel layout of the test model; loom init turns it into a plan.
+struct Layout {
+  std::string name;  // the test's name: letters, digits and '_'
+  int ranks = 1;     // devices in the plan = MPI ranks; dp = ranks / (tp · pp)
+  int tp = 1;
+  int pp = 1;
+  std::string schedule = "1f1b";               // gpipe, 1f1b or interleaved
+  std::optional<int> layers_per_virtual_stage;  // interleaved only
+  bool sequence_parallel = false;
+  bool distributed_optimizer = false;
+  std::string recompute = "none";  // none, selective or full
+  std::optional<int64_t> seed;      // default: loom init's
+
+  Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
+      : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
+  Layout with_schedule(std::string s, std::optional<int> layers_per_virtual = {}) const {
+    Layout l = *this;
+    l.schedule = std::move(s);
+    l.layers_per_virtual_stage = layers_per_virtual;
+    return l;
+  }
+  Layout with_sequence_parallel() const {
+    Layout l = *this;
+    l.sequence_parallel = true;
+    return l;
+  }
+  Layout with_distributed_optimizer() const {
+    Layout l = *this;
+    l.distributed_optimizer = true;
+    return l;
+  }
+  Layout with_recompute(std::string r) const {
+    Layout l = *this;
+    l.recompute = std::move(r);
+    return l;
+  }
+  Layout with_seed(int64_t s) const {
+    Layout l = *this;
+    l.seed = s;
+    return l;
+  }
+};
+
+struct ProcessResult {
+  std::string command;
+  int exit_code = -1;  // 128 + N for a process killed by signal N
+  std::string out;
+  std::string err;
+  double wall_s = 0;
+};
+
+// What one training run printed: the steps, losses and gradient norms of its JSON lines, in order.
+// The gradient norm (before clipping) is compared too: with clipping active (clip-grad 1 and
+// norms of 2 to 4 here) and Adam being invariant to the gradient's scale, a gradient scaled
+// wrongly by a layout (summed instead of averaged over dp, say) would change neither the losses
+// nor the parameters; its norm shows it.
+struct RunOutput {
+  ProcessResult process;
+  std::vector<int64_t> steps;
+  std::vector<double> losses;
+  std::vector<double> grad_norms;
+};
+
+// The scratch directory of this test binary (created on first use; removed at exit unless a
+// test failed or LOOM_KEEP_TEST_FILES is set) and the model JSON written into it.
+std::filesystem::path scratch_dir();
+std::filesystem::path model_json();
+
+// Runs `command` through /bin/sh with stdout and stderr captured; never throws for a non-zero exit.
+ProcessResult run_process(const std::string& command);
+std::string quote(const std::string& word);  // one shell word
+
+// Writes a plan for `layout` with `loom init` (fp32, global batch 8, micro-batch 2, train-iters
+// 10) and checks that the plan holds the layout; returns its path. Throws on any failure.
+std::filesystem::path make_plan(const Layout& layout);
+
+// `mpirun -np <ranks> loom-exec run PLAN --jsonl --threads 1 <extra>`; with `require_success`, a
+// non-zero exit or a missing JSON line throws with the command and its stderr.
+RunOutput run_exec(const std::filesystem::path& plan, int ranks, const std::string& extra,
+                   bool require_success = true);
+// `loom run PLAN --jsonl --threads 1 <extra>` (loom launches mpirun itself).
+RunOutput run_loom_run(const std::filesystem::path& plan, const std::string& extra, bool require_success = true);
+
+// The single-rank reference: kSteps steps, its losses and its saved model. Run once per process.
+struct Reference {
+  RunOutput run;
+  std::filesystem::path model;  // --save-model
+};
+const Reference& reference();
+
+// Descriptions of every violation of |other - reference| <= relative_tolerance · |reference| per
+// step (0: exact doubles); empty when the runs agree. `what` names the quantity ("loss"), and
+// the vectors' first element is step `first_step`.
+std::vector<std::string> loss_mismatches(const std::vector<double>& reference, const std::vector<double>& other,
+                                         double relative_tolerance, const std::string& what = "loss",
+                                         int64_t first_step = 1);
+// Every tensor of `reference_file` must be in `other_file` with the same dtype and shape and
+// values within `tolerance` · max(1, |reference|) (0: bit for bit); no extra tensors. One line per
+// offending tensor, naming its worst element.
+std::vector<std::string> parameter_mismatches(const std::filesystem::path& reference_file,
+                                              const std::filesystem::path& other_file, double tolerance);
+
+std::string join_lines(const std::vector<std::string>& lines, size_t at_most = 20);
+
+}  // namespace loom::layout_tests

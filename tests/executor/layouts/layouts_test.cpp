@@ -1,0 +1,173 @@
+// Every parallel layout of the list trains the same model on the same data as the
+// single-rank reference: loss and gradient norm at each of 10 steps within 1e-5 relative, every
+// final parameter within 1e-5 · max(1, |reference|) (fp32, --threads 1). Plus the controls that show these
+// comparisons can fail, and the saved model's Hugging Face GPT-2 names.
+
+#include "layout_support.hpp"
+
+#include "executor/checkpoint/safetensors.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+namespace loom::layout_tests {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+std::vector<int64_t> steps_from(int64_t first, int64_t last) {
+  std::vector<int64_t> steps(size_t(last - first + 1));
+  std::iota(steps.begin(), steps.end(), first);
+  return steps;
+}
+
+// The list. Recompute runs on tp2 (its full recompute re-runs the forward's tensor-
+// parallel collectives) and on one rank; one extra pipeline case recomputes under 1F1B, and one
+// 8-rank case combines everything.
+std::vector<Layout> layouts() {
+  std::vector<Layout> all;
+  auto add = [&](const Layout& l) { all.push_back(l); };
+  add(Layout("dp2", 2));
+  add(Layout("tp2", 2, 2));
+  add(Layout("tp2_sequence_parallel", 2, 2).with_sequence_parallel());
+  add(Layout("pp2_gpipe", 2, 1, 2).with_schedule("gpipe"));
+  add(Layout("pp2_1f1b", 2, 1, 2).with_schedule("1f1b"));
+  add(Layout("pp2_interleaved_vpp2", 2, 1, 2).with_schedule("interleaved", 1));
+  add(Layout("dp2_distributed_optimizer", 2).with_distributed_optimizer());
+  add(Layout("recompute_selective_1rank", 1).with_recompute("selective"));
+  add(Layout("recompute_full_1rank", 1).with_recompute("full"));
+  add(Layout("recompute_selective_tp2", 2, 2).with_recompute("selective"));
+  add(Layout("recompute_full_tp2", 2, 2).with_recompute("full"));
+  add(Layout("pp2_1f1b_recompute_full", 2, 1, 2).with_recompute("full"));
+  add(Layout("tp2_pp2_dp2", 8, 2, 2));
+  add(Layout("tp2_pp2_dp2_sp_distopt_interleaved", 8, 2, 2)
+          .with_schedule("interleaved", 1)
+          .with_sequence_parallel()
+          .with_distributed_optimizer());
+  return all;
+}
+
+class LayoutMatchesReference : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(LayoutMatchesReference, LossesAndFinalParameters) {
+  const Layout& layout = GetParam();
+  const Reference& ref = reference();
+  const fs::path plan = make_plan(layout);
+  const fs::path model = scratch_dir() / ("model_" + layout.name + ".safetensors");
+  const RunOutput run = run_exec(plan, layout.ranks, "--steps 10 --save-model " + quote(model.string()));
+  RecordProperty("wall_s", std::to_string(run.process.wall_s));
+
+  EXPECT_EQ(run.steps, steps_from(1, kSteps)) << run.process.command;
+  const std::vector<std::string> losses = loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
+  EXPECT_THAT(losses, IsEmpty()) << layout.name << ": losses differ from the single-rank reference:"
+                                 << join_lines(losses);
+  const std::vector<std::string> norms =
+      loss_mismatches(ref.run.grad_norms, run.grad_norms, kLossRelativeTolerance, "grad norm");
+  EXPECT_THAT(norms, IsEmpty()) << layout.name << ": gradient norms differ from the single-rank reference:"
+                                << join_lines(norms);
+  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file; " << run.process.command;
+  const std::vector<std::string> parameters = parameter_mismatches(ref.model, model, kParameterTolerance);
+  EXPECT_THAT(parameters, IsEmpty()) << layout.name << ": final parameters differ from the single-rank reference:"
+                                     << join_lines(parameters);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LayoutMatchesReference, ::testing::ValuesIn(layouts()),
+                         [](const ::testing::TestParamInfo<Layout>& info) { return info.param.name; });
+
+// The saved model has exactly the names and shapes of Hugging Face's GPT-2 checkpoints
+// (linear weights [in, out]; the output layer tied to wte, so no lm_head), in F32.
+TEST(SavedModel, HasGpt2NamesAndShapes) {
+  const exec::SafeTensorsFile file = exec::read_safetensors(reference().model.string());
+  const int64_t h = 64, ffn = 256, vocab = 256, seq = 32;
+  std::map<std::string, std::vector<int64_t>> expected = {
+      {"wte.weight", {vocab, h}}, {"wpe.weight", {seq, h}}, {"ln_f.weight", {h}}, {"ln_f.bias", {h}}};
+  for (int i = 0; i < 4; ++i) {
+    const std::string p = "h." + std::to_string(i) + ".";
+    expected[p + "ln_1.weight"] = {h};
+    expected[p + "ln_1.bias"] = {h};
+    expected[p + "attn.c_attn.weight"] = {h, 3 * h};
+    expected[p + "attn.c_attn.bias"] = {3 * h};
+    expected[p + "attn.c_proj.weight"] = {h, h};
+    expected[p + "attn.c_proj.bias"] = {h};
+    expected[p + "ln_2.weight"] = {h};
+    expected[p + "ln_2.bias"] = {h};
+    expected[p + "mlp.c_fc.weight"] = {h, ffn};
+    expected[p + "mlp.c_fc.bias"] = {ffn};
+    expected[p + "mlp.c_proj.weight"] = {ffn, h};
+    expected[p + "mlp.c_proj.bias"] = {h};
+  }
+  std::map<std::string, std::vector<int64_t>> actual;
+  for (const auto& [name, tensor] : file.tensors) {
+    actual[name] = tensor.shape;
+    EXPECT_EQ(tensor.dtype, "F32") << name;
+  }
+  EXPECT_EQ(actual, expected);
+}
+
+// Controls: the comparisons above can fail.
+// Another seed (other initial weights and other batches) gives other losses and parameters.
+TEST(Controls, AnotherSeedFailsBothComparisons) {
+  const Reference& ref = reference();
+  const fs::path plan = make_plan(Layout("control_seed", 1).with_seed(4321));
+  const fs::path model = scratch_dir() / "model_control_seed.safetensors";
+  const RunOutput run = run_exec(plan, 1, "--steps 10 --save-model " + quote(model.string()));
+  EXPECT_EQ(run.losses.size(), size_t(kSteps));
+  EXPECT_THAT(loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance), Not(IsEmpty()));
+  EXPECT_THAT(parameter_mismatches(ref.model, model, kParameterTolerance), Not(IsEmpty()));
+}
+
+// The parameter tolerance is tight enough to see one step's update (at the final, smallest
+// learning rate); and a single-rank run repeats the reference bit for bit.
+TEST(Controls, OneStepShortFailsTheParameterComparison) {
+  const Reference& ref = reference();
+  const fs::path plan = make_plan(Layout("control_nine_steps", 1));
+  const fs::path model = scratch_dir() / "model_control_nine_steps.safetensors";
+  const RunOutput run = run_exec(plan, 1, "--steps 9 --save-model " + quote(model.string()));
+  ASSERT_EQ(run.steps, steps_from(1, 9));
+  const std::vector<double> first_nine(ref.run.losses.begin(), ref.run.losses.begin() + 9);
+  EXPECT_THAT(loss_mismatches(first_nine, run.losses, 0), IsEmpty()) << "a repeated single-rank run differs";
+  EXPECT_THAT(parameter_mismatches(ref.model, model, kParameterTolerance), Not(IsEmpty()));
+}
+
+// --init-from: the reference's final model, loaded into tp2·pp2 shards and gathered again by
+// --save-model without training, comes back bit for bit; and training on from it gives the
+// same losses on one rank and on tp2·pp2, lower than the fresh model's.
+TEST(InitFrom, RoundTripThroughShardsIsExact) {
+  const Reference& ref = reference();
+  const fs::path plan = make_plan(Layout("init_from_tp2_pp2", 4, 2, 2));
+  const fs::path model = scratch_dir() / "model_init_from_round_trip.safetensors";
+  const RunOutput run = run_exec(plan, 4,
+                                 "--steps 0 --init-from " + quote(ref.model.string()) + " --save-model " +
+                                     quote(model.string()),
+                                 false);
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.command << "\n" << run.process.err;
+  EXPECT_THAT(run.steps, IsEmpty());
+  ASSERT_TRUE(fs::exists(model));
+  const std::vector<std::string> problems = parameter_mismatches(ref.model, model, 0);
+  EXPECT_THAT(problems, IsEmpty()) << join_lines(problems);
+}
+
+TEST(InitFrom, LayoutsTrainOnAlike) {
+  const Reference& ref = reference();
+  const std::string extra = "--steps 3 --init-from " + quote(ref.model.string());
+  const RunOutput single = run_exec(make_plan(Layout("init_from_single", 1)), 1, extra);
+  const RunOutput split = run_exec(make_plan(Layout("init_from_tp2_pp2", 4, 2, 2)), 4, extra);
+  ASSERT_EQ(single.steps, steps_from(1, 3));
+  ASSERT_EQ(split.steps, steps_from(1, 3));
+  const std::vector<std::string> problems = loss_mismatches(single.losses, split.losses, kLossRelativeTolerance);
+  EXPECT_THAT(problems, IsEmpty()) << join_lines(problems);
+  const std::vector<std::string> norms =
+      loss_mismatches(single.grad_norms, split.grad_norms, kLossRelativeTolerance, "grad norm");
+  EXPECT_THAT(norms, IsEmpty()) << join_lines(norms);
+  // Step 1's batch is the reference's step 1 batch: the trained weights must do better on it.
+  EXPECT_LT(single.losses[0], ref.run.losses[0] - 0.1) << "--init-from seems not to have loaded the weights";
+}
+
+}  // namespace
+}  // namespace loom::layout_tests
