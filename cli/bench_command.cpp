@@ -2,12 +2,16 @@
 
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/process.hpp"
+#include "core/error.hpp"
 #include "core/model_presets.hpp"
 #include "planner/benchmark.hpp"
 
 #include <fmt/format.h>
 
 #include <iostream>
+#include <sys/wait.h>
+
 #include <thread>
 
 namespace loom::cli {
@@ -49,13 +53,22 @@ Command add_bench_command(CLI::App& parent) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("bench", "Measure Loom's own speed");
-  app->add_option("what", o->what, "What to measure: planner")->required()->check(CLI::IsMember({"planner"}));
+  app->add_option("what", o->what, "What to measure: planner, or executor (single-rank training vs GEMM rate)")
+      ->required()
+      ->check(CLI::IsMember({"planner", "executor"}));
   app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
       ->capture_default_str();
   app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")->capture_default_str();
   add_format_option(*app, o->format);
-  app->footer("Example:\n  loom bench planner --format json");
+  app->footer("Examples:\n  loom bench planner --format json\n  loom bench executor");
   return {app, [o] {
+            if (o->what == "executor") {
+              std::vector<std::string> command = {executor_path(), "bench", "--seconds", fmt::format("{}", o->seconds)};
+              if (o->format == "json") command.push_back("--json");
+              const int status = spawn_and_wait(command);
+              if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the executor benchmark failed");
+              return;
+            }
             const int cores = std::max(1, int(std::thread::hardware_concurrency()));
             const plan::SearchRequest rate_request = request_for(kCases[1]);
             std::vector<plan::EvaluationRate> rates;

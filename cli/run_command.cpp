@@ -2,6 +2,7 @@
 // or srun, records the run in the store, and marks it failed if the ranks do not finish.
 
 #include "cli/command.hpp"
+#include "cli/process.hpp"
 #include "core/error.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
@@ -17,8 +18,6 @@
 #include <iostream>
 #include <thread>
 
-extern char** environ;
-
 namespace loom::cli {
 namespace {
 
@@ -28,15 +27,6 @@ struct RunOptions {
   int threads = 0;
   bool resume = false, jsonl = false, dry_run = false;
 };
-
-// loom-exec lives next to loom.
-std::string executor_path() {
-  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
-  const std::filesystem::path next_to_me = self.parent_path() / "loom-exec";
-  if (!std::filesystem::exists(next_to_me))
-    throw IoError("cannot find the executor at {} (build the loom-exec target; it needs MPI)", next_to_me.string());
-  return next_to_me.string();
-}
 
 std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan, std::optional<int64_t> run_id) {
   const int64_t ranks = plan.cluster.world_size();
@@ -66,35 +56,6 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
   if (o.checkpoint_every) add("--checkpoint-every", std::to_string(*o.checkpoint_every));
   if (o.resume) args.push_back("--resume");
   return args;
-}
-
-pid_t child_pid = 0;
-void forward_signal(int signal) {
-  if (child_pid > 0) kill(child_pid, signal);
-}
-
-// Runs the command with inherited standard streams; returns its wait status.
-int spawn_and_wait(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  // Open MPI refuses root without these; the ranks inherit them.
-  if (geteuid() == 0) {
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-  }
-  if (posix_spawnp(&child_pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
-    throw IoError("cannot start '{}': {}", args[0], std::strerror(errno));
-  // A cancel (SIGINT from a terminal, SIGTERM from the GUI) reaches every rank through the launcher.
-  signal(SIGINT, forward_signal);
-  signal(SIGTERM, forward_signal);
-  int status = 0;
-  while (waitpid(child_pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  child_pid = 0;
-  return status;
 }
 
 std::string describe_status(int status) {
@@ -135,7 +96,8 @@ Command add_run_command(CLI::App& parent) {
             if (!o->init_from.empty() && !std::filesystem::is_regular_file(o->init_from))
               throw InvalidInput("--init-from '{}': no such file", o->init_from);
             if (o->resume && o->checkpoint_dir.empty()) throw InvalidInput("--resume needs --checkpoint-dir");
-            if (o->steps && *o->steps <= 0) throw InvalidInput("--steps={} must be a positive integer", *o->steps);
+            if (o->steps && *o->steps < 0)
+              throw InvalidInput("--steps={} must be 0 (load and save only) or positive", *o->steps);
             std::optional<core::Store> store;
             std::optional<int64_t> run_id;
             if (!o->db.empty() && !o->dry_run) {

@@ -2,6 +2,8 @@
 
 #include "core/error.hpp"
 #include "executor/comm/communicator.hpp"
+#include "executor/bench_command.hpp"
+#include "executor/engine/model_io.hpp"
 #include "executor/run_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -26,17 +28,35 @@ int main(int argc, char** argv) {
   run->add_option("--checkpoint-dir", options.checkpoint_dir, "Write per-rank checkpoints here");
   run->add_option("--checkpoint-every", options.checkpoint_every, "Checkpoint every N steps (and always at the end)");
   run->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+  loom::exec::BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand("bench", "Measure single-rank training speed against the GEMM rate");
+  bench->add_option("--threads", bench_options.threads, "Threads")->capture_default_str();
+  bench->add_option("--seconds", bench_options.seconds, "Seconds per measurement")->capture_default_str();
+  bench->add_flag("--json", bench_options.json, "JSON output");
+  std::string checkpoint_dir, export_path;
+  CLI::App* exporter = app.add_subcommand("export-checkpoint", "Write a checkpoint as one full model (no MPI needed)");
+  exporter->add_option("dir", checkpoint_dir, "Checkpoint directory")->required();
+  exporter->add_option("--out", export_path, "Output safetensors file")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (exporter->parsed()) {
+    try {
+      loom::exec::export_checkpoint(checkpoint_dir, export_path);
+      return 0;
+    } catch (const loom::Error& e) {
+      std::cerr << "loom-exec: error: " << e.what() << std::endl;
+      return e.exit_code();
+    }
   }
   loom::exec::MpiSession session(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   try {
-    return loom::exec::run_training(options);
+    return bench->parsed() ? loom::exec::run_benchmark(bench_options) : loom::exec::run_training(options);
   } catch (const loom::Error& e) {
     std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
     // A rank that fails alone would leave the others waiting in a collective: end them all.

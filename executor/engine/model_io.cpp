@@ -84,7 +84,12 @@ void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesyste
     tensors["param/" + p.name] = f32_tensor(p.local_shape, values_of(p.value));
   tensors["optimizer/m"] = f32_tensor({trainer.optimizer().first_moment().numel()}, values_of(trainer.optimizer().first_moment()));
   tensors["optimizer/v"] = f32_tensor({trainer.optimizer().second_moment().numel()}, values_of(trainer.optimizer().second_moment()));
-  write_rank_shard(dir, step, world.rank(), tensors);
+  // How each parameter is sharded, so that `loom checkpoint export` can rebuild full tensors
+  // from the shards alone.
+  SafeTensorMetadata sharding;
+  for (const Parameter& p : trainer.stage().parameters().all())
+    sharding["sharding/" + p.name] = fmt::format("{};{}", int(p.sharding), fmt::join(p.full_shape, ","));
+  write_rank_shard(dir, step, world.rank(), tensors, sharding);
   world.barrier();
   if (world.rank() == 0) {
     CheckpointManifest manifest;
@@ -115,6 +120,40 @@ std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, 
   copy_into(trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
   copy_into(trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
   return checkpoint.manifest.step;
+}
+
+void export_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& out) {
+  const CheckpointSearch search = latest_complete_checkpoint(dir);
+  if (!search.latest) throw InvalidInput("'{}' holds no complete checkpoint", dir.string());
+  const Checkpoint& checkpoint = *search.latest;
+  core::Plan plan = core::plan_from_json(checkpoint.manifest.plan);
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  const int64_t t = plan.parallel.tensor_parallel;
+  SafeTensorMap merged;
+  for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage) {
+    std::vector<SafeTensorsFile> shards;
+    for (int64_t tp = 0; tp < t; ++tp) shards.push_back(read_rank_shard(checkpoint, layout.rank({tp, 0, stage})));
+    for (const auto& [key, value] : shards[0].metadata) {
+      if (key.rfind("sharding/", 0) != 0) continue;
+      Parameter p;
+      p.name = key.substr(9);
+      const size_t semicolon = value.find(';');
+      p.sharding = Sharding(std::stoi(value.substr(0, semicolon)));
+      for (size_t at = semicolon + 1; at < value.size();) {
+        const size_t comma = std::min(value.find(',', at), value.size());
+        p.full_shape.push_back(std::stoll(value.substr(at, comma - at)));
+        at = comma + 1;
+      }
+      std::vector<float> gathered;
+      for (const SafeTensorsFile& shard : shards) {
+        const std::vector<float> part = shard.f32("param/" + p.name);
+        gathered.insert(gathered.end(), part.begin(), part.end());
+      }
+      if (p.sharding == Sharding::replicated) gathered.resize(gathered.size() / size_t(t));
+      merged.emplace(p.name, f32_tensor(p.full_shape, ParameterStore::unshard(gathered, p, p.sharding == Sharding::replicated ? 1 : t)));
+    }
+  }
+  write_safetensors(out.string(), merged, {{"format", "loom-model"}, {"model", plan.model.name}});
 }
 
 }  // namespace loom::exec

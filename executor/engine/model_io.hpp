@@ -28,4 +28,8 @@ void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesyste
 // none. A checkpoint of another plan or world size is InvalidInput.
 std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir);
 
+// Offline (no MPI): the newest complete checkpoint in `dir` as one full model file, as
+// save_full_model writes it.
+void export_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& out);
+
 }  // namespace loom::exec

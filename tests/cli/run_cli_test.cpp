@@ -1,0 +1,106 @@
+// `loom run`, `loom checkpoint export` and `--init-from` as a user drives them: real ranks under
+// mpirun, model files compared byte for byte.
+
+#include "run_loom.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace loom::cli::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class LoomRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("loom_run_test_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // A fp32 plan of Loom's small test model on `devices` ranks; `extra` are `loom init` flags.
+  std::string plan(const std::string& name, int devices, const std::string& extra) {
+    const LoomResult r = run_loom("init --model loom-tiny --devices-per-node " + std::to_string(devices) +
+                                  " --global-batch-size 8 --micro-batch-size 2 --dtype fp32 --train-iters 20 " + extra +
+                                  " -o '" + path(name) + "'");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return path(name);
+  }
+  static std::string bytes(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  fs::path dir_;
+};
+
+TEST_F(LoomRun, CheckpointExportEqualsTheSavedModelAndInitFromRoundTripsAcrossLayouts) {
+  const std::string split = plan("tp2pp2.json", 4, "--tp 2 --pp 2");
+  const LoomResult trained = run_loom("run '" + split + "' --steps 3 --threads 1 --jsonl --checkpoint-dir '" +
+                                      path("ckpt") + "' --save-model '" + path("saved.safetensors") + "'");
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const LoomResult exported =
+      run_loom("checkpoint export '" + path("ckpt") + "' --out '" + path("exported.safetensors") + "'");
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const std::string saved = bytes(path("saved.safetensors"));
+  ASSERT_GT(saved.size(), 100000u);
+  EXPECT_EQ(bytes(path("exported.safetensors")), saved);
+  // Loaded into one rank and saved again without training: the same file.
+  const std::string single = plan("single.json", 1, "");
+  const LoomResult converted = run_loom("run '" + single + "' --steps 0 --threads 1 --init-from '" +
+                                        path("exported.safetensors") + "' --save-model '" + path("again.safetensors") + "'");
+  ASSERT_EQ(converted.exit_code, 0) << converted.err;
+  EXPECT_EQ(bytes(path("again.safetensors")), saved);
+}
+
+TEST_F(LoomRun, BadInputIsRefusedBeforeAnyRankStarts) {
+  const std::string split = plan("tp2.json", 2, "--tp 2");
+  const std::pair<std::string, std::string> cases[] = {
+      {"--data '" + path("missing.bin") + "'", "no such file"},
+      {"--resume", "--resume needs --checkpoint-dir"},
+      {"--backend cuda", "no CUDA backend"},
+      {"--steps -1", "must be 0 (load and save only) or positive"},
+      {"--init-from '" + path("missing.safetensors") + "'", "no such file"},
+  };
+  for (const auto& [flags, message] : cases) {
+    const LoomResult r = run_loom("run '" + split + "' " + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << flags;
+  }
+  const LoomResult missing = run_loom("run '" + path("nope.json") + "'");
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
+TEST_F(LoomRun, DryRunShowsTheLauncherCommand) {
+  const std::string split = plan("tp2pp2.json", 4, "--tp 2 --pp 2");
+  const LoomResult r = run_loom("run '" + split + "' --steps 5 --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("mpirun -np 4"));
+  EXPECT_THAT(r.err, HasSubstr("loom-exec run"));
+  EXPECT_THAT(r.err, HasSubstr("--steps 5"));
+}
+
+TEST_F(LoomRun, AFailingRunIsMarkedFailedInTheStore) {
+  // A checkpoint directory that is a file makes every rank fail at its first checkpoint.
+  const std::string split = plan("dp2.json", 2, "");
+  std::ofstream(path("not-a-dir")) << "x";
+  const LoomResult r = run_loom("run '" + split + "' --steps 2 --threads 1 --db '" + path("loom.db") +
+                                "' --checkpoint-dir '" + path("not-a-dir") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status from runs' > '" + path("status") + "'";
+  ASSERT_EQ(std::system(query.c_str()), 0);
+  EXPECT_EQ(bytes(path("status")), "failed\n");
+}
+
+}  // namespace
+}  // namespace loom::cli::testing
