@@ -35,9 +35,9 @@ std::string tail(const std::string& text, size_t chars = 4000) {
 }
 
 [[noreturn]] void fail(const std::string& what, const ProcessResult& process) {
-  throw std::runtime_error(what + "\ncommand: " + process.command + "\nexit status: " +
-                           std::to_string(process.exit_code) + "\nstdout:\n" + tail(process.out) + "\nstderr:\n" +
-                           tail(process.err));
+  throw std::runtime_error(what + "\ncommand: " + process.command +
+                           "\nexit status: " + std::to_string(process.exit_code) + "\nstdout:\n" +
+                           tail(process.out) + "\nstderr:\n" + tail(process.err));
 }
 
 // The JSON lines of a run's stdout (anything else there, e.g. launcher noise, is ignored).
@@ -78,7 +78,8 @@ std::string format_double(double value) {
 
 fs::path scratch_dir() {
   static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("loom_layout_tests_" + std::to_string(::getpid()));
+    const fs::path d =
+        fs::temp_directory_path() / ("loom_layout_tests_" + std::to_string(::getpid()));
     fs::remove_all(d);
     fs::create_directories(d);
     return d;
@@ -119,7 +120,8 @@ ProcessResult run_process(const std::string& command) {
   ++counter;
   ProcessResult result;
   result.command = command;
-  const std::string full = command + " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());
+  const std::string full =
+      command + " </dev/null >" + quote(out.string()) + " 2>" + quote(err.string());
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(full.c_str());
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -128,7 +130,8 @@ ProcessResult run_process(const std::string& command) {
   else if (WIFSIGNALED(status))
     result.exit_code = 128 + WTERMSIG(status);
   else
-    result.exit_code = WEXITSTATUS(status);  // /bin/sh reports a child killed by signal N as 128 + N
+    result.exit_code =
+        WEXITSTATUS(status);  // /bin/sh reports a child killed by signal N as 128 + N
   result.out = slurp(out);
   result.err = slurp(err);
   return result;
@@ -137,13 +140,15 @@ ProcessResult run_process(const std::string& command) {
 fs::path make_plan(const Layout& layout) {
   const fs::path plan = scratch_dir() / ("plan_" + layout.name + ".json");
   std::string command = quote(LOOM_BINARY) + " init --model " + quote(model_json().string()) +
-                        " --nodes 1 --devices-per-node " + std::to_string(layout.ranks) +
-                        " --tp " + std::to_string(layout.tp) + " --pp " + std::to_string(layout.pp) +
-                        " --schedule " + layout.schedule + " --recompute-granularity " + layout.recompute +
+                        " --nodes 1 --devices-per-node " + std::to_string(layout.ranks) + " --tp " +
+                        std::to_string(layout.tp) + " --pp " + std::to_string(layout.pp) +
+                        " --schedule " + layout.schedule + " --recompute-granularity " +
+                        layout.recompute +
                         " --micro-batch-size 2 --global-batch-size 8 --dtype fp32 --train-iters " +
                         std::to_string(kSteps);
   if (layout.layers_per_virtual_stage)
-    command += " --num-layers-per-virtual-pipeline-stage " + std::to_string(*layout.layers_per_virtual_stage);
+    command += " --num-layers-per-virtual-pipeline-stage " +
+               std::to_string(*layout.layers_per_virtual_stage);
   if (layout.sequence_parallel) command += " --sequence-parallel";
   if (layout.distributed_optimizer) command += " --use-distributed-optimizer";
   if (layout.seed) command += " --seed " + std::to_string(*layout.seed);
@@ -151,14 +156,18 @@ fs::path make_plan(const Layout& layout) {
   const ProcessResult init = run_process(command);
   if (init.exit_code != 0) fail("loom init failed for layout " + layout.name, init);
 
-  // The plan must hold the layout asked for: a test that silently ran another layout proves nothing.
+  // The plan must hold the layout asked for: a test that silently ran another layout proves
+  // nothing.
   const core::Plan read = core::read_plan_file(plan.string());
   const core::ParallelPlan& p = read.parallel;
   const bool as_asked =
       read.cluster.world_size() == layout.ranks && p.tensor_parallel == layout.tp &&
-      p.pipeline_parallel == layout.pp && p.data_parallel == layout.ranks / (layout.tp * layout.pp) &&
-      core::to_string(p.schedule) == layout.schedule && core::to_string(p.recompute) == layout.recompute &&
-      p.sequence_parallel == layout.sequence_parallel && p.distributed_optimizer == layout.distributed_optimizer &&
+      p.pipeline_parallel == layout.pp &&
+      p.data_parallel == layout.ranks / (layout.tp * layout.pp) &&
+      core::to_string(p.schedule) == layout.schedule &&
+      core::to_string(p.recompute) == layout.recompute &&
+      p.sequence_parallel == layout.sequence_parallel &&
+      p.distributed_optimizer == layout.distributed_optimizer &&
       p.layers_per_virtual_stage == std::optional<int64_t>(layout.layers_per_virtual_stage) &&
       read.training.dtype == core::DType::fp32 && read.training.global_batch_size == 8 &&
       read.training.train_iters == kSteps;
@@ -166,10 +175,11 @@ fs::path make_plan(const Layout& layout) {
   return plan;
 }
 
-RunOutput run_exec(const fs::path& plan, int ranks, const std::string& extra, bool require_success) {
-  const std::string command = quote(MPIEXEC) + " -np " + std::to_string(ranks) + " --oversubscribe " +
-                              quote(LOOM_EXEC_BINARY) + " run " + quote(plan.string()) + " --jsonl --threads 1 " +
-                              extra;
+RunOutput run_exec(const fs::path& plan, int ranks, const std::string& extra,
+                   bool require_success) {
+  const std::string command = quote(MPIEXEC) + " -np " + std::to_string(ranks) +
+                              " --oversubscribe " + quote(LOOM_EXEC_BINARY) + " run " +
+                              quote(plan.string()) + " --jsonl --threads 1 " + extra;
   return parse_run(run_process(command), require_success);
 }
 
@@ -184,37 +194,42 @@ const Reference& reference() {
     Reference r;
     const fs::path plan = make_plan(Layout("reference", 1));
     r.model = scratch_dir() / "reference.safetensors";
-    r.run = run_exec(plan, 1, "--steps " + std::to_string(kSteps) + " --save-model " + quote(r.model.string()));
+    r.run = run_exec(
+        plan, 1, "--steps " + std::to_string(kSteps) + " --save-model " + quote(r.model.string()));
     std::vector<int64_t> expected(kSteps);
     for (int i = 0; i < kSteps; ++i) expected[size_t(i)] = i + 1;
-    if (r.run.steps != expected) fail("the reference run did not print steps 1 to 10 in order", r.run.process);
+    if (r.run.steps != expected)
+      fail("the reference run did not print steps 1 to 10 in order", r.run.process);
     if (!fs::exists(r.model)) fail("the reference run wrote no --save-model file", r.run.process);
     return r;
   }();
   return ref;
 }
 
-std::vector<std::string> loss_mismatches(const std::vector<double>& reference, const std::vector<double>& other,
+std::vector<std::string> loss_mismatches(const std::vector<double>& reference,
+                                         const std::vector<double>& other,
                                          double relative_tolerance, const std::string& what,
                                          int64_t first_step) {
   std::vector<std::string> problems;
   if (reference.size() != other.size())
-    problems.push_back("the runs have " + std::to_string(reference.size()) + " and " + std::to_string(other.size()) +
-                       " steps");
+    problems.push_back("the runs have " + std::to_string(reference.size()) + " and " +
+                       std::to_string(other.size()) + " steps");
   for (size_t i = 0; i < std::min(reference.size(), other.size()); ++i) {
     const double difference = std::abs(other[i] - reference[i]);
-    const bool ok = relative_tolerance == 0 ? other[i] == reference[i]
-                                            : difference <= relative_tolerance * std::abs(reference[i]);
+    const bool ok = relative_tolerance == 0
+                        ? other[i] == reference[i]
+                        : difference <= relative_tolerance * std::abs(reference[i]);
     if (!ok)
-      problems.push_back("step " + std::to_string(first_step + int64_t(i)) + ": " + what + " " + format_double(other[i]) + ", reference " +
-                         format_double(reference[i]) + " (relative difference " +
+      problems.push_back("step " + std::to_string(first_step + int64_t(i)) + ": " + what + " " +
+                         format_double(other[i]) + ", reference " + format_double(reference[i]) +
+                         " (relative difference " +
                          format_double(difference / std::abs(reference[i])) + ")");
   }
   return problems;
 }
 
-std::vector<std::string> parameter_mismatches(const fs::path& reference_file, const fs::path& other_file,
-                                              double tolerance) {
+std::vector<std::string> parameter_mismatches(const fs::path& reference_file,
+                                              const fs::path& other_file, double tolerance) {
   std::vector<std::string> problems;
   const exec::SafeTensorsFile ref = exec::read_safetensors(reference_file.string());
   const exec::SafeTensorsFile other = exec::read_safetensors(other_file.string());
@@ -236,9 +251,9 @@ std::vector<std::string> parameter_mismatches(const fs::path& reference_file, co
         size_t differing = 0, first = a.size();
         for (size_t i = 0; i < a.size(); ++i)
           if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && differing++ == 0) first = i;
-        problems.push_back(name + ": " + std::to_string(differing) + " element(s) not bit-identical, first [" +
-                           std::to_string(first) + "] " + format_double(b[first]) + " vs reference " +
-                           format_double(a[first]));
+        problems.push_back(name + ": " + std::to_string(differing) +
+                           " element(s) not bit-identical, first [" + std::to_string(first) + "] " +
+                           format_double(b[first]) + " vs reference " + format_double(a[first]));
       }
       continue;
     }
@@ -246,14 +261,16 @@ std::vector<std::string> parameter_mismatches(const fs::path& reference_file, co
     double worst = 0;  // the largest |b - a| / (tolerance · max(1, |a|))
     size_t worst_at = 0, violations = 0;
     for (size_t i = 0; i < a.size(); ++i) {
-      const double ratio = std::abs(double(b[i]) - double(a[i])) / (tolerance * std::max(1.0, std::abs(double(a[i]))));
+      const double ratio = std::abs(double(b[i]) - double(a[i])) /
+                           (tolerance * std::max(1.0, std::abs(double(a[i]))));
       if (!(ratio <= 1)) ++violations;  // NaN counts as a violation
       if (!(ratio <= worst)) worst = ratio, worst_at = i;
     }
     if (violations > 0)
-      problems.push_back(name + ": " + std::to_string(violations) + " of " + std::to_string(a.size()) +
-                         " element(s) beyond tolerance; worst [" + std::to_string(worst_at) + "] " +
-                         format_double(b[worst_at]) + " vs reference " + format_double(a[worst_at]));
+      problems.push_back(name + ": " + std::to_string(violations) + " of " +
+                         std::to_string(a.size()) + " element(s) beyond tolerance; worst [" +
+                         std::to_string(worst_at) + "] " + format_double(b[worst_at]) +
+                         " vs reference " + format_double(a[worst_at]));
   }
   return problems;
 }
@@ -261,7 +278,8 @@ std::vector<std::string> parameter_mismatches(const fs::path& reference_file, co
 std::string join_lines(const std::vector<std::string>& lines, size_t at_most) {
   std::string text;
   for (size_t i = 0; i < std::min(at_most, lines.size()); ++i) text += "\n  " + lines[i];
-  if (lines.size() > at_most) text += "\n  … and " + std::to_string(lines.size() - at_most) + " more";
+  if (lines.size() > at_most)
+    text += "\n  … and " + std::to_string(lines.size() - at_most) + " more";
   return text;
 }
 

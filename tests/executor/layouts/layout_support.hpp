@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,12 +34,12 @@ struct Layout {
   int ranks = 1;     // devices in the plan = MPI ranks; dp = ranks / (tp · pp)
   int tp = 1;
   int pp = 1;
-  std::string schedule = "1f1b";               // gpipe, 1f1b or interleaved
+  std::string schedule = "1f1b";                // gpipe, 1f1b or interleaved
   std::optional<int> layers_per_virtual_stage;  // interleaved only
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
   std::string recompute = "none";  // none, selective or full
-  std::optional<int64_t> seed;      // default: loom init's
+  std::optional<int64_t> seed;     // default: loom init's
 
   Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
       : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
@@ -69,6 +70,11 @@ struct Layout {
     return l;
   }
 };
+
+// gtest prints a parameter with this (instead of its bytes) when a parameterised test fails.
+inline void PrintTo(const Layout& layout, std::ostream* os) {
+  *os << layout.name;
+}
 
 struct ProcessResult {
   std::string command;
@@ -108,7 +114,8 @@ std::filesystem::path make_plan(const Layout& layout);
 RunOutput run_exec(const std::filesystem::path& plan, int ranks, const std::string& extra,
                    bool require_success = true);
 // `loom run PLAN --jsonl --threads 1 <extra>` (loom launches mpirun itself).
-RunOutput run_loom_run(const std::filesystem::path& plan, const std::string& extra, bool require_success = true);
+RunOutput run_loom_run(const std::filesystem::path& plan, const std::string& extra,
+                       bool require_success = true);
 
 // The single-rank reference: kSteps steps, its losses and its saved model. Run once per process.
 struct Reference {
@@ -120,14 +127,16 @@ const Reference& reference();
 // Descriptions of every violation of |other - reference| <= relative_tolerance · |reference| per
 // step (0: exact doubles); empty when the runs agree. `what` names the quantity ("loss"), and
 // the vectors' first element is step `first_step`.
-std::vector<std::string> loss_mismatches(const std::vector<double>& reference, const std::vector<double>& other,
-                                         double relative_tolerance, const std::string& what = "loss",
-                                         int64_t first_step = 1);
+std::vector<std::string> loss_mismatches(const std::vector<double>& reference,
+                                         const std::vector<double>& other,
+                                         double relative_tolerance,
+                                         const std::string& what = "loss", int64_t first_step = 1);
 // Every tensor of `reference_file` must be in `other_file` with the same dtype and shape and
 // values within `tolerance` · max(1, |reference|) (0: bit for bit); no extra tensors. One line per
 // offending tensor, naming its worst element.
 std::vector<std::string> parameter_mismatches(const std::filesystem::path& reference_file,
-                                              const std::filesystem::path& other_file, double tolerance);
+                                              const std::filesystem::path& other_file,
+                                              double tolerance);
 
 std::string join_lines(const std::vector<std::string>& lines, size_t at_most = 20);
 

@@ -1,13 +1,12 @@
 // Every parallel layout of the list trains the same model on the same data as the
 // single-rank reference: loss and gradient norm at each of 10 steps within 1e-5 relative, every
-// final parameter within 1e-5 · max(1, |reference|) (fp32, --threads 1). Plus the controls that show these
-// comparisons can fail, and the saved model's Hugging Face GPT-2 names.
+// final parameter within 1e-5 · max(1, |reference|) (fp32, --threads 1). Plus the controls that
+// show these comparisons can fail, and the saved model's Hugging Face GPT-2 names.
 
 #include "layout_support.hpp"
 
 #include "executor/checkpoint/safetensors.hpp"
 
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,8 +17,6 @@ namespace loom::layout_tests {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::IsEmpty;
-using ::testing::Not;
 
 std::vector<int64_t> steps_from(int64_t first, int64_t last) {
   std::vector<int64_t> steps(size_t(last - first + 1));
@@ -60,33 +57,43 @@ TEST_P(LayoutMatchesReference, LossesAndFinalParameters) {
   const Reference& ref = reference();
   const fs::path plan = make_plan(layout);
   const fs::path model = scratch_dir() / ("model_" + layout.name + ".safetensors");
-  const RunOutput run = run_exec(plan, layout.ranks, "--steps 10 --save-model " + quote(model.string()));
+  const RunOutput run =
+      run_exec(plan, layout.ranks, "--steps 10 --save-model " + quote(model.string()));
   RecordProperty("wall_s", std::to_string(run.process.wall_s));
 
   EXPECT_EQ(run.steps, steps_from(1, kSteps)) << run.process.command;
-  const std::vector<std::string> losses = loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
-  EXPECT_THAT(losses, IsEmpty()) << layout.name << ": losses differ from the single-rank reference:"
-                                 << join_lines(losses);
+  const std::vector<std::string> losses =
+      loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
+  EXPECT_TRUE(losses.empty()) << layout.name << ": losses differ from the single-rank reference:"
+                              << join_lines(losses);
   const std::vector<std::string> norms =
       loss_mismatches(ref.run.grad_norms, run.grad_norms, kLossRelativeTolerance, "grad norm");
-  EXPECT_THAT(norms, IsEmpty()) << layout.name << ": gradient norms differ from the single-rank reference:"
-                                << join_lines(norms);
-  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file; " << run.process.command;
-  const std::vector<std::string> parameters = parameter_mismatches(ref.model, model, kParameterTolerance);
-  EXPECT_THAT(parameters, IsEmpty()) << layout.name << ": final parameters differ from the single-rank reference:"
-                                     << join_lines(parameters);
+  EXPECT_TRUE(norms.empty()) << layout.name
+                             << ": gradient norms differ from the single-rank reference:"
+                             << join_lines(norms);
+  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file; "
+                                 << run.process.command;
+  const std::vector<std::string> parameters =
+      parameter_mismatches(ref.model, model, kParameterTolerance);
+  EXPECT_TRUE(parameters.empty()) << layout.name
+                                  << ": final parameters differ from the single-rank reference:"
+                                  << join_lines(parameters);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, LayoutMatchesReference, ::testing::ValuesIn(layouts()),
-                         [](const ::testing::TestParamInfo<Layout>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Layout>& info) {
+                           return info.param.name;
+                         });
 
 // The saved model has exactly the names and shapes of Hugging Face's GPT-2 checkpoints
 // (linear weights [in, out]; the output layer tied to wte, so no lm_head), in F32.
 TEST(SavedModel, HasGpt2NamesAndShapes) {
   const exec::SafeTensorsFile file = exec::read_safetensors(reference().model.string());
   const int64_t h = 64, ffn = 256, vocab = 256, seq = 32;
-  std::map<std::string, std::vector<int64_t>> expected = {
-      {"wte.weight", {vocab, h}}, {"wpe.weight", {seq, h}}, {"ln_f.weight", {h}}, {"ln_f.bias", {h}}};
+  std::map<std::string, std::vector<int64_t>> expected = {{"wte.weight", {vocab, h}},
+                                                          {"wpe.weight", {seq, h}},
+                                                          {"ln_f.weight", {h}},
+                                                          {"ln_f.bias", {h}}};
   for (int i = 0; i < 4; ++i) {
     const std::string p = "h." + std::to_string(i) + ".";
     expected[p + "ln_1.weight"] = {h};
@@ -118,8 +125,8 @@ TEST(Controls, AnotherSeedFailsBothComparisons) {
   const fs::path model = scratch_dir() / "model_control_seed.safetensors";
   const RunOutput run = run_exec(plan, 1, "--steps 10 --save-model " + quote(model.string()));
   EXPECT_EQ(run.losses.size(), size_t(kSteps));
-  EXPECT_THAT(loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance), Not(IsEmpty()));
-  EXPECT_THAT(parameter_mismatches(ref.model, model, kParameterTolerance), Not(IsEmpty()));
+  EXPECT_FALSE(loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance).empty());
+  EXPECT_FALSE(parameter_mismatches(ref.model, model, kParameterTolerance).empty());
 }
 
 // The parameter tolerance is tight enough to see one step's update (at the final, smallest
@@ -131,8 +138,9 @@ TEST(Controls, OneStepShortFailsTheParameterComparison) {
   const RunOutput run = run_exec(plan, 1, "--steps 9 --save-model " + quote(model.string()));
   ASSERT_EQ(run.steps, steps_from(1, 9));
   const std::vector<double> first_nine(ref.run.losses.begin(), ref.run.losses.begin() + 9);
-  EXPECT_THAT(loss_mismatches(first_nine, run.losses, 0), IsEmpty()) << "a repeated single-rank run differs";
-  EXPECT_THAT(parameter_mismatches(ref.model, model, kParameterTolerance), Not(IsEmpty()));
+  const std::vector<std::string> repeated = loss_mismatches(first_nine, run.losses, 0);
+  EXPECT_TRUE(repeated.empty()) << "a repeated single-rank run differs:" << join_lines(repeated);
+  EXPECT_FALSE(parameter_mismatches(ref.model, model, kParameterTolerance).empty());
 }
 
 // --init-from: the reference's final model, loaded into tp2·pp2 shards and gathered again by
@@ -143,14 +151,14 @@ TEST(InitFrom, RoundTripThroughShardsIsExact) {
   const fs::path plan = make_plan(Layout("init_from_tp2_pp2", 4, 2, 2));
   const fs::path model = scratch_dir() / "model_init_from_round_trip.safetensors";
   const RunOutput run = run_exec(plan, 4,
-                                 "--steps 0 --init-from " + quote(ref.model.string()) + " --save-model " +
-                                     quote(model.string()),
+                                 "--steps 0 --init-from " + quote(ref.model.string()) +
+                                     " --save-model " + quote(model.string()),
                                  false);
   ASSERT_EQ(run.process.exit_code, 0) << run.process.command << "\n" << run.process.err;
-  EXPECT_THAT(run.steps, IsEmpty());
+  EXPECT_TRUE(run.steps.empty()) << "--steps 0 trained";
   ASSERT_TRUE(fs::exists(model));
   const std::vector<std::string> problems = parameter_mismatches(ref.model, model, 0);
-  EXPECT_THAT(problems, IsEmpty()) << join_lines(problems);
+  EXPECT_TRUE(problems.empty()) << join_lines(problems);
 }
 
 TEST(InitFrom, LayoutsTrainOnAlike) {
@@ -160,13 +168,15 @@ TEST(InitFrom, LayoutsTrainOnAlike) {
   const RunOutput split = run_exec(make_plan(Layout("init_from_tp2_pp2", 4, 2, 2)), 4, extra);
   ASSERT_EQ(single.steps, steps_from(1, 3));
   ASSERT_EQ(split.steps, steps_from(1, 3));
-  const std::vector<std::string> problems = loss_mismatches(single.losses, split.losses, kLossRelativeTolerance);
-  EXPECT_THAT(problems, IsEmpty()) << join_lines(problems);
+  const std::vector<std::string> problems =
+      loss_mismatches(single.losses, split.losses, kLossRelativeTolerance);
+  EXPECT_TRUE(problems.empty()) << join_lines(problems);
   const std::vector<std::string> norms =
       loss_mismatches(single.grad_norms, split.grad_norms, kLossRelativeTolerance, "grad norm");
-  EXPECT_THAT(norms, IsEmpty()) << join_lines(norms);
+  EXPECT_TRUE(norms.empty()) << join_lines(norms);
   // Step 1's batch is the reference's step 1 batch: the trained weights must do better on it.
-  EXPECT_LT(single.losses[0], ref.run.losses[0] - 0.1) << "--init-from seems not to have loaded the weights";
+  EXPECT_LT(single.losses[0], ref.run.losses[0] - 0.1)
+      << "--init-from seems not to have loaded the weights";
 }
 
 }  // namespace

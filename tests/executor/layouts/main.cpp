@@ -17,7 +17,8 @@ class ScratchCleanup : public ::testing::Environment {
  public:
   void TearDown() override {
     const std::filesystem::path dir = loom::layout_tests::scratch_dir();
-    if (::testing::UnitTest::GetInstance()->Passed() && std::getenv("LOOM_KEEP_TEST_FILES") == nullptr) {
+    if (::testing::UnitTest::GetInstance()->Passed() &&
+        std::getenv("LOOM_KEEP_TEST_FILES") == nullptr) {
       std::error_code ignored;
       std::filesystem::remove_all(dir, ignored);
     } else {
