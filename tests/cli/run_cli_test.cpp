@@ -102,5 +102,20 @@ TEST_F(LoomRun, AFailingRunIsMarkedFailedInTheStore) {
   EXPECT_EQ(bytes(path("status")), "failed\n");
 }
 
+TEST_F(LoomRun, ANonFiniteLossStopsTheRunNamingTheStep) {
+  // A learning rate of 1e30 blows the weights up in the first update.
+  std::string text = bytes(plan("nan.json", 1, ""));
+  const std::string lr = "\"lr\": 0.0006";
+  ASSERT_NE(text.find(lr), std::string::npos);
+  text.replace(text.find(lr), lr.size(), "\"lr\": 1e30");
+  std::ofstream(path("nan.json")) << text;
+  const LoomResult r = run_loom("run '" + path("nan.json") + "' --steps 5 --threads 1 --db '" + path("loom.db") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("step 2: the loss is"));
+  const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status, reason from runs' > '" + path("status") + "'";
+  ASSERT_EQ(std::system(query.c_str()), 0);
+  EXPECT_THAT(bytes(path("status")), HasSubstr("failed|step 2: the loss is"));
+}
+
 }  // namespace
 }  // namespace loom::cli::testing
