@@ -51,7 +51,7 @@ int Trainer::tag(const core::Action& a) const {
   return int(((int64_t(a.microbatch) * stages + producer) * 2 + (activation ? 0 : 1)) % 32768);
 }
 
-void Trainer::run_action(const core::Action& a, int64_t step, float loss_scale) {
+void Trainer::run_action(const core::Action& a, float loss_scale) {
   using core::ActionKind;
   const std::pair<int64_t, int64_t> key{a.microbatch, a.chunk};
   const int64_t rows = stage_->local_rows(), h = stage_->hidden();
@@ -105,7 +105,6 @@ void Trainer::run_action(const core::Action& a, int64_t step, float loss_scale) 
     case ActionKind::grad_sync: optimizer_->synchronize_gradients(); break;
     case ActionKind::optimizer_step: break;  // run by train_step, which needs its result
   }
-  (void)step;
 }
 
 StepResult Trainer::train_step(int64_t step) {
@@ -129,7 +128,7 @@ StepResult Trainer::train_step(int64_t step) {
   stage_->reset_loss();
   const float loss_scale = 1.0f / float(m);  // the step's loss is the mean over its microbatches
   for (const core::Action& action : schedule_.ranks[size_t(groups_.coords.pipeline)])
-    run_action(action, step, loss_scale);
+    run_action(action, loss_scale);
 
   StepResult result;
   result.step = step;

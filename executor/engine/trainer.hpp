@@ -41,7 +41,7 @@ class Trainer {
   Timers& timers() { return timers_; }
 
  private:
-  void run_action(const core::Action& action, int64_t step, float loss_scale);
+  void run_action(const core::Action& action, float loss_scale);
   int tag(const core::Action& action) const;
 
   const core::Plan& plan_;

@@ -3,6 +3,7 @@
 // same knobs, asking only core::Plan::validate, finds exactly the same set of plans.
 
 #include "planner/search.hpp"
+#include "planner_test_support.hpp"
 #include "planner/search_space.hpp"
 
 #include "core/default_plan.hpp"
@@ -22,41 +23,7 @@
 namespace loom::plan {
 namespace {
 
-struct Space {
-  std::string label;
-  std::string model;
-  int64_t devices = 8;
-  int64_t global_batch = 64;
-  bool allow_fewer_devices = false;
-  bool allow_cross_node_tp = false;
-  int64_t max_micro_batch_size = 16;
-};
-
-void PrintTo(const Space& space, std::ostream* os) { *os << space.label; }
-
-// SearchOptions by field (designated initializers would leave `progress` unnamed).
-SearchOptions options_for(int64_t top, bool pareto = false, int threads = 0) {
-  SearchOptions options;
-  options.top = top;
-  options.pareto = pareto;
-  options.threads = threads;
-  return options;
-}
-
-SearchRequest request_for(const Space& s) {
-  SearchRequest r;
-  r.model = core::find_model_preset(s.model).spec;
-  r.training = core::default_plan().training;
-  r.training.global_batch_size = s.global_batch;
-  r.devices = s.devices;
-  r.devices_per_node = 8;
-  r.profile_name = "a100-80gb-dgx";
-  r.profile = core::resolve_profile(r.profile_name);
-  r.allow_fewer_devices = s.allow_fewer_devices;
-  r.allow_cross_node_tp = s.allow_cross_node_tp;
-  r.max_micro_batch_size = s.max_micro_batch_size;
-  return r;
-}
+using namespace loom::plan::testing;
 
 struct BruteForce {
   std::set<std::string> valid;  // plan JSON, after the planner's two duplicate skips

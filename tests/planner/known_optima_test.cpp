@@ -4,6 +4,7 @@
 // rule that bites (96 heads do not split over tp 5 or 7).
 
 #include "planner/search.hpp"
+#include "planner_test_support.hpp"
 
 #include "core/default_plan.hpp"
 #include "core/error.hpp"
@@ -21,26 +22,7 @@
 namespace loom::plan {
 namespace {
 
-// SearchOptions by field (designated initializers would leave `progress` unnamed).
-SearchOptions options_for(int64_t top, bool pareto = false, int threads = 0) {
-  SearchOptions options;
-  options.top = top;
-  options.pareto = pareto;
-  options.threads = threads;
-  return options;
-}
-
-SearchRequest request_for(const std::string& model, int64_t devices, int64_t global_batch) {
-  SearchRequest r;
-  r.model = core::find_model_preset(model).spec;
-  r.training = core::default_plan().training;
-  r.training.global_batch_size = global_batch;
-  r.devices = devices;
-  r.devices_per_node = 8;
-  r.profile_name = "a100-80gb-dgx";
-  r.profile = core::resolve_profile(r.profile_name);
-  return r;
-}
+using namespace loom::plan::testing;
 
 TEST(KnownOptimum, SmallModelWithPlentyOfBatchOnOneNodeIsPureDataParallel) {
   const SearchRequest request = request_for("gpt2-124m", 8, 256);

@@ -3,6 +3,7 @@
 // brute force written here that simulates every fitting plan with sim::simulate.
 
 #include "planner/search.hpp"
+#include "planner_test_support.hpp"
 
 #include "core/default_plan.hpp"
 #include "core/model_presets.hpp"
@@ -22,45 +23,7 @@
 namespace loom::plan {
 namespace {
 
-struct Space {
-  std::string label;
-  std::string model;
-  int64_t devices = 8;
-  int64_t global_batch = 64;
-  Objective objective = Objective::step_time;
-  std::optional<double> price{};
-  bool allow_fewer_devices = false;
-  bool overlap_grad_reduce = false;
-  bool allow_cross_node_tp = false;
-};
-
-void PrintTo(const Space& space, std::ostream* os) { *os << space.label; }
-
-// SearchOptions by field (designated initializers would leave `progress` unnamed).
-SearchOptions options_for(int64_t top, bool pareto = false, int threads = 0) {
-  SearchOptions options;
-  options.top = top;
-  options.pareto = pareto;
-  options.threads = threads;
-  return options;
-}
-
-SearchRequest request_for(const Space& s) {
-  SearchRequest r;
-  r.model = core::find_model_preset(s.model).spec;
-  r.training = core::default_plan().training;
-  r.training.global_batch_size = s.global_batch;
-  r.devices = s.devices;
-  r.devices_per_node = 8;
-  r.profile_name = "a100-80gb-dgx";
-  r.profile = core::resolve_profile(r.profile_name);
-  r.price_per_device_hour = s.price;
-  r.objective = s.objective;
-  r.allow_fewer_devices = s.allow_fewer_devices;
-  r.overlap_grad_reduce = s.overlap_grad_reduce;
-  r.allow_cross_node_tp = s.allow_cross_node_tp;
-  return r;
-}
+using namespace loom::plan::testing;
 
 std::string describe(const RankedPlan& r) {
   return core::to_json(r.plan.parallel).dump() + " devices=" + std::to_string(r.plan.cluster.world_size()) +
