@@ -23,6 +23,8 @@ Command add_export_command(CLI::App& parent);
 Command add_bench_command(CLI::App& parent);
 Command add_run_command(CLI::App& parent);
 Command add_checkpoint_command(CLI::App& parent);
+Command add_runs_command(CLI::App& parent);
+Command add_compare_command(CLI::App& parent);
 
 // Adds "--format table|json" (the default is table) bound to `format`.
 CLI::Option* add_format_option(CLI::App& app, std::string& format);

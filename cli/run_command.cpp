@@ -7,6 +7,7 @@
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
 #include "core/store_rows.hpp"
+#include "simulator/prediction.hpp"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -22,7 +23,7 @@ namespace loom::cli {
 namespace {
 
 struct RunOptions {
-  std::string plan_path, data, db, checkpoint_dir, launcher = "mpirun", backend = "cpu", save_model, init_from;
+  std::string plan_path, data, db, checkpoint_dir, launcher = "mpirun", backend = "cpu", save_model, init_from, profile;
   std::optional<int64_t> steps, checkpoint_every;
   int threads = 0;
   bool resume = false, jsonl = false, dry_run = false;
@@ -84,6 +85,8 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--threads", o->threads, "Threads per rank [default: cores / ranks]");
   app->add_flag("--jsonl", o->jsonl, "One JSON line per step (for scripts and the GUI)");
   app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
+  app->add_option("--profile", o->profile,
+                  "Profile whose prediction the run is stored against, for `loom compare` [default: the plan's]");
   app->footer("Examples:\n  loom run plan.json --steps 20 --db loom.db\n"
               "  loom run plan.json --checkpoint-dir ckpt --checkpoint-every 50 --resume");
   return {app, [o] {
@@ -102,10 +105,18 @@ Command add_run_command(CLI::App& parent) {
             std::optional<int64_t> run_id;
             if (!o->db.empty() && !o->dry_run) {
               store.emplace(core::Store::open(o->db));
+              // The run is stored with the prediction it will be compared against.
+              const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
+              sim::SimulationOptions simulation;
+              simulation.record_timeline = false;
+              const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
+              const std::vector<int64_t> ids =
+                  store->insert_predicted_plans({{core::plan_row(plan, o->plan_path), sim::prediction_row(0, prediction)}});
               core::RunRow run;
-              run.plan_id = store->insert_plan(core::plan_row(plan, o->plan_path));
+              run.plan_id = ids.front();
+              run.prediction_id = store->predictions_for_plan(run.plan_id).back().id;
               run.backend = o->backend;
-              run.profile_name = plan.cluster.profile;
+              run.profile_name = o->profile.empty() ? plan.cluster.profile : o->profile;  // resolvable again
               run_id = store->begin_run(run);
             }
             const std::vector<std::string> command = command_for(*o, plan, run_id);

@@ -73,8 +73,10 @@ class RunRecord {
   int64_t run_id_ = 0;
 };
 
-// Every rank's peak memory and time per category, gathered to all (rank 0 stores them).
-std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& trainer, const ProcessGroups& groups) {
+// Every rank's peak memory and its time per category summed over the measured (post-warm-up)
+// steps, gathered to all (rank 0 stores them).
+std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& trainer, const ProcessGroups& groups,
+                                                 int64_t measured_steps, int64_t warmup_steps) {
   constexpr size_t kFields = 4 + kCategoryCount;
   std::vector<float> mine(kFields);
   mine[0] = float(memory_stats(Device::cpu).peak_bytes);
@@ -89,8 +91,9 @@ std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& t
     const float* f = all.data() + size_t(r) * kFields;
     core::Json times = core::Json::object();
     for (size_t c = 0; c < kCategoryCount; ++c) times[std::string(to_string(Category(c))) + "_s"] = f[4 + c];
-    core::Json stats = {{"tensor_rank", int(f[1])}, {"data_rank", int(f[2])}, {"pipeline_rank", int(f[3])},
-                        {"time_by_category", times}};
+    core::Json stats = {{"tensor_rank", int(f[1])},         {"data_rank", int(f[2])},
+                        {"pipeline_rank", int(f[3])},        {"time_by_category", times},
+                        {"measured_steps", measured_steps}, {"warmup_steps", warmup_steps}};
     rows.push_back({r, int64_t(f[0]), stats.dump()});
   }
   return rows;
@@ -134,9 +137,13 @@ int run_training(const RunOptions& options) {
                plan.training.dtype == core::DType::fp32
                    ? ""
                    : fmt::format("; the CPU backend computes in fp32 (the plan says {})", core::to_string(plan.training.dtype)));
+  // The first steps (allocations, caches) are warm-up: time per category counts from after them.
+  const int64_t trained = std::max<int64_t>(0, steps - first_step + 1);
+  const int64_t warmup_steps = std::min<int64_t>(2, trained / 2);
   try {
     for (int64_t step = first_step; step <= steps; ++step) {
       const StepResult r = trainer.train_step(step);
+      if (step == first_step + warmup_steps - 1) trainer.timers().reset();
       const bool checkpoint_now =
           !options.checkpoint_dir.empty() &&
           (step == steps || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0));
@@ -158,7 +165,8 @@ int run_training(const RunOptions& options) {
     throw;
   }
   if (!options.save_model_path.empty()) save_full_model(trainer, *world, options.save_model_path);
-  const std::vector<core::RankStatRow> stats = gather_rank_stats(*world, trainer, groups);
+  const std::vector<core::RankStatRow> stats =
+      gather_rank_stats(*world, trainer, groups, trained - warmup_steps, warmup_steps);
   if (leader) record->finish(core::RunStatus::completed, "", stats);
   return 0;
 }

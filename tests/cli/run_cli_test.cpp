@@ -102,6 +102,24 @@ TEST_F(LoomRun, AFailingRunIsMarkedFailedInTheStore) {
   EXPECT_EQ(bytes(path("status")), "failed\n");
 }
 
+TEST_F(LoomRun, RunsListsTheRunAndCompareSetsItBesideItsPrediction) {
+  const std::string split = plan("tp2.json", 2, "--tp 2");
+  const LoomResult trained = run_loom("run '" + split + "' --steps 6 --threads 1 --db '" + path("loom.db") + "'");
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const LoomResult runs = run_loom("runs --db '" + path("loom.db") + "' --format json");
+  ASSERT_EQ(runs.exit_code, 0) << runs.err;
+  EXPECT_THAT(runs.out, HasSubstr("\"status\": \"completed\""));
+  EXPECT_THAT(runs.out, HasSubstr("\"steps\": 6"));
+  const LoomResult compared = run_loom("compare 1 --db '" + path("loom.db") + "' --format json");
+  ASSERT_EQ(compared.exit_code, 0) << compared.err;
+  for (const char* key : {"\"warmup_steps\": 2", "\"measured_steps\": 4", "\"quantity\": \"step time\"",
+                          "\"quantity\": \"tp comm\"", "\"measured_peak_memory_bytes\"", "\"error_percent\""})
+    EXPECT_THAT(compared.out, HasSubstr(key));
+  const LoomResult missing = run_loom("compare 7 --db '" + path("loom.db") + "'");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("no run with id 7"));
+}
+
 TEST_F(LoomRun, ANonFiniteLossStopsTheRunNamingTheStep) {
   // A learning rate of 1e30 blows the weights up in the first update.
   std::string text = bytes(plan("nan.json", 1, ""));
