@@ -25,6 +25,7 @@ Command add_run_command(CLI::App& parent);
 Command add_checkpoint_command(CLI::App& parent);
 Command add_runs_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);
+Command add_profile_command(CLI::App& parent);
 
 // Adds "--format table|json" (the default is table) bound to `format`.
 CLI::Option* add_format_option(CLI::App& app, std::string& format);

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "executor/comm/communicator.hpp"
 #include "executor/bench_command.hpp"
+#include "executor/profile_command.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/run_command.hpp"
 
@@ -33,6 +34,12 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", bench_options.threads, "Threads")->capture_default_str();
   bench->add_option("--seconds", bench_options.seconds, "Seconds per measurement")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "JSON output");
+  loom::exec::ProfileOptions profile_options;
+  CLI::App* profiler = app.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
+  profiler->add_option("--out", profile_options.out_path, "Profile JSON to write")->required();
+  profiler->add_option("--name", profile_options.name, "Profile name [default: cpu-<host>]");
+  profiler->add_flag("--quick", profile_options.quick, "A reduced grid, under a minute");
+  profiler->add_option("--threads", profile_options.threads, "Threads per rank")->capture_default_str();
   std::string checkpoint_dir, export_path;
   CLI::App* exporter = app.add_subcommand("export-checkpoint", "Write a checkpoint as one full model (no MPI needed)");
   exporter->add_option("dir", checkpoint_dir, "Checkpoint directory")->required();
@@ -56,6 +63,7 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   try {
+    if (profiler->parsed()) return loom::exec::run_profile(profile_options);
     return bench->parsed() ? loom::exec::run_benchmark(bench_options) : loom::exec::run_training(options);
   } catch (const loom::Error& e) {
     std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
