@@ -2,6 +2,7 @@
 // line "loom: error: …" that contains the text of the paired .expected file, and no crash.
 // Adding a case is adding two files.
 
+#include "../fixture_cases.hpp"
 #include "run_loom.hpp"
 
 #include <gtest/gtest.h>
@@ -16,28 +17,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> bad_fixture_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fixture_path("bad")))
-    if (entry.path().extension() == ".expected") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string read_expected(const std::string& name) {
-  std::ifstream file(fixture_path("bad/" + name + ".expected"));
-  std::stringstream contents;
-  contents << file.rdbuf();
-  std::string text = contents.str();
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
+std::vector<std::string> bad_fixture_names() { return loom::testing::fixture_case_names(fixture_path("bad")); }
 
 class BadFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BadFixture, IsRefusedWithItsMessage) {
   const std::string name = GetParam();
-  const std::string expected = read_expected(name);
+  const std::string expected = loom::testing::fixture_expected_text(fixture_path("bad"), name);
   ASSERT_FALSE(expected.empty()) << name << ".expected is empty";
   fs::path input = fixture_path("bad/" + name + ".json");
   if (!fs::exists(input)) input = fixture_path("bad/" + name + ".txt");

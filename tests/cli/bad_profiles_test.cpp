@@ -4,6 +4,7 @@
 // known_bugs/ holds cases the reader accepts today although it should not; they are run by
 // their own skipped tests below until the reader is fixed.
 
+#include "../fixture_cases.hpp"
 #include "run_loom.hpp"
 
 #include <gtest/gtest.h>
@@ -18,27 +19,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> bad_profile_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fixture_path("bad_profiles")))
-    if (entry.is_regular_file() && entry.path().extension() == ".expected")
-      names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string read_expected(const std::string& relative) {
-  std::ifstream file(fixture_path(relative));
-  std::stringstream contents;
-  contents << file.rdbuf();
-  std::string text = contents.str();
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
+std::vector<std::string> bad_profile_names() { return loom::testing::fixture_case_names(fixture_path("bad_profiles")); }
 
 // Runs `loom simulate --profile` on bad_profiles/<name>.json and checks the refusal.
 void expect_refused(const std::string& name) {
-  const std::string expected = read_expected("bad_profiles/" + name + ".expected");
+  const std::string expected = loom::testing::fixture_expected_text(fixture_path("bad_profiles"), name);
   ASSERT_FALSE(expected.empty()) << name << ".expected is empty";
   const fs::path input = fixture_path("bad_profiles/" + name + ".json");
   ASSERT_TRUE(fs::exists(input)) << "no input file for " << name;

@@ -2,6 +2,7 @@
 // newest complete step). The malformed safetensors files live in tests/fixtures/bad_safetensors/
 // (NAME.safetensors + NAME.expected, made by make_fixtures.py there).
 
+#include "../fixture_cases.hpp"
 #include "executor/checkpoint/atomic_file.hpp"
 #include "executor/checkpoint/manifest.hpp"
 #include "executor/checkpoint/safetensors.hpp"
@@ -174,20 +175,14 @@ TEST_F(CheckpointFiles, WritingRefusesInconsistentTensorsAndReportsIoErrors) {
 }
 
 std::vector<std::string> bad_safetensors_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(LOOM_FIXTURES_DIR) / "bad_safetensors"))
-    if (entry.path().extension() == ".expected") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
+  return loom::testing::fixture_case_names(fs::path(LOOM_FIXTURES_DIR) / "bad_safetensors");
 }
 
 class BadSafetensorsFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BadSafetensorsFixture, IsRefusedWithItsMessage) {
   const fs::path dir = fs::path(LOOM_FIXTURES_DIR) / "bad_safetensors";
-  std::ifstream expected_file(dir / (GetParam() + ".expected"));
-  std::string expected;
-  std::getline(expected_file, expected);
+  const std::string expected = loom::testing::fixture_expected_text(dir, GetParam());
   ASSERT_FALSE(expected.empty()) << GetParam() << ".expected is empty";
   const std::string input = (dir / (GetParam() + ".safetensors")).string();
   ASSERT_TRUE(fs::exists(input)) << input;

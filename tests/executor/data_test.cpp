@@ -3,6 +3,7 @@
 // (NAME.bin + NAME.expected, made by make_fixtures.py there) and are all read with the GPT-2
 // vocabulary of 50257.
 
+#include "../fixture_cases.hpp"
 #include "executor/data/batches.hpp"
 #include "executor/data/token_source.hpp"
 
@@ -163,20 +164,14 @@ TEST_F(TokenFiles, MalformedShardsAreRefusedWithTheirReason) {
 }
 
 std::vector<std::string> bad_token_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(fs::path(LOOM_FIXTURES_DIR) / "bad_tokens"))
-    if (entry.path().extension() == ".expected") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
+  return loom::testing::fixture_case_names(fs::path(LOOM_FIXTURES_DIR) / "bad_tokens");
 }
 
 class BadTokenFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BadTokenFixture, IsRefusedWithItsMessage) {
   const fs::path dir = fs::path(LOOM_FIXTURES_DIR) / "bad_tokens";
-  std::ifstream expected_file(dir / (GetParam() + ".expected"));
-  std::string expected;
-  std::getline(expected_file, expected);
+  const std::string expected = loom::testing::fixture_expected_text(dir, GetParam());
   ASSERT_FALSE(expected.empty()) << GetParam() << ".expected is empty";
   const std::string input = (dir / (GetParam() + ".bin")).string();
   ASSERT_TRUE(fs::exists(input)) << input;
