@@ -7,6 +7,15 @@
 
 namespace loom::core {
 
+std::string_view to_string(GemmLayout layout) {
+  switch (layout) {
+    case GemmLayout::nn: return "nn";
+    case GemmLayout::nt: return "nt";
+    case GemmLayout::tn: return "tn";
+  }
+  return "?";
+}
+
 const LinkSpec* Profile::link(std::string_view level) const {
   for (const LinkSpec& l : links)
     if (l.level == level) return &l;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +30,13 @@ struct DeviceSpec {
   int64_t memory_bytes = 0;
   std::map<DType, double> peak_flops_per_s;  // dense, per dtype
   double memory_bandwidth_bytes_per_s = 0;
+  // CPU devices: the ranks of a node share its cores. Ranks × threads_per_rank beyond
+  // host_cores slow every rank's compute in proportion (0: devices do not share, as GPUs).
+  int64_t host_cores = 0;
+  int64_t threads_per_rank = 1;
+  // A device that computes in one type whatever the plan asks (the CPU executor: fp32). Plans
+  // are simulated in that type: its tables, its element sizes, its memory.
+  std::optional<DType> compute_dtype;
 };
 
 // One level of the interconnect: "intra-node" (NVLink, shared memory) or "inter-node" (network).
@@ -53,14 +61,29 @@ struct EfficiencyModel {
   std::string justification;
 };
 
+// Operand layouts of C[m×n] = op(A)·op(B): "nn" (forward), "nt" (data gradient, times the
+// transposed weight), "tn" (weight gradient, accumulated into the gradient).
+enum class GemmLayout : uint8_t { nn, nt, tn };
+std::string_view to_string(GemmLayout layout);
+
 struct GemmSample {
   int64_t m = 0, n = 0, k = 0;
   DType dtype = DType::bf16;
   double time_s = 0;
+  GemmLayout layout = GemmLayout::nn;
 };
 
-// A memory-bound kernel measured at one size: "layernorm", "gelu", "softmax", "cross_entropy",
-// "adamw", "attention", "elementwise", "embedding".
+// Causal self-attention (scores, masked softmax, weighted values) of `batch` = micro-batch ×
+// heads independent heads of seq × head_dim, forward or backward, as one measured unit: a
+// fused kernel on GPUs, a per-head loop of panel GEMMs on the CPU.
+struct AttentionSample {
+  int64_t batch = 0, seq = 0, head_dim = 0;
+  DType dtype = DType::bf16;
+  bool backward = false;
+  double time_s = 0;
+};
+
+// A memory-bound kernel measured at one size; names and byte counts in core/kernel_bytes.hpp.
 struct KernelSample {
   std::string kernel;
   int64_t bytes = 0;
@@ -79,9 +102,10 @@ struct CollectiveSample {
 
 struct ProfileTables {
   std::vector<GemmSample> gemm;
+  std::vector<AttentionSample> attention;
   std::vector<KernelSample> kernels;
   std::vector<CollectiveSample> collectives;
-  bool empty() const { return gemm.empty() && kernels.empty() && collectives.empty(); }
+  bool empty() const { return gemm.empty() && attention.empty() && kernels.empty() && collectives.empty(); }
 };
 
 struct Profile {

@@ -2,6 +2,7 @@
 // refused) and writing.
 
 #include "core/error.hpp"
+#include "core/kernel_bytes.hpp"
 #include "core/profile.hpp"
 
 #include <cmath>
@@ -48,8 +49,24 @@ std::string one_of(JsonObjectReader& reader, std::string_view key, std::initiali
 }
 
 const std::initializer_list<std::string_view> kLevels = {"intra-node", "inter-node"};
-const std::initializer_list<std::string_view> kKernels = {"layernorm", "gelu", "softmax", "cross_entropy", "adamw",
-                                                          "attention", "elementwise", "embedding"};
+std::string kernel_name(JsonObjectReader& reader) {
+  const std::string value = reader.required_string("kernel");
+  std::string list;
+  for (std::string_view known : kernel_bytes::kAllKernels) {
+    if (known == value) return value;
+    list += (list.empty() ? "" : ", ") + std::string(known);
+  }
+  throw InvalidInput("{}=\"{}\" is not a kernel the simulator charges; expected one of {}", reader.field("kernel"),
+                     value, list);
+}
+
+GemmLayout parse_layout(JsonObjectReader& reader) {
+  if (!reader.has("layout")) return GemmLayout::nn;
+  const std::string value = reader.required_string("layout");
+  for (GemmLayout layout : {GemmLayout::nn, GemmLayout::nt, GemmLayout::tn})
+    if (to_string(layout) == value) return layout;
+  throw InvalidInput("{}=\"{}\" is not valid; expected one of nn, nt, tn", reader.field("layout"), value);
+}
 const std::initializer_list<std::string_view> kCollectives = {"all_reduce", "all_gather", "reduce_scatter",
                                                               "broadcast", "send_recv"};
 
@@ -68,6 +85,13 @@ DeviceSpec device_from_json(const Json& document) {
   if (device.peak_flops_per_s.empty())
     throw InvalidInput("device.peak_flops_per_s is empty; expected a peak for fp32, bf16 or fp16");
   device.memory_bandwidth_bytes_per_s = positive(reader, "memory_bandwidth_bytes_per_s");
+  if (reader.has("host_cores")) device.host_cores = positive_int(reader, "host_cores");
+  else reader.accept("host_cores");
+  if (reader.has("threads_per_rank")) device.threads_per_rank = positive_int(reader, "threads_per_rank");
+  else reader.accept("threads_per_rank");
+  if (reader.has("compute_dtype"))
+    device.compute_dtype = parse_dtype(reader.required_string("compute_dtype"), reader.field("compute_dtype"));
+  else reader.accept("compute_dtype");
   reader.finish();
   return device;
 }
@@ -113,7 +137,7 @@ void read_rows(const Json& tables, std::string_view key, ReadRow read_row) {
 
 ProfileTables tables_from_json(const Json& document) {
   JsonObjectReader check(document, "tables");
-  for (const char* key : {"gemm", "kernels", "collectives"}) check.accept(key);
+  for (const char* key : {"gemm", "attention", "kernels", "collectives"}) check.accept(key);
   check.finish();
   ProfileTables tables;
   read_rows(document, "gemm", [&](JsonObjectReader& r) {
@@ -122,13 +146,25 @@ ProfileTables tables_from_json(const Json& document) {
     s.n = positive_int(r, "n");
     s.k = positive_int(r, "k");
     s.dtype = parse_dtype(r.required_string("dtype"), r.field("dtype"));
+    s.layout = parse_layout(r);
     s.time_s = positive(r, "time_s");
     r.optional_number("spread", 0.0);
     tables.gemm.push_back(s);
   });
+  read_rows(document, "attention", [&](JsonObjectReader& r) {
+    AttentionSample s;
+    s.batch = positive_int(r, "batch");
+    s.seq = positive_int(r, "seq");
+    s.head_dim = positive_int(r, "head_dim");
+    s.dtype = parse_dtype(r.required_string("dtype"), r.field("dtype"));
+    s.backward = one_of(r, "pass", {"forward", "backward"}) == "backward";
+    s.time_s = positive(r, "time_s");
+    r.optional_number("spread", 0.0);
+    tables.attention.push_back(s);
+  });
   read_rows(document, "kernels", [&](JsonObjectReader& r) {
     KernelSample s;
-    s.kernel = one_of(r, "kernel", kKernels);
+    s.kernel = kernel_name(r);
     s.bytes = positive_int(r, "bytes");
     s.time_s = positive(r, "time_s");
     r.optional_number("spread", 0.0);
@@ -223,10 +259,21 @@ Json to_json(const Profile& profile) {
                 {"memory_bandwidth_fraction", e.memory_bandwidth_fraction},
                 {"kernel_launch_s", e.kernel_launch_s},
                 {"justification", e.justification}}}};
+  Json& device = out["device"];
+  if (profile.device.host_cores > 0) {
+    device["host_cores"] = profile.device.host_cores;
+    device["threads_per_rank"] = profile.device.threads_per_rank;
+  }
+  if (profile.device.compute_dtype) device["compute_dtype"] = to_string(*profile.device.compute_dtype);
   Json tables = Json::object();
   auto& gemm = tables["gemm"] = Json::array();
   for (const GemmSample& s : profile.tables.gemm)
-    gemm.push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"dtype", to_string(s.dtype)}, {"time_s", s.time_s}});
+    gemm.push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"dtype", to_string(s.dtype)}, {"layout", to_string(s.layout)},
+                    {"time_s", s.time_s}});
+  auto& attention = tables["attention"] = Json::array();
+  for (const AttentionSample& s : profile.tables.attention)
+    attention.push_back({{"batch", s.batch}, {"seq", s.seq}, {"head_dim", s.head_dim}, {"dtype", to_string(s.dtype)},
+                         {"pass", s.backward ? "backward" : "forward"}, {"time_s", s.time_s}});
   auto& kernels = tables["kernels"] = Json::array();
   for (const KernelSample& s : profile.tables.kernels)
     kernels.push_back({{"kernel", s.kernel}, {"bytes", s.bytes}, {"time_s", s.time_s}});
@@ -235,7 +282,7 @@ Json to_json(const Profile& profile) {
     collectives.push_back({{"collective", s.collective}, {"level", s.level}, {"ranks", s.ranks},
                            {"bytes", s.bytes}, {"time_s", s.time_s}});
   // Empty tables are refused on reading, so only non-empty ones are written.
-  for (const char* key : {"gemm", "kernels", "collectives"})
+  for (const char* key : {"gemm", "attention", "kernels", "collectives"})
     if (tables[key].empty()) tables.erase(key);
   if (!tables.empty()) out["tables"] = tables;
   return out;

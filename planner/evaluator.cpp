@@ -7,7 +7,9 @@
 namespace loom::plan {
 
 Evaluator::Evaluator(const SearchRequest& request)
-    : request_(request), costs_(request.profile, request.training.dtype), plan_(make_plan(Candidate{}, request)) {
+    : request_(request),
+      costs_(request.profile, request.training.dtype, request.devices_per_node),
+      plan_(make_plan(Candidate{}, request)) {
   options_.overlap_grad_reduce = request.overlap_grad_reduce;
   options_.record_timeline = false;
 }

@@ -183,9 +183,13 @@ RankedPlan ranked(const Context& ctx, size_t fitting_index) {
   return r;
 }
 
-SearchResult run_search(const SearchRequest& request, const SearchOptions& options, bool exhaustive) {
+SearchResult run_search(const SearchRequest& requested, const SearchOptions& options, bool exhaustive) {
   const auto started = std::chrono::steady_clock::now();
-  request.validate();
+  requested.validate();
+  // Plans train in the type the device computes in (fp32 on a CPU profile): memory and time
+  // are searched for that, and the plans found say so.
+  SearchRequest request = requested;
+  request.training.dtype = sim::simulated_dtype(requested.training.dtype, requested.profile);
   Context ctx{request, options, {}, {}, thread_count(options), {}};
   for (int t = 0; t < ctx.threads; ++t) ctx.evaluators.push_back(std::make_unique<Evaluator>(request));
   SearchResult result;

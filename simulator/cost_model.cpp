@@ -1,6 +1,7 @@
 #include "simulator/cost_model.hpp"
 
 #include "core/error.hpp"
+#include "core/kernel_bytes.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -38,19 +39,42 @@ double peak_of(const core::Profile& profile, core::DType dtype) {
 
 }  // namespace
 
-CostModel::CostModel(const core::Profile& profile, core::DType dtype)
+core::DType simulated_dtype(core::DType requested, const core::Profile& profile) {
+  return profile.device.compute_dtype.value_or(requested);
+}
+
+core::Plan as_simulated(core::Plan plan, const core::Profile& profile) {
+  plan.training.dtype = simulated_dtype(plan.training.dtype, profile);
+  return plan;
+}
+
+CostModel::CostModel(const core::Profile& profile, core::DType dtype, int64_t ranks_per_node)
     : profile_(profile), dtype_(dtype), peak_flops_per_s_(peak_of(profile, dtype)) {
+  // Ranks beyond the cores time-share them: every rank's kernels take proportionally longer.
+  const core::DeviceSpec& device = profile.device;
+  if (device.host_cores > 0)
+    compute_share_ = std::max(1.0, double(ranks_per_node * device.threads_per_rank) / double(device.host_cores));
   for (const core::GemmSample& s : profile.tables.gemm)
-    if (s.dtype == dtype) gemm_table_.add(s.m, s.n, s.k, s.time_s);
+    if (s.dtype == dtype) gemm_tables_[s.layout].add(s.m, s.n, s.k, s.time_s);
+  for (const core::AttentionSample& s : profile.tables.attention)
+    if (s.dtype == dtype)
+      (s.backward ? attention_backward_ : attention_forward_).add(s.batch * s.seq, s.seq, s.head_dim, s.time_s);
   for (const core::KernelSample& s : profile.tables.kernels) kernel_curves_[s.kernel].add(double(s.bytes), s.time_s);
   for (const core::CollectiveSample& s : profile.tables.collectives)
     collective_times_[collective_key(s.collective, s.level)][s.ranks].add(double(s.bytes), s.time_s);
 }
 
-double CostModel::gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch) const {
+double CostModel::gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch, core::GemmLayout layout) const {
+  return compute_share_ * unshared_gemm_s(m, n, k, batch, layout);
+}
+
+double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch, core::GemmLayout layout) const {
   const core::EfficiencyModel& e = profile_.efficiency;
-  // A measured time already includes the launch.
-  if (!gemm_table_.empty()) return gemm_table_.time_s(double(m) * double(batch), double(n), double(k));
+  // A measured time already includes the launch. A layout measured on its own is preferred;
+  // else the forward layout's table stands for it.
+  for (core::GemmLayout tabled : {layout, core::GemmLayout::nn})
+    if (auto it = gemm_tables_.find(tabled); it != gemm_tables_.end())
+      return it->second.time_s(double(m) * double(batch), double(n), double(k));
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
   const double efficiency = e.gemm_max_fraction * flops / (flops + e.gemm_half_saturation_flops);
   const double bytes = double(batch) * double(m * k + k * n + m * n) * core::bytes_per_element(dtype_);
@@ -59,9 +83,32 @@ double CostModel::gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch) const {
   return std::max(compute, memory) + e.kernel_launch_s;
 }
 
+double CostModel::attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward) const {
+  const GemmTable& table = backward ? attention_backward_ : attention_forward_;
+  if (!table.empty()) return compute_share_ * table.time_s(double(batch * seq), double(seq), double(head_dim));
+  // No measured attention: Q·Kᵀ, the masked softmax with dropout and ·V as separate kernels
+  // (the backward: both products' data gradients and the softmax's).
+  namespace kb = core::kernel_bytes;
+  const double scores = double(batch) * double(seq) * double(seq);
+  const double element_bytes = core::bytes_per_element(dtype_);
+  if (!backward)
+    return gemm_s(seq, seq, head_dim, batch) + elementwise_s(kb::kSoftmax, kb::softmax_forward(scores, element_bytes)) +
+           gemm_s(seq, head_dim, seq, batch);
+  return gemm_s(seq, seq, head_dim, batch) + gemm_s(seq, head_dim, seq, batch) +
+         elementwise_s(kb::kSoftmaxBackward, kb::softmax_backward(scores, element_bytes)) +
+         gemm_s(seq, head_dim, seq, batch) + gemm_s(head_dim, seq, seq, batch);
+}
+
 double CostModel::elementwise_s(std::string_view kernel, double bytes) const {
+  return compute_share_ * unshared_elementwise_s(kernel, bytes);
+}
+
+double CostModel::unshared_elementwise_s(std::string_view kernel, double bytes) const {
   const core::EfficiencyModel& e = profile_.efficiency;
   if (auto it = kernel_curves_.find(kernel); it != kernel_curves_.end()) return it->second(bytes);
+  if (auto it = kernel_curves_.find(core::kernel_bytes::forward_name(kernel)); it != kernel_curves_.end())
+    return it->second(bytes);
+  if (core::kernel_bytes::charged_only_when_measured(kernel)) return 0.0;
   return bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction) + e.kernel_launch_s;
 }
 
@@ -125,7 +172,8 @@ double CostModel::point_to_point_s(double bytes, bool crosses_nodes) const {
 
 double CostModel::op_s(const Op& op, const GroupPlacement& tensor_group) const {
   switch (op.kind) {
-    case OpKind::gemm: return gemm_s(op.m, op.n, op.k, op.batch);
+    case OpKind::gemm: return gemm_s(op.m, op.n, op.k, op.batch, op.layout);
+    case OpKind::attention: return attention_s(op.batch, op.m, op.k, op.backward);
     case OpKind::elementwise: return elementwise_s(op.kernel, op.bytes);
     case OpKind::collective: return collective_s(op.collective, op.bytes, tensor_group);
   }

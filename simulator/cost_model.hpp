@@ -19,12 +19,25 @@ struct GroupPlacement {
   bool crosses_nodes() const { return ranks_per_node < ranks; }
 };
 
+// The type a device computes a plan in: the plan's, unless the device computes in one type only
+// (the CPU executor: fp32).
+core::DType simulated_dtype(core::DType requested, const core::Profile& profile);
+// The plan as the device will run it (its dtype replaced by simulated_dtype).
+core::Plan as_simulated(core::Plan plan, const core::Profile& profile);
+
 class CostModel {
  public:
-  CostModel(const core::Profile& profile, core::DType dtype);
+  // `ranks_per_node`: the plan's devices per node, which on a CPU profile share host_cores.
+  CostModel(const core::Profile& profile, core::DType dtype, int64_t ranks_per_node = 1);
 
-  double gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+  double gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch = 1,
+                core::GemmLayout layout = core::GemmLayout::nn) const;
+  // Causal attention of `batch` heads of seq × head_dim, forward or backward.
+  double attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward) const;
+  // A memory-bound kernel of core/kernel_bytes.hpp charged `bytes`.
   double elementwise_s(std::string_view kernel, double bytes) const;
+  // How many times slower compute runs because ranks share cores (1 on GPUs).
+  double compute_share() const { return compute_share_; }
   // nccl-tests' byte counting: the whole array for all-gather and reduce-scatter.
   double collective_s(Collective collective, double bytes, const GroupPlacement& group) const;
   // One message between two devices, within a node or across nodes.
@@ -41,10 +54,16 @@ class CostModel {
   double latency_s(const GroupPlacement& group) const;
   double tabled_collective_s(Collective collective, double bytes, const GroupPlacement& group, bool& found) const;
 
+  double unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch, core::GemmLayout layout) const;
+  double unshared_elementwise_s(std::string_view kernel, double bytes) const;
+
   core::Profile profile_;
   core::DType dtype_;
   double peak_flops_per_s_;
-  GemmTable gemm_table_;
+  double compute_share_ = 1.0;
+  std::map<core::GemmLayout, GemmTable> gemm_tables_;
+  // Attention time as a GEMM-like table over (batch·seq, seq, head_dim), by pass.
+  GemmTable attention_forward_, attention_backward_;
   std::map<std::string, LogLogCurve, std::less<>> kernel_curves_;
   // Time by (collective, level) at each measured rank count, as a function of bytes.
   std::map<std::string, std::map<int64_t, LogLogCurve>> collective_times_;

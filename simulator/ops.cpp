@@ -1,5 +1,7 @@
 #include "simulator/ops.hpp"
 
+#include "core/kernel_bytes.hpp"
+
 namespace loom::sim {
 
 std::string_view to_string(Collective collective) {
@@ -56,23 +58,41 @@ Dims dims_of(const core::Plan& plan) {
   return d;
 }
 
-Op gemm(std::string_view name, int64_t m, int64_t n, int64_t k, int64_t batch = 1) {
+namespace kb = core::kernel_bytes;
+
+Op gemm(std::string_view name, int64_t m, int64_t n, int64_t k, core::GemmLayout layout = core::GemmLayout::nn) {
   Op op;
   op.name = name;
   op.kind = OpKind::gemm;
   op.m = m;
   op.n = n;
   op.k = k;
-  op.batch = batch;
-  op.flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
+  op.layout = layout;
+  op.flops = 2.0 * double(m) * double(n) * double(k);
   return op;
 }
 
-// The backward of C = A·B is two GEMMs: dA = dC·Bᵀ (data gradient) and dB = Aᵀ·dC (weight
-// gradient); for attention's batched products both operands are activations, same shapes.
+// The backward of Y = X·W is two GEMMs: dX = dY·Wᵀ (data gradient, "nt") and dW += Xᵀ·dY
+// (weight gradient, "tn", accumulated over microbatches).
 void add_gemm_backward(std::vector<Op>& ops, const Op& forward, std::string_view dgrad, std::string_view wgrad) {
-  ops.push_back(gemm(dgrad, forward.m, forward.k, forward.n, forward.batch));
-  ops.push_back(gemm(wgrad, forward.k, forward.n, forward.m, forward.batch));
+  ops.push_back(gemm(dgrad, forward.m, forward.k, forward.n, core::GemmLayout::nt));
+  ops.push_back(gemm(wgrad, forward.k, forward.n, forward.m, core::GemmLayout::tn));
+}
+
+// Causal attention of `heads` heads per sequence: Q·Kᵀ, masked softmax (with dropout), ·V.
+// The backward does twice the forward's products (dV, dP, dQ, dK). FLOPs are those of full
+// s×s products, as Megatron counts them, whatever a kernel skips above the diagonal.
+Op attention(std::string_view name, int64_t batch, int64_t seq, int64_t head_dim, bool backward) {
+  Op op;
+  op.name = name;
+  op.kind = OpKind::attention;
+  op.batch = batch;
+  op.m = seq;
+  op.n = seq;
+  op.k = head_dim;
+  op.backward = backward;
+  op.flops = (backward ? 8.0 : 4.0) * double(batch) * double(seq) * double(seq) * double(head_dim);
+  return op;
 }
 
 Op elementwise(std::string_view name, std::string_view kernel, double bytes) {
@@ -119,16 +139,23 @@ void add_leave_tp_region(std::vector<Op>& forward, std::vector<Op>& backward, co
   }
 }
 
-// Norm: reads x, writes y (forward); reads x, dy, writes dx (backward) — the statistics and
-// the parameters are negligible next to the activations.
-double norm_bytes(const Dims& d, int passes) {
-  return double(passes) * double(d.norm_tokens) * double(d.hidden) * d.element_bytes;
+void add_norm(std::vector<Op>& forward, std::vector<Op>& backward, std::string_view name,
+              std::string_view backward_name, const Dims& d) {
+  forward.push_back(elementwise(name, kb::kLayernorm, kb::layernorm_forward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
+  backward.push_back(elementwise(backward_name, kb::kLayernormBackward,
+                                 kb::layernorm_backward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
 }
 
-// Fused bias + dropout + residual add: reads the branch and the residual, writes the sum and
-// a one-byte dropout mask.
-double residual_bytes(const Dims& d) {
-  return double(d.norm_tokens) * double(d.hidden) * (3.0 * d.element_bytes + 1.0);
+// Bias + dropout + residual add of a block's output (Megatron fuses them), and its backward:
+// the residual's gradient added to the branch's, and the bias gradient.
+void add_residual(std::vector<Op>& forward, std::vector<Op>& backward, std::string_view name,
+                  std::string_view backward_name, std::string_view bias_backward_name, const Dims& d) {
+  const double elements = double(d.norm_tokens) * double(d.hidden);
+  forward.push_back(elementwise(name, kb::kBias, kb::bias(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
+  forward.push_back(elementwise(name, kb::kResidual, kb::residual(elements, d.element_bytes)));
+  backward.push_back(elementwise(backward_name, kb::kResidualBackward, kb::residual_backward(elements, d.element_bytes)));
+  backward.push_back(elementwise(bias_backward_name, kb::kBiasBackward,
+                                 kb::bias_backward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
 }
 
 }  // namespace
@@ -140,56 +167,49 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
   std::vector<Op> bwd_reversed;  // built in forward order, reversed at the end
 
   // Attention block.
-  fwd.push_back(elementwise("input_norm", "layernorm", norm_bytes(d, 2)));
-  bwd_reversed.push_back(elementwise("input_norm.backward", "layernorm", norm_bytes(d, 3)));
+  add_norm(fwd, bwd_reversed, "input_norm", "input_norm.backward", d);
   add_enter_tp_region(fwd, bwd_reversed, d);
   const Op qkv = gemm("qkv", d.tokens, d.qkv_width, d.hidden);
   fwd.push_back(qkv);
+  fwd.push_back(elementwise("qkv.bias", kb::kBias, kb::bias(double(d.tokens), double(d.qkv_width), d.element_bytes)));
+  bwd_reversed.push_back(elementwise("qkv.bias.backward", kb::kBiasBackward,
+                                     kb::bias_backward(double(d.tokens), double(d.qkv_width), d.element_bytes)));
   add_gemm_backward(bwd_reversed, qkv, "qkv.dgrad", "qkv.wgrad");
 
-  // Attention core: scores = Q·Kᵀ per head, softmax with scale, mask and dropout, then ·V.
-  std::vector<Op> core_ops;
-  const int64_t score_batch = d.micro_batch * d.heads;
-  const Op scores = gemm("attention_scores", d.seq, d.seq, d.head_dim, score_batch);
-  const double score_elements = double(score_batch) * double(d.seq) * double(d.seq);
-  // Softmax reads and writes the scores; dropout reads them, writes them and a one-byte mask.
-  const Op softmax = elementwise("attention_softmax_dropout", "softmax", score_elements * (4.0 * d.element_bytes + 1.0));
-  const Op values = gemm("attention_values", d.seq, d.head_dim, d.seq, score_batch);
-  core_ops = {scores, softmax, values};
-  fwd.insert(fwd.end(), core_ops.begin(), core_ops.end());
-  add_gemm_backward(bwd_reversed, scores, "attention_scores.dgrad_q", "attention_scores.dgrad_k");
-  bwd_reversed.push_back(elementwise("attention_softmax_dropout.backward", "softmax", score_elements * (3.0 * d.element_bytes + 1.0)));
-  add_gemm_backward(bwd_reversed, values, "attention_values.dgrad_p", "attention_values.dgrad_v");
+  const Op core = attention("attention", d.micro_batch * d.heads, d.seq, d.head_dim, false);
+  fwd.push_back(core);
+  bwd_reversed.push_back(attention("attention.backward", d.micro_batch * d.heads, d.seq, d.head_dim, true));
 
   const Op projection = gemm("attention_projection", d.tokens, d.hidden, d.heads * d.head_dim);
   fwd.push_back(projection);
   add_gemm_backward(bwd_reversed, projection, "attention_projection.dgrad", "attention_projection.wgrad");
   add_leave_tp_region(fwd, bwd_reversed, d);
-  fwd.push_back(elementwise("attention_residual", "elementwise", residual_bytes(d)));
-  bwd_reversed.push_back(elementwise("attention_residual.backward", "elementwise", residual_bytes(d)));
+  add_residual(fwd, bwd_reversed, "attention_residual", "attention_residual.backward", "attention_projection.bias.backward", d);
 
   // MLP block.
-  fwd.push_back(elementwise("mlp_norm", "layernorm", norm_bytes(d, 2)));
-  bwd_reversed.push_back(elementwise("mlp_norm.backward", "layernorm", norm_bytes(d, 3)));
+  add_norm(fwd, bwd_reversed, "mlp_norm", "mlp_norm.backward", d);
   add_enter_tp_region(fwd, bwd_reversed, d);
   const Op up = gemm("mlp_up", d.tokens, d.ffn_up_width, d.hidden);
   fwd.push_back(up);
+  fwd.push_back(elementwise("mlp_up.bias", kb::kBias, kb::bias(double(d.tokens), double(d.ffn_up_width), d.element_bytes)));
+  bwd_reversed.push_back(elementwise("mlp_up.bias.backward", kb::kBiasBackward,
+                                     kb::bias_backward(double(d.tokens), double(d.ffn_up_width), d.element_bytes)));
   add_gemm_backward(bwd_reversed, up, "mlp_up.dgrad", "mlp_up.wgrad");
-  // Bias + GELU (or SwiGLU's gate): reads the up projection, writes the activation.
-  const double activation_bytes = double(d.tokens) * double(d.ffn_up_width + d.ffn) * d.element_bytes;
-  fwd.push_back(elementwise("mlp_activation", "gelu", activation_bytes));
-  bwd_reversed.push_back(elementwise("mlp_activation.backward", "gelu", activation_bytes + double(d.tokens) * double(d.ffn) * d.element_bytes));
+  // GELU (or SwiGLU's gate) over the b·s·f/t outputs of the up projection.
+  const double inputs = double(d.tokens) * double(d.ffn_up_width), outputs = double(d.tokens) * double(d.ffn);
+  fwd.push_back(elementwise("mlp_activation", kb::kGelu, kb::gelu_forward(inputs, outputs, d.element_bytes)));
+  bwd_reversed.push_back(
+      elementwise("mlp_activation.backward", kb::kGeluBackward, kb::gelu_backward(inputs, outputs, d.element_bytes)));
   const Op down = gemm("mlp_down", d.tokens, d.hidden, d.ffn);
   fwd.push_back(down);
   add_gemm_backward(bwd_reversed, down, "mlp_down.dgrad", "mlp_down.wgrad");
   add_leave_tp_region(fwd, bwd_reversed, d);
-  fwd.push_back(elementwise("mlp_residual", "elementwise", residual_bytes(d)));
-  bwd_reversed.push_back(elementwise("mlp_residual.backward", "elementwise", residual_bytes(d)));
+  add_residual(fwd, bwd_reversed, "mlp_residual", "mlp_residual.backward", "mlp_down.bias.backward", d);
 
   ops.backward.assign(bwd_reversed.rbegin(), bwd_reversed.rend());
   switch (plan.parallel.recompute) {
     case core::Recompute::none: break;
-    case core::Recompute::selective: ops.recompute = core_ops; break;  // Korthikanti: the attention core only
+    case core::Recompute::selective: ops.recompute = {core}; break;  // Korthikanti: the attention core only
     case core::Recompute::full: ops.recompute = ops.forward; break;    // the whole layer from its input
   }
   return ops;
@@ -201,16 +221,19 @@ LayerOps embedding_ops(const core::Plan& plan) {
   const double activation = double(d.tokens) * double(d.hidden) * d.element_bytes;
   // Vocab-parallel lookup (+ learned positions), then the partial embeddings are summed over
   // the tensor group (reduce-scattered along the sequence with sequence parallelism), then dropout.
-  ops.forward.push_back(elementwise("embedding_lookup", "embedding", 3.0 * activation));
+  ops.forward.push_back(elementwise("embedding_lookup", kb::kEmbedding,
+                                    kb::embedding_forward(double(d.tokens), double(d.hidden), d.element_bytes)));
   if (d.tp > 1)
     ops.forward.push_back(d.sequence_parallel
                               ? collective("tp_reduce_scatter", Collective::reduce_scatter, activation)
                               : collective("tp_all_reduce", Collective::all_reduce, activation));
-  ops.forward.push_back(elementwise("embedding_dropout", "elementwise", double(d.norm_tokens) * double(d.hidden) * (2.0 * d.element_bytes + 1.0)));
+  ops.forward.push_back(elementwise("embedding_dropout", kb::kDropout,
+                                    kb::dropout(double(d.norm_tokens) * double(d.hidden), d.element_bytes)));
   // Backward: gradients are scattered into the (fp32) embedding gradient rows.
   if (d.tp > 1 && d.sequence_parallel)
     ops.backward.push_back(collective("tp_all_gather", Collective::all_gather, activation));
-  ops.backward.push_back(elementwise("embedding_lookup.backward", "embedding", activation + double(d.tokens) * double(d.hidden) * 8.0));
+  ops.backward.push_back(elementwise("embedding_lookup.backward", kb::kEmbeddingBackward,
+                                     kb::embedding_backward(double(d.tokens), double(d.hidden), d.element_bytes)));
   return ops;
 }
 
@@ -218,20 +241,23 @@ LayerOps output_layer_ops(const core::Plan& plan) {
   const Dims d = dims_of(plan);
   LayerOps ops;
   std::vector<Op> bwd_reversed;
-  ops.forward.push_back(elementwise("final_norm", "layernorm", norm_bytes(d, 2)));
-  bwd_reversed.push_back(elementwise("final_norm.backward", "layernorm", norm_bytes(d, 3)));
+  add_norm(ops.forward, bwd_reversed, "final_norm", "final_norm.backward", d);
   add_enter_tp_region(ops.forward, bwd_reversed, d);
-  const Op logits = gemm("logits", d.tokens, d.vocab, d.hidden);
+  // Logits = X·Eᵀ against the [vocabulary × hidden] embedding (or output) weight: the forward
+  // multiplies by a transposed weight, the data gradient by the weight itself.
+  const Op logits = gemm("logits", d.tokens, d.vocab, d.hidden, core::GemmLayout::nt);
   ops.forward.push_back(logits);
-  add_gemm_backward(bwd_reversed, logits, "logits.dgrad", "logits.wgrad");
+  bwd_reversed.push_back(gemm("logits.dgrad", d.tokens, d.hidden, d.vocab, core::GemmLayout::nn));
+  bwd_reversed.push_back(gemm("logits.wgrad", d.vocab, d.hidden, d.tokens, core::GemmLayout::tn));
   // Vocab-parallel cross-entropy: reads the 16-bit logits, keeps an fp32 softmax for the
   // backward; three all-reduces of one fp32 value per token (max, sum of exp, target logit).
-  const double logit_elements = double(d.tokens) * double(d.vocab);
-  ops.forward.push_back(elementwise("cross_entropy", "cross_entropy", logit_elements * (d.element_bytes + 4.0 + 4.0)));
+  ops.forward.push_back(elementwise("cross_entropy", kb::kCrossEntropy,
+                                    kb::cross_entropy_forward(double(d.tokens), double(d.vocab), d.element_bytes)));
   if (d.tp > 1)
     for (std::string_view name : {"loss_all_reduce_max", "loss_all_reduce_sum", "loss_all_reduce_target"})
       ops.forward.push_back(collective(name, Collective::all_reduce, double(d.tokens) * 4.0));
-  bwd_reversed.push_back(elementwise("cross_entropy.backward", "cross_entropy", logit_elements * (4.0 + d.element_bytes)));
+  bwd_reversed.push_back(elementwise("cross_entropy.backward", kb::kCrossEntropyBackward,
+                                     kb::cross_entropy_backward(double(d.tokens), double(d.vocab), d.element_bytes)));
   ops.backward.assign(bwd_reversed.rbegin(), bwd_reversed.rend());
   return ops;
 }

@@ -5,6 +5,7 @@
 // FLOPs, bytes moved and, for GEMMs, its shape on this device after tensor-parallel splitting.
 
 #include "core/plan.hpp"
+#include "core/profile.hpp"
 
 #include <cstdint>
 #include <string_view>
@@ -12,18 +13,22 @@
 
 namespace loom::sim {
 
-enum class OpKind : uint8_t { gemm, elementwise, collective };
+enum class OpKind : uint8_t { gemm, attention, elementwise, collective };
 enum class Collective : uint8_t { all_reduce, all_gather, reduce_scatter, broadcast, send_recv };
 std::string_view to_string(Collective collective);
 
 struct Op {
-  std::string_view name;  // "qkv", "attention_scores", "mlp_down.dgrad", "tp_all_reduce", ...
+  std::string_view name;  // "qkv", "attention", "mlp_down.dgrad", "tp_all_reduce", ...
   OpKind kind = OpKind::gemm;
-  // GEMM: C[m×n] = A[m×k]·B[k×n], `batch` times (attention runs one per head and sequence).
+  // GEMM: C[m×n] = op(A)·op(B) with depth k, `batch` times; `layout` says which operand is
+  // transposed (core::GemmLayout). Attention: `batch` = micro-batch × heads causal heads of
+  // m = sequence × k = head_dim, forward or (`backward`) backward.
   int64_t m = 0, n = 0, k = 0, batch = 1;
-  double flops = 0;  // GEMMs only
+  core::GemmLayout layout = core::GemmLayout::nn;
+  bool backward = false;
+  double flops = 0;  // GEMMs and attention
   double bytes = 0;  // memory traffic for elementwise ops; payload for collectives (nccl-tests' count)
-  std::string_view kernel;  // elementwise: the profile table to look in ("layernorm", "softmax", ...)
+  std::string_view kernel;  // elementwise: the profile table to look in (core/kernel_bytes.hpp)
   Collective collective = Collective::all_reduce;  // collectives: which one, over the tensor group
 };
 

@@ -12,8 +12,9 @@ double Breakdown::total_s() const {
          dp_comm_exposed_s + optimizer_s;
 }
 
-Prediction simulate(const core::Plan& plan, const core::Profile& profile, const SimulationOptions& options) {
-  const CostModel costs(profile, plan.training.dtype);
+Prediction simulate(const core::Plan& requested, const core::Profile& profile, const SimulationOptions& options) {
+  const core::Plan plan = as_simulated(requested, profile);
+  const CostModel costs(profile, plan.training.dtype, plan.cluster.devices_per_node);
   const StepCosts step = step_costs(plan, costs);
   const core::PipelineSchedule schedule =
       core::build_schedule(plan.parallel.schedule, int32_t(plan.parallel.pipeline_parallel),

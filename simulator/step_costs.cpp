@@ -1,5 +1,6 @@
 #include "simulator/step_costs.hpp"
 
+#include "core/kernel_bytes.hpp"
 #include "core/model_arithmetic.hpp"
 #include "core/rank_layout.hpp"
 
@@ -152,13 +153,13 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
                                  progression_placement(first_stage_rank, last_stage_rank - first_stage_rank, 2, per_node));
     }
     step.grad_sync_s[size_t(r)] = sync;
-    // AdamW over the local shard: read the fp32 gradient, read and write master weights, m and
-    // v, write the 16-bit weights (30 bytes per parameter); the gradient norm reads the
-    // gradients once more.
+    // The gradient norm and AdamW over the local shard.
+    namespace kb = core::kernel_bytes;
     const double local = double(parameters[size_t(r)]) / (distributed ? dp : 1.0);
     const double gather = distributed ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
     step.optimizer_comm_s[size_t(r)] = gather;
-    step.optimizer_s[size_t(r)] = costs.elementwise_s("adamw", local * 30.0) + costs.elementwise_s("elementwise", local * 4.0) + gather;
+    step.optimizer_s[size_t(r)] =
+        costs.elementwise_s(kb::kAdamw, kb::adamw(local)) + costs.elementwise_s(kb::kGradNorm, kb::grad_norm(local)) + gather;
   }
   return step;
 }

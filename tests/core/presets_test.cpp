@@ -38,9 +38,18 @@ TEST(ModelPresets, UnknownNameListsTheKnownOnes) {
 TEST(Profiles, BuiltinsParseAndRoundTrip) {
   ASSERT_GE(builtin_profiles().size(), 2u);
   for (const Profile& profile : builtin_profiles()) {
-    EXPECT_EQ(profile.provenance, "datasheet") << profile.name;
     EXPECT_GT(profile.device.memory_bytes, 0);
-    EXPECT_TRUE(profile.link("intra-node") && profile.link("inter-node")) << profile.name;
+    if (profile.provenance == "datasheet") {
+      EXPECT_TRUE(profile.link("intra-node") && profile.link("inter-node")) << profile.name;
+    } else {
+      // A measured profile shipped in profiles/ carries its tables and the host it came from.
+      EXPECT_EQ(profile.provenance, "measured") << profile.name;
+      EXPECT_FALSE(profile.tables.gemm.empty()) << profile.name;
+      EXPECT_FALSE(profile.tables.attention.empty()) << profile.name;
+      EXPECT_FALSE(profile.tables.kernels.empty()) << profile.name;
+      EXPECT_FALSE(profile.tables.collectives.empty()) << profile.name;
+      EXPECT_THAT(profile.source, ::testing::HasSubstr("host")) << profile.name;
+    }
     const Profile again = profile_from_json(to_json(profile), "round trip");
     EXPECT_EQ(again.name, profile.name);
     EXPECT_EQ(again.device.peak_flops_per_s, profile.device.peak_flops_per_s);
@@ -48,6 +57,32 @@ TEST(Profiles, BuiltinsParseAndRoundTrip) {
   const Profile a100 = resolve_profile("a100-80gb-dgx");
   EXPECT_DOUBLE_EQ(a100.device.peak_flops_per_s.at(DType::bf16), 312e12);
   EXPECT_DOUBLE_EQ(resolve_profile("h100-80gb-dgx").device.peak_flops_per_s.at(DType::bf16), 989e12);
+}
+
+TEST(Profiles, MeasuredFieldsRoundTrip) {
+  Profile p = resolve_profile("a100-80gb-dgx");
+  p.provenance = "measured";
+  p.device.host_cores = 32;
+  p.device.threads_per_rank = 4;
+  p.device.compute_dtype = DType::fp32;
+  p.tables.gemm = {{256, 512, 128, DType::fp32, 1e-4, GemmLayout::tn}, {256, 512, 128, DType::fp32, 2e-4}};
+  p.tables.attention = {{8, 256, 64, DType::fp32, true, 3e-3}};
+  p.tables.kernels = {{"layernorm_backward", 1 << 20, 5e-5}};
+  const Profile again = profile_from_json(to_json(p), "round trip");
+  EXPECT_EQ(again.device.host_cores, 32);
+  EXPECT_EQ(again.device.threads_per_rank, 4);
+  EXPECT_EQ(again.device.compute_dtype, DType::fp32);
+  ASSERT_EQ(again.tables.gemm.size(), 2u);
+  EXPECT_EQ(again.tables.gemm[0].layout, GemmLayout::tn);
+  EXPECT_EQ(again.tables.gemm[1].layout, GemmLayout::nn);  // written explicitly, read back the same
+  ASSERT_EQ(again.tables.attention.size(), 1u);
+  EXPECT_TRUE(again.tables.attention[0].backward);
+  EXPECT_EQ(again.tables.attention[0].seq, 256);
+  EXPECT_EQ(again.tables.kernels[0].kernel, "layernorm_backward");
+  // Without the optional fields: no sharing, the plan's own type.
+  const Profile plain = profile_from_json(to_json(resolve_profile("a100-80gb-dgx")), "plain");
+  EXPECT_EQ(plain.device.host_cores, 0);
+  EXPECT_FALSE(plain.device.compute_dtype.has_value());
 }
 
 TEST(Profiles, UnknownProfileIsInvalidInput) {
