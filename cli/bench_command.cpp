@@ -1,5 +1,6 @@
 // `loom bench planner`: how fast the planner evaluates plans and finishes full searches.
 
+#include "cli/bench_fidelity.hpp"
 #include "cli/command.hpp"
 #include "cli/format.hpp"
 #include "cli/process.hpp"
@@ -50,18 +51,33 @@ Command add_bench_command(CLI::App& parent) {
     std::string format = "table";
     double seconds = 2.0;
     int repeats = 3;
+    FidelityOptions fidelity;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("bench", "Measure Loom's own speed");
-  app->add_option("what", o->what, "What to measure: planner, or executor (single-rank training vs GEMM rate)")
+  app->add_option("what", o->what,
+                  "What to measure: planner, executor (single-rank training vs GEMM rate), or fidelity (the "
+                  "simulator's predictions against training runs on this machine)")
       ->required()
-      ->check(CLI::IsMember({"planner", "executor"}));
+      ->check(CLI::IsMember({"planner", "executor", "fidelity"}));
   app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
       ->capture_default_str();
   app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")->capture_default_str();
+  app->add_option("--model", o->fidelity.model, "fidelity: model preset to train")->capture_default_str();
+  app->add_option("--profile", o->fidelity.profile, "fidelity: measured CPU profile [default: profile this machine first]");
+  app->add_option("--steps", o->fidelity.steps, "fidelity: steps per plan")->check(CLI::Range(4, 100000))->capture_default_str();
+  app->add_option("--max-ranks", o->fidelity.max_ranks, "fidelity: largest plans to train")
+      ->check(CLI::IsMember({1, 2, 4}))
+      ->capture_default_str();
+  app->add_option("--work-dir", o->fidelity.work_dir, "fidelity: keep plans, store and logs here [default: a temporary folder]");
   add_format_option(*app, o->format);
-  app->footer("Examples:\n  loom bench planner --format json\n  loom bench executor");
+  app->footer("Examples:\n  loom bench planner --format json\n  loom bench executor\n  loom bench fidelity --work-dir fidelity");
   return {app, [o] {
+            if (o->what == "fidelity") {
+              o->fidelity.format = o->format;
+              run_fidelity_benchmark(o->fidelity);
+              return;
+            }
             if (o->what == "executor") {
               std::vector<std::string> command = {executor_path(), "bench", "--seconds", fmt::format("{}", o->seconds)};
               if (o->format == "json") command.push_back("--json");

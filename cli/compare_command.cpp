@@ -2,6 +2,7 @@
 
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/run_summary.hpp"
 #include "core/error.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
@@ -20,10 +21,6 @@ struct Row {
   double predicted = 0, measured = 0;
   std::string unit;  // "s", "tokens/s"
 };
-
-double error_percent(double predicted, double measured) {
-  return measured != 0 ? 100.0 * (predicted - measured) / measured : 0.0;
-}
 
 // The executor's categories (seconds per step, averaged over the ranks of one pipeline stage).
 std::map<std::string, double> measured_categories(const std::vector<core::RankStatRow>& ranks, int64_t stage,
@@ -72,11 +69,9 @@ Command add_compare_command(CLI::App& parent) {
             if (steps.empty() || ranks.empty())
               throw InvalidInput("run {} has no measured steps or rank statistics yet (status {})", run.id,
                                  core::to_string(run.status));
-            int64_t warmup = std::min<int64_t>(2, int64_t(steps.size()) / 2);
+            int64_t warmup = warmup_steps_of(steps);
             const std::map<std::string, double> measured = measured_categories(ranks, p.critical_pipeline_rank, warmup);
-            double step_time = 0;
-            for (size_t i = size_t(warmup); i < steps.size(); ++i) step_time += steps[i].step_time_s;
-            step_time /= double(steps.size() - size_t(warmup));
+            const double step_time = steady_step_time_s(steps);
             const double tokens = double(plan.training.global_batch_size * plan.model.seq_length);
             auto m = [&](const char* key) { return measured.count(key) ? measured.at(key) : 0.0; };
             const sim::Breakdown& b = p.breakdown;
@@ -104,10 +99,8 @@ Command add_compare_command(CLI::App& parent) {
             }
             TextTable memory({"rank", "stage", "predicted peak", "measured peak", "error"}, {0, 1, 2, 3, 4});
             for (const core::RankStatRow& rank : ranks) {
-              const int64_t stage = core::Json::parse(rank.stats_json).value("pipeline_rank", int64_t(0));
-              // The executor's allocator counts tensors only: compare without the runtime reserve.
-              const sim::StageMemory& stage_memory = p.memory.at(size_t(stage));
-              const double predicted = double(stage_memory.total_bytes() - stage_memory.other_bytes);
+              const int64_t stage = pipeline_rank_of(rank);
+              const double predicted = predicted_tensor_bytes(p, stage);
               const double measured_bytes = double(rank.peak_memory_bytes.value_or(0));
               json_ranks.push_back({{"rank", rank.rank}, {"pipeline_rank", stage}, {"predicted_peak_memory_bytes", predicted},
                                     {"measured_peak_memory_bytes", measured_bytes},

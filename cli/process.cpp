@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +25,8 @@ std::string executor_path() {
   return next_to_me.string();
 }
 
+std::string loom_path() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
+
 namespace {
 
 pid_t child_pid = 0;
@@ -32,7 +36,7 @@ void forward_signal(int signal) {
 
 }  // namespace
 
-int spawn_and_wait(const std::vector<std::string>& args) {
+int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -41,8 +45,15 @@ int spawn_and_wait(const std::vector<std::string>& args) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   }
-  if (posix_spawnp(&child_pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
-    throw IoError("cannot start '{}': {}", args[0], std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  }
+  const int spawned = posix_spawnp(&child_pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) throw IoError("cannot start '{}': {}", args[0], std::strerror(spawned));
   // A cancel (SIGINT from a terminal, SIGTERM from the GUI) reaches every rank through the launcher.
   signal(SIGINT, forward_signal);
   signal(SIGTERM, forward_signal);

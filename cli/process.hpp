@@ -10,9 +10,13 @@ namespace loom::cli {
 // The loom-exec binary next to this one; IoError when it was not built.
 std::string executor_path();
 
-// Runs the command with inherited standard streams and returns its wait status. SIGINT and
-// SIGTERM received meanwhile are forwarded to the child (a cancel reaches every rank through the
-// launcher). As root, sets the variables Open MPI needs to run.
-int spawn_and_wait(const std::vector<std::string>& args);
+// Runs the command and returns its wait status: with inherited standard streams, or with both
+// appended to `log_path` when one is given. SIGINT and SIGTERM received meanwhile are forwarded
+// to the child (a cancel reaches every rank through the launcher). As root, sets the variables
+// Open MPI needs to run.
+int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path = "");
+
+// This `loom` binary, for running its own subcommands as children.
+std::string loom_path();
 
 }  // namespace loom::cli

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 namespace loom::cli {
@@ -38,6 +40,11 @@ Command add_profile_command(CLI::App& parent) {
               name = fmt::format("cpu-{}", host);
             }
             const std::string out = o->out.empty() ? fmt::format("profiles/{}.json", name) : o->out;
+            // The default lands in profiles/ of the working directory, which may not exist yet.
+            const std::filesystem::path parent = std::filesystem::path(out).parent_path();
+            std::error_code error;
+            if (!parent.empty()) std::filesystem::create_directories(parent, error);
+            if (error) throw IoError("cannot create '{}' for the profile: {}", parent.string(), error.message());
             std::vector<std::string> command = {"mpirun", "-np", std::to_string(o->ranks)};
             if (o->ranks > int(std::thread::hardware_concurrency())) command.push_back("--oversubscribe");
             command.insert(command.end(), {executor_path(), "profile", "--out", out, "--name", name, "--threads",
@@ -46,6 +53,8 @@ Command add_profile_command(CLI::App& parent) {
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
             const int status = spawn_and_wait(command);
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the profile measurement failed");
+            fmt::print("loom: profile '{}' written to {}\n  use it with: loom simulate PLAN --profile {}\n", name, out,
+                       out);
           }};
 }
 

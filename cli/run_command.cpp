@@ -82,7 +82,8 @@ Command add_run_command(CLI::App& parent) {
       ->check(CLI::IsMember({"mpirun", "srun", "none"}))
       ->capture_default_str();
   app->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app->add_option("--threads", o->threads, "Threads per rank [default: cores / ranks]");
+  app->add_option("--threads", o->threads,
+                  "Threads per rank [default: the measured CPU profile's, else cores / ranks]");
   app->add_flag("--jsonl", o->jsonl, "One JSON line per step (for scripts and the GUI)");
   app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
   app->add_option("--profile", o->profile,
@@ -101,12 +102,15 @@ Command add_run_command(CLI::App& parent) {
             if (o->resume && o->checkpoint_dir.empty()) throw InvalidInput("--resume needs --checkpoint-dir");
             if (o->steps && *o->steps < 0)
               throw InvalidInput("--steps={} must be 0 (load and save only) or positive", *o->steps);
+            const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
+            // A CPU profile was measured with some threads per rank: run as it was measured, so
+            // the prediction applies.
+            if (o->threads == 0 && profile.device.host_cores > 0) o->threads = int(profile.device.threads_per_rank);
             std::optional<core::Store> store;
             std::optional<int64_t> run_id;
             if (!o->db.empty() && !o->dry_run) {
               store.emplace(core::Store::open(o->db));
               // The run is stored with the prediction it will be compared against.
-              const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
               sim::SimulationOptions simulation;
               simulation.record_timeline = false;
               const sim::Prediction prediction = sim::simulate(plan, profile, simulation);

@@ -6,6 +6,13 @@
 
 namespace loom::exec {
 
+double weighted_sum_of_squares(const float* gradients, const float* weights, int64_t count) {
+  double squares = 0;
+  for (int64_t i = 0; i < count; ++i)
+    squares += double(weights[i]) * double(gradients[i]) * double(gradients[i]);
+  return squares;
+}
+
 double learning_rate(const core::TrainSpec& t, int64_t step) {
   if (t.lr_warmup_iters > 0 && step <= t.lr_warmup_iters) return t.lr * double(step) / double(t.lr_warmup_iters);
   const double span = double(std::max<int64_t>(1, t.train_iters - t.lr_warmup_iters));
@@ -57,8 +64,7 @@ double Optimizer::step(double lr, int64_t step) {
   const float* g = grads.data<float>();
   double squares = 0;
   const bool contributes = zero_ || groups_.data->rank() == 0;
-  if (contributes)
-    for (int64_t i = 0; i < size; ++i) squares += double(weights[size_t(begin + i)]) * double(g[i]) * double(g[i]);
+  if (contributes) squares = weighted_sum_of_squares(g, weights.data() + begin, size);
   world_.all_reduce_sum(&squares, 1);
   const double norm = std::sqrt(squares);
   if (!std::isfinite(norm)) return norm;  // the caller stops the run, naming the step

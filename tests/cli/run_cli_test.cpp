@@ -120,18 +120,6 @@ TEST_F(LoomRun, RunsListsTheRunAndCompareSetsItBesideItsPrediction) {
   EXPECT_THAT(missing.err, HasSubstr("no run with id 7"));
 }
 
-TEST_F(LoomRun, ProfileWritesAMeasuredProfileTheSimulatorReads) {
-  const LoomResult measured = run_loom("profile --quick --name test-cpu --out '" + path("cpu.json") + "'");
-  ASSERT_EQ(measured.exit_code, 0) << measured.err;
-  EXPECT_THAT(measured.out, HasSubstr("all_reduce"));  // the nccl-tests style table
-  const std::string profile = bytes(path("cpu.json"));
-  for (const char* key : {"\"provenance\": \"measured\"", "\"gemm\"", "\"kernels\"", "\"collectives\"", "\"source\""})
-    EXPECT_THAT(profile, HasSubstr(key));
-  const LoomResult simulated = run_loom("simulate --profile '" + path("cpu.json") + "' --format json");
-  ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
-  EXPECT_THAT(simulated.out, HasSubstr("\"profile\": \"test-cpu\""));
-}
-
 TEST_F(LoomRun, ANonFiniteLossStopsTheRunNamingTheStep) {
   // A learning rate of 1e30 blows the weights up in the first update.
   std::string text = bytes(plan("nan.json", 1, ""));

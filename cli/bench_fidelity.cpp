@@ -1,0 +1,193 @@
+// `loom bench fidelity`: how well the simulator, fed by a profile measured on this machine,
+// predicts the executor on this machine. Profiles (quick), trains a set of small-GPT plans on
+// 1, 2 and 4 CPU ranks covering every kind of parallelism, and sets each plan's measured step
+// time and peak memory beside its prediction.
+
+#include "cli/bench_fidelity.hpp"
+
+#include "cli/format.hpp"
+#include "cli/process.hpp"
+#include "cli/run_summary.hpp"
+#include "core/error.hpp"
+#include "core/model_presets.hpp"
+#include "core/plan_json.hpp"
+#include "core/store.hpp"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+namespace loom::cli {
+namespace {
+
+struct FidelityCase {
+  const char* label;
+  int64_t tp = 1, pp = 1, dp = 1;
+  core::Schedule schedule = core::Schedule::one_f_one_b;
+  int64_t layers_per_virtual_stage = 0;
+  core::Recompute recompute = core::Recompute::none;
+  bool sequence_parallel = false, distributed_optimizer = false;
+};
+
+// Every layout the executor runs: data, tensor (with and without sequence parallelism) and
+// pipeline parallelism, both pipeline schedules, interleaving, both recompute modes and the
+// distributed optimizer, on 1, 2 and 4 ranks.
+const std::vector<FidelityCase>& fidelity_cases() {
+  using core::Recompute;
+  using core::Schedule;
+  static const std::vector<FidelityCase> cases = {
+      {"1 rank"},
+      {"1 rank, full recompute", 1, 1, 1, Schedule::one_f_one_b, 0, Recompute::full},
+      {"dp2", 1, 1, 2},
+      {"dp2 + distributed optimizer", 1, 1, 2, Schedule::one_f_one_b, 0, Recompute::none, false, true},
+      {"tp2", 2, 1, 1},
+      {"tp2 + sp, selective recompute", 2, 1, 1, Schedule::one_f_one_b, 0, Recompute::selective, true},
+      {"pp2 1f1b", 1, 2, 1},
+      {"pp2 gpipe", 1, 2, 1, Schedule::gpipe},
+      {"pp2 interleaved", 1, 2, 1, Schedule::interleaved, 1},
+      {"tp2 pp2", 2, 2, 1},
+      {"dp2 pp2 + distributed optimizer", 1, 2, 2, Schedule::one_f_one_b, 0, Recompute::none, false, true},
+      {"dp4", 1, 1, 4},
+  };
+  return cases;
+}
+
+core::Plan plan_for(const FidelityCase& c, const FidelityOptions& o, const std::string& profile_path) {
+  core::Plan plan;
+  plan.model = core::resolve_model(o.model);
+  plan.cluster.nodes = 1;
+  plan.cluster.devices_per_node = c.tp * c.pp * c.dp;
+  plan.cluster.profile = profile_path;
+  plan.parallel.tensor_parallel = c.tp;
+  plan.parallel.pipeline_parallel = c.pp;
+  plan.parallel.data_parallel = c.dp;
+  plan.parallel.schedule = c.schedule;
+  if (c.layers_per_virtual_stage > 0) plan.parallel.layers_per_virtual_stage = c.layers_per_virtual_stage;
+  plan.parallel.recompute = c.recompute;
+  plan.parallel.sequence_parallel = c.sequence_parallel;
+  plan.parallel.distributed_optimizer = c.distributed_optimizer;
+  plan.parallel.micro_batch_size = o.micro_batch_size;
+  plan.training.global_batch_size = o.global_batch_size;
+  plan.training.dtype = core::DType::fp32;  // what the CPU executor computes in
+  plan.training.train_iters = o.steps;
+  plan.training.lr_warmup_iters = 1;
+  plan.validate();
+  return plan;
+}
+
+struct FidelityRow {
+  std::string label;
+  int64_t ranks = 0;
+  double predicted_step_s = 0, measured_step_s = 0;
+  double predicted_memory_bytes = 0, measured_memory_bytes = 0;
+  double step_error_percent() const { return error_percent(predicted_step_s, measured_step_s); }
+  double memory_error_percent() const { return error_percent(predicted_memory_bytes, measured_memory_bytes); }
+};
+
+void run_child(const std::vector<std::string>& command, const std::string& log, const std::string& what) {
+  const int status = spawn_and_wait(command, log);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("{} failed; its output is in {}", what, log);
+}
+
+// Trains the plan, then reads back what the run measured: the steady step time and the largest
+// allocator high-water mark of any rank.
+FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::Profile& profile,
+                    const std::filesystem::path& work, const FidelityOptions& o, int index) {
+  const std::string plan_path = (work / fmt::format("plan-{:02}.json", index)).string();
+  std::ofstream(plan_path) << core::to_json(plan).dump(2) << "\n";
+  const std::string db = (work / "fidelity.db").string();
+  run_child({loom_path(), "run", plan_path, "--db", db, "--steps", std::to_string(o.steps), "--threads",
+             std::to_string(profile.device.threads_per_rank)},
+            (work / "runs.log").string(), fmt::format("the run of '{}'", c.label));
+  core::Store store = core::Store::open(db);
+  const core::RunRow run = store.list_runs().back();
+  FidelityRow row;
+  row.label = c.label;
+  row.ranks = plan.cluster.world_size();
+  row.measured_step_s = steady_step_time_s(store.steps(run.id));
+  sim::SimulationOptions simulation;
+  simulation.record_timeline = false;
+  const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
+  row.predicted_step_s = prediction.step_time_s;
+  for (const core::RankStatRow& rank : store.rank_stats(run.id)) {
+    row.measured_memory_bytes = std::max(row.measured_memory_bytes, double(rank.peak_memory_bytes.value_or(0)));
+    row.predicted_memory_bytes =
+        std::max(row.predicted_memory_bytes, predicted_tensor_bytes(prediction, pipeline_rank_of(rank)));
+  }
+  return row;
+}
+
+double mean_absolute(const std::vector<FidelityRow>& rows, double (FidelityRow::*error)() const) {
+  double sum = 0;
+  for (const FidelityRow& r : rows) sum += std::abs((r.*error)());
+  return rows.empty() ? 0.0 : sum / double(rows.size());
+}
+
+}  // namespace
+
+void run_fidelity_benchmark(const FidelityOptions& o) {
+  const std::filesystem::path work =
+      o.work_dir.empty() ? std::filesystem::temp_directory_path() / fmt::format("loom-fidelity-{}", getpid())
+                         : std::filesystem::path(o.work_dir);
+  std::filesystem::create_directories(work);
+  std::string profile_path = o.profile;
+  if (profile_path.empty()) {
+    profile_path = (work / "profile.json").string();
+    fmt::print(stderr, "loom: profiling this machine (quick, {} ranks) into {}\n", o.profile_ranks, profile_path);
+    run_child({loom_path(), "profile", "--quick", "--ranks", std::to_string(o.profile_ranks), "--threads", "1", "--out",
+               profile_path},
+              (work / "profile.log").string(), "the profile measurement");
+  }
+  const core::Profile profile = core::resolve_profile(profile_path);
+  if (profile.device.host_cores <= 0)
+    throw InvalidInput("profile '{}' has no device.host_cores; expected a CPU profile measured by `loom profile`",
+                       profile_path);
+
+  std::vector<FidelityRow> rows;
+  int index = 0;
+  for (const FidelityCase& c : fidelity_cases()) {
+    const core::Plan plan = plan_for(c, o, profile_path);
+    if (plan.cluster.world_size() > o.max_ranks) continue;
+    fmt::print(stderr, "loom: training '{}' ({} ranks, {} steps)\n", c.label, plan.cluster.world_size(), o.steps);
+    rows.push_back(measure(c, plan, profile, work, o, index++));
+  }
+  const double step_mape = mean_absolute(rows, &FidelityRow::step_error_percent);
+  const double memory_mape = mean_absolute(rows, &FidelityRow::memory_error_percent);
+
+  if (o.format == "json") {
+    core::Json out = {{"format", "loom-bench-fidelity"}, {"version", 1},        {"model", o.model},
+                      {"profile", profile_path},         {"steps", o.steps},    {"host_cores", profile.device.host_cores},
+                      {"step_time_mape_percent", step_mape}, {"peak_memory_mape_percent", memory_mape}};
+    out["plans"] = core::Json::array();
+    for (const FidelityRow& r : rows)
+      out["plans"].push_back({{"plan", r.label},
+                              {"ranks", r.ranks},
+                              {"predicted_step_time_s", r.predicted_step_s},
+                              {"measured_step_time_s", r.measured_step_s},
+                              {"step_time_error_percent", r.step_error_percent()},
+                              {"predicted_peak_memory_bytes", r.predicted_memory_bytes},
+                              {"measured_peak_memory_bytes", r.measured_memory_bytes},
+                              {"peak_memory_error_percent", r.memory_error_percent()}});
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  fmt::print("{} on this machine ({} cores), {} steps per plan (the first {} excluded), fp32; profile {}\n", o.model,
+             profile.device.host_cores, o.steps, warmup_steps_of(std::vector<core::StepRow>(size_t(o.steps))),
+             profile_path);
+  TextTable table({"plan", "ranks", "predicted step", "measured step", "error", "predicted peak", "measured peak", "error"},
+                  {1, 2, 3, 4, 5, 6, 7});
+  for (const FidelityRow& r : rows)
+    table.add_row({r.label, std::to_string(r.ranks), fmt::format("{:.2f} ms", r.predicted_step_s * 1e3),
+                   fmt::format("{:.2f} ms", r.measured_step_s * 1e3), fmt::format("{:+.1f} %", r.step_error_percent()),
+                   human_bytes(r.predicted_memory_bytes), human_bytes(r.measured_memory_bytes),
+                   fmt::format("{:+.1f} %", r.memory_error_percent())});
+  fmt::print("{}Mean absolute error over {} plans: step time {:.1f} % (target 5 %), peak memory {:.1f} % (target 3 %)\n",
+             table.render(), rows.size(), step_mape, memory_mape);
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,23 @@
+#pragma once
+// `loom bench fidelity`: predicted against measured step time and peak memory on this machine.
+
+#include <cstdint>
+#include <string>
+
+namespace loom::cli {
+
+struct FidelityOptions {
+  std::string model = "loom-tiny";
+  std::string profile;   // a measured CPU profile; empty: profile this machine first (quick)
+  std::string work_dir;  // plans, the store and the children's logs; empty: a new temporary folder
+  std::string format = "table";
+  int64_t steps = 20;
+  int64_t micro_batch_size = 2;
+  int64_t global_batch_size = 16;
+  int64_t max_ranks = 4;
+  int profile_ranks = 4;
+};
+
+void run_fidelity_benchmark(const FidelityOptions& options);
+
+}  // namespace loom::cli

@@ -1,0 +1,53 @@
+// The profile's sizes come from the two kinds of model Loom trains on a CPU:
+//   loom-tiny    hidden 128, ffn 512, vocabulary 512, sequence 256;
+//   GPT-2 124M   hidden 768, ffn 3072, vocabulary 50304 (padded), sequence 1024;
+// with tensor parallelism t dividing the widths (3·h/t, h/t, f/t, V/t). Beyond a table's edges
+// the simulator holds GEMM throughput constant and extends kernel times in proportion to bytes,
+// so the largest sizes need only reach the saturated regime, not every shape a model has.
+
+#include "executor/profile/grid.hpp"
+
+namespace loom::exec::profile {
+
+ProfileGrid profile_grid(bool quick) {
+  ProfileGrid grid;
+  if (quick) {
+    // Tokens: 128 to 2048 span loom-tiny's micro-batches (256 · 1…8) and GPT-2's 1024. Widths:
+    // loom-tiny's 128 and 512, and around them the tp-split and GPT-2 widths. Vocabulary: 8192
+    // stands for GPT-2's shards (at 2048 tokens, "nt" ran within 2 % of its 2048-wide rate).
+    // (Tokens up to 8192 took the GEMMs from 15 s to 44 s on a 2-core machine: over a minute
+    // in all with 4 ranks.)
+    grid.gemm_tokens = {128, 512, 2048};
+    grid.gemm_widths = {32, 128, 512, 2048};
+    grid.gemm_vocab = {8192};
+    grid.attention_seq = {64, 256, 1024};
+    grid.attention_head_dim = {32, 64, 128};
+    grid.activation_bytes = {64 << 10, 1 << 20, 16 << 20, 128 << 20};
+    grid.vocab_shards = {128, 512, 8192, 50304};
+    grid.largest_message_bytes = int64_t(16) << 20;
+    grid.timing.min_repeats = 3;
+    return grid;
+  }
+  // Tokens: micro-batches of loom-tiny (×256) and GPT-2 (×1024) from 64 to 8192.
+  grid.gemm_tokens = {64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  // Widths from loom-tiny's h/t at tp 4 (32) to GPT-2's 3·h/t and f/t at small t (2048, held
+  // beyond); vocabulary shards of GPT-2 at tp 8 (6288 → 8192) up to the whole (50304 → 65536).
+  grid.gemm_widths = {32, 128, 512, 2048};
+  grid.gemm_vocab = {8192, 65536};
+  grid.attention_seq = {64, 128, 256, 512, 1024};
+  grid.attention_head_dim = {16, 32, 64, 128};
+  // From inside a core's L2 cache to far beyond the last-level cache.
+  grid.activation_bytes = {64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 128 << 20};
+  grid.vocab_shards = {128, 512, 2048, 8192, 25152, 50304};  // loom-tiny at tp 4 … GPT-2 at tp 1
+  grid.largest_message_bytes = int64_t(256) << 20;
+  return grid;
+}
+
+std::vector<int> collective_group_sizes(int world_size) {
+  std::vector<int> sizes;
+  for (int g = 2; g <= world_size; ++g)
+    if (world_size <= 8 || (g & (g - 1)) == 0 || g == world_size) sizes.push_back(g);
+  return sizes;
+}
+
+}  // namespace loom::exec::profile

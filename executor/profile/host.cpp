@@ -1,0 +1,53 @@
+#include "executor/profile/host.hpp"
+
+#include "core/error.hpp"
+#include "executor/comm/mpi_communicator.hpp"  // MPI_Get_library_version
+
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+namespace loom::exec::profile {
+namespace {
+
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t"));
+  s.erase(s.find_last_not_of(" \t\n") + 1);
+  return s;
+}
+
+// The value of the first "key : value" line of a /proc file, or "" without one.
+std::string proc_value(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0 && line.find(':') != std::string::npos)
+      return trim(line.substr(line.find(':') + 1));
+  return "";
+}
+
+}  // namespace
+
+HostInfo describe_host() {
+  HostInfo host;
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  host.host_name = name;
+  host.cpu_name = proc_value("/proc/cpuinfo", "model name");
+  if (host.cpu_name.empty()) host.cpu_name = "unknown CPU";
+  const std::string memory_kib = proc_value("/proc/meminfo", "MemTotal");  // "23000000 kB"
+  if (memory_kib.empty())
+    throw IoError("cannot read the memory size (MemTotal) from /proc/meminfo");
+  host.memory_bytes = std::stoll(memory_kib) * 1024;
+  // Not this process's affinity mask: mpirun binds each rank to a core of its own, so a rank
+  // sees one core where the node's ranks share them all.
+  host.cores = int64_t(std::thread::hardware_concurrency());
+  char library[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(library, &length);
+  const std::string text(library, size_t(length));
+  host.mpi_library = trim(text.substr(0, text.find_first_of(",\n")));
+  return host;
+}
+
+}  // namespace loom::exec::profile

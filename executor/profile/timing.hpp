@@ -1,0 +1,37 @@
+#pragma once
+// How `loom-exec profile` times one call: warm-up, then repeats until the median is worth
+// keeping, bounded so that the large shapes of a grid do not dominate its run time.
+
+#include <functional>
+#include <vector>
+
+namespace loom::exec::profile {
+
+struct TimingPolicy {
+  int min_repeats = 5;
+  double min_total_s = 0.02;  // short calls repeat until their sum reaches this…
+  int max_repeats = 50;       // …but never more often than this,
+  double max_total_s = 0.5;   // and long calls stop here, even below min_repeats (at least one)
+
+  // Whether `repeats` timed calls that took `total_s` together are enough.
+  bool enough(int repeats, double total_s) const;
+};
+
+// The median of the timed calls and their spread, (max − min) / median.
+struct Timing {
+  double median_s = 0;
+  double spread = 0;
+};
+
+double seconds_now();  // a monotonic clock
+
+Timing summarize(std::vector<double> times_s);
+
+// One warm-up call, then timed calls until the policy has enough.
+Timing time_call(const std::function<void()>& call, const TimingPolicy& policy);
+
+// The number of timed calls the policy asks for when each lasts `call_s`. The ranks of a
+// collective must call it equally often, so they agree on this count before timing it.
+int planned_repeats(double call_s, const TimingPolicy& policy);
+
+}  // namespace loom::exec::profile

@@ -1,0 +1,167 @@
+// `loom profile` as a user runs it: real ranks under mpirun measure this machine's executor
+// kernels and collectives, and the profile they write reads back with every table the simulator
+// looks up, each kernel recorded at the bytes core/kernel_bytes.hpp charges.
+
+#include "core/kernel_bytes.hpp"
+#include "core/profile.hpp"
+#include "run_loom.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+namespace loom::cli::testing {
+namespace {
+
+namespace fs = std::filesystem;
+namespace kb = core::kernel_bytes;
+using ::testing::HasSubstr;
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The bytes each kernel is charged for, from the size arguments its table line prints
+// ("rows=64 width=256"); the CPU computes in fp32.
+double charged_bytes(const std::string& kernel, const std::map<std::string, double>& a) {
+  if (kernel == kb::kLayernorm) return kb::layernorm_forward(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kLayernormBackward)
+    return kb::layernorm_backward(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kGelu) return kb::gelu_forward(a.at("inputs"), a.at("outputs"), 4);
+  if (kernel == kb::kGeluBackward) return kb::gelu_backward(a.at("inputs"), a.at("outputs"), 4);
+  if (kernel == kb::kResidual) return kb::residual(a.at("elements"), 4);
+  if (kernel == kb::kResidualBackward) return kb::residual_backward(a.at("elements"), 4);
+  if (kernel == kb::kBias) return kb::bias(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kBiasBackward) return kb::bias_backward(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kEmbedding) return kb::embedding_forward(a.at("tokens"), a.at("hidden"), 4);
+  if (kernel == kb::kEmbeddingBackward)
+    return kb::embedding_backward(a.at("tokens"), a.at("hidden"), 4);
+  if (kernel == kb::kCrossEntropy)
+    return kb::cross_entropy_forward(a.at("tokens"), a.at("vocab"), 4);
+  if (kernel == kb::kCrossEntropyBackward)
+    return kb::cross_entropy_backward(a.at("tokens"), a.at("vocab"), 4);
+  if (kernel == kb::kAdamw) return kb::adamw(a.at("parameters"));
+  if (kernel == kb::kGradNorm) return kb::grad_norm(a.at("parameters"));
+  ADD_FAILURE() << "no byte count known for kernel " << kernel;
+  return 0;
+}
+
+// Every combination of the distinct m, n and k values is measured exactly once.
+void expect_full_grid(const std::vector<core::GemmSample>& gemm, core::GemmLayout layout) {
+  std::set<int64_t> ms, ns, ks;
+  std::set<std::tuple<int64_t, int64_t, int64_t>> shapes;
+  size_t rows = 0;
+  for (const core::GemmSample& s : gemm) {
+    if (s.layout != layout) continue;
+    EXPECT_EQ(s.dtype, core::DType::fp32);
+    ms.insert(s.m);
+    ns.insert(s.n);
+    ks.insert(s.k);
+    shapes.insert({s.m, s.n, s.k});
+    ++rows;
+  }
+  EXPECT_GT(ms.size() * ns.size() * ks.size(), 8u) << core::to_string(layout);
+  EXPECT_EQ(shapes.size(), ms.size() * ns.size() * ks.size()) << core::to_string(layout);
+  EXPECT_EQ(rows, shapes.size()) << core::to_string(layout);
+}
+
+class LoomProfile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("loom_profile_test_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(LoomProfile, AQuickProfileHasEveryTableTheSimulatorLooksUp) {
+  // Three ranks: group sizes 2 and 3, and a rank that waits outside the 2-rank group.
+  const std::string out = (dir_ / "nested" / "cpu.json").string();
+  const LoomResult measured =
+      run_loom("profile --quick --ranks 3 --name test-cpu --out '" + out + "'");
+  ASSERT_EQ(measured.exit_code, 0) << measured.err;
+  EXPECT_THAT(measured.out, HasSubstr("written to " + out));
+  const std::string text = read_file(out);
+  const core::Json document = core::parse_json_text(text, out);
+  const core::Profile profile = core::profile_from_json(document, out);
+  EXPECT_EQ(profile.name, "test-cpu");
+  EXPECT_EQ(profile.provenance, "measured");
+  EXPECT_GT(profile.device.host_cores, 0);
+  EXPECT_EQ(profile.device.threads_per_rank, 1);
+  EXPECT_EQ(profile.device.compute_dtype, core::DType::fp32);
+  EXPECT_GT(profile.peak_flops_per_s(core::DType::fp32), 1e9);
+  for (const char* table : {"gemm", "attention", "kernels", "collectives"})
+    for (const core::Json& row : document["tables"][table])
+      ASSERT_TRUE(row.contains("spread")) << table;
+
+  for (core::GemmLayout layout : {core::GemmLayout::nn, core::GemmLayout::nt, core::GemmLayout::tn})
+    expect_full_grid(profile.tables.gemm, layout);
+
+  std::map<bool, std::set<std::pair<int64_t, int64_t>>> attention;  // pass → (seq, head_dim)
+  for (const core::AttentionSample& s : profile.tables.attention)
+    attention[s.backward].insert({s.seq, s.head_dim});
+  EXPECT_GT(attention[false].size(), 1u);
+  EXPECT_EQ(attention[false], attention[true]);
+
+  // Every kernel the executor runs, each table line's bytes from its kernel_bytes formula and
+  // found in the profile; none it does not run on its own.
+  std::set<std::pair<std::string, int64_t>> recorded;
+  for (const core::KernelSample& s : profile.tables.kernels) recorded.insert({s.kernel, s.bytes});
+  std::map<std::string, int> lines;
+  const std::regex line(R"(^ *([a-z_]+) +((?:[a-z]+=\d+ )+) *(\d+) )");
+  std::istringstream printed(measured.out);
+  for (std::string text_line; std::getline(printed, text_line);) {
+    std::smatch match;
+    if (!std::regex_search(text_line, match, line)) continue;
+    const std::string kernel = match[1];
+    std::map<std::string, double> arguments;
+    std::istringstream words(match[2].str());
+    for (std::string word; words >> word;)
+      arguments[word.substr(0, word.find('='))] = std::stod(word.substr(word.find('=') + 1));
+    const int64_t bytes = std::stoll(match[3]);
+    EXPECT_EQ(bytes, int64_t(charged_bytes(kernel, arguments))) << text_line;
+    EXPECT_TRUE(recorded.count({kernel, bytes})) << text_line;
+    ++lines[kernel];
+  }
+  for (std::string_view kernel :
+       {kb::kLayernorm, kb::kLayernormBackward, kb::kGelu, kb::kGeluBackward, kb::kResidual,
+        kb::kResidualBackward, kb::kBias, kb::kBiasBackward, kb::kEmbedding, kb::kEmbeddingBackward,
+        kb::kCrossEntropy, kb::kCrossEntropyBackward, kb::kAdamw, kb::kGradNorm})
+    EXPECT_GE(lines[std::string(kernel)], 3) << kernel;
+  EXPECT_EQ(lines.size(), 14u);
+  EXPECT_EQ(profile.tables.kernels.size(), recorded.size());
+
+  std::set<std::pair<std::string, int64_t>> collectives;  // (collective, ranks)
+  for (const core::CollectiveSample& s : profile.tables.collectives) {
+    EXPECT_EQ(s.level, "intra-node");
+    collectives.insert({s.collective, s.ranks});
+  }
+  const std::set<std::pair<std::string, int64_t>> expected = {
+      {"all_reduce", 2}, {"all_gather", 2},     {"reduce_scatter", 2},
+      {"broadcast", 2},  {"send_recv", 2},      {"all_reduce", 3},
+      {"all_gather", 3}, {"reduce_scatter", 3}, {"broadcast", 3}};
+  EXPECT_EQ(collectives, expected);
+  EXPECT_THAT(measured.out, HasSubstr("# all_reduce on 3 ranks"));  // the nccl-tests style tables
+  ASSERT_EQ(profile.links.size(), 1u);
+  EXPECT_GT(profile.links[0].bandwidth_bytes_per_s, 0);
+
+  const LoomResult simulated = run_loom("simulate --profile '" + out + "' --format json");
+  ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
+  EXPECT_THAT(simulated.out, HasSubstr("\"profile\": \"test-cpu\""));
+}
+
+}  // namespace
+}  // namespace loom::cli::testing
