@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "executor/comm/communicator.hpp"
 #include "executor/bench_command.hpp"
+#include "executor/process_heap.hpp"
 #include "executor/profile_command.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/run_command.hpp"
@@ -13,6 +14,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  loom::exec::keep_heap_mapped();
   CLI::App app("loom-exec: runs one rank of a Loom plan (started by `loom run` under mpirun or srun)", "loom-exec");
   app.require_subcommand(1);
   loom::exec::RunOptions options;
