@@ -9,6 +9,7 @@
 #include "cli/process.hpp"
 #include "cli/run_summary.hpp"
 #include "core/error.hpp"
+#include "core/json_reader.hpp"
 #include "core/model_presets.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
@@ -84,9 +85,24 @@ struct FidelityRow {
   int64_t ranks = 0;
   double predicted_step_s = 0, measured_step_s = 0;
   double predicted_memory_bytes = 0, measured_memory_bytes = 0;
+  // The probe's time around the run over its time next to the profile: 1.2 means the machine
+  // ran 20 % slower during this run than while it was profiled.
+  double slowdown = 1.0;
   double step_error_percent() const { return error_percent(predicted_step_s, measured_step_s); }
+  double drift_corrected_step_error_percent() const {
+    return error_percent(predicted_step_s * slowdown, measured_step_s);
+  }
   double memory_error_percent() const { return error_percent(predicted_memory_bytes, measured_memory_bytes); }
 };
+
+// Seconds of `loom-exec probe` now (see executor/profile/probe.hpp).
+double probe_s(const std::filesystem::path& work) {
+  static int count = 0;
+  const std::string out = (work / fmt::format("probe-{:03}.json", count++)).string();
+  const int status = spawn_and_wait({executor_path(), "probe", "--json"}, out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the machine-speed probe failed; see {}", out);
+  return core::parse_json_text(core::read_text_file(out), out).at("probe_s").get<double>();
+}
 
 void run_child(const std::vector<std::string>& command, const std::string& log, const std::string& what) {
   const int status = spawn_and_wait(command, log);
@@ -97,18 +113,21 @@ void run_child(const std::vector<std::string>& command, const std::string& log, 
 // Trains the plan, then reads back what the run measured: the steady step time and the largest
 // allocator high-water mark of any rank.
 FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::Profile& profile,
-                    const std::filesystem::path& work, const FidelityOptions& o, int index) {
+                    const std::filesystem::path& work, const FidelityOptions& o, int index, double baseline_probe_s) {
   const std::string plan_path = (work / fmt::format("plan-{:02}.json", index)).string();
   std::ofstream(plan_path) << core::to_json(plan).dump(2) << "\n";
   const std::string db = (work / "fidelity.db").string();
+  const double probe_before = probe_s(work);
   run_child({loom_path(), "run", plan_path, "--db", db, "--steps", std::to_string(o.steps), "--threads",
              std::to_string(profile.device.threads_per_rank)},
             (work / "runs.log").string(), fmt::format("the run of '{}'", c.label));
+  const double probe_after = probe_s(work);
   core::Store store = core::Store::open(db);
   const core::RunRow run = store.list_runs().back();
   FidelityRow row;
   row.label = c.label;
   row.ranks = plan.cluster.world_size();
+  row.slowdown = 0.5 * (probe_before + probe_after) / baseline_probe_s;
   row.measured_step_s = steady_step_time_s(store.steps(run.id));
   sim::SimulationOptions simulation;
   simulation.record_timeline = false;
@@ -143,6 +162,8 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
                profile_path},
               (work / "profile.log").string(), "the profile measurement");
   }
+  // The machine's speed next to the profile: right after measuring it, or now for a given one.
+  const double baseline_probe_s = probe_s(work);
   const core::Profile profile = core::resolve_profile(profile_path);
   if (profile.device.host_cores <= 0)
     throw InvalidInput("profile '{}' has no device.host_cores; expected a CPU profile measured by `loom profile`",
@@ -154,15 +175,18 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
     const core::Plan plan = plan_for(c, o, profile_path);
     if (plan.cluster.world_size() > o.max_ranks) continue;
     fmt::print(stderr, "loom: training '{}' ({} ranks, {} steps)\n", c.label, plan.cluster.world_size(), o.steps);
-    rows.push_back(measure(c, plan, profile, work, o, index++));
+    rows.push_back(measure(c, plan, profile, work, o, index++, baseline_probe_s));
   }
   const double step_mape = mean_absolute(rows, &FidelityRow::step_error_percent);
+  const double corrected_mape = mean_absolute(rows, &FidelityRow::drift_corrected_step_error_percent);
   const double memory_mape = mean_absolute(rows, &FidelityRow::memory_error_percent);
 
   if (o.format == "json") {
     core::Json out = {{"format", "loom-bench-fidelity"}, {"version", 1},        {"model", o.model},
                       {"profile", profile_path},         {"steps", o.steps},    {"host_cores", profile.device.host_cores},
-                      {"step_time_mape_percent", step_mape}, {"peak_memory_mape_percent", memory_mape}};
+                      {"step_time_mape_percent", step_mape},
+                      {"drift_corrected_step_time_mape_percent", corrected_mape},
+                      {"peak_memory_mape_percent", memory_mape}};
     out["plans"] = core::Json::array();
     for (const FidelityRow& r : rows)
       out["plans"].push_back({{"plan", r.label},
@@ -170,6 +194,8 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
                               {"predicted_step_time_s", r.predicted_step_s},
                               {"measured_step_time_s", r.measured_step_s},
                               {"step_time_error_percent", r.step_error_percent()},
+                              {"machine_slowdown", r.slowdown},
+                              {"drift_corrected_step_time_error_percent", r.drift_corrected_step_error_percent()},
                               {"predicted_peak_memory_bytes", r.predicted_memory_bytes},
                               {"measured_peak_memory_bytes", r.measured_memory_bytes},
                               {"peak_memory_error_percent", r.memory_error_percent()}});
@@ -179,15 +205,21 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
   fmt::print("{} on this machine ({} cores), {} steps per plan (the first {} excluded), fp32; profile {}\n", o.model,
              profile.device.host_cores, o.steps, warmup_steps_of(std::vector<core::StepRow>(size_t(o.steps))),
              profile_path);
-  TextTable table({"plan", "ranks", "predicted step", "measured step", "error", "predicted peak", "measured peak", "error"},
-                  {1, 2, 3, 4, 5, 6, 7});
+  TextTable table({"plan", "ranks", "predicted step", "measured step", "error", "machine", "corrected",
+                   "predicted peak", "measured peak", "error"},
+                  {1, 2, 3, 4, 5, 6, 7, 8, 9});
   for (const FidelityRow& r : rows)
     table.add_row({r.label, std::to_string(r.ranks), fmt::format("{:.2f} ms", r.predicted_step_s * 1e3),
                    fmt::format("{:.2f} ms", r.measured_step_s * 1e3), fmt::format("{:+.1f} %", r.step_error_percent()),
+                   fmt::format("{:+.0f} %", 100.0 * (r.slowdown - 1.0)),
+                   fmt::format("{:+.1f} %", r.drift_corrected_step_error_percent()),
                    human_bytes(r.predicted_memory_bytes), human_bytes(r.measured_memory_bytes),
                    fmt::format("{:+.1f} %", r.memory_error_percent())});
-  fmt::print("{}Mean absolute error over {} plans: step time {:.1f} % (target 5 %), peak memory {:.1f} % (target 3 %)\n",
-             table.render(), rows.size(), step_mape, memory_mape);
+  fmt::print("{}Mean absolute error over {} plans: step time {:.1f} % (target 5 %), {:.1f} % corrected for the "
+             "machine's drift; peak memory {:.1f} % (target 3 %)\n"
+             "machine: how much slower than while profiling this machine ran a fixed probe (loom-exec probe) around "
+             "the run; corrected: the error once the prediction is scaled by it\n",
+             table.render(), rows.size(), step_mape, corrected_mape, memory_mape);
 }
 
 }  // namespace loom::cli

@@ -4,6 +4,7 @@
 #include "executor/comm/communicator.hpp"
 #include "executor/bench_command.hpp"
 #include "executor/process_heap.hpp"
+#include "executor/profile/probe.hpp"
 #include "executor/profile_command.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/run_command.hpp"
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   profiler->add_option("--name", profile_options.name, "Profile name [default: cpu-<host>]");
   profiler->add_flag("--quick", profile_options.quick, "A reduced grid, under a minute");
   profiler->add_option("--threads", profile_options.threads, "Threads per rank")->capture_default_str();
+  bool probe_json = false;
+  CLI::App* probe = app.add_subcommand("probe", "Time a short fixed workload: how fast this machine runs now");
+  probe->add_flag("--json", probe_json, "JSON output");
   std::string checkpoint_dir, export_path;
   CLI::App* exporter = app.add_subcommand("export-checkpoint", "Write a checkpoint as one full model (no MPI needed)");
   exporter->add_option("dir", checkpoint_dir, "Checkpoint directory")->required();
@@ -66,6 +70,7 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   try {
     if (profiler->parsed()) return loom::exec::run_profile(profile_options);
+    if (probe->parsed()) return loom::exec::profile::run_probe(probe_json);
     return bench->parsed() ? loom::exec::run_benchmark(bench_options) : loom::exec::run_training(options);
   } catch (const loom::Error& e) {
     std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;

@@ -140,6 +140,9 @@ int run_training(const RunOptions& options) {
   // The first steps (allocations, caches) are warm-up: time per category counts from after them.
   const int64_t trained = std::max<int64_t>(0, steps - first_step + 1);
   const int64_t warmup_steps = std::min<int64_t>(2, trained / 2);
+  // Peak memory is that of training, what the simulator predicts: temporaries of initialization
+  // and of loading weights or a checkpoint are not counted.
+  reset_peak_memory(Device::cpu);
   try {
     for (int64_t step = first_step; step <= steps; ++step) {
       const StepResult r = trainer.train_step(step);
