@@ -99,6 +99,7 @@ struct FidelityRow {
 double probe_s(const std::filesystem::path& work) {
   static int count = 0;
   const std::string out = (work / fmt::format("probe-{:03}.json", count++)).string();
+  std::filesystem::remove(out);  // the child's output is appended to it
   const int status = spawn_and_wait({executor_path(), "probe", "--json"}, out);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the machine-speed probe failed; see {}", out);
   return core::parse_json_text(core::read_text_file(out), out).at("probe_s").get<double>();

@@ -48,6 +48,10 @@ struct LinkSpec {
   // busbw), used only where no measured collective table applies.
   double bus_bandwidth_fraction = 1.0;
   std::string justification;
+  // Point-to-point messages up to this size are sent eagerly (buffered: the sender goes on);
+  // larger ones wait until the receiver has posted its receive (rendezvous), as Open MPI's
+  // shared-memory transport does above 4 KiB. Absent: every message is eager.
+  std::optional<int64_t> eager_limit_bytes;
 };
 
 // How peaks become times when no table covers an operation.

@@ -103,6 +103,13 @@ LinkSpec link_from_json(const Json& document, const std::string& path) {
   link.latency_s = non_negative(reader, "latency_s", 0.0);
   link.bandwidth_bytes_per_s = positive(reader, "bandwidth_bytes_per_s");
   link.bus_bandwidth_fraction = fraction(reader, "bus_bandwidth_fraction", 1.0);
+  if (reader.has("eager_limit_bytes")) {
+    const int64_t limit = reader.required_int("eager_limit_bytes");
+    if (limit < 0) throw InvalidInput("{}={} must be 0 or more bytes", reader.field("eager_limit_bytes"), limit);
+    link.eager_limit_bytes = limit;
+  } else {
+    reader.accept("eager_limit_bytes");
+  }
   link.justification = reader.optional_string("justification", "");
   reader.finish();
   return link;
@@ -234,12 +241,14 @@ Json to_json(const Profile& profile) {
   Json peaks = Json::object();
   for (const auto& [dtype, flops] : profile.device.peak_flops_per_s) peaks[std::string(to_string(dtype))] = flops;
   Json links = Json::array();
-  for (const LinkSpec& link : profile.links)
+  for (const LinkSpec& link : profile.links) {
     links.push_back({{"level", link.level},
                      {"latency_s", link.latency_s},
                      {"bandwidth_bytes_per_s", link.bandwidth_bytes_per_s},
-                     {"bus_bandwidth_fraction", link.bus_bandwidth_fraction},
-                     {"justification", link.justification}});
+                     {"bus_bandwidth_fraction", link.bus_bandwidth_fraction}});
+    if (link.eager_limit_bytes) links.back()["eager_limit_bytes"] = *link.eager_limit_bytes;
+    links.back()["justification"] = link.justification;
+  }
   const EfficiencyModel& e = profile.efficiency;
   Json out = {{"format", kProfileFormat},
               {"version", kProfileVersion},

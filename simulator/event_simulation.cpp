@@ -23,7 +23,7 @@ class Simulation {
  public:
   Simulation(const core::PipelineSchedule& schedule, const StepCosts& costs, const SimulationOptions& options)
       : schedule_(schedule), costs_(costs), options_(options), state_(schedule.ranks.size()),
-        arrivals_(schedule.ranks.size() * 2 * size_t(schedule.microbatches) * size_t(schedule.virtual_stages), -1.0) {
+        messages_(schedule.ranks.size() * 2 * size_t(schedule.microbatches) * size_t(schedule.virtual_stages)) {
     timeline_.ranks.resize(schedule.ranks.size());
   }
 
@@ -134,50 +134,103 @@ class Simulation {
     s.clock_s += step;
   }
 
-  // Where a message's arrival time is kept: one slot per (receiving rank, receive kind,
-  // microbatch, chunk); negative while nothing is in flight there.
-  double& arrival_slot(int32_t rank, ActionKind recv_kind, int32_t microbatch, int32_t chunk) {
+  // What is known of one message, kept under its receiving end: (receiving rank, receive
+  // kind, microbatch, chunk). Negative times: not yet.
+  struct Message {
+    double sent_s = -1;      // when a rendezvous sender reached its send and began to wait
+    double posted_s = -1;    // when the receiver reached its receive and began to wait
+    double arrival_s = -1;   // when the transfer ends
+  };
+
+  Message& message(int32_t rank, ActionKind recv_kind, int32_t microbatch, int32_t chunk) {
     const size_t m = size_t(schedule_.microbatches), v = size_t(schedule_.virtual_stages);
     const size_t kind = recv_kind == ActionKind::recv_activation ? 0 : 1;
-    return arrivals_[((size_t(rank) * 2 + kind) * m + size_t(microbatch)) * v + size_t(chunk)];
+    return messages_[((size_t(rank) * 2 + kind) * m + size_t(microbatch)) * v + size_t(chunk)];
   }
 
-  // A send goes out when the sender reaches it (the sender is busy for the transfer) and lands
-  // at the receiver when the transfer ends, whether or not the receiver is there yet: NCCL and
-  // MPI both buffer a pipeline message in flight, and Megatron posts each receive together with
-  // the neighbouring send.
-  void run_send(int32_t rank, const Action& a, std::vector<int32_t>& ready) {
-    RankState& s = state_[size_t(rank)];
-    const double duration = transfer_s(virtual_stage(rank, a), a.kind);
-    const Action landing = counterpart(rank, a);
-    arrival_slot(a.peer, landing.kind, landing.microbatch, landing.chunk) = s.clock_s + duration;
+  void wake(int32_t rank, std::vector<int32_t>& ready) {
+    if (!state_[size_t(rank)].waiting) return;
+    state_[size_t(rank)].waiting = false;
+    ready.push_back(rank);
+  }
+
+  void record_transfer(int32_t rank, const Action& a, double start, double duration) {
     timeline_.ranks[size_t(rank)].pp_comm_s += duration;
-    if (options_.record_timeline) {
-      const bool activation = a.kind == ActionKind::send_activation;
-      record(rank, Stream::pp_comm, fmt::format("send {} {}", activation ? "activation" : "grad", a.microbatch),
-             s.clock_s, duration, a);
-      timeline_.transfers.push_back({rank, a.peer, s.clock_s, s.clock_s + duration,
-                                     fmt::format("{} {}", activation ? "activation" : "grad", a.microbatch)});
-    }
-    s.clock_s += duration;
-    if (state_[size_t(a.peer)].waiting) {
-      state_[size_t(a.peer)].waiting = false;
-      ready.push_back(a.peer);
-    }
+    if (!options_.record_timeline) return;
+    const bool activation = a.kind == ActionKind::send_activation;
+    record(rank, Stream::pp_comm, fmt::format("send {} {}", activation ? "activation" : "grad", a.microbatch), start,
+           duration, a);
+    timeline_.transfers.push_back({rank, a.peer, start, start + duration,
+                                   fmt::format("{} {}", activation ? "activation" : "grad", a.microbatch)});
   }
 
-  // Returns false when the message has not been sent yet (the rank then blocks).
-  bool run_recv(int32_t rank, const Action& a) {
+  // An eager send goes out when the sender reaches it (the sender is busy for the transfer)
+  // and lands at the receiver when the transfer ends, whether or not the receiver is there yet.
+  // A rendezvous send (a message above the link's eager limit: MPI's blocking send) starts
+  // only once both ends have reached the pair of actions, and occupies both until it ends.
+  // Returns false when the sender must wait for its receiver.
+  bool run_send(int32_t rank, const Action& a, std::vector<int32_t>& ready) {
     RankState& s = state_[size_t(rank)];
-    double& slot = arrival_slot(rank, a.kind, a.microbatch, a.chunk);
-    if (slot < 0) return false;
-    const double arrival = slot;
-    slot = -1;
+    const int32_t stage = virtual_stage(rank, a);
+    const double duration = transfer_s(stage, a.kind);
+    const Action landing = counterpart(rank, a);
+    Message& msg = message(a.peer, landing.kind, landing.microbatch, landing.chunk);
+    const bool rendezvous =
+        costs_.send_rendezvous[size_t(a.kind == ActionKind::send_activation ? stage : stage - 1)];
+    if (!rendezvous) {
+      msg.arrival_s = s.clock_s + duration;
+      record_transfer(rank, a, s.clock_s, duration);
+      s.clock_s += duration;
+      wake(a.peer, ready);
+      return true;
+    }
+    if (msg.sent_s >= 0 && msg.arrival_s >= 0) {  // the receiver came and completed the transfer
+      s.clock_s = msg.arrival_s;
+      msg = Message{};
+      return true;
+    }
+    if (msg.posted_s < 0) {  // the receiver is not there yet: wait for it
+      msg.sent_s = s.clock_s;
+      return false;
+    }
+    const double start = std::max(s.clock_s, msg.posted_s);
+    record_transfer(rank, a, start, duration);
+    msg.arrival_s = start + duration;
+    s.clock_s = msg.arrival_s;
+    wake(a.peer, ready);
+    return true;
+  }
+
+  // Returns false when the message cannot be had yet (the rank then blocks).
+  bool run_recv(int32_t rank, const Action& a, std::vector<int32_t>& ready) {
+    RankState& s = state_[size_t(rank)];
+    Message& msg = message(rank, a.kind, a.microbatch, a.chunk);
+    const Action sent = counterpart(rank, a);
+    const double transfer = transfer_s(schedule_.virtual_stage(a.peer, sent.chunk), sent.kind);
+    if (msg.arrival_s < 0 && msg.sent_s >= 0) {
+      // A rendezvous sender waits here: the transfer runs now, and ends for both.
+      const double start = std::max(s.clock_s, msg.sent_s);
+      record_transfer(a.peer, sent, start, transfer);
+      msg.arrival_s = start + transfer;
+      timeline_.ranks[size_t(rank)].pp_comm_s += transfer;
+      if (options_.record_timeline)
+        record(rank, Stream::pp_comm,
+               fmt::format("recv {} {}", a.kind == ActionKind::recv_activation ? "activation" : "grad", a.microbatch),
+               start, transfer, a);
+      s.clock_s = msg.arrival_s;
+      wake(a.peer, ready);  // the sender finds its transfer done and clears the message
+      return true;
+    }
+    if (msg.arrival_s < 0) {
+      msg.posted_s = s.clock_s;
+      return false;
+    }
+    const double arrival = msg.arrival_s;
+    const bool sender_done = msg.sent_s < 0;  // eager, or a rendezvous its sender completed
+    if (sender_done) msg = Message{};
     if (arrival > s.clock_s) {
       // Waiting for a message: the part that overlaps its transfer is communication, the rest
       // (the sender was still computing) is bubble.
-      const Action sent = counterpart(rank, a);
-      const double transfer = transfer_s(schedule_.virtual_stage(a.peer, sent.chunk), sent.kind);
       const double exposed = std::min(transfer, arrival - s.clock_s);
       timeline_.ranks[size_t(rank)].pp_comm_s += exposed;
       if (options_.record_timeline)
@@ -200,9 +253,7 @@ class Simulation {
         case ActionKind::grad_sync: run_grad_sync(rank, a); break;
         case ActionKind::optimizer_step: run_optimizer(rank, a); break;
         default:
-          if (a.is_send()) {
-            run_send(rank, a, ready);
-          } else if (!run_recv(rank, a)) {
+          if (!(a.is_send() ? run_send(rank, a, ready) : run_recv(rank, a, ready))) {
             s.waiting = true;
             return;
           }
@@ -217,7 +268,7 @@ class Simulation {
   const StepCosts& costs_;
   const SimulationOptions& options_;
   std::vector<RankState> state_;
-  std::vector<double> arrivals_;  // see arrival_slot
+  std::vector<Message> messages_;  // see message()
   Timeline timeline_;
 };
 

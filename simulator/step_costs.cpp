@@ -120,11 +120,14 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
                            double(plan.model.hidden_size) * core::bytes_per_element(plan.training.dtype) /
                            double(plan.parallel.tensor_parallel);
   step.send_s.resize(size_t(stages));
+  step.send_rendezvous.resize(size_t(stages));
   for (int64_t s = 0; s < stages; ++s) {
     const int64_t here = layout.rank({0, 0, s % p});
     const int64_t next = layout.rank({0, 0, (s + 1) % p});
-    step.send_s[size_t(s)] =
-        p == 1 ? 0.0 : costs.point_to_point_s(p2p_bytes, core::node_of(here, per_node) != core::node_of(next, per_node));
+    const bool crosses = core::node_of(here, per_node) != core::node_of(next, per_node);
+    step.send_s[size_t(s)] = p == 1 ? 0.0 : costs.point_to_point_s(p2p_bytes, crosses);
+    const core::LinkSpec* link = costs.profile().link(crosses ? "inter-node" : "intra-node");
+    step.send_rendezvous[size_t(s)] = link && link->eager_limit_bytes && p2p_bytes > double(*link->eager_limit_bytes);
   }
 
   // Gradient reduction and optimizer step of each pipeline rank's parameters. Gradients are

@@ -41,6 +41,7 @@ struct StepCosts {
   std::vector<ActionCost> forward;   // by virtual stage
   std::vector<ActionCost> backward;  // by virtual stage
   std::vector<double> send_s;        // by virtual stage s: one transfer over the link between s and s + 1
+  std::vector<bool> send_rendezvous; // by virtual stage, as send_s: the sender waits for the receiver
   std::vector<double> grad_sync_s;   // by pipeline rank: data-parallel (and tied-embedding) reduction
   std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
   std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication

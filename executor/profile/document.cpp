@@ -77,8 +77,13 @@ core::Json profile_document(const Measured& measured, const HostInfo& host,
   const core::CollectiveSample &shortest = *send_recv.front(), &longest = *send_recv.back();
   p.links.push_back(
       {"intra-node", shortest.time_s, double(longest.bytes) / longest.time_s, 1.0,
-       fmt::format("measured: send/recv between ranks 0 and 1, latency at {} B, bandwidth at {} B",
-                   shortest.bytes, longest.bytes)});
+       fmt::format("measured: send/recv between ranks 0 and 1, latency at {} B, bandwidth at {} B{}",
+                   shortest.bytes, longest.bytes,
+                   host.eager_limit_bytes
+                       ? fmt::format("; eager limit {} B read from the MPI library (btl shared-memory eager_limit)",
+                                     *host.eager_limit_bytes)
+                       : ""),
+       host.eager_limit_bytes});
   p.efficiency = {1.0, 0.0, 1.0, 0.0,
                   "peaks are the best measured rates; the measured tables cover the GEMMs, "
                   "attention, kernels and collectives, so no efficiency is assumed"};

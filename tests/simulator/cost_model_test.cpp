@@ -33,8 +33,8 @@ core::Profile hand_profile() {
   p.device.memory_bytes = int64_t(80) << 30;
   p.device.peak_flops_per_s = {{DType::bf16, kPeak}, {DType::fp32, kPeak / 16}};
   p.device.memory_bandwidth_bytes_per_s = kMemoryBandwidth;
-  p.links = {{"intra-node", kIntraLatency, kIntraBandwidth, kIntraFraction, ""},
-             {"inter-node", kInterLatency, kInterBandwidth, kInterFraction, ""}};
+  p.links = {{"intra-node", kIntraLatency, kIntraBandwidth, kIntraFraction, "", {}},
+             {"inter-node", kInterLatency, kInterBandwidth, kInterFraction, "", {}}};
   p.efficiency.gemm_max_fraction = kGemmMax;
   p.efficiency.gemm_half_saturation_flops = kHalfSaturation;
   p.efficiency.memory_bandwidth_fraction = kMemoryFraction;

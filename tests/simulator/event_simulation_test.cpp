@@ -28,12 +28,14 @@ ActionCost compute_cost(double seconds) {
 }
 
 // Every virtual stage: forward 1/v, backward 2/v (a pipeline rank's layers take 1 and 2 in all).
-StepCosts synthetic_costs(int32_t p, int32_t v, double send_s = 0, double grad_sync_s = 0, double optimizer_s = 0) {
+StepCosts synthetic_costs(int32_t p, int32_t v, double send_s = 0, double grad_sync_s = 0, double optimizer_s = 0,
+                          bool rendezvous = false) {
   StepCosts costs;
   const size_t stages = size_t(p) * size_t(v);
   costs.forward.assign(stages, compute_cost(1.0 / v));
   costs.backward.assign(stages, compute_cost(2.0 / v));
   costs.send_s.assign(stages, send_s);
+  costs.send_rendezvous.assign(stages, rendezvous);
   costs.grad_sync_s.assign(size_t(p), grad_sync_s);
   costs.optimizer_s.assign(size_t(p), optimizer_s);
   costs.optimizer_comm_s.assign(size_t(p), 0.0);
@@ -80,6 +82,36 @@ std::vector<Shape> shapes() {
 
 std::string describe(const Shape& s, int32_t v = 1) {
   return "p=" + std::to_string(s.p) + " m=" + std::to_string(s.m) + " v=" + std::to_string(v);
+}
+
+TEST(EventSimulation, RendezvousSendsNeverFinishSoonerThanEagerOnes) {
+  for (const Shape& s : shapes())
+    for (Schedule kind : {Schedule::gpipe, Schedule::one_f_one_b, Schedule::interleaved})
+      for (int32_t v : {1, 2}) {
+        if ((kind == Schedule::interleaved) != (v > 1) || s.m % s.p != 0) continue;
+        for (double send : {0.0, 0.3}) {
+          SCOPED_TRACE(describe(s, v));
+          const Timeline eager = run(kind, s.p, v, s.m, synthetic_costs(s.p, v, send));
+          const Timeline rendezvous = run(kind, s.p, v, s.m, synthetic_costs(s.p, v, send, 0, 0, true));
+          EXPECT_GE(rendezvous.step_time_s, eager.step_time_s * (1 - 1e-12));
+          expect_breakdown_sums_to_step(rendezvous);
+          for (const RankTotals& r : rendezvous.ranks) {
+            expect_near_relative(r.forward_s, s.m * 1.0);
+            expect_near_relative(r.backward_s, s.m * 2.0);
+          }
+        }
+      }
+}
+
+TEST(EventSimulation, RendezvousSenderWaitsForItsReceiver) {
+  // GPipe, 2 ranks, 2 microbatches, transfers of 0.5: under rendezvous a transfer occupies
+  // both of its ends, and the step is never shorter than with eager sends.
+  const Timeline eager = run(Schedule::gpipe, 2, 1, 2, synthetic_costs(2, 1, 0.5));
+  const Timeline rendezvous = run(Schedule::gpipe, 2, 1, 2, synthetic_costs(2, 1, 0.5, 0, 0, true));
+  EXPECT_GE(rendezvous.step_time_s, eager.step_time_s);
+  // The transfers occupy both ends under rendezvous: each rank's pipeline communication is at
+  // least its sends' full durations (2 sends of 0.5 per rank).
+  for (const RankTotals& r : rendezvous.ranks) EXPECT_GE(r.pp_comm_s, 1.0 - 1e-12);
 }
 
 TEST(EventSimulation, OneFOneBTakesMPlusPMinusOneSlots) {

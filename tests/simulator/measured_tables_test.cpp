@@ -27,7 +27,7 @@ core::Profile cpu_like_profile() {
   p.device.memory_bytes = int64_t(16) << 30;
   p.device.peak_flops_per_s = {{DType::fp32, 100e9}, {DType::bf16, 100e9}};
   p.device.memory_bandwidth_bytes_per_s = 10e9;
-  p.links = {{"intra-node", 2e-6, 5e9, 1.0, ""}};
+  p.links = {{"intra-node", 2e-6, 5e9, 1.0, "", {}}};
   return p;
 }
 
