@@ -146,6 +146,14 @@ StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOpti
   mem.optimizer_bytes = std::llround(n * bpp.optimizer);
 
   double activations = per_layer * layer_activations_in_flight(plan, stage);
+  if (par.recompute != core::Recompute::none) {
+    // Recompute rebuilds one layer's activations just before its backward: that layer holds its
+    // whole set for a moment, on top of what the other layers keep (Korthikanti's Table 2
+    // counts what is stored between the passes, not this working set).
+    activations += activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel, par.sequence_parallel,
+                                              core::Recompute::none, plan.training.dtype) -
+                   per_layer;
+  }
   if (stage == 0) {
     // Assumption: the embedding output feeding the first layer (one activation element) and
     // its dropout mask (1 byte) stay alive for every microbatch in flight on stage 0;

@@ -99,7 +99,12 @@ Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_
   ChunkActivations& saved = *it->second;
   Tensor grad = last_virtual(chunk) ? output_backward(saved, loss_scale) : grad_output;
   const int64_t first = first_layer(chunk);
-  for (int64_t l = layers_per_chunk_ - 1; l >= 0; --l) grad = layer_backward(first + l, grad, saved.layers[size_t(l)]);
+  // Each layer's activations go as soon as its backward is done: with full recompute only one
+  // layer's recomputed activations are alive at a time, as the memory model assumes.
+  for (int64_t l = layers_per_chunk_ - 1; l >= 0; --l) {
+    grad = layer_backward(first + l, grad, saved.layers[size_t(l)]);
+    saved.layers[size_t(l)] = LayerActivations{};
+  }
   Tensor grad_input;
   if (first_virtual(chunk)) embed_backward(grad, saved);
   else grad_input = grad;
