@@ -13,6 +13,7 @@
 #include "core/model_presets.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
+#include "simulator/cost_model.hpp"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 namespace loom::cli {
 namespace {
@@ -142,6 +144,37 @@ FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::P
   return row;
 }
 
+struct KernelCheck {
+  std::string table;
+  int64_t samples = 0, within_10_percent = 0;
+  double mean_absolute_error_percent = 0, worst_error_percent = 0;
+};
+
+// Each sample of the off-grid profile against what the profile predicts for its size, per table.
+std::vector<KernelCheck> check_kernels(const core::Profile& profile, const core::Profile& off_grid) {
+  const sim::CostModel costs(profile, core::DType::fp32);
+  std::map<std::string, std::vector<double>> errors;
+  for (const core::GemmSample& s : off_grid.tables.gemm)
+    errors[fmt::format("gemm {}", core::to_string(s.layout))].push_back(
+        error_percent(costs.gemm_s(s.m, s.n, s.k, 1, s.layout), s.time_s));
+  for (const core::AttentionSample& s : off_grid.tables.attention)
+    errors[s.backward ? "attention backward" : "attention forward"].push_back(
+        error_percent(costs.attention_s(s.batch, s.seq, s.head_dim, s.backward), s.time_s));
+  for (const core::KernelSample& s : off_grid.tables.kernels)
+    errors[s.kernel].push_back(error_percent(costs.elementwise_s(s.kernel, double(s.bytes)), s.time_s));
+  std::vector<KernelCheck> checks;
+  for (const auto& [table, list] : errors) {
+    KernelCheck c{table, int64_t(list.size())};
+    for (double e : list) {
+      c.mean_absolute_error_percent += std::abs(e) / double(list.size());
+      if (std::abs(e) > std::abs(c.worst_error_percent)) c.worst_error_percent = e;
+      if (std::abs(e) <= 10.0) ++c.within_10_percent;
+    }
+    checks.push_back(c);
+  }
+  return checks;
+}
+
 double mean_absolute(const std::vector<FidelityRow>& rows, double (FidelityRow::*error)() const) {
   double sum = 0;
   for (const FidelityRow& r : rows) sum += std::abs((r.*error)());
@@ -163,6 +196,14 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
                profile_path},
               (work / "profile.log").string(), "the profile measurement");
   }
+  // Kernel times at sizes the profile did not measure, right after it (no drift in between).
+  const std::string off_grid_path = (work / "off-grid.json").string();
+  fmt::print(stderr, "loom: measuring kernels between the grid's points into {}\n", off_grid_path);
+  run_child({loom_path(), "profile", "--off-grid", "--ranks", "2", "--threads", "1", "--out", off_grid_path},
+            (work / "off-grid.log").string(), "the off-grid measurement");
+  const std::vector<KernelCheck> kernel_checks =
+      check_kernels(core::resolve_profile(profile_path), core::resolve_profile(off_grid_path));
+
   // The machine's speed next to the profile: right after measuring it, or now for a given one.
   const double baseline_probe_s = probe_s(work);
   const core::Profile profile = core::resolve_profile(profile_path);
@@ -188,6 +229,13 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
                       {"step_time_mape_percent", step_mape},
                       {"drift_corrected_step_time_mape_percent", corrected_mape},
                       {"peak_memory_mape_percent", memory_mape}};
+    out["kernels"] = core::Json::array();
+    for (const KernelCheck& c : kernel_checks)
+      out["kernels"].push_back({{"table", c.table},
+                                {"samples", c.samples},
+                                {"within_10_percent", c.within_10_percent},
+                                {"mean_absolute_error_percent", c.mean_absolute_error_percent},
+                                {"worst_error_percent", c.worst_error_percent}});
     out["plans"] = core::Json::array();
     for (const FidelityRow& r : rows)
       out["plans"].push_back({{"plan", r.label},
@@ -203,6 +251,17 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
     std::cout << out.dump(2) << "\n";
     return;
   }
+  int64_t samples = 0, within = 0;
+  TextTable kernels({"kernel table", "off-grid sizes", "within 10 %", "mean |error|", "worst error"}, {1, 2, 3, 4});
+  for (const KernelCheck& c : kernel_checks) {
+    samples += c.samples;
+    within += c.within_10_percent;
+    kernels.add_row({c.table, std::to_string(c.samples), std::to_string(c.within_10_percent),
+                     fmt::format("{:.1f} %", c.mean_absolute_error_percent), fmt::format("{:+.1f} %", c.worst_error_percent)});
+  }
+  fmt::print("Kernel times at sizes between the profile's grid points, predicted by interpolation in the profile\n{}"
+             "{} of {} sizes within 10 % (target: all)\n\n",
+             kernels.render(), within, samples);
   fmt::print("{} on this machine ({} cores), {} steps per plan (the first {} excluded), fp32; profile {}\n", o.model,
              profile.device.host_cores, o.steps, warmup_steps_of(std::vector<core::StepRow>(size_t(o.steps))),
              profile_path);

@@ -20,6 +20,7 @@ Command add_profile_command(CLI::App& parent) {
     int ranks = 2;
     int threads = 1;
     bool quick = false;
+    bool off_grid = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
@@ -29,6 +30,7 @@ Command add_profile_command(CLI::App& parent) {
   app->add_option("--out", o->out, "Profile JSON to write [default: profiles/NAME.json]");
   app->add_option("--name", o->name, "Profile name [default: cpu-<host>]");
   app->add_flag("--quick", o->quick, "A reduced grid (under a minute)");
+  app->add_flag("--off-grid", o->off_grid, "Sizes between the quick grid's points, to check interpolation");
   app->footer("Example:\n  loom profile --quick --out this-machine.json\n  loom simulate plan.json --profile this-machine.json");
   return {app, [o] {
             if (o->backend == "cuda")
@@ -50,6 +52,7 @@ Command add_profile_command(CLI::App& parent) {
             command.insert(command.end(), {executor_path(), "profile", "--out", out, "--name", name, "--threads",
                                            std::to_string(o->threads)});
             if (o->quick) command.push_back("--quick");
+            if (o->off_grid) command.push_back("--off-grid");
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
             const int status = spawn_and_wait(command);
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the profile measurement failed");

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   profiler->add_option("--out", profile_options.out_path, "Profile JSON to write")->required();
   profiler->add_option("--name", profile_options.name, "Profile name [default: cpu-<host>]");
   profiler->add_flag("--quick", profile_options.quick, "A reduced grid, under a minute");
+  profiler->add_flag("--off-grid", profile_options.off_grid,
+                     "Sizes between the quick grid's points (to check how well a profile interpolates)");
   profiler->add_option("--threads", profile_options.threads, "Threads per rank")->capture_default_str();
   bool probe_json = false;
   CLI::App* probe = app.add_subcommand("probe", "Time a short fixed workload: how fast this machine runs now");

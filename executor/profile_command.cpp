@@ -48,7 +48,7 @@ int run_profile(const ProfileOptions& options) {
         world.size());
   const bool root = world.rank() == 0;
   if (root) check_writable(options.out_path);
-  const profile::ProfileGrid grid = profile::profile_grid(options.quick);
+  const profile::ProfileGrid grid = options.off_grid ? profile::off_grid() : profile::profile_grid(options.quick);
   std::unique_ptr<Kernels> kernels = make_cpu_kernels(options.threads);
   profile::Measured measured;
   if (root) {

@@ -11,6 +11,7 @@ struct ProfileOptions {
   std::string out_path;  // the profile JSON (written by rank 0)
   std::string name;      // default "cpu-" + host name
   bool quick = false;    // a reduced grid, under a minute
+  bool off_grid = false; // sizes between the quick grid's points, to check interpolation
   int threads = 1;
 };
 

@@ -43,6 +43,20 @@ ProfileGrid profile_grid(bool quick) {
   return grid;
 }
 
+ProfileGrid off_grid() {
+  ProfileGrid grid;
+  grid.gemm_tokens = {256, 1024};          // between 128, 512 and 2048
+  grid.gemm_widths = {64, 384, 1536};      // between 32, 128, 512 and 2048 (384 = loom-tiny's 3·h)
+  grid.gemm_vocab = {3072};                // between 2048 and 8192
+  grid.attention_seq = {128, 512};         // between 64, 256 and 1024
+  grid.attention_head_dim = {48, 96};      // between 32, 64 and 128
+  grid.activation_bytes = {256 << 10, 4 << 20, 48 << 20};
+  grid.vocab_shards = {256, 2048, 25152};
+  grid.largest_message_bytes = int64_t(64) << 10;  // collectives are not what this grid checks
+  grid.timing.min_repeats = 3;
+  return grid;
+}
+
 std::vector<int> collective_group_sizes(int world_size) {
   std::vector<int> sizes;
   for (int g = 2; g <= world_size; ++g)

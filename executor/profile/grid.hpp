@@ -34,6 +34,10 @@ struct ProfileGrid {
 };
 
 ProfileGrid profile_grid(bool quick);
+// Sizes between the quick grid's points on every axis (and none of them on it): a profile of
+// these, compared with what the quick profile predicts for them, shows how well interpolation
+// works (`loom bench fidelity`).
+ProfileGrid off_grid();
 
 // Group sizes for the collectives among `world_size` ranks: every size from 2 on a node of up
 // to 8 ranks; beyond, the powers of two and the world itself.
