@@ -23,7 +23,8 @@ class Communicator {
   virtual void all_reduce(float* data, size_t count, ReduceOp op) = 0;
   // recv [size · count] ← every rank's send [count], in rank order.
   virtual void all_gather(const float* send, float* recv, size_t count) = 0;
-  // recv [count] ← this rank's block of the reduction of every rank's send [size · count].
+  // recv [count] ← this rank's block of the reduction of every rank's send [size · count]. recv
+  // may be this rank's own block of send (in place).
   virtual void reduce_scatter(const float* send, float* recv, size_t count, ReduceOp op) = 0;
   virtual void broadcast(float* data, size_t count, int root) = 0;
   // Blocking point-to-point with a tag; peers are ranks of this communicator.

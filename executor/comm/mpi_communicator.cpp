@@ -95,9 +95,21 @@ void MpiCommunicator::all_gather(const float* send, float* recv, size_t count) {
 }
 
 void MpiCommunicator::reduce_scatter(const float* send, float* recv, size_t count, ReduceOp op) {
+  // A result that goes to this rank's own block of the input (ZeRO-1 reducing into its gradient
+  // buffer, as Megatron's distributed optimizer does) is the in-place form: no second buffer.
+  const bool in_place = recv == send + size_t(rank_) * count;
   if (count <= max_count_) {
-    check(MPI_Reduce_scatter_block(send, recv, int(count), MPI_FLOAT, MPI_SUM, handle()),
-          "reduce_scatter (MPI_Reduce_scatter_block)");
+    if (in_place) {
+      float* data = recv - size_t(rank_) * count;
+      // MPI leaves an in-place result at the start of the buffer: move it to this rank's block
+      // (the blocks of other ranks hold nothing needed any more).
+      check(MPI_Reduce_scatter_block(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, handle()),
+            "reduce_scatter (MPI_Reduce_scatter_block)");
+      if (rank_ != 0) std::memcpy(recv, data, count * sizeof(float));  // blocks do not overlap
+    } else {
+      check(MPI_Reduce_scatter_block(send, recv, int(count), MPI_FLOAT, MPI_SUM, handle()),
+            "reduce_scatter (MPI_Reduce_scatter_block)");
+    }
   } else {
     // Too large for one int count: one chunked reduction to each block's owner.
     for (int root = 0; root < size_; ++root)
@@ -108,8 +120,9 @@ void MpiCommunicator::reduce_scatter(const float* send, float* recv, size_t coun
 
 void MpiCommunicator::reduce_to(const float* send, float* recv, size_t count, int root) {
   for_chunks(count, max_count_, [&](size_t offset, int n) {
-    check(MPI_Reduce(send + offset, recv != nullptr ? recv + offset : nullptr, n, MPI_FLOAT,
-                     MPI_SUM, root, handle()),
+    // At the root, a result over its own input is MPI's in-place form.
+    const void* source = recv == send ? MPI_IN_PLACE : static_cast<const void*>(send + offset);
+    check(MPI_Reduce(source, recv != nullptr ? recv + offset : nullptr, n, MPI_FLOAT, MPI_SUM, root, handle()),
           "reduce_scatter (MPI_Reduce)");
   });
 }

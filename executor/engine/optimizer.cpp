@@ -24,7 +24,6 @@ Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, Process
                      Kernels& kernels, Timers& timers)
     : plan_(plan), parameters_(parameters), groups_(groups), world_(world), kernels_(kernels), timers_(timers),
       zero_(plan.parallel.distributed_optimizer && groups.data->size() > 1) {
-  if (zero_) shard_grads_ = Tensor::zeros({shard_size()});
   m_ = Tensor::zeros({shard_size()});
   v_ = Tensor::zeros({shard_size()});
 }
@@ -49,7 +48,8 @@ void Optimizer::synchronize_gradients() {
   Tensor& flat = parameters_.flat_grads();
   if (groups_.data->size() == 1) return;
   if (zero_)
-    groups_.data->reduce_scatter(flat.data<float>(), shard_grads_.data<float>(), size_t(shard_size()), ReduceOp::average);
+    groups_.data->reduce_scatter(flat.data<float>(), flat.data<float>() + shard_begin(), size_t(shard_size()),
+                                 ReduceOp::average);
   else
     groups_.data->all_reduce(flat.data<float>(), size_t(flat.numel()), ReduceOp::average);
 }
@@ -57,7 +57,9 @@ void Optimizer::synchronize_gradients() {
 double Optimizer::step(double lr, int64_t step) {
   const auto started = std::chrono::steady_clock::now();
   const double gathered_before = timers_[Category::dp_comm];
-  Tensor grads = zero_ ? shard_grads_ : parameters_.flat_grads();
+  // ZeRO-1: this rank's reduced gradients sit in its own block of the gradient buffer.
+  Tensor grads = zero_ ? parameters_.flat_grads().rows(shard_begin(), shard_begin() + shard_size())
+                       : parameters_.flat_grads();
   const int64_t begin = shard_begin(), size = shard_size();
   // Global norm: every element counted once across tensor, pipeline and data ranks.
   const std::vector<float>& weights = parameters_.norm_weights();
@@ -85,8 +87,7 @@ double Optimizer::step(double lr, int64_t step) {
   }
   if (zero_) {
     ScopedTimer gather(timers_, Category::dp_comm);
-    const Tensor mine = values.rows(begin, begin + size).clone();
-    groups_.data->all_gather(mine.data<float>(), values.data<float>(), size_t(size));
+    groups_.data->all_gather(values.data<float>() + begin, values.data<float>(), size_t(size));  // in place
   }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   timers_.add(Category::optimizer, elapsed - (timers_[Category::dp_comm] - gathered_before));

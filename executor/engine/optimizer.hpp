@@ -38,7 +38,6 @@ class Optimizer {
   Kernels& kernels_;
   Timers& timers_;
   bool zero_;
-  Tensor shard_grads_;  // ZeRO-1: this rank's reduced gradients
   Tensor m_, v_;
 };
 

@@ -184,6 +184,23 @@ TEST(MpiCollectives, MpiErrorsBecomeLoomErrors) {
   world->barrier();  // the communicator still works after returned errors
 }
 
+// ZeRO-1 reduces the gradients into each rank's own block of the gradient buffer: the in-place
+// form, whole and chunked, gives the same block as a separate output buffer.
+TEST(MpiCollectives, InPlaceReduceScatterFillsTheOwnBlock) {
+  for (size_t max_count : {size_t(1) << 30, size_t(3)}) {
+    mpi::MpiCommunicator comm(mpi::Comm::world(), max_count);
+    const int r = comm.rank(), n = comm.size();
+    constexpr size_t count = 10;
+    std::vector<float> send(count * size_t(n));
+    for (size_t i = 0; i < send.size(); ++i) send[i] = float(1000 * r) + float(i);
+    std::vector<float> separate(count, -1), in_place = send;
+    comm.reduce_scatter(send.data(), separate.data(), count, ReduceOp::average);
+    comm.reduce_scatter(in_place.data(), in_place.data() + size_t(r) * count, count, ReduceOp::average);
+    const std::vector<float> own(in_place.begin() + r * int(count), in_place.begin() + (r + 1) * int(count));
+    EXPECT_THAT(own, ElementsAreArray(separate)) << "max_count " << max_count;
+  }
+}
+
 // With at most 3 elements per MPI call, 10-element buffers take every chunked path: all-reduce
 // and broadcast in pieces, all-gather as per-rank broadcasts, reduce-scatter as per-rank reduces.
 TEST(MpiCollectives, ChunkedCallsMatchWholeOnes) {
