@@ -123,6 +123,9 @@ void add_enter_tp_region(std::vector<Op>& forward, std::vector<Op>& backward, co
   if (d.sequence_parallel) {
     forward.push_back(collective("tp_all_gather", Collective::all_gather, bytes));
     backward.push_back(collective("tp_reduce_scatter", Collective::reduce_scatter, bytes));
+    // Only this rank's rows of the region's input are kept: gathered again for the weight
+    // gradient (Megatron overlaps it with the data-gradient GEMM; counted here in full).
+    backward.push_back(collective("tp_all_gather_for_wgrad", Collective::all_gather, bytes));
   } else {
     backward.push_back(collective("tp_all_reduce", Collective::all_reduce, bytes));
   }

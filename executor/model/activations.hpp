@@ -10,7 +10,7 @@ namespace loom::exec {
 struct LayerActivations {
   Tensor input;                      // [rows_local, h]: all that full recompute keeps
   Tensor ln1, ln1_mean, ln1_rstd;    // [rows_local, h], [rows_local]
-  Tensor ln1_full;                   // [rows, h] (all-gathered with sequence parallelism)
+  Tensor ln1_full;                   // [rows, h]; with sequence parallelism dropped after use, gathered again
   Tensor qkv;                        // [rows, 3h/t]
   Tensor probabilities;              // [b, a/t, s, s]: dropped by selective recompute
   Tensor attention;                  // [rows, h/t]

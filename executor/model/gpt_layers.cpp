@@ -39,6 +39,9 @@ Tensor GptStage::layer_forward(int64_t layer, const Tensor& x, LayerActivations&
   a.ln1_full = tp_.enter(a.ln1);
   a.qkv = Tensor({rows, 3 * h / t});
   k.matmul(a.ln1_full, false, w("attn.c_attn.weight"), false, a.qkv);
+  // With sequence parallelism only this rank's rows are kept; the backward gathers them again
+  // for the weight gradient, as Megatron does (Korthikanti et al. §4.2.2 count them so).
+  if (tp_.sequence_parallel()) a.ln1_full = Tensor();
   k.add_bias(a.qkv, w("attn.c_attn.bias"));
   a.probabilities = Tensor({b, heads, s, s});
   a.attention = Tensor({rows, h / t});
@@ -62,6 +65,7 @@ Tensor GptStage::layer_forward(int64_t layer, const Tensor& x, LayerActivations&
   const int64_t f = m.ffn_hidden_size / t;
   a.fc = Tensor({rows, f});
   k.matmul(a.ln2_full, false, w("mlp.c_fc.weight"), false, a.fc);
+  if (tp_.sequence_parallel()) a.ln2_full = Tensor();
   k.add_bias(a.fc, w("mlp.c_fc.bias"));
   a.gelu = Tensor({rows, f});
   k.gelu_forward(a.fc, a.gelu);
@@ -115,7 +119,8 @@ Tensor GptStage::layer_backward(int64_t layer, const Tensor& grad, LayerActivati
   Tensor dfc({rows, f});
   k.gelu_backward(dgelu, a.fc, dfc);
   k.bias_backward(dfc, g("mlp.c_fc.bias"));
-  k.matmul(a.ln2_full, true, dfc, false, g("mlp.c_fc.weight"), 1.0f, 1.0f);
+  const Tensor ln2_full = a.ln2_full.defined() ? a.ln2_full : tp_.enter(a.ln2);
+  k.matmul(ln2_full, true, dfc, false, g("mlp.c_fc.weight"), 1.0f, 1.0f);
   Tensor dln2_full({rows, h});
   k.matmul(dfc, false, w("mlp.c_fc.weight"), true, dln2_full);
   const Tensor dln2 = tp_.enter_backward(dln2_full);
@@ -143,7 +148,8 @@ Tensor GptStage::layer_backward(int64_t layer, const Tensor& grad, LayerActivati
                          dqkv3);
   }
   k.bias_backward(dqkv, g("attn.c_attn.bias"));
-  k.matmul(a.ln1_full, true, dqkv, false, g("attn.c_attn.weight"), 1.0f, 1.0f);
+  const Tensor ln1_full = a.ln1_full.defined() ? a.ln1_full : tp_.enter(a.ln1);
+  k.matmul(ln1_full, true, dqkv, false, g("attn.c_attn.weight"), 1.0f, 1.0f);
   Tensor dln1_full({rows, h});
   k.matmul(dqkv, false, w("attn.c_attn.weight"), true, dln1_full);
   const Tensor dln1 = tp_.enter_backward(dln1_full);
@@ -194,6 +200,7 @@ void GptStage::output_forward(const Tensor& x, const int32_t* targets, ChunkActi
   saved.lnf_full = tp_.enter(saved.lnf);
   saved.logits = Tensor({rows, vocab_shard_});
   kernels_.matmul(saved.lnf_full, false, head.value, true, saved.logits);
+  if (tp_.sequence_parallel()) saved.lnf_full = Tensor();  // gathered again in the backward
   // Vocab-parallel cross-entropy: no rank ever holds the full logits.
   saved.targets = int_tensor(targets, rows);
   saved.row_max = Tensor({rows});
@@ -221,7 +228,8 @@ Tensor GptStage::output_backward(const ChunkActivations& saved, float loss_scale
   Tensor dlogits({rows, vocab_shard_});
   kernels_.cross_entropy_backward(saved.logits, saved.targets, tp_.rank() * vocab_shard_, saved.row_max, saved.sum_exp,
                                   loss_scale / float(rows), dlogits);
-  kernels_.matmul(dlogits, true, saved.lnf_full, false, head.grad, 1.0f, 1.0f);
+  const Tensor lnf_full = saved.lnf_full.defined() ? saved.lnf_full : tp_.enter(saved.lnf);
+  kernels_.matmul(dlogits, true, lnf_full, false, head.grad, 1.0f, 1.0f);
   Tensor dlnf_full({rows, h});
   kernels_.matmul(dlogits, false, head.value, false, dlnf_full);
   const Tensor dlnf = tp_.enter_backward(dlnf_full);

@@ -202,14 +202,14 @@ TEST(Ops, SequenceParallelLayerGathersAndScattersTheSameVolume) {
   const LayerOps layer = transformer_layer_ops(plan);
   EXPECT_THAT(collectives_of(layer.forward), UnorderedElementsAre(Collective::all_gather, Collective::all_gather,
                                                                   Collective::reduce_scatter, Collective::reduce_scatter));
-  EXPECT_THAT(collectives_of(layer.backward), UnorderedElementsAre(Collective::all_gather, Collective::all_gather,
-                                                                   Collective::reduce_scatter, Collective::reduce_scatter));
   // Conjugates: the forward enters each region with an all-gather and leaves with a
-  // reduce-scatter; the backward runs the reverse order with the roles swapped.
+  // reduce-scatter; the backward runs the reverse order with the roles swapped, and gathers each
+  // region's input once more for its weight gradient (only this rank's rows were kept).
   EXPECT_THAT(collectives_of(layer.forward), ElementsAre(Collective::all_gather, Collective::reduce_scatter,
                                                          Collective::all_gather, Collective::reduce_scatter));
-  EXPECT_THAT(collectives_of(layer.backward), ElementsAre(Collective::all_gather, Collective::reduce_scatter,
-                                                          Collective::all_gather, Collective::reduce_scatter));
+  EXPECT_THAT(collectives_of(layer.backward),
+              ElementsAre(Collective::all_gather, Collective::all_gather, Collective::reduce_scatter,
+                          Collective::all_gather, Collective::all_gather, Collective::reduce_scatter));
   const double expected_bytes = 4.0 * 1024 * 768 * 2;
   for (const auto* ops : {&layer.forward, &layer.backward})
     for (const Op& op : of_kind(*ops, OpKind::collective)) EXPECT_DOUBLE_EQ(op.bytes, expected_bytes) << op.name;
