@@ -104,6 +104,15 @@ void print_nearest_misses(const plan::SearchResult& result) {
   fmt::print("{}", table.render());
 }
 
+// The type the plans train in: the requested one, unless the profile's device computes in one
+// type only (a CPU profile: fp32), which the search then used.
+std::string dtype_note(const plan::SearchRequest& request) {
+  const core::DType simulated = sim::simulated_dtype(request.training.dtype, request.profile);
+  if (simulated == request.training.dtype) return std::string(core::to_string(simulated));
+  return fmt::format("{} (asked {}; this device computes in {} only)", core::to_string(simulated),
+                     core::to_string(request.training.dtype), core::to_string(simulated));
+}
+
 void print_table(const plan::SearchRequest& request, const plan::SearchResult& result, const PlanOptions& o) {
   const int64_t capacity = request.profile.device.memory_bytes;
   const plan::SearchStats& s = result.stats;
@@ -111,7 +120,7 @@ void print_table(const plan::SearchRequest& request, const plan::SearchResult& r
              request.model.name.empty() ? "the model" : request.model.name,
              human_count(double(core::parameter_count(request.model))), request.devices, request.devices_per_node,
              request.profile.name, request.training.global_batch_size, request.model.seq_length,
-             core::to_string(request.training.dtype));
+             dtype_note(request));
   fmt::print("Searched {} combinations: {} valid, {} fit in memory, {} simulated in full; {:.2f} s\n\n",
              with_thousands(s.combinations), with_thousands(s.valid), with_thousands(s.fitting),
              with_thousands(s.simulated), s.elapsed_s);

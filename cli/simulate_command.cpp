@@ -30,10 +30,14 @@ void print_prediction(const core::Plan& plan, const sim::Prediction& p, const st
   const core::ParallelPlan& par = plan.parallel;
   fmt::print("Prediction for {} ({}) on {} × {} (profile {})\n", plan.model.name.empty() ? "the model" : plan.model.name,
              origin, plan.cluster.world_size(), p.profile_name, p.profile_name);
-  fmt::print("  tp {} · pp {} · dp {} · vpp {} · micro-batch {} · {} microbatches · {} · recompute {}{}{}\n\n",
+  fmt::print("  tp {} · pp {} · dp {} · vpp {} · micro-batch {} · {} microbatches · {} · recompute {}{}{} · {}\n\n",
              par.tensor_parallel, par.pipeline_parallel, par.data_parallel, plan.virtual_stages(), par.micro_batch_size,
              plan.microbatches(), core::to_string(par.schedule), core::to_string(par.recompute),
-             par.sequence_parallel ? " · sequence parallel" : "", par.distributed_optimizer ? " · distributed optimizer" : "");
+             par.sequence_parallel ? " · sequence parallel" : "", par.distributed_optimizer ? " · distributed optimizer" : "",
+             p.dtype == plan.training.dtype
+                 ? std::string(core::to_string(p.dtype))
+                 : fmt::format("{} (the plan asks {}; this device computes in {} only)", core::to_string(p.dtype),
+                               core::to_string(plan.training.dtype), core::to_string(p.dtype)));
 
   TextTable headline({"quantity", "value"}, {1});
   headline.add_row({"step time", seconds(p.step_time_s)});

@@ -22,6 +22,7 @@ Prediction simulate(const core::Plan& requested, const core::Profile& profile, c
 
   Prediction p;
   p.profile_name = profile.name;
+  p.dtype = plan.training.dtype;
   p.timeline = simulate_schedule(schedule, step, options);
   p.step_time_s = p.timeline.step_time_s;
   const double devices = double(plan.cluster.world_size());
@@ -66,6 +67,7 @@ core::Json to_json(const Prediction& p) {
   return {{"format", "loom-prediction"},
           {"version", 1},
           {"profile", p.profile_name},
+          {"dtype", core::to_string(p.dtype)},
           {"step_time_s", p.step_time_s},
           {"tokens_per_s", p.tokens_per_s},
           {"model_flops_per_step", p.model_flops_per_step},

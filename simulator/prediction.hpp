@@ -36,6 +36,7 @@ struct LinkTimes {
 
 struct Prediction {
   std::string profile_name;
+  core::DType dtype = core::DType::bf16;  // the type simulated: the plan's, or the device's only one
   double step_time_s = 0;
   double tokens_per_s = 0;
   double model_flops_per_step = 0;
