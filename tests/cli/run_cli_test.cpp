@@ -90,6 +90,18 @@ TEST_F(LoomRun, DryRunShowsTheLauncherCommand) {
   EXPECT_THAT(r.err, HasSubstr("--steps 5"));
 }
 
+TEST_F(LoomRun, AMeasuredCpuProfileSetsTheThreadsPerRank) {
+  // The prediction holds for ranks of as many threads as the profile was measured with.
+  const std::string measured = plan("measured.json", 2, "--pp 2 --profile cpu-epyc-2core-vm");
+  const LoomResult r = run_loom("run '" + measured + "' --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--threads 1"));
+  // An explicit --threads wins; a datasheet profile leaves the executor its default.
+  EXPECT_THAT(run_loom("run '" + measured + "' --dry-run --threads 3").err, HasSubstr("--threads 3"));
+  const std::string datasheet = plan("datasheet.json", 2, "--pp 2");
+  EXPECT_THAT(run_loom("run '" + datasheet + "' --dry-run").err, ::testing::Not(HasSubstr("--threads")));
+}
+
 TEST_F(LoomRun, AFailingRunIsMarkedFailedInTheStore) {
   // A checkpoint directory that is a file makes every rank fail at its first checkpoint.
   const std::string split = plan("dp2.json", 2, "");
