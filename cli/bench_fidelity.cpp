@@ -197,16 +197,16 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
   if (profile.device.host_cores <= 0)
     throw InvalidInput("profile '{}' has no device.host_cores; expected a CPU profile measured by `loom profile`",
                        profile_path);
-  // Kernel times at sizes the profile did not measure, right after it (no drift in between).
+  // The machine's speed next to the profile: right after measuring it, or now for a given one.
+  const double baseline_probe_s = probe_s(work);
+
+  // Kernel times at sizes the profile did not measure, right after it (little drift in between).
   const std::string off_grid_path = (work / "off-grid.json").string();
   fmt::print(stderr, "loom: measuring kernels between the grid's points into {}\n", off_grid_path);
   run_child({loom_path(), "profile", "--off-grid", "--ranks", "2", "--threads", "1", "--out", off_grid_path},
             (work / "off-grid.log").string(), "the off-grid measurement");
   const std::vector<KernelCheck> kernel_checks =
       check_kernels(profile, core::resolve_profile(off_grid_path));
-
-  // The machine's speed next to the profile: right after measuring it, or now for a given one.
-  const double baseline_probe_s = probe_s(work);
 
   std::vector<FidelityRow> rows;
   int index = 0;
