@@ -13,6 +13,7 @@
 #include "core/model_presets.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
+#include "core/train_spec.hpp"
 #include "simulator/cost_model.hpp"
 
 #include <fmt/format.h>
@@ -257,7 +258,7 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
              "{} of {} sizes within 10 % (target: all)\n\n",
              kernels.render(), within, samples);
   fmt::print("{} on this machine ({} cores), {} steps per plan (the first {} excluded), fp32; profile {}\n", o.model,
-             profile.device.host_cores, o.steps, warmup_steps_of(std::vector<core::StepRow>(size_t(o.steps))),
+             profile.device.host_cores, o.steps, core::warmup_steps(o.steps),
              profile_path);
   TextTable table({"plan", "ranks", "predicted step", "measured step", "error", "machine", "predicted peak",
                    "measured peak", "error"},

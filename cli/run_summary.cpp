@@ -1,11 +1,13 @@
 #include "cli/run_summary.hpp"
 
+#include "core/train_spec.hpp"
+
 #include <algorithm>
 
 namespace loom::cli {
 
 int64_t warmup_steps_of(const std::vector<core::StepRow>& steps) {
-  return std::min<int64_t>(2, int64_t(steps.size()) / 2);
+  return core::warmup_steps(int64_t(steps.size()));
 }
 
 double steady_step_time_s(const std::vector<core::StepRow>& steps) {

@@ -9,8 +9,7 @@
 
 namespace loom::cli {
 
-// Steps at the start of a run left out of its step time (allocator, caches and page faults
-// settle): 2, or half of a shorter run — the executor's own choice for its per-category timers.
+// core::warmup_steps of a stored run's steps.
 int64_t warmup_steps_of(const std::vector<core::StepRow>& steps);
 // Mean step time over the steps after the warm-up.
 double steady_step_time_s(const std::vector<core::StepRow>& steps);

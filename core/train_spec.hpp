@@ -27,4 +27,9 @@ struct TrainSpec {
   bool operator==(const TrainSpec&) const = default;
 };
 
+// Steps at the start of a run of `trained_steps` left out of its steady-state timing (allocator,
+// caches and page faults settle): 2, or half of a shorter run. The executor's per-category
+// timers and `loom compare` both count from after them.
+inline int64_t warmup_steps(int64_t trained_steps) { return trained_steps < 4 ? trained_steps / 2 : 2; }
+
 }  // namespace loom::core

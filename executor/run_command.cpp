@@ -4,6 +4,7 @@
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
 #include "core/store_rows.hpp"
+#include "core/train_spec.hpp"
 #include "executor/comm/communicator.hpp"
 #include "executor/data/token_source.hpp"
 #include "executor/engine/model_io.hpp"
@@ -139,7 +140,7 @@ int run_training(const RunOptions& options) {
                    : fmt::format("; the CPU backend computes in fp32 (the plan says {})", core::to_string(plan.training.dtype)));
   // The first steps (allocations, caches) are warm-up: time per category counts from after them.
   const int64_t trained = std::max<int64_t>(0, steps - first_step + 1);
-  const int64_t warmup_steps = std::min<int64_t>(2, trained / 2);
+  const int64_t warmup_steps = core::warmup_steps(trained);
   // Peak memory is that of training, what the simulator predicts: temporaries of initialization
   // and of loading weights or a checkpoint are not counted.
   reset_peak_memory(Device::cpu);
