@@ -1,0 +1,1 @@
+#include "gui/main_window.hpp"

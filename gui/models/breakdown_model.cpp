@@ -1,0 +1,1 @@
+#include "gui/models/breakdown_model.hpp"

@@ -1,0 +1,1 @@
+#include "gui/models/comparison_model.hpp"

@@ -1,0 +1,1 @@
+#include "gui/models/plan_inputs.hpp"

@@ -1,0 +1,1 @@
+#include "gui/models/plan_table_model.hpp"

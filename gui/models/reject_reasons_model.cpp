@@ -1,0 +1,1 @@
+#include "gui/models/reject_reasons_model.hpp"

@@ -1,0 +1,1 @@
+#include "gui/models/run_process.hpp"

@@ -1,0 +1,1 @@
+#include "gui/models/runs_model.hpp"

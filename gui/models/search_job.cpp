@@ -1,0 +1,1 @@
+#include "gui/models/search_job.hpp"

@@ -1,0 +1,1 @@
+#include "gui/pareto_chart.hpp"

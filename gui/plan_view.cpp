@@ -1,0 +1,1 @@
+#include "gui/plan_view.hpp"

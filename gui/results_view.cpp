@@ -1,0 +1,1 @@
+#include "gui/results_view.hpp"

@@ -1,0 +1,1 @@
+#include "gui_test_support.hpp"
