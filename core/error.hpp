@@ -39,4 +39,10 @@ class Infeasible : public Error {
   using Error::Error;
 };
 
+// The user stopped the work before it finished (a cancelled search or run).
+class Cancelled : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace loom

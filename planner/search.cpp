@@ -24,26 +24,38 @@ int thread_count(const SearchOptions& options) {
 using Evaluators = std::vector<std::unique_ptr<Evaluator>>;
 
 // Runs work(evaluator, i) for every i in [0, n), spread over the evaluators' threads, which take
-// items in chunks.
+// items in chunks. Stops early, throwing Cancelled, when the options' `cancelled` says so.
 template <typename Work>
-void parallel_for(Evaluators& evaluators, size_t n, const std::function<void(double)>& progress, Work work) {
+void parallel_for(Evaluators& evaluators, size_t n, const SearchOptions& options, bool reports_progress, Work work) {
   std::atomic<size_t> next{0};
   std::atomic<size_t> done{0};
+  std::atomic<bool> stopped{false};
   constexpr size_t kChunk = 64;
-  auto run = [&](Evaluator& evaluator, bool reports) {
-    while (true) {
+  const std::function<void(double)>& progress = options.progress;
+  // The calling thread (`first`) asks whether to stop and reports progress.
+  auto run = [&](Evaluator& evaluator, bool first) {
+    while (!stopped) {
+      if (first && options.cancelled && options.cancelled()) {
+        stopped = true;
+        break;
+      }
       const size_t begin = next.fetch_add(kChunk);
       if (begin >= n) break;
       const size_t end = std::min(n, begin + kChunk);
       for (size_t i = begin; i < end; ++i) work(evaluator, i);
       done += end - begin;
-      if (reports && progress) progress(double(done) / double(n));
+      if (first && reports_progress && progress) progress(double(done) / double(n));
     }
   };
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < evaluators.size() && t * kChunk < n; ++t) helpers.emplace_back(run, std::ref(*evaluators[t]), false);
   run(*evaluators[0], true);
   for (std::thread& helper : helpers) helper.join();
+  if (stopped) throw Cancelled("the search was cancelled");
+}
+
+void throw_if_cancelled(const SearchOptions& options) {
+  if (options.cancelled && options.cancelled()) throw Cancelled("the search was cancelled");
 }
 
 // The objective's ranking key from a step time; smaller is better.
@@ -63,7 +75,7 @@ struct Context {
 
 // Simulates the given fitting plans (indices into ctx.fitting) in parallel.
 void simulate_all(Context& ctx, const std::vector<size_t>& which) {
-  parallel_for(ctx.evaluators, which.size(), nullptr, [&](Evaluator& evaluator, size_t i) {
+  parallel_for(ctx.evaluators, which.size(), ctx.options, false, [&](Evaluator& evaluator, size_t i) {
     Scored& s = ctx.fitting[which[i]];
     if (s.exact_s < 0) s.exact_s = evaluator.simulate(ctx.candidates[s.index]);
   });
@@ -204,7 +216,7 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
   result.stats.enumerate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   std::vector<Scored> scored(ctx.candidates.size());
-  parallel_for(ctx.evaluators, scored.size(), options.progress, [&](Evaluator& evaluator, size_t i) {
+  parallel_for(ctx.evaluators, scored.size(), options, true, [&](Evaluator& evaluator, size_t i) {
     scored[i].index = uint32_t(i);
     evaluator.score(ctx.candidates[i], scored[i]);
   });
@@ -219,9 +231,15 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
   result.rejects.does_not_fit = int64_t(misses.size());
   result.stats.fitting = int64_t(ctx.fitting.size());
 
-  for (size_t i : best_plans(ctx, exhaustive)) result.top.push_back(ranked(ctx, i));
+  for (size_t i : best_plans(ctx, exhaustive)) {
+    throw_if_cancelled(options);
+    result.top.push_back(ranked(ctx, i));
+  }
   if (options.pareto)
-    for (size_t i : pareto_front(ctx, exhaustive)) result.pareto.push_back(ranked(ctx, i));
+    for (size_t i : pareto_front(ctx, exhaustive)) {
+      throw_if_cancelled(options);
+      result.pareto.push_back(ranked(ctx, i));
+    }
 
   const size_t near = std::min<size_t>(size_t(std::max<int64_t>(options.nearest_misses, 0)), misses.size());
   std::partial_sort(misses.begin(), misses.begin() + long(near), misses.end(), [](const Scored& a, const Scored& b) {

@@ -51,6 +51,9 @@ struct SearchOptions {
   int threads = 0;  // 0: every core
   // Called now and then from the searching thread with the fraction done (0…1).
   std::function<void(double)> progress;
+  // Asked now and then from the searching thread; once it returns true the search stops and
+  // throws loom::Cancelled (the desktop app's Cancel button).
+  std::function<bool()> cancelled;
 };
 
 // Exact: the result is what simulating every valid plan would give (plans are simulated in

@@ -6,6 +6,7 @@
 #include "planner_test_support.hpp"
 
 #include "core/default_plan.hpp"
+#include "core/error.hpp"
 #include "core/model_presets.hpp"
 #include "core/plan_json.hpp"
 #include "simulator/prediction.hpp"
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -266,6 +268,30 @@ TEST(SearchProgress, NoParetoFrontUnlessAskedFor) {
   const SearchResult result = search(request, options_for(5));
   EXPECT_EQ(result.top.size(), 5u);
   EXPECT_TRUE(result.pareto.empty());
+}
+
+}  // namespace
+}  // namespace loom::plan
+
+namespace loom::plan {
+namespace {
+
+using namespace loom::plan::testing;
+
+// The desktop app's Cancel: the search stops at the next check and says so, whether the
+// request comes before the first plan is scored or in the middle of the simulations.
+TEST(SearchCancel, StopsWithCancelledWhenAsked) {
+  const SearchRequest request = request_for({"gpt3-1.3b on 64", "gpt3-1.3b", 64, 512});
+  for (const int asks_before_cancel : {0, 3}) {
+    SearchOptions options = options_for(10, true, 2);
+    std::atomic<int> asked{0};
+    options.cancelled = [&] { return asked++ >= asks_before_cancel; };
+    EXPECT_THROW(search(request, options), Cancelled) << "cancelled after " << asks_before_cancel << " checks";
+    EXPECT_GT(asked.load(), asks_before_cancel);
+  }
+  SearchOptions never = options_for(10, false, 2);
+  never.cancelled = [] { return false; };
+  EXPECT_FALSE(search(request, never).top.empty());
 }
 
 }  // namespace
