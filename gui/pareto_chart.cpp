@@ -41,7 +41,7 @@ void ParetoChart::setPlans(const PlanTableModel& model, int64_t device_memory_by
   const QString time_unit = slowest >= 1.0 ? tr("s") : tr("ms");
 
   auto* ranked = new QScatterSeries;
-  ranked->setName(tr("ranked plans"));
+  ranked->setName(tr("ranked"));
   ranked->setMarkerSize(8);
   ranked->setColor(QColor(0x9e, 0x9e, 0x9e));
   ranked->setBorderColor(QColor(0x75, 0x75, 0x75));
@@ -68,7 +68,7 @@ void ParetoChart::setPlans(const PlanTableModel& model, int64_t device_memory_by
   front_line->setName(QString());
 
   auto* capacity = new QLineSeries;
-  capacity->setName(tr("device memory (%1 GiB)").arg(double(device_memory_bytes) / kGiB, 0, 'f', 0));
+  capacity->setName(tr("capacity %1 GiB").arg(double(device_memory_bytes) / kGiB, 0, 'f', 0));
   QPen dashed(QColor(0xc6, 0x28, 0x28));
   dashed.setStyle(Qt::DashLine);
   dashed.setWidth(2);
@@ -92,7 +92,7 @@ void ParetoChart::setPlans(const PlanTableModel& model, int64_t device_memory_by
   auto* y = new QValueAxis;
   y->setTitleText(tr("step time, %1").arg(time_unit));
   y->setRange(0, max_y * 1.1 + 1e-9);
-  y->setLabelFormat(time_scale_ == 1.0 ? "%.2f" : "%.0f");
+  y->setLabelFormat(time_scale_ == 1.0 ? "%.1f" : "%.0f");
   c->addAxis(x, Qt::AlignBottom);
   c->addAxis(y, Qt::AlignLeft);
   for (QAbstractSeries* series : c->series()) {
@@ -100,7 +100,10 @@ void ParetoChart::setPlans(const PlanTableModel& model, int64_t device_memory_by
     series->attachAxis(y);
   }
   // The unnamed line of the front needs no legend entry.
-  for (QLegendMarker* marker : c->legend()->markers(front_line)) marker->setVisible(false);
+  for (QAbstractSeries* unnamed : std::initializer_list<QAbstractSeries*>{front_line, highlight_})
+    for (QLegendMarker* marker : c->legend()->markers(unnamed)) marker->setVisible(false);
+  x->applyNiceNumbers();
+  y->applyNiceNumbers();
   for (QScatterSeries* clickable : {ranked, front})
     connect(clickable, &QScatterSeries::clicked, this, [this](const QPointF& value) {
       const int row = rowNearest(value);

@@ -17,6 +17,10 @@
 namespace loom::gui {
 namespace {
 
+QString seconds_text(double s) {
+  return s >= 1.0 ? QString::number(s, 'f', 3) + " s" : QString::number(s * 1e3, 'f', 2) + " ms";
+}
+
 QTableView* make_table() {
   auto* table = new QTableView;
   table->setSortingEnabled(true);
@@ -25,6 +29,7 @@ QTableView* make_table() {
   table->setAlternatingRowColors(true);
   table->verticalHeader()->hide();
   table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table->verticalHeader()->setDefaultSectionSize(table->fontMetrics().height() + 6);
   return table;
 }
 
@@ -63,18 +68,28 @@ ResultsView::ResultsView(QWidget* parent)
   chart_ = new ParetoChart;
   connect(chart_, &ParetoChart::rowClicked, this, &ResultsView::selectRow);
 
-  auto* left = new QWidget;
-  auto* left_layout = new QVBoxLayout(left);
-  left_layout->setContentsMargins(0, 0, 0, 0);
-  left_layout->addWidget(filter_edit_);
-  left_layout->addWidget(table_, 3);
-  left_layout->addWidget(new QLabel(tr("Combinations set aside, by reason")));
-  left_layout->addWidget(reject_table_, 1);
-  auto* splitter = new QSplitter(Qt::Horizontal);
-  splitter->addWidget(left);
-  splitter->addWidget(chart_);
-  splitter->setStretchFactor(0, 3);
-  splitter->setStretchFactor(1, 2);
+  // The table gets the full width (it has many columns); the reasons and the chart share the
+  // space below it.
+  auto* top = new QWidget;
+  auto* top_layout = new QVBoxLayout(top);
+  top_layout->setContentsMargins(0, 0, 0, 0);
+  top_layout->addWidget(filter_edit_);
+  top_layout->addWidget(table_);
+  auto* rejects = new QWidget;
+  auto* rejects_layout = new QVBoxLayout(rejects);
+  rejects_layout->setContentsMargins(0, 0, 0, 0);
+  rejects_layout->addWidget(new QLabel(tr("Combinations set aside, by reason")));
+  rejects_layout->addWidget(reject_table_);
+  auto* bottom = new QSplitter(Qt::Horizontal);
+  bottom->addWidget(rejects);
+  bottom->addWidget(chart_);
+  bottom->setStretchFactor(0, 2);
+  bottom->setStretchFactor(1, 3);
+  auto* splitter = new QSplitter(Qt::Vertical);
+  splitter->addWidget(top);
+  splitter->addWidget(bottom);
+  splitter->setStretchFactor(0, 1);
+  splitter->setStretchFactor(1, 1);
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(summary_);
   layout->addWidget(splitter, 1);
@@ -97,7 +112,7 @@ void ResultsView::setResult(std::shared_ptr<const plan::SearchResult> result,
                           .arg(request_->devices)
                           .arg(QString::fromStdString(request_->profile_name)));
   else
-    summary_->setText(tr("%1 on %2 devices (%3): %4 combinations, %5 valid, %6 fit. Best: %7 ms per step. "
+    summary_->setText(tr("%1 on %2 devices (%3): %4 combinations, %5 valid, %6 fit. Best: %7 per step. "
                          "Showing the best %8 and the Pareto front (%9 plans); double-click a plan for its details.")
                           .arg(model)
                           .arg(request_->devices)
@@ -105,7 +120,7 @@ void ResultsView::setResult(std::shared_ptr<const plan::SearchResult> result,
                           .arg(english.toString(qlonglong(s.combinations)))
                           .arg(english.toString(qlonglong(s.valid)))
                           .arg(english.toString(qlonglong(s.fitting)))
-                          .arg(result_->top.front().prediction.step_time_s * 1e3, 0, 'f', 2)
+                          .arg(seconds_text(result_->top.front().prediction.step_time_s))
                           .arg(result_->top.size())
                           .arg(result_->pareto.size()));
   table_->sortByColumn(PlanTableModel::rank, Qt::AscendingOrder);
