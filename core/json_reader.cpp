@@ -11,12 +11,16 @@ namespace loom::core {
 namespace {
 
 // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line 3,
-// column 7: "; keep only the explanation after it, since the location is printed our way.
+// column 7: "; keep only the explanation after it, since the location is printed our way
+// (other errors, such as a number overflow, start with the bracket only).
 // Bytes that are not printable ASCII (a binary file's) are shown as \xNN so the message
 // stays one readable line on any terminal.
 std::string parse_error_explanation(const std::string& what) {
-  const std::size_t colon = what.find(": ");
-  const std::string explanation = colon == std::string::npos ? what : what.substr(colon + 2);
+  std::string explanation = what;
+  if (explanation.rfind("[json.exception.", 0) == 0 && explanation.find("] ") != std::string::npos)
+    explanation = explanation.substr(explanation.find("] ") + 2);
+  if (explanation.rfind("parse error", 0) == 0 && explanation.find(": ") != std::string::npos)
+    explanation = explanation.substr(explanation.find(": ") + 2);
   std::string printable;
   for (unsigned char c : explanation) {
     if (c >= 0x20 && c < 0x7f) printable += char(c);
@@ -44,6 +48,9 @@ Json parse_json_text(std::string_view text, std::string_view source) {
     }
     throw InvalidInput("{}:{}:{}: malformed JSON: {}", source, line, column,
                        parse_error_explanation(error.what()));
+  } catch (const Json::exception& error) {
+    // A number beyond a double's range ("1e999") is refused after it was read: no position.
+    throw InvalidInput("{}: malformed JSON: {}", source, parse_error_explanation(error.what()));
   }
 }
 
