@@ -203,6 +203,49 @@ TEST(BadSafetensorsFixtures, AtLeastTwelveCases) {
   EXPECT_GE(bad_safetensors_names().size(), 12u);
 }
 
+// Damaged checkpoint manifests (tests/fixtures/bad_manifests/, made by make_fixtures.py there):
+// each is refused by read_manifest with one line naming the file and the problem, and the
+// resume search reports the step as damaged instead of resuming from it.
+std::vector<std::string> bad_manifest_names() {
+  return loom::testing::fixture_case_names(fs::path(LOOM_FIXTURES_DIR) / "bad_manifests");
+}
+
+class BadManifestFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BadManifestFixture, IsRefusedWithItsMessage) {
+  const fs::path fixtures = fs::path(LOOM_FIXTURES_DIR) / "bad_manifests";
+  const std::string expected = loom::testing::fixture_expected_text(fixtures, GetParam());
+  ASSERT_FALSE(expected.empty()) << GetParam() << ".expected is empty";
+  const fs::path checkpoints = fs::temp_directory_path() / fmt::format("loom_bad_manifest_{}_{}", ::getpid(), GetParam());
+  const fs::path step = checkpoint_step_directory(checkpoints, 2);
+  fs::remove_all(checkpoints);
+  fs::create_directories(step);
+  fs::copy_file(fixtures / (GetParam() + ".json"), step / "manifest.json");
+  const std::string before = read_bytes(step / "manifest.json");
+  const std::string message = refusal([&] { read_manifest(step); });
+  EXPECT_THAT(message, HasSubstr(expected));
+  EXPECT_THAT(message, HasSubstr((step / "manifest.json").string()));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
+  // Resuming never takes a damaged step (or refuses outright when the file is another format's).
+  try {
+    const CheckpointSearch search = latest_complete_checkpoint(checkpoints);
+    EXPECT_FALSE(search.latest) << "resumed from a damaged manifest";
+  } catch (const InvalidInput& error) {
+    EXPECT_THAT(error.what(), HasSubstr("format"));
+  }
+  EXPECT_EQ(read_bytes(step / "manifest.json"), before) << "the damaged file is left as it was";
+  fs::remove_all(checkpoints);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, BadManifestFixture, ::testing::ValuesIn(bad_manifest_names()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(BadManifestFixtures, AtLeastTwentyCases) { EXPECT_GE(bad_manifest_names().size(), 20u); }
+
 TEST_F(CheckpointFiles, NamesFollowTheLayout) {
   EXPECT_EQ(checkpoint_step_directory(dir_, 10), dir_ / "step-000010");
   EXPECT_EQ(rank_shard_name(3), "rank-00003.safetensors");
