@@ -1,1 +1,434 @@
+// The Plan detail view: the step-time breakdown model, the memory chart against the device's
+// capacity, the pipeline timeline and its zoom stack, the exports, and the background simulation
+// that drops stale results.
+
+#include "core/error.hpp"
+#include "core/model_presets.hpp"
+#include "core/plan_json.hpp"
+#include "core/profile.hpp"
+#include "gui/memory_chart.hpp"
+#include "gui/models/breakdown_model.hpp"
+#include "gui/plan_detail_view.hpp"
+#include "gui/timeline_widget.hpp"
 #include "gui_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <QAbstractItemModelTester>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSignalSpy>
+#include <QTest>
+#include <QWheelEvent>
+
+#include <optional>
+
+namespace loom::gui {
+namespace {
+
+using test::save_screenshot;
+using test::scratch_dir;
+using test::wait_until;
+
+struct PlanShape {
+  std::string model = "gpt3-13b";
+  int64_t nodes = 2;
+  int64_t tp = 2;
+  int64_t pp = 4;
+  std::optional<int64_t> layers_per_virtual_stage;
+  int64_t micro_batch_size = 1;
+  int64_t microbatches = 8;
+  core::Recompute recompute = core::Recompute::selective;
+};
+
+// A plan built the way `loom init` builds one: the preset, its vocabulary padded for tp, data
+// parallelism derived from the cluster, and the global batch from the microbatches wanted.
+core::Plan make_plan(const PlanShape& shape) {
+  core::Plan plan;
+  plan.model = core::find_model_preset(shape.model).spec;
+  const int64_t multiple = 128 * shape.tp;
+  plan.model.padded_vocab_size =
+      (plan.model.padded_vocab_size + multiple - 1) / multiple * multiple;
+  plan.cluster.nodes = shape.nodes;
+  plan.cluster.devices_per_node = 8;
+  plan.cluster.profile = "a100-80gb-dgx";
+  plan.parallel.tensor_parallel = shape.tp;
+  plan.parallel.pipeline_parallel = shape.pp;
+  plan.parallel.layers_per_virtual_stage = shape.layers_per_virtual_stage;
+  plan.parallel.schedule =
+      shape.layers_per_virtual_stage ? core::Schedule::interleaved : core::Schedule::one_f_one_b;
+  plan.parallel.micro_batch_size = shape.micro_batch_size;
+  plan.parallel.recompute = shape.recompute;
+  plan.parallel.sequence_parallel = shape.tp > 1;
+  plan.parallel.distributed_optimizer = true;
+  core::derive_data_parallel(plan);
+  plan.training.dtype = core::DType::bf16;
+  plan.training.train_iters = 100;
+  plan.training.lr_warmup_iters = 10;
+  plan.training.global_batch_size =
+      shape.microbatches * shape.micro_batch_size * plan.parallel.data_parallel;
+  plan.validate();
+  return plan;
+}
+
+// gpt3-13b on 16 A100s: tp 2, pp 4, dp 2, interleaved with 2 chunks of 5 layers, 8 microbatches.
+core::Plan interleaved_pp4_plan() {
+  PlanShape shape;
+  shape.layers_per_virtual_stage = 5;
+  return make_plan(shape);
+}
+
+const core::Profile& a100() {
+  static const core::Profile profile = core::resolve_profile("a100-80gb-dgx");
+  return profile;
+}
+
+// Shows `plan` and waits for its simulation to report.
+void show_and_wait(PlanDetailView& view, const core::Plan& plan) {
+  QSignalSpy shown(&view, &PlanDetailView::planShown);
+  view.showPlan(plan, a100());
+  ASSERT_TRUE(view.isSimulating());
+  ASSERT_TRUE(wait_until([&] { return !view.isSimulating(); }));
+  ASSERT_EQ(shown.count(), 1);
+  ASSERT_TRUE(view.hasPlan());
+}
+
+QString read_text(const QString& path) {
+  QFile file(path);
+  EXPECT_TRUE(file.open(QIODevice::ReadOnly)) << path.toStdString();
+  return QString::fromUtf8(file.readAll());
+}
+
+TEST(BreakdownModelTest, PassesTheModelTesterAndItsRowsSumToTheStepTime) {
+  BreakdownModel model;
+  QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::Fatal);
+  EXPECT_EQ(model.rowCount(), 0);
+
+  const sim::Prediction prediction = sim::simulate(interleaved_pp4_plan(), a100());
+  model.setBreakdown(prediction.breakdown, prediction.step_time_s);
+  ASSERT_EQ(model.rowCount(), BreakdownModel::category_count);
+  ASSERT_EQ(model.columnCount(), BreakdownModel::column_count);
+
+  double seconds = 0, shares = 0;
+  for (int row = 0; row < model.rowCount(); ++row) {
+    seconds += model.index(row, BreakdownModel::time).data(BreakdownModel::SortRole).toDouble();
+    shares += model.index(row, BreakdownModel::share).data(BreakdownModel::SortRole).toDouble();
+  }
+  EXPECT_NEAR(seconds, prediction.step_time_s, prediction.step_time_s * 1e-9);
+  EXPECT_NEAR(shares, 1.0, 1e-9);
+
+  // Display text carries units; the raw number is in SortRole.
+  const QModelIndex forward_time = model.index(BreakdownModel::forward, BreakdownModel::time);
+  EXPECT_TRUE(forward_time.data().toString().endsWith(" ms") ||
+              forward_time.data().toString().endsWith(" s"))
+      << forward_time.data().toString().toStdString();
+  EXPECT_DOUBLE_EQ(forward_time.data(BreakdownModel::SortRole).toDouble(),
+                   prediction.breakdown.forward_s);
+  EXPECT_TRUE(model.index(BreakdownModel::pipeline_bubble, BreakdownModel::share)
+                  .data()
+                  .toString()
+                  .endsWith(" %"));
+  EXPECT_EQ(
+      model.index(BreakdownModel::pipeline_bubble, BreakdownModel::category).data().toString(),
+      QStringLiteral("pipeline bubble"));
+  EXPECT_EQ(model.headerData(BreakdownModel::time, Qt::Horizontal).toString(),
+            QStringLiteral("Time per step"));
+
+  model.clear();
+  EXPECT_EQ(model.rowCount(), 0);
+}
+
+TEST(BreakdownModelTest, DurationsCarryTheirUnits) {
+  EXPECT_EQ(duration_text(1.5), QStringLiteral("1.500 s"));
+  EXPECT_EQ(duration_text(0.01234), QStringLiteral("12.34 ms"));
+  EXPECT_EQ(duration_text(25e-6), QStringLiteral("25.0 µs"));
+  EXPECT_EQ(duration_text(0), QStringLiteral("0.00 ms"));
+}
+
+TEST(PlanDetailViewTest, AnInterleavedPp4PlanShowsFourPipelineRowsAndFourStageBars) {
+  PlanDetailView view;
+  EXPECT_FALSE(view.hasPlan());
+  const core::Plan plan = interleaved_pp4_plan();
+  show_and_wait(view, plan);
+
+  EXPECT_EQ(view.timeline()->pipelineRowCount(), 4);
+  EXPECT_EQ(view.memoryChart()->stageBarCount(), 4);
+  // Each rank has a compute row plus pp, dp and tp lanes (tp = 2, dp = 2, pp = 4 all communicate).
+  EXPECT_EQ(view.timeline()->rowCount(), 4 * 4);
+  EXPECT_EQ(view.breakdownModel()->rowCount(), BreakdownModel::category_count);
+  EXPECT_DOUBLE_EQ(view.breakdownModel()->stepTimeSeconds(), view.prediction()->step_time_s);
+  ASSERT_NE(view.plan(), nullptr);
+  EXPECT_EQ(view.plan()->parallel, plan.parallel);
+  // The bars are the simulator's memory per stage.
+  const sim::Prediction& prediction = *view.prediction();
+  for (int stage = 0; stage < 4; ++stage)
+    EXPECT_NEAR(view.memoryChart()->stageTotalGiB(stage),
+                double(prediction.memory[size_t(stage)].total_bytes()) / double(int64_t(1) << 30),
+                1e-6);
+
+  const QString summary = view.summaryText();
+  EXPECT_TRUE(summary.contains("gpt3-13b")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains("tp 2, pp 4, dp 2, vpp 2")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains("schedule interleaved")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains("tokens/s")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains("MFU")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains("GiB")) << summary.toStdString();
+  EXPECT_TRUE(summary.contains(prediction.fits ? ": fits" : "does not fit"))
+      << summary.toStdString();
+}
+
+TEST(PlanDetailViewTest, ExportsAPlanMegatronArgumentsAndATrace) {
+  PlanDetailView view;
+  const core::Plan plan = interleaved_pp4_plan();
+  show_and_wait(view, plan);
+  const QString directory = scratch_dir();
+
+  const QString plan_path = directory + "/exported-plan.json";
+  view.exportPlanJson(plan_path);
+  const core::Plan read_back = core::read_plan_file(plan_path.toStdString());
+  EXPECT_EQ(read_back.parallel, plan.parallel);
+  EXPECT_EQ(read_back, plan);
+
+  const QString megatron_path = directory + "/exported-megatron.sh";
+  view.exportMegatronArguments(megatron_path);
+  const QString arguments = read_text(megatron_path);
+  EXPECT_TRUE(arguments.contains("--tensor-model-parallel-size")) << arguments.toStdString();
+  EXPECT_TRUE(arguments.contains("--pipeline-model-parallel-size")) << arguments.toStdString();
+  EXPECT_TRUE(arguments.contains("--num-layers-per-virtual-pipeline-stage"))
+      << arguments.toStdString();
+
+  const QString trace_path = directory + "/exported-trace.json";
+  view.exportTrace(trace_path);
+  QJsonParseError error;
+  const QJsonDocument trace = QJsonDocument::fromJson(read_text(trace_path).toUtf8(), &error);
+  ASSERT_EQ(error.error, QJsonParseError::NoError) << error.errorString().toStdString();
+  ASSERT_TRUE(trace.isObject());
+  EXPECT_TRUE(trace.object().value("traceEvents").isArray());
+  EXPECT_GT(trace.object().value("traceEvents").toArray().size(), 100);
+
+  // A file that cannot be written is an IoError naming the path.
+  const QString unwritable = directory + "/no-such-directory/plan.json";
+  try {
+    view.exportPlanJson(unwritable);
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-directory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PlanDetailViewTest, ExportingWithoutAPlanIsAnError) {
+  PlanDetailView view;
+  EXPECT_THROW(view.exportPlanJson(scratch_dir() + "/nothing.json"), Error);
+  EXPECT_THROW(view.exportMegatronArguments(scratch_dir() + "/nothing.sh"), Error);
+  EXPECT_THROW(view.exportTrace(scratch_dir() + "/nothing-trace.json"), Error);
+}
+
+TEST(PlanDetailViewTest, APlanThatDoesNotFitHasABarAboveTheCapacityLine) {
+  // GPT-3 175B with tp 8, pp 4 on 32 A100s: 175e9 parameters · 18 B / 32 devices is ~92 GiB of
+  // weights and training state alone, more than the 80 GiB each device has.
+  PlanShape shape;
+  shape.model = "gpt3-175b";
+  shape.nodes = 4;
+  shape.tp = 8;
+  shape.pp = 4;
+  shape.microbatches = 4;
+  shape.recompute = core::Recompute::full;
+  core::Plan plan = make_plan(shape);
+  plan.parallel.distributed_optimizer = false;  // dp = 1: ZeRO-1 would shard nothing anyway
+  PlanDetailView view;
+  show_and_wait(view, plan);
+  ASSERT_FALSE(view.prediction()->fits);
+
+  const MemoryChart& chart = *view.memoryChart();
+  EXPECT_EQ(chart.stageBarCount(), 4);
+  const double capacity = chart.capacityLineGiB();
+  EXPECT_NEAR(capacity, double(view.prediction()->device_memory_bytes) / double(int64_t(1) << 30),
+              1e-9);
+  double tallest = 0;
+  for (int stage = 0; stage < chart.stageBarCount(); ++stage)
+    tallest = std::max(tallest, chart.stageTotalGiB(stage));
+  EXPECT_GT(tallest, capacity);
+  // The axis shows the whole bar, so the line is visibly below its top.
+  EXPECT_GE(chart.axisMaximumGiB(), tallest);
+  EXPECT_TRUE(view.summaryText().contains("does not fit"));
+  // Hovering a bar names each part of it.
+  const QString tip = chart.stageToolTip(0);
+  EXPECT_TRUE(tip.contains("Pipeline stage 0")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("optimizer state")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("GiB")) << tip.toStdString();
+  EXPECT_TRUE(chart.stageToolTip(4).isEmpty());
+  save_screenshot(view, "plan_detail_does_not_fit", QSize(1400, 900));
+}
+
+TEST(PlanDetailViewTest, APlanThatFitsHasItsBarsUnderTheCapacityLine) {
+  PlanDetailView view;
+  show_and_wait(view, interleaved_pp4_plan());
+  ASSERT_TRUE(view.prediction()->fits);
+  const MemoryChart& chart = *view.memoryChart();
+  for (int stage = 0; stage < chart.stageBarCount(); ++stage)
+    EXPECT_LE(chart.stageTotalGiB(stage), chart.capacityLineGiB());
+  EXPECT_GE(chart.axisMaximumGiB(), chart.capacityLineGiB());
+}
+
+TEST(PlanDetailViewTest, ANewerPlanWinsOverAStaleSimulation) {
+  PlanDetailView view;
+  PlanShape second_shape;
+  second_shape.pp = 2;
+  second_shape.nodes = 1;
+  second_shape.model = "gpt3-1.3b";
+  const core::Plan first = interleaved_pp4_plan();
+  const core::Plan second = make_plan(second_shape);
+  QSignalSpy shown(&view, &PlanDetailView::planShown);
+  view.showPlan(first, a100());
+  view.showPlan(second, a100());
+  ASSERT_TRUE(wait_until([&] { return !view.isSimulating(); }));
+  // Whichever job finished first, only the latest plan's result reached the screen.
+  EXPECT_EQ(shown.count(), 1);
+  ASSERT_NE(view.plan(), nullptr);
+  EXPECT_EQ(*view.plan(), second);
+  EXPECT_EQ(view.timeline()->pipelineRowCount(), 2);
+  EXPECT_EQ(view.memoryChart()->stageBarCount(), 2);
+  // The first job may still be running; it must not report later either.
+  QTest::qWait(200);
+  EXPECT_EQ(shown.count(), 1);
+}
+
+TEST(PlanDetailViewTest, APlanThatCannotBeSimulatedSaysWhy) {
+  PlanDetailView view;
+  show_and_wait(view, interleaved_pp4_plan());
+  core::Plan broken = interleaved_pp4_plan();
+  broken.parallel.tensor_parallel = 3;  // 40 heads do not split over 3 ranks
+  QSignalSpy failed(&view, &PlanDetailView::simulationFailed);
+  view.showPlan(broken, a100());
+  ASSERT_TRUE(wait_until([&] { return !view.isSimulating(); }));
+  ASSERT_EQ(failed.count(), 1);
+  EXPECT_FALSE(failed.at(0).at(0).toString().isEmpty());
+  EXPECT_FALSE(view.hasPlan());
+  EXPECT_EQ(view.timeline()->pipelineRowCount(), 0);
+  EXPECT_EQ(view.memoryChart()->stageBarCount(), 0);
+  EXPECT_EQ(view.breakdownModel()->rowCount(), 0);
+  EXPECT_THROW(view.exportPlanJson(scratch_dir() + "/broken.json"), Error);
+}
+
+TEST(TimelineWidgetTest, ZoomingPushesRangesAndZoomingOutRestoresThem) {
+  const sim::Prediction prediction = sim::simulate(interleaved_pp4_plan(), a100());
+  TimelineWidget timeline;
+  timeline.setTimeline(prediction.timeline, 4);
+  timeline.resize(1200, timeline.sizeHint().height());
+  const double full_start = timeline.visibleStartSeconds(), full_end = timeline.visibleEndSeconds();
+  const double step = prediction.step_time_s;
+  EXPECT_DOUBLE_EQ(full_start, 0.0);
+  EXPECT_GE(full_end, step);
+  EXPECT_EQ(timeline.zoomDepth(), 0);
+  EXPECT_FALSE(timeline.zoomOut());
+
+  timeline.zoomTo(step * 0.25, step * 0.5);
+  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), step * 0.25);
+  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), step * 0.5);
+  EXPECT_EQ(timeline.zoomDepth(), 1);
+
+  // A rubber band from x = 300 to x = 600 pushes the range under it.
+  const QRect compute_row = timeline.rowRect(0, sim::Stream::compute);
+  ASSERT_FALSE(compute_row.isEmpty());
+  const double band_start = timeline.timeAtX(300), band_end = timeline.timeAtX(600);
+  QTest::mousePress(&timeline, Qt::LeftButton, {}, QPoint(300, compute_row.center().y()));
+  QTest::mouseMove(&timeline, QPoint(450, compute_row.center().y()));
+  QTest::mouseMove(&timeline, QPoint(600, compute_row.center().y()));
+  QTest::mouseRelease(&timeline, Qt::LeftButton, {}, QPoint(600, compute_row.center().y()));
+  EXPECT_NEAR(timeline.visibleStartSeconds(), band_start, step * 1e-9);
+  EXPECT_NEAR(timeline.visibleEndSeconds(), band_end, step * 1e-9);
+  EXPECT_EQ(timeline.zoomDepth(), 2);
+
+  // The wheel zooms in around the cursor: the time under it stays put.
+  const QPointF cursor(500, compute_row.center().y());
+  const double anchor = timeline.timeAtX(cursor.x());
+  const double span_before = timeline.visibleEndSeconds() - timeline.visibleStartSeconds();
+  QWheelEvent wheel_in(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, 120), Qt::NoButton,
+                       Qt::NoModifier, Qt::NoScrollPhase, false);
+  QCoreApplication::sendEvent(&timeline, &wheel_in);
+  EXPECT_EQ(timeline.zoomDepth(), 3);
+  EXPECT_LT(timeline.visibleEndSeconds() - timeline.visibleStartSeconds(), span_before);
+  EXPECT_NEAR(timeline.timeAtX(cursor.x()), anchor, span_before * 1e-9);
+
+  // Shift + wheel pans without adding to the stack.
+  const double start_before_pan = timeline.visibleStartSeconds();
+  const double span_before_pan = timeline.visibleEndSeconds() - timeline.visibleStartSeconds();
+  QWheelEvent pan(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, -120), Qt::NoButton,
+                  Qt::ShiftModifier, Qt::NoScrollPhase, false);
+  QCoreApplication::sendEvent(&timeline, &pan);
+  EXPECT_EQ(timeline.zoomDepth(), 3);
+  EXPECT_GT(timeline.visibleStartSeconds(), start_before_pan);
+  EXPECT_NEAR(timeline.visibleEndSeconds() - timeline.visibleStartSeconds(), span_before_pan,
+              span_before_pan * 1e-9);
+
+  // Wheel back pops the wheel's zoom; a right click pops the rubber band's.
+  QWheelEvent wheel_out(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, -120),
+                        Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+  QCoreApplication::sendEvent(&timeline, &wheel_out);
+  EXPECT_EQ(timeline.zoomDepth(), 2);
+  EXPECT_NEAR(timeline.visibleStartSeconds(), band_start, step * 1e-9);
+  QTest::mouseClick(&timeline, Qt::RightButton, {}, compute_row.center());
+  EXPECT_EQ(timeline.zoomDepth(), 1);
+  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), step * 0.25);
+  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), step * 0.5);
+  EXPECT_TRUE(timeline.zoomOut());
+  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), full_start);
+  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), full_end);
+
+  // A click without a drag is not a zoom; resetZoom forgets the stack.
+  QTest::mouseClick(&timeline, Qt::LeftButton, {}, compute_row.center());
+  EXPECT_EQ(timeline.zoomDepth(), 0);
+  timeline.zoomTo(0, step * 0.1);
+  timeline.zoomTo(0, step * 0.05);
+  timeline.resetZoom();
+  EXPECT_EQ(timeline.zoomDepth(), 0);
+  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), full_end);
+}
+
+TEST(TimelineWidgetTest, TooltipsNameTheEventItsStartAndDuration) {
+  const sim::Prediction prediction = sim::simulate(interleaved_pp4_plan(), a100());
+  TimelineWidget timeline;
+  timeline.setTimeline(prediction.timeline, 4);
+  timeline.resize(1200, timeline.sizeHint().height());
+  const sim::TimelineEvent* forward = nullptr;
+  for (const sim::TimelineEvent& e : prediction.timeline.events)
+    if (e.pipeline_rank == 1 && e.stream == sim::Stream::compute && e.name == "F2.1") forward = &e;
+  ASSERT_NE(forward, nullptr);
+  const QRect row = timeline.rowRect(1, sim::Stream::compute);
+  const int x = int(timeline.xOfTime(forward->start_s + forward->duration_s / 2));
+  const QString tip = timeline.toolTipAt(QPoint(x, row.center().y()));
+  EXPECT_TRUE(tip.contains("F2.1")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("forward of microbatch 2, model chunk 1")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("PP rank 1")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("start " + duration_text(forward->start_s))) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("duration " + duration_text(forward->duration_s))) << tip.toStdString();
+
+  // Before rank 3's first forward its compute row is idle: the pipeline bubble.
+  const QRect last_row = timeline.rowRect(3, sim::Stream::compute);
+  const QString idle =
+      timeline.toolTipAt(QPoint(int(timeline.xOfTime(0)) + 2, last_row.center().y()));
+  EXPECT_TRUE(idle.contains("pipeline bubble")) << idle.toStdString();
+  // The gutter has no tooltip.
+  EXPECT_TRUE(timeline.toolTipAt(QPoint(5, row.center().y())).isEmpty());
+}
+
+TEST(PlanDetailViewTest, Screenshots) {
+  PlanDetailView view;
+  show_and_wait(view, interleaved_pp4_plan());
+  const QString whole = save_screenshot(view, "plan_detail", QSize(1400, 900));
+  EXPECT_TRUE(QFile::exists(whole));
+
+  // The warm-up of the interleaved schedule, zoomed in far enough to read every box.
+  TimelineWidget timeline;
+  timeline.setTimeline(view.prediction()->timeline, 4);
+  const double step = view.prediction()->step_time_s;
+  timeline.zoomTo(0, step * 0.3);
+  const QString zoomed =
+      save_screenshot(timeline, "timeline_zoomed", QSize(1400, timeline.sizeHint().height()));
+  EXPECT_TRUE(QFile::exists(zoomed));
+}
+
+}  // namespace
+}  // namespace loom::gui
