@@ -31,6 +31,13 @@ constexpr const char* kExamples =
     "  loom show plan.json --format json             derived quantities for scripts\n"
     "\nRun 'loom COMMAND --help' for a command's options.";
 
+// "loom plan" when the error is in `loom plan`'s arguments, else "loom": where --help helps.
+std::string command_path(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands())
+    if (sub->parsed()) return "loom " + sub->get_name();
+  return "loom";
+}
+
 int fail(int code, const std::string& message) {
   std::cerr << "loom: error: " << message << "\n";
   return code;
@@ -56,8 +63,10 @@ int run_loom(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ConversionError& e) {
+    return fail(2, fmt::format("{}: expected a number (see '{} --help')", e.what(), command_path(app)));
   } catch (const CLI::ParseError& e) {
-    return fail(2, fmt::format("{}\nRun 'loom --help' for usage.", e.what()));
+    return fail(2, fmt::format("{} (see '{} --help')", e.what(), command_path(app)));
   }
   try {
     for (const Command& command : commands) {

@@ -26,7 +26,7 @@ Command add_profile_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
   app->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app->add_option("--ranks", o->ranks, "Ranks for the collectives (at least 2)")->check(CLI::Range(2, 4096))->capture_default_str();
-  app->add_option("--threads", o->threads, "Threads per rank for the kernels")->capture_default_str();
+  app->add_option("--threads", o->threads, "Threads per rank for the kernels")->check(CLI::Range(1, 1024))->capture_default_str();
   app->add_option("--out", o->out, "Profile JSON to write [default: profiles/NAME.json]");
   app->add_option("--name", o->name, "Profile name [default: cpu-<host>]");
   app->add_flag("--quick", o->quick, "A reduced grid (under a minute)");

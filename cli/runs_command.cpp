@@ -23,7 +23,7 @@ Command add_runs_command(CLI::App& parent) {
   add_format_option(*app, o->format);
   app->footer("Example:\n  loom runs --db loom.db");
   return {app, [o] {
-            core::Store store = core::Store::open(o->db);
+            core::Store store = core::Store::open(o->db, core::Store::OpenMode::existing);
             core::Json rows = core::Json::array();
             TextTable table({"run", "plan", "status", "steps", "mean step time", "started", "reason"}, {0, 3, 4});
             for (const core::RunRow& run : store.list_runs()) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include <chrono>            // utc_now_iso8601
+#include <filesystem>        // a store that must exist
 #include <initializer_list>  // accepted spellings
 #include <utility>           // std::move
 
@@ -97,7 +98,11 @@ std::string Store::timestamp_or_now(const std::string& timestamp) {
 Store::Store(std::string path, SqliteConnection connection)
     : path_(std::move(path)), connection_(std::move(connection)) {}
 
-Store Store::open(const std::string& path) {
+Store Store::open(const std::string& path, OpenMode mode) {
+  // A command that only reads (`loom runs`, `loom compare`, the GUI's Runs view) must not leave
+  // an empty store behind where the user mistyped a path.
+  if (mode == OpenMode::existing && !std::filesystem::exists(path))
+    throw InvalidInput("no store at '{}'; expected the file a `loom run --db` or `loom plan --db` wrote", path);
   sqlite3* raw_connection = nullptr;
   const int status = sqlite3_open_v2(path.c_str(), &raw_connection,
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);

@@ -99,9 +99,11 @@ struct RankStatRow {
 
 class Store {
  public:
-  // Creates the file if missing and brings its schema up to date. Throws InvalidInput when
-  // the file is not a Loom store or was written by a newer Loom, IoError when SQLite fails.
-  static Store open(const std::string& path);
+  enum class OpenMode { create_if_missing, existing };
+  // Creates the file if missing (unless `existing`: then a missing file is InvalidInput) and
+  // brings its schema up to date. Throws InvalidInput when the file is not a Loom store or was
+  // written by a newer Loom, IoError when SQLite fails.
+  static Store open(const std::string& path, OpenMode mode = OpenMode::create_if_missing);
 
   Store(Store&&) noexcept = default;
   Store& operator=(Store&&) noexcept = default;

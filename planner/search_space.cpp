@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fmt/format.h>
 
 namespace loom::plan {
@@ -34,6 +35,8 @@ void SearchRequest::validate() const {
     throw InvalidInput("--devices={} is not a multiple of --devices-per-node={}: a cluster is made of whole nodes",
                        devices, devices_per_node);
   if (max_micro_batch_size <= 0) throw InvalidInput("--max-micro-batch-size={} must be positive", max_micro_batch_size);
+  if (price_per_device_hour && !(std::isfinite(*price_per_device_hour) && *price_per_device_hour >= 0))
+    throw InvalidInput("--price-per-device-hour={} must be a non-negative number", *price_per_device_hour);
   if (objective == Objective::cost && !price_per_device_hour)
     throw InvalidInput("--objective cost needs --price-per-device-hour");
 }
