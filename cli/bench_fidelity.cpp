@@ -7,7 +7,6 @@
 
 #include "cli/format.hpp"
 #include "cli/process.hpp"
-#include "cli/run_summary.hpp"
 #include "core/error.hpp"
 #include "core/json_reader.hpp"
 #include "core/model_presets.hpp"
@@ -15,6 +14,7 @@
 #include "core/store.hpp"
 #include "core/train_spec.hpp"
 #include "simulator/cost_model.hpp"
+#include "simulator/run_comparison.hpp"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -91,8 +91,8 @@ struct FidelityRow {
   // The probe's time around the run over its time next to the profile: 1.2 means the machine
   // ran 20 % slower during this run than while it was profiled.
   double slowdown = 1.0;
-  double step_error_percent() const { return error_percent(predicted_step_s, measured_step_s); }
-  double memory_error_percent() const { return error_percent(predicted_memory_bytes, measured_memory_bytes); }
+  double step_error_percent() const { return sim::error_percent(predicted_step_s, measured_step_s); }
+  double memory_error_percent() const { return sim::error_percent(predicted_memory_bytes, measured_memory_bytes); }
 };
 
 // Seconds of `loom-exec probe` now (see executor/profile/probe.hpp).
@@ -124,20 +124,17 @@ FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::P
             (work / "runs.log").string(), fmt::format("the run of '{}'", c.label));
   const double probe_after = probe_s(work);
   core::Store store = core::Store::open(db);
-  const core::RunRow run = store.list_runs().back();
+  const sim::RunComparison compared = sim::compare_run(store, store.list_runs().back().id, plan.cluster.profile);
   FidelityRow row;
   row.label = c.label;
   row.ranks = plan.cluster.world_size();
   row.slowdown = 0.5 * (probe_before + probe_after) / baseline_probe_s;
-  row.measured_step_s = steady_step_time_s(store.steps(run.id));
-  sim::SimulationOptions simulation;
-  simulation.record_timeline = false;
-  const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
-  row.predicted_step_s = prediction.step_time_s;
-  for (const core::RankStatRow& rank : store.rank_stats(run.id)) {
-    row.measured_memory_bytes = std::max(row.measured_memory_bytes, double(rank.peak_memory_bytes.value_or(0)));
-    row.predicted_memory_bytes =
-        std::max(row.predicted_memory_bytes, predicted_tensor_bytes(prediction, pipeline_rank_of(rank)));
+  const sim::ComparisonRow& step_time = compared.rows.front();
+  row.predicted_step_s = step_time.predicted;
+  row.measured_step_s = step_time.measured;
+  for (const sim::RankMemoryComparison& rank : compared.ranks) {
+    row.measured_memory_bytes = std::max(row.measured_memory_bytes, rank.measured_peak_bytes);
+    row.predicted_memory_bytes = std::max(row.predicted_memory_bytes, rank.predicted_peak_bytes);
   }
   return row;
 }
@@ -154,12 +151,12 @@ std::vector<KernelCheck> check_kernels(const core::Profile& profile, const core:
   std::map<std::string, std::vector<double>> errors;
   for (const core::GemmSample& s : off_grid.tables.gemm)
     errors[fmt::format("gemm {}", core::to_string(s.layout))].push_back(
-        error_percent(costs.gemm_s(s.m, s.n, s.k, 1, s.layout), s.time_s));
+        sim::error_percent(costs.gemm_s(s.m, s.n, s.k, 1, s.layout), s.time_s));
   for (const core::AttentionSample& s : off_grid.tables.attention)
     errors[s.backward ? "attention backward" : "attention forward"].push_back(
-        error_percent(costs.attention_s(s.batch, s.seq, s.head_dim, s.backward), s.time_s));
+        sim::error_percent(costs.attention_s(s.batch, s.seq, s.head_dim, s.backward), s.time_s));
   for (const core::KernelSample& s : off_grid.tables.kernels)
-    errors[s.kernel].push_back(error_percent(costs.elementwise_s(s.kernel, double(s.bytes)), s.time_s));
+    errors[s.kernel].push_back(sim::error_percent(costs.elementwise_s(s.kernel, double(s.bytes)), s.time_s));
   std::vector<KernelCheck> checks;
   for (const auto& [table, list] : errors) {
     KernelCheck c{table, int64_t(list.size())};

@@ -1,0 +1,121 @@
+#include "simulator/run_comparison.hpp"
+
+#include "core/error.hpp"
+#include "core/plan_json.hpp"
+#include "core/train_spec.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace loom::sim {
+namespace {
+
+// The executor's time per category (seconds per step, averaged over the ranks of one pipeline
+// stage), and the warm-up those ranks excluded.
+struct StageCategories {
+  std::map<std::string, double> seconds_per_step;
+  std::optional<int64_t> warmup_steps;
+};
+
+StageCategories measured_categories(const std::vector<core::RankStatRow>& ranks, int64_t stage) {
+  StageCategories out;
+  int64_t counted = 0;
+  for (const core::RankStatRow& rank : ranks) {
+    const core::Json stats = core::Json::parse(rank.stats_json);
+    if (stats.value("pipeline_rank", -1) != stage) continue;
+    const double steps = double(std::max<int64_t>(1, stats.value("measured_steps", int64_t(1))));
+    out.warmup_steps = stats.value("warmup_steps", int64_t(0));
+    for (const auto& [name, seconds] : stats.at("time_by_category").items())
+      out.seconds_per_step[name] += seconds.get<double>() / steps;
+    ++counted;
+  }
+  for (auto& [name, value] : out.seconds_per_step) value /= double(std::max<int64_t>(1, counted));
+  return out;
+}
+
+}  // namespace
+
+RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override) {
+  const core::RunRow run = store.run(run_id);
+  const std::vector<core::StepRow> steps = store.steps(run.id);
+  const std::vector<core::RankStatRow> ranks = store.rank_stats(run.id);
+  if (steps.empty() || ranks.empty())
+    throw InvalidInput("run {} has no measured steps or rank statistics yet (status {})", run.id,
+                       core::to_string(run.status));
+  const core::Plan plan = core::plan_from_json(core::Json::parse(store.plan(run.plan_id).plan_json));
+
+  RunComparison c;
+  c.run_id = run.id;
+  c.status = run.status;
+  c.profile_name = !profile_override.empty() ? profile_override : run.profile_name.value_or(plan.cluster.profile);
+  SimulationOptions options;
+  options.record_timeline = false;
+  c.prediction = simulate(plan, core::resolve_profile(c.profile_name), options);
+  const Prediction& p = c.prediction;
+  c.compared_pipeline_rank = p.critical_pipeline_rank;
+  c.runtime_reserve_bytes = double(p.memory.front().other_bytes);
+  c.stored_steps = int64_t(steps.size());
+
+  const StageCategories measured = measured_categories(ranks, p.critical_pipeline_rank);
+  // The executor's own count of warm-up steps, where the compared stage reported one.
+  c.warmup_steps = measured.warmup_steps.value_or(warmup_steps_of(steps));
+  c.measured_steps = c.stored_steps - c.warmup_steps;
+  const double step_time = steady_step_time_s(steps);
+  const double tokens = double(plan.training.global_batch_size * plan.model.seq_length);
+  auto m = [&](const char* key) {
+    const auto found = measured.seconds_per_step.find(key);
+    return found != measured.seconds_per_step.end() ? found->second : 0.0;
+  };
+  const Breakdown& b = p.breakdown;
+  c.rows = {
+      {"step time", "s", p.step_time_s, step_time},
+      {"tokens/s", "tokens/s", p.tokens_per_s, step_time > 0 ? tokens / step_time : 0.0},
+      {"forward", "s", b.forward_s, m("forward_s")},
+      {"backward", "s", b.backward_s, m("backward_s")},
+      {"recompute", "s", b.recompute_s, m("recompute_s")},
+      {"tp comm", "s", b.tp_comm_exposed_s, m("tp_comm_s")},
+      // The executor cannot tell a transfer from waiting for the other stage.
+      {"pp comm + bubble/wait", "s", b.pp_comm_exposed_s + b.pp_bubble_s, m("pp_comm_s")},
+      {"dp comm", "s", b.dp_comm_exposed_s, m("dp_comm_s")},
+      {"optimizer", "s", b.optimizer_s, m("optimizer_s")},
+  };
+  for (ComparisonRow& row : c.rows) row.error_percent = error_percent(row.predicted, row.measured);
+
+  for (const core::RankStatRow& rank : ranks) {
+    RankMemoryComparison r;
+    r.rank = rank.rank;
+    r.pipeline_rank = pipeline_rank_of(rank);
+    r.predicted_peak_bytes = predicted_tensor_bytes(p, r.pipeline_rank);
+    r.measured_peak_bytes = double(rank.peak_memory_bytes.value_or(0));
+    r.error_percent = error_percent(r.predicted_peak_bytes, r.measured_peak_bytes);
+    c.ranks.push_back(r);
+  }
+  return c;
+}
+
+int64_t warmup_steps_of(const std::vector<core::StepRow>& steps) { return core::warmup_steps(int64_t(steps.size())); }
+
+double steady_step_time_s(const std::vector<core::StepRow>& steps) {
+  const size_t first = size_t(warmup_steps_of(steps));
+  double total = 0;
+  for (size_t i = first; i < steps.size(); ++i) total += steps[i].step_time_s;
+  return steps.size() > first ? total / double(steps.size() - first) : 0.0;
+}
+
+double predicted_tensor_bytes(const Prediction& prediction, int64_t pipeline_rank) {
+  if (pipeline_rank < 0 || size_t(pipeline_rank) >= prediction.memory.size())
+    throw InvalidInput("pipeline rank {} is not a stage of the prediction ({} stages)", pipeline_rank,
+                       prediction.memory.size());
+  const StageMemory& memory = prediction.memory[size_t(pipeline_rank)];
+  return double(memory.total_bytes() - memory.other_bytes);
+}
+
+int64_t pipeline_rank_of(const core::RankStatRow& rank) {
+  return core::Json::parse(rank.stats_json).value("pipeline_rank", int64_t(0));
+}
+
+double error_percent(double predicted, double measured) {
+  return measured != 0 ? 100.0 * (predicted - measured) / measured : 0.0;
+}
+
+}  // namespace loom::sim
