@@ -2,6 +2,7 @@
 // Starting the executor as a child process: `loom` never links MPI or CUDA (DESIGN.md §1), so
 // `loom run` and `loom bench executor` start `loom-exec`, through a launcher when ranks are many.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,9 +13,20 @@ std::string executor_path();
 
 // Runs the command and returns its wait status: with inherited standard streams, or with both
 // appended to `log_path` when one is given. SIGINT and SIGTERM received meanwhile are forwarded
-// to the child (a cancel reaches every rank through the launcher). As root, sets the variables
-// Open MPI needs to run.
-int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path = "");
+// to the child (a cancel reaches every rank through the launcher); a child still there 10 s
+// after the first one is killed, and so is any process it leaves behind (an orphaned rank).
+// `on_cancel` is called once, outside the signal handler, when the first of them arrives. As root,
+// sets the variables Open MPI needs to run.
+int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path = "",
+                   const std::function<void()>& on_cancel = {});
+
+// From now on, SIGINT and SIGTERM no longer end this process: they are remembered (see
+// cancel_signal_received) and forwarded to the child spawn_and_wait runs, even one started
+// after them. For commands that must record a cancel before they exit.
+void catch_cancel_signals();
+// The first SIGINT or SIGTERM received while caught (by catch_cancel_signals or during
+// spawn_and_wait), or 0.
+int cancel_signal_received();
 
 // This `loom` binary, for running its own subcommands as children.
 std::string loom_path();

@@ -1,5 +1,6 @@
 // `loom run PLAN.json`: launches the executor (`loom-exec run`) on the plan's ranks through mpirun
-// or srun, records the run in the store, and marks it failed if the ranks do not finish.
+// or srun, records the run in the store, and marks it failed if the ranks do not finish — as
+// cancelled when SIGINT or SIGTERM stopped them (Ctrl-C, or the GUI's Cancel).
 
 #include "cli/command.hpp"
 #include "cli/process.hpp"
@@ -64,6 +65,8 @@ std::string describe_status(int status) {
   return fmt::format("the executor exited with status {}", WEXITSTATUS(status));
 }
 
+constexpr const char* kCancelledReason = "cancelled by the user";
+
 }  // namespace
 
 Command add_run_command(CLI::App& parent) {
@@ -109,6 +112,8 @@ Command add_run_command(CLI::App& parent) {
             std::optional<core::Store> store;
             std::optional<int64_t> run_id;
             if (!o->db.empty() && !o->dry_run) {
+              // From here a cancel is recorded in the store instead of leaving the run "running".
+              catch_cancel_signals();
               store.emplace(core::Store::open(o->db));
               // The run is stored with the prediction it will be compared against.
               sim::SimulationOptions simulation;
@@ -122,15 +127,32 @@ Command add_run_command(CLI::App& parent) {
               run.backend = o->backend;
               run.profile_name = o->profile.empty() ? plan.cluster.profile : o->profile;  // resolvable again
               run_id = store->begin_run(run);
+              // The GUI and scripts learn the run's id before its first step.
+              if (o->jsonl) std::cout << core::Json{{"event", "run"}, {"run_id", *run_id}}.dump() << std::endl;
             }
             const std::vector<std::string> command = command_for(*o, plan, run_id);
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
             if (o->dry_run) return;
-            const int status = spawn_and_wait(command);
+            // Recorded as soon as the signal comes, before the ranks die: a rank that sees a peer
+            // vanish must not get to record a failure of its own first.
+            auto record_cancel = [&] {
+              try {
+                if (store && store->run(*run_id).status == core::RunStatus::running)
+                  store->finish_run(*run_id, core::RunStatus::failed, kCancelledReason);
+              } catch (const Error&) {
+                // The store was busy: tried again below, once the ranks have stopped.
+              }
+            };
+            // A cancel before the ranks started: they are never started.
+            const int status = cancel_signal_received() != 0 ? W_EXITCODE(0, cancel_signal_received())
+                                                             : spawn_and_wait(command, "", record_cancel);
             const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (!ok && store && store->run(*run_id).status == core::RunStatus::running)
-              store->finish_run(*run_id, core::RunStatus::failed, describe_status(status));
-            if (!ok) throw Error("{}{}", describe_status(status), run_id ? fmt::format("; run {} marked failed", *run_id) : "");
+            if (ok) return;
+            const bool cancelled = cancel_signal_received() != 0;
+            const std::string reason = cancelled ? kCancelledReason : describe_status(status);
+            if (store && store->run(*run_id).status == core::RunStatus::running)
+              store->finish_run(*run_id, core::RunStatus::failed, reason);
+            throw Error("{}{}", reason, run_id ? fmt::format("; run {} marked failed", *run_id) : "");
           }};
 }
 

@@ -6,10 +6,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
+#include <thread>
 
 namespace loom::cli::testing {
 namespace {
@@ -145,6 +152,62 @@ TEST_F(LoomRun, ANonFiniteLossStopsTheRunNamingTheStep) {
   const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status, reason from runs' > '" + path("status") + "'";
   ASSERT_EQ(std::system(query.c_str()), 0);
   EXPECT_THAT(bytes(path("status")), HasSubstr("failed|step 2: the loss is"));
+}
+
+// Processes whose command line holds `needle` (here: a plan file only this test uses).
+std::vector<std::string> processes_mentioning(const std::string& needle) {
+  std::vector<std::string> found;
+  for (const fs::directory_entry& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream file(entry.path() / "cmdline", std::ios::binary);
+    std::string command((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    std::replace(command.begin(), command.end(), '\0', ' ');
+    if (command.find(needle) != std::string::npos) found.push_back(name + ": " + command);
+  }
+  return found;
+}
+
+TEST_F(LoomRun, SigtermCancelsTheRunStopsEveryRankAndMarksItCancelled) {
+  const std::string long_plan = plan("long.json", 2, "");
+  // `loom run` as the GUI starts it, its standard output read line by line.
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t loom = fork();
+  ASSERT_GE(loom, 0);
+  if (loom == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    const std::string db = path("loom.db");
+    execl(LOOM_BINARY, LOOM_BINARY, "run", long_plan.c_str(), "--steps", "100000", "--threads", "1", "--jsonl",
+          "--db", db.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* lines = fdopen(out[0], "r");
+  char buffer[4096];
+  std::vector<std::string> read;
+  while (read.size() < 2 && std::fgets(buffer, sizeof buffer, lines)) read.emplace_back(buffer);
+  ASSERT_EQ(read.size(), 2u) << "loom run ended before its first step";
+  EXPECT_EQ(read[0], "{\"event\":\"run\",\"run_id\":1}\n");
+  EXPECT_THAT(read[1], HasSubstr("\"step\":1,"));
+
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(loom, SIGTERM), 0);
+  int status = 0;
+  while (waitpid(loom, &status, WNOHANG) == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now() - cancelled_at, std::chrono::seconds(20)) << "loom run did not stop";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::fclose(lines);
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, std::chrono::seconds(12));
+  ASSERT_TRUE(WIFEXITED(status)) << "loom run was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(processes_mentioning(long_plan), ::testing::IsEmpty());
+  const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status, reason from runs' > '" + path("status") + "'";
+  ASSERT_EQ(std::system(query.c_str()), 0);
+  EXPECT_EQ(bytes(path("status")), "failed|cancelled by the user\n");
 }
 
 }  // namespace

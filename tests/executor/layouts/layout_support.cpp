@@ -53,6 +53,8 @@ RunOutput parse_run(ProcessResult process, bool require_success) {
       process.err += std::string("\n[test] unparsable JSON line: ") + e.what();
       fail("a JSON line of the run does not parse: " + line, process);
     }
+    // `loom run --jsonl --db` first names the run it recorded: {"event": "run", "run_id": N}.
+    if (json.contains("event")) continue;
     if (!json.contains("step") || !json.contains("loss") || !json["loss"].is_number() ||
         !json.contains("grad_norm") || !json["grad_norm"].is_number())
       fail("a JSON line of the run has no step or no numeric loss or grad_norm: " + line, process);
