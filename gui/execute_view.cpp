@@ -1,14 +1,341 @@
 #include "gui/execute_view.hpp"
 
-namespace loom::gui {
+#include "core/plan_json.hpp"
+#include "gui/step_axis.hpp"
 
-ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {}
-void ExecuteView::setPlan(const core::Plan&) {}
-void ExecuteView::setStorePath(const QString&) {}
-void ExecuteView::setSteps(int) {}
-QString ExecuteView::commandLine() const { return {}; }
-bool ExecuteView::isRunning() const { return false; }
-void ExecuteView::start() {}
-void ExecuteView::cancel() {}
+#include <QComboBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFontDatabase>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <QtCharts/QChart>
+#include <QtCharts/QChartView>
+#include <QtCharts/QLineSeries>
+#include <QtCharts/QValueAxis>
+
+#include <cmath>
+
+namespace loom::gui {
+namespace {
+
+// The live table keeps the latest steps only: a long run would otherwise grow it without end.
+constexpr int kShownSteps = 2000;
+
+QString plan_text(const core::Plan& plan) {
+  const core::ParallelPlan& p = plan.parallel;
+  return QObject::tr("<b>%1</b> on %2 rank(s): tp %3 · pp %4 · dp %5, micro-batch %6, global batch %7 sequences "
+                     "of %8 tokens, %9; profile %10")
+      .arg(QString::fromStdString(plan.model.name).toHtmlEscaped())
+      .arg(plan.cluster.world_size())
+      .arg(p.tensor_parallel)
+      .arg(p.pipeline_parallel)
+      .arg(p.data_parallel)
+      .arg(p.micro_batch_size)
+      .arg(plan.training.global_batch_size)
+      .arg(plan.model.seq_length)
+      .arg(QString::fromUtf8(core::to_string(plan.training.dtype).data()))
+      .arg(QString::fromStdString(plan.cluster.profile).toHtmlEscaped());
+}
+
+QTableWidgetItem* number_item(const QString& text) {
+  auto* item = new QTableWidgetItem(text);
+  item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+  return item;
+}
+
+}  // namespace
+
+ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
+  plan_summary_ = new QLabel(tr("No plan selected: pick one in Results or open a plan file."));
+  plan_summary_->setWordWrap(true);
+  plan_summary_->setTextFormat(Qt::RichText);
+
+  steps_ = new QSpinBox;
+  steps_->setRange(1, 10'000'000);
+  steps_->setSuffix(tr(" steps"));
+  data_path_ = new QLineEdit;
+  data_path_->setPlaceholderText(tr("built-in corpus"));
+  data_path_->setToolTip(tr("A token shard (.bin, llm.c format) or a text file; empty: the built-in corpus"));
+  auto* browse = new QPushButton(tr("Browse…"));
+  auto* data_row = new QHBoxLayout;
+  data_row->addWidget(data_path_, 1);
+  data_row->addWidget(browse);
+  backend_ = new QComboBox;
+  backend_->addItem(tr("CPU (Eigen + MPI)"), QStringLiteral("cpu"));
+  backend_->addItem(tr("CUDA (cuBLAS + NCCL)"), QStringLiteral("cuda"));
+  launcher_ = new QComboBox;
+  launcher_->addItem(tr("mpirun"), QStringLiteral("mpirun"));
+  launcher_->addItem(tr("srun (Slurm)"), QStringLiteral("srun"));
+  launcher_->addItem(tr("none (one process, or already under a launcher)"), QStringLiteral("none"));
+  store_label_ = new QLabel;
+  store_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  store_label_->setWordWrap(true);
+
+  auto* form = new QFormLayout;
+  form->addRow(tr("Steps:"), steps_);
+  form->addRow(tr("Data:"), data_row);
+  form->addRow(tr("Backend:"), backend_);
+  form->addRow(tr("Launcher:"), launcher_);
+  form->addRow(tr("Store:"), store_label_);
+
+  command_ = new QPlainTextEdit;
+  command_->setReadOnly(true);
+  command_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+  command_->setMaximumHeight(80);
+  command_->setToolTip(tr("The command Start runs; copy it to run the same from a terminal"));
+
+  start_button_ = new QPushButton(tr("Start"));
+  start_button_->setDefault(true);
+  cancel_button_ = new QPushButton(tr("Cancel"));
+  cancel_button_->setToolTip(tr("Stops every rank; the run is recorded as cancelled"));
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(start_button_);
+  buttons->addWidget(cancel_button_);
+  buttons->addStretch(1);
+
+  progress_ = new QProgressBar;
+  progress_->setFormat(tr("step %v of %m"));
+  progress_->setRange(0, 1);
+  progress_->setValue(0);
+  status_ = new QLabel(tr("Not started"));
+  status_->setWordWrap(true);
+  status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+
+  log_ = new QPlainTextEdit;
+  log_->setReadOnly(true);
+  log_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+  log_->setMaximumBlockCount(5000);
+  log_->setPlaceholderText(tr("Messages of loom run and its ranks"));
+  log_->setLineWrapMode(QPlainTextEdit::WidgetWidth);
+
+  auto* options = new QGroupBox(tr("Run"));
+  auto* options_layout = new QVBoxLayout(options);
+  options_layout->addWidget(plan_summary_);
+  options_layout->addLayout(form);
+  options_layout->addWidget(new QLabel(tr("Command:")));
+  options_layout->addWidget(command_);
+  options_layout->addLayout(buttons);
+  options_layout->addWidget(progress_);
+  options_layout->addWidget(status_);
+  options_layout->addWidget(new QLabel(tr("Messages:")));
+  options_layout->addWidget(log_, 1);
+
+  steps_table_ = new QTableWidget(0, 4);
+  steps_table_->setHorizontalHeaderLabels({tr("Step"), tr("Loss"), tr("Step time"), tr("Throughput")});
+  steps_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  steps_table_->verticalHeader()->hide();
+  steps_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  steps_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+
+  loss_series_ = new QLineSeries;
+  loss_series_->setName(tr("training loss"));
+  auto* chart = new QChart;
+  chart->addSeries(loss_series_);
+  chart->setTitle(tr("Loss"));
+  chart->legend()->hide();
+  step_axis_ = new QValueAxis;
+  step_axis_->setTitleText(tr("step"));
+  set_step_axis_range(step_axis_, 0, 1);
+  loss_axis_ = new QValueAxis;
+  loss_axis_->setTitleText(tr("loss (nats/token)"));
+  loss_axis_->setLabelFormat(QStringLiteral("%.2f"));
+  chart->addAxis(step_axis_, Qt::AlignBottom);
+  chart->addAxis(loss_axis_, Qt::AlignLeft);
+  loss_series_->attachAxis(step_axis_);
+  loss_series_->attachAxis(loss_axis_);
+  loss_chart_ = new QChartView(chart);
+  loss_chart_->setRenderHint(QPainter::Antialiasing);
+  loss_chart_->setMinimumHeight(220);
+
+  auto* live = new QSplitter(Qt::Vertical);
+  live->addWidget(loss_chart_);
+  live->addWidget(steps_table_);
+  live->setStretchFactor(0, 1);
+  live->setStretchFactor(1, 1);
+
+  auto* split = new QSplitter(Qt::Horizontal);
+  split->addWidget(options);
+  split->addWidget(live);
+  split->setStretchFactor(0, 2);
+  split->setStretchFactor(1, 3);
+  auto* layout = new QVBoxLayout(this);
+  layout->addWidget(split);
+
+  connect(steps_, &QSpinBox::valueChanged, this, &ExecuteView::updateCommand);
+  connect(data_path_, &QLineEdit::textChanged, this, &ExecuteView::updateCommand);
+  connect(backend_, &QComboBox::currentIndexChanged, this, &ExecuteView::updateCommand);
+  connect(launcher_, &QComboBox::currentIndexChanged, this, &ExecuteView::updateCommand);
+  connect(browse, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Training data"), data_path_->text(),
+                                                      tr("Token shards (*.bin);;Text (*.txt);;All files (*)"));
+    if (!path.isEmpty()) data_path_->setText(path);
+  });
+  connect(start_button_, &QPushButton::clicked, this, &ExecuteView::start);
+  connect(cancel_button_, &QPushButton::clicked, this, &ExecuteView::cancel);
+  connect(&process_, &RunProcess::runStarted, this, [this](qint64 run_id) {
+    run_id_ = run_id;
+    setStatus(tr("Run %1 recorded in the store; waiting for the first step…").arg(run_id), "#2060b0");
+    emit runStarted(run_id);
+  });
+  connect(&process_, &RunProcess::step, this, &ExecuteView::showStep);
+  connect(&process_, &RunProcess::logLine, this, [this](const QString& line) { log_->appendPlainText(line); });
+  connect(&process_, &RunProcess::finished, this, &ExecuteView::showFinished);
+  updateCommand();
+  updateButtons();
+}
+
+void ExecuteView::setPlan(const core::Plan& plan) {
+  plan_ = plan;
+  plan_summary_->setText(plan_text(plan));
+  steps_->setValue(int(std::min<int64_t>(plan.training.train_iters, steps_->maximum())));
+  if (!isRunning()) {
+    writePlanFile();
+    setStatus(tr("Ready"), "#404040");
+  }
+  updateCommand();
+  updateButtons();
+}
+
+void ExecuteView::setStorePath(const QString& path) {
+  store_path_ = path;
+  store_label_->setText(path.isEmpty() ? tr("none: the run is not recorded") : path);
+  updateCommand();
+}
+
+void ExecuteView::setSteps(int steps) { steps_->setValue(steps); }
+void ExecuteView::setDataPath(const QString& path) { data_path_->setText(path); }
+void ExecuteView::setBackend(const QString& backend) { backend_->setCurrentIndex(backend_->findData(backend)); }
+void ExecuteView::setLauncher(const QString& launcher) { launcher_->setCurrentIndex(launcher_->findData(launcher)); }
+
+QString ExecuteView::commandLine() const { return process_.commandLine(request()); }
+bool ExecuteView::isRunning() const { return process_.isRunning(); }
+QString ExecuteView::statusText() const { return status_->text(); }
+
+QString ExecuteView::planPath() const { return plan_dir_.filePath(QStringLiteral("plan.json")); }
+
+RunRequest ExecuteView::request() const {
+  RunRequest r;
+  r.plan_path = planPath();
+  r.steps = steps_->value();
+  r.data_path = data_path_->text().trimmed();
+  r.backend = backend_->currentData().toString();
+  r.launcher = launcher_->currentData().toString();
+  r.store_path = store_path_;
+  return r;
+}
+
+void ExecuteView::updateCommand() {
+  command_->setPlainText(plan_ ? commandLine() : tr("Select a plan to see the command that runs it."));
+}
+
+void ExecuteView::updateButtons() {
+  const bool running = isRunning();
+  start_button_->setEnabled(plan_.has_value() && !running);
+  cancel_button_->setEnabled(running);
+  for (QWidget* option : std::initializer_list<QWidget*>{steps_, data_path_, backend_, launcher_})
+    option->setEnabled(!running);
+}
+
+bool ExecuteView::writePlanFile() {
+  // The plan as `loom plan` and `loom init` write it: the command shown runs from a terminal too.
+  QFile file(planPath());
+  if (!plan_dir_.isValid() || !file.open(QIODevice::WriteOnly | QIODevice::Truncate) ||
+      file.write(QByteArray::fromStdString(core::to_json(*plan_).dump(2) + "\n")) < 0) {
+    setStatus(tr("Cannot write the plan for loom run to %1: %2").arg(planPath(), file.errorString()), "#b02020");
+    return false;
+  }
+  return true;
+}
+
+void ExecuteView::start() {
+  if (!plan_ || isRunning()) return;
+  if (!writePlanFile()) return;
+  last_step_ = 0;
+  run_id_ = 0;
+  steps_table_->setRowCount(0);
+  log_->clear();
+  loss_series_->clear();
+  set_step_axis_range(step_axis_, 0, std::min(steps_->value(), 10));
+  progress_->setRange(0, steps_->value());
+  progress_->setValue(0);
+  log_->appendPlainText(QStringLiteral("$ ") + commandLine());
+  setStatus(tr("Starting %1 rank(s)…").arg(plan_->cluster.world_size()), "#2060b0");
+  process_.start(request());
+  updateButtons();
+}
+
+void ExecuteView::cancel() {
+  if (!isRunning()) return;
+  setStatus(tr("Cancelling: stopping every rank…"), "#b06000");
+  cancel_button_->setEnabled(false);
+  process_.cancel();
+}
+
+void ExecuteView::showStep(qint64 step, double loss, double step_time_s, double tokens_per_s) {
+  last_step_ = step;
+  last_loss_ = loss;
+  last_step_time_s_ = step_time_s;
+  progress_->setValue(int(std::min<qint64>(step, progress_->maximum())));
+  const int row = steps_table_->rowCount();
+  steps_table_->insertRow(row);
+  steps_table_->setItem(row, 0, number_item(QString::number(step)));
+  steps_table_->setItem(row, 1, number_item(std::isfinite(loss) ? QString::number(loss, 'f', 4) : tr("diverged")));
+  steps_table_->setItem(row, 2, number_item(QStringLiteral("%1 ms").arg(step_time_s * 1e3, 0, 'f', 1)));
+  steps_table_->setItem(row, 3, number_item(QStringLiteral("%1 tokens/s").arg(tokens_per_s, 0, 'f', 0)));
+  if (steps_table_->rowCount() > kShownSteps) steps_table_->removeRow(0);
+  steps_table_->scrollToBottom();
+  if (std::isfinite(loss)) {
+    if (loss_series_->count() == 0) loss_min_ = loss_max_ = loss;
+    loss_min_ = std::min(loss_min_, loss);
+    loss_max_ = std::max(loss_max_, loss);
+    loss_series_->append(double(step), loss);
+    // The axis grows with the run, so that a long run's first steps are not squeezed into a corner.
+    if (double(step) > step_axis_->max())
+      set_step_axis_range(step_axis_, 0, double(std::min<qint64>(steps_->value(), 2 * step)));
+    const double margin = std::max(0.05, 0.05 * (loss_max_ - loss_min_));
+    loss_axis_->setRange(loss_min_ - margin, loss_max_ + margin);
+    loss_axis_->applyNiceNumbers();
+  }
+  setStatus(tr("Run %1: step %2 of %3, loss %4, %5 ms/step")
+                .arg(run_id_)
+                .arg(step)
+                .arg(steps_->value())
+                .arg(loss, 0, 'f', 4)
+                .arg(step_time_s * 1e3, 0, 'f', 1),
+            "#2060b0");
+  emit stepReported(step, loss, step_time_s);
+}
+
+void ExecuteView::showFinished(qint64 run_id, bool succeeded, const QString& message) {
+  const QString run = run_id > 0 ? tr("Run %1").arg(run_id) : tr("The run");
+  if (succeeded)
+    setStatus(tr("%1 completed: %2 steps, last loss %3, last step %4 ms. See Runs for predicted vs measured.")
+                  .arg(run)
+                  .arg(last_step_)
+                  .arg(last_loss_, 0, 'f', 4)
+                  .arg(last_step_time_s_ * 1e3, 0, 'f', 1),
+              "#207020");
+  else
+    setStatus(tr("%1 failed: %2").arg(run, message), "#b02020");
+  updateButtons();
+  emit runFinished(run_id, succeeded);
+}
+
+void ExecuteView::setStatus(const QString& text, const QString& color) {
+  status_->setText(text);
+  status_->setStyleSheet(QStringLiteral("color: %1; font-weight: bold;").arg(color));
+}
 
 }  // namespace loom::gui

@@ -4,10 +4,25 @@
 // from its JSON lines, a progress bar, and a cancel that stops every rank and marks the run.
 
 #include "core/plan.hpp"
+#include "gui/models/run_process.hpp"
 
+#include <QTemporaryDir>
 #include <QWidget>
 
 #include <cstdint>
+#include <optional>
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPlainTextEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QTableWidget;
+class QChartView;
+class QLineSeries;
+class QValueAxis;
 
 namespace loom::gui {
 
@@ -24,6 +39,15 @@ class ExecuteView : public QWidget {
   QString commandLine() const;
   bool isRunning() const;
 
+  // For tests: `loom` elsewhere than next to this application, and the options' widgets.
+  RunProcess& process() { return process_; }
+  void setDataPath(const QString& path);
+  void setBackend(const QString& backend);
+  void setLauncher(const QString& launcher);
+  // The last step reported, and how the last run ended ("" while none has).
+  qint64 lastStep() const { return last_step_; }
+  QString statusText() const;
+
  public slots:
   void start();
   void cancel();
@@ -33,6 +57,43 @@ class ExecuteView : public QWidget {
   void runStarted(qint64 run_id);
   void stepReported(qint64 step, double loss, double step_time_s);
   void runFinished(qint64 run_id, bool succeeded);
+
+ private:
+  RunRequest request() const;
+  QString planPath() const;
+  bool writePlanFile();
+  void updateCommand();
+  void updateButtons();
+  void showStep(qint64 step, double loss, double step_time_s, double tokens_per_s);
+  void showFinished(qint64 run_id, bool succeeded, const QString& message);
+  void setStatus(const QString& text, const QString& color);
+
+  std::optional<core::Plan> plan_;
+  QString store_path_;
+  QTemporaryDir plan_dir_;  // the plan file `loom run` reads
+  RunProcess process_;
+  qint64 last_step_ = 0;
+  qint64 run_id_ = 0;
+  double last_loss_ = 0, last_step_time_s_ = 0;
+
+  QLabel* plan_summary_ = nullptr;
+  QSpinBox* steps_ = nullptr;
+  QLineEdit* data_path_ = nullptr;
+  QComboBox* backend_ = nullptr;
+  QComboBox* launcher_ = nullptr;
+  QLabel* store_label_ = nullptr;
+  QPlainTextEdit* command_ = nullptr;
+  QPushButton* start_button_ = nullptr;
+  QPushButton* cancel_button_ = nullptr;
+  QProgressBar* progress_ = nullptr;
+  QLabel* status_ = nullptr;
+  QTableWidget* steps_table_ = nullptr;
+  QPlainTextEdit* log_ = nullptr;
+  QChartView* loss_chart_ = nullptr;
+  QLineSeries* loss_series_ = nullptr;
+  QValueAxis* step_axis_ = nullptr;
+  QValueAxis* loss_axis_ = nullptr;
+  double loss_min_ = 0, loss_max_ = 0;
 };
 
 }  // namespace loom::gui

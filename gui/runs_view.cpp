@@ -1,11 +1,362 @@
 #include "gui/runs_view.hpp"
 
-namespace loom::gui {
+#include "core/error.hpp"
+#include "core/store.hpp"
+#include "gui/models/comparison_model.hpp"
+#include "gui/models/runs_model.hpp"
+#include "gui/step_axis.hpp"
+#include "simulator/run_comparison.hpp"
 
-RunsView::RunsView(QWidget* parent) : QWidget(parent) {}
-void RunsView::setStorePath(const QString&) {}
-RunsModel* RunsView::runsModel() const { return nullptr; }
-void RunsView::refresh() {}
-void RunsView::selectRun(qint64) {}
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QPushButton>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QTableView>
+#include <QTimer>
+#include <QVBoxLayout>
+#include <QtCharts/QChart>
+#include <QtCharts/QChartView>
+#include <QtCharts/QLegend>
+#include <QtCharts/QLineSeries>
+#include <QtCharts/QValueAxis>
+
+#include <algorithm>
+#include <cmath>
+
+namespace loom::gui {
+namespace {
+
+constexpr int kRefreshWhileRunningMs = 1000;
+
+QChartView* make_chart(const QString& title, QValueAxis*& x_axis, const QString& x_title, QValueAxis*& y_axis,
+                       const QString& y_title, const QString& y_format) {
+  auto* chart = new QChart;
+  chart->setTitle(title);
+  chart->legend()->setAlignment(Qt::AlignBottom);
+  x_axis = new QValueAxis;
+  x_axis->setTitleText(x_title);
+  set_step_axis_range(x_axis, 0, 1);
+  y_axis = new QValueAxis;
+  y_axis->setTitleText(y_title);
+  y_axis->setLabelFormat(y_format);
+  chart->addAxis(x_axis, Qt::AlignBottom);
+  chart->addAxis(y_axis, Qt::AlignLeft);
+  auto* view = new QChartView(chart);
+  view->setRenderHint(QPainter::Antialiasing);
+  view->setMinimumHeight(240);
+  return view;
+}
+
+void attach(QChart* chart, QLineSeries* series, QValueAxis* x, QValueAxis* y) {
+  chart->addSeries(series);
+  series->attachAxis(x);
+  series->attachAxis(y);
+}
+
+// A range around [low, high] with some room, never empty.
+std::pair<double, double> padded(double low, double high, bool from_zero) {
+  if (from_zero) low = 0;
+  const double margin = std::max(1e-3 * std::max(std::abs(high), 1.0), 0.08 * (high - low));
+  return {from_zero ? 0.0 : low - margin, high + margin};
+}
+
+QTableView* make_table(QAbstractItemModel* model) {
+  auto* table = new QTableView;
+  table->setModel(model);
+  table->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table->setSelectionMode(QAbstractItemView::SingleSelection);
+  table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  table->setAlternatingRowColors(true);
+  table->verticalHeader()->hide();
+  table->horizontalHeader()->setHighlightSections(false);
+  return table;
+}
+
+}  // namespace
+
+RunsView::RunsView(QWidget* parent) : QWidget(parent) {
+  runs_model_ = new RunsModel(this);
+  sorted_runs_ = new QSortFilterProxyModel(this);
+  sorted_runs_->setSourceModel(runs_model_);
+  sorted_runs_->setSortRole(RunsModel::SortRole);
+  comparison_model_ = new ComparisonModel(this);
+  refresh_timer_ = new QTimer(this);
+  refresh_timer_->setInterval(kRefreshWhileRunningMs);
+  connect(refresh_timer_, &QTimer::timeout, this, &RunsView::refresh);
+
+  store_label_ = new QLabel;
+  store_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* refresh_button = new QPushButton(tr("Refresh"));
+  connect(refresh_button, &QPushButton::clicked, this, &RunsView::refresh);
+  auto* top = new QHBoxLayout;
+  top->addWidget(store_label_, 1);
+  top->addWidget(refresh_button);
+  error_label_ = new QLabel;
+  error_label_->setWordWrap(true);
+  error_label_->setStyleSheet(QStringLiteral("color: #b02020; font-weight: bold;"));
+  error_label_->hide();
+
+  runs_table_ = make_table(sorted_runs_);
+  runs_table_->setSortingEnabled(true);
+  runs_table_->sortByColumn(RunsModel::id, Qt::DescendingOrder);  // newest first
+  runs_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  runs_table_->horizontalHeader()->setSectionResizeMode(RunsModel::status, QHeaderView::Stretch);
+  connect(runs_table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+          [this](const QModelIndex& current) {
+            const qint64 run = current.isValid() ? current.data(RunsModel::RunIdRole).toLongLong() : 0;
+            if (run == selected_run_) return;
+            selected_run_ = run;
+            compared_.reset();
+            showSelectedRun();
+          });
+
+  run_title_ = new QLabel(tr("Select a run to see its curves and how it compares with its prediction."));
+  run_title_->setWordWrap(true);
+  QFont title_font = run_title_->font();
+  title_font.setBold(true);
+  run_title_->setFont(title_font);
+
+  loss_chart_ = make_chart(tr("Training loss"), loss_step_axis_, tr("step"), loss_axis_, tr("loss (nats/token)"),
+                           QStringLiteral("%.2f"));
+  loss_series_ = new QLineSeries;
+  loss_series_->setName(tr("loss"));
+  attach(loss_chart_->chart(), loss_series_, loss_step_axis_, loss_axis_);
+  loss_chart_->chart()->legend()->hide();
+
+  time_chart_ = make_chart(tr("Step time"), time_step_axis_, tr("step"), time_axis_, tr("step time (ms)"),
+                           QStringLiteral("%.0f"));
+  measured_time_series_ = new QLineSeries;
+  measured_time_series_->setName(tr("measured"));
+  predicted_time_series_ = new QLineSeries;
+  predicted_time_series_->setName(tr("predicted"));
+  QPen predicted_pen(QColor(0xd0, 0x60, 0x10));
+  predicted_pen.setStyle(Qt::DashLine);
+  predicted_pen.setWidthF(2.0);
+  predicted_time_series_->setPen(predicted_pen);
+  attach(time_chart_->chart(), measured_time_series_, time_step_axis_, time_axis_);
+  attach(time_chart_->chart(), predicted_time_series_, time_step_axis_, time_axis_);
+
+  comparison_title_ = new QLabel;
+  comparison_title_->setWordWrap(true);
+  comparison_table_ = make_table(comparison_model_);
+  comparison_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  comparison_table_->horizontalHeader()->setSectionResizeMode(ComparisonModel::quantity, QHeaderView::Stretch);
+
+  auto* charts = new QSplitter(Qt::Vertical);
+  charts->addWidget(loss_chart_);
+  charts->addWidget(time_chart_);
+  charts->setSizes({1, 1});
+  auto* comparison = new QWidget;
+  auto* comparison_layout = new QVBoxLayout(comparison);
+  comparison_layout->setContentsMargins(0, 0, 0, 0);
+  comparison_layout->addWidget(comparison_title_);
+  comparison_layout->addWidget(comparison_table_, 1);
+  auto* details_split = new QSplitter(Qt::Horizontal);
+  details_split->addWidget(charts);
+  details_split->addWidget(comparison);
+  details_split->setStretchFactor(0, 1);
+  details_split->setStretchFactor(1, 0);
+  // The charts take what the table (a fixed set of short rows) leaves.
+  details_split->setSizes({1000, 560});
+  auto* details = new QWidget;
+  auto* details_layout = new QVBoxLayout(details);
+  details_layout->setContentsMargins(0, 0, 0, 0);
+  details_layout->addWidget(run_title_);
+  details_layout->addWidget(details_split, 1);
+
+  auto* split = new QSplitter(Qt::Vertical);
+  split->addWidget(runs_table_);
+  split->addWidget(details);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 3);
+  split->setSizes({200, 700});
+  auto* layout = new QVBoxLayout(this);
+  layout->addLayout(top);
+  layout->addWidget(error_label_);
+  layout->addWidget(split, 1);
+  clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
+  setStorePath({});
+}
+
+RunsModel* RunsView::runsModel() const { return runs_model_; }
+
+int RunsView::curvePoints() const { return loss_series_->count() + measured_time_series_->count(); }
+
+QString RunsView::comparisonMessage() const {
+  return comparison_model_->comparison() ? QString() : comparison_title_->text();
+}
+
+void RunsView::setStorePath(const QString& path) {
+  store_path_ = path;
+  store_label_->setText(path.isEmpty() ? tr("No store") : tr("Store: %1").arg(path));
+  selected_run_ = 0;
+  compared_.reset();
+  runs_model_->clear();
+  clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
+  refresh();
+}
+
+void RunsView::refresh() {
+  try {
+    runs_model_->reload(store_path_);
+    error_label_->hide();
+  } catch (const Error& e) {
+    showError(tr("Cannot read the store %1: %2").arg(store_path_, QString::fromStdString(e.what())));
+  }
+  if (runs_model_->anyRunning()) {
+    if (!refresh_timer_->isActive()) refresh_timer_->start();
+  } else {
+    refresh_timer_->stop();
+  }
+  if (selected_run_ == 0) return;
+  // A reset (another store, runs gone) loses the selection: find the run again.
+  const int row = runs_model_->rowOfRun(selected_run_);
+  if (row < 0) {
+    selected_run_ = 0;
+    clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
+    return;
+  }
+  const QModelIndex proxy_index = sorted_runs_->mapFromSource(runs_model_->index(row, 0));
+  if (runs_table_->selectionModel()->currentIndex().row() != proxy_index.row())
+    runs_table_->selectionModel()->setCurrentIndex(
+        proxy_index, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+  // A finished run shown once stays as it is.
+  const RunsModel::Row& shown = runs_model_->row(row);
+  if (compared_ && *compared_ == std::pair<qint64, int>(shown.id, int(shown.status))) return;
+  showSelectedRun();
+}
+
+void RunsView::selectRun(qint64 run_id) {
+  int row = runs_model_->rowOfRun(run_id);
+  if (row < 0) {
+    refresh();
+    row = runs_model_->rowOfRun(run_id);
+  }
+  if (row < 0) return;
+  const QModelIndex proxy_index = sorted_runs_->mapFromSource(runs_model_->index(row, 0));
+  runs_table_->selectionModel()->setCurrentIndex(proxy_index,
+                                                 QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+  runs_table_->scrollTo(proxy_index);
+  if (selected_run_ != run_id) {
+    selected_run_ = run_id;
+    compared_.reset();
+  }
+  showSelectedRun();
+}
+
+void RunsView::showSelectedRun() {
+  if (selected_run_ == 0) {
+    clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
+    return;
+  }
+  try {
+    // One connection per use, on this thread: the executor writes to the same file meanwhile.
+    core::Store store = core::Store::open(store_path_.toStdString());
+    const core::RunRow run = store.run(selected_run_);
+    const core::PlanRow plan = store.plan(run.plan_id);
+    const std::vector<core::StepRow> steps = store.steps(run.id);
+    std::optional<double> predicted_step_s;
+    if (run.prediction_id)
+      for (const core::PredictionRow& p : store.predictions_for_plan(run.plan_id))
+        if (p.id == *run.prediction_id) predicted_step_s = p.step_time_s;
+
+    const QString status = QString::fromUtf8(core::to_string(run.status).data());
+    run_title_->setText(tr("Run %1 · %2 · %3%4 · %5 backend · profile %6")
+                            .arg(run.id)
+                            .arg(plan_label(plan), status,
+                                 run.reason ? QStringLiteral(" (%1)").arg(QString::fromStdString(*run.reason)) : QString(),
+                                 QString::fromStdString(run.backend),
+                                 QString::fromStdString(run.profile_name.value_or("?"))));
+
+    QList<QPointF> losses, times;
+    double loss_low = INFINITY, loss_high = -INFINITY, time_high = 0;
+    for (const core::StepRow& s : steps) {
+      if (std::isfinite(s.loss)) {
+        losses.append({double(s.step), s.loss});
+        loss_low = std::min(loss_low, s.loss);
+        loss_high = std::max(loss_high, s.loss);
+      }
+      times.append({double(s.step), s.step_time_s * 1e3});
+      time_high = std::max(time_high, s.step_time_s * 1e3);
+    }
+    loss_series_->replace(losses);
+    measured_time_series_->replace(times);
+    const double last_step = steps.empty() ? 1.0 : double(std::max<int64_t>(steps.back().step, 2));
+    const double first_step = steps.empty() ? 0.0 : double(steps.front().step);
+    set_step_axis_range(loss_step_axis_, first_step, last_step);
+    set_step_axis_range(time_step_axis_, first_step, last_step);
+    if (!losses.isEmpty()) {
+      const auto [low, high] = padded(loss_low, loss_high, false);
+      loss_axis_->setRange(low, high);
+      loss_axis_->applyNiceNumbers();
+    }
+    if (predicted_step_s) {
+      const double ms = *predicted_step_s * 1e3;
+      predicted_time_series_->replace(
+          {{steps.empty() ? 0.0 : double(steps.front().step), ms}, {last_step, ms}});
+      predicted_time_series_->setName(tr("predicted (%1 ms)").arg(ms, 0, 'f', 1));
+      time_high = std::max(time_high, ms);
+    } else {
+      predicted_time_series_->clear();
+    }
+    const auto [time_low, time_top] = padded(0, std::max(time_high, 1e-3), true);
+    time_axis_->setRange(time_low, time_top);
+    time_axis_->applyNiceNumbers();
+    time_chart_->chart()->setTitle(steps.size() > 2 ? tr("Step time (the first %1 steps are warm-up)")
+                                                          .arg(sim::warmup_steps_of(steps))
+                                                    : tr("Step time"));
+
+    const std::pair<qint64, int> key{run.id, int(run.status)};
+    if (run.status == core::RunStatus::running) {
+      comparison_model_->clear();
+      comparison_title_->setText(tr("Predicted vs measured: once the run has finished (it needs every rank's "
+                                    "statistics)."));
+      compared_.reset();
+    } else if (!compared_ || *compared_ != key) {
+      compared_ = key;
+      try {
+        const sim::RunComparison c = sim::compare_run(store, run.id);
+        comparison_title_->setText(
+            tr("Predicted vs measured per step (the same as <tt>loom compare %1</tt>): profile %2, %3 measured "
+               "steps after %4 warm-up; categories of pipeline stage %5. Peak memory: tensors only, without the "
+               "prediction's %6 MiB runtime reserve.")
+                .arg(c.run_id)
+                .arg(QString::fromStdString(c.profile_name).toHtmlEscaped())
+                .arg(c.measured_steps)
+                .arg(c.warmup_steps)
+                .arg(c.compared_pipeline_rank)
+                .arg(c.runtime_reserve_bytes / (1024.0 * 1024.0), 0, 'f', 0));
+        comparison_model_->setComparison(c);
+      } catch (const Error& e) {
+        comparison_model_->clear();
+        comparison_title_->setText(tr("No comparison: %1").arg(QString::fromStdString(e.what()).toHtmlEscaped()));
+      }
+    }
+  } catch (const Error& e) {
+    clearRunDetails(tr("Cannot read run %1: %2").arg(selected_run_).arg(QString::fromStdString(e.what())));
+  }
+}
+
+void RunsView::clearRunDetails(const QString& why) {
+  run_title_->setText(why);
+  loss_series_->clear();
+  measured_time_series_->clear();
+  predicted_time_series_->clear();
+  predicted_time_series_->setName(tr("predicted"));
+  set_step_axis_range(loss_step_axis_, 0, 1);
+  set_step_axis_range(time_step_axis_, 0, 1);
+  comparison_model_->clear();
+  comparison_title_->setText(tr("Predicted vs measured: select a finished run."));
+  compared_.reset();
+}
+
+void RunsView::showError(const QString& message) {
+  error_label_->setText(message);
+  error_label_->show();
+}
 
 }  // namespace loom::gui
