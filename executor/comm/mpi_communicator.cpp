@@ -105,7 +105,7 @@ void MpiCommunicator::reduce_scatter(const float* send, float* recv, size_t coun
       // (the blocks of other ranks hold nothing needed any more).
       check(MPI_Reduce_scatter_block(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, handle()),
             "reduce_scatter (MPI_Reduce_scatter_block)");
-      if (rank_ != 0) std::memcpy(recv, data, count * sizeof(float));  // blocks do not overlap
+      if (rank_ != 0 && count > 0) std::memcpy(recv, data, count * sizeof(float));  // blocks do not overlap
     } else {
       check(MPI_Reduce_scatter_block(send, recv, int(count), MPI_FLOAT, MPI_SUM, handle()),
             "reduce_scatter (MPI_Reduce_scatter_block)");
