@@ -24,19 +24,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// What `loom init --model loom-tiny --devices-per-node 2 --pp 2 --profile cpu-epyc-2core-vm
-// --dtype fp32` writes: two pipeline stages on the built-in 2-core CPU profile.
+// The shared two-stage plan, trained for 20 steps by default.
 core::Plan tiny_two_rank_plan() {
-  core::Plan plan;
-  plan.model = core::resolve_model("loom-tiny");
-  plan.cluster.nodes = 1;
-  plan.cluster.devices_per_node = 2;
-  plan.cluster.profile = "cpu-epyc-2core-vm";
-  plan.parallel.pipeline_parallel = 2;
-  plan.parallel.data_parallel = 1;
-  plan.parallel.micro_batch_size = 2;
-  plan.training.global_batch_size = 8;
-  plan.training.dtype = core::DType::fp32;
+  core::Plan plan = test::loom_tiny_two_stage_plan();
   plan.training.train_iters = 20;
   plan.training.lr_warmup_iters = 1;
   plan.validate();

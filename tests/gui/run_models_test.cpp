@@ -26,21 +26,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-core::Plan two_stage_plan() {
-  core::Plan plan;
-  plan.model = core::resolve_model("loom-tiny");
-  plan.cluster.nodes = 1;
-  plan.cluster.devices_per_node = 2;
-  plan.cluster.profile = "cpu-epyc-2core-vm";
-  plan.parallel.pipeline_parallel = 2;
-  plan.parallel.data_parallel = 1;
-  plan.parallel.micro_batch_size = 2;
-  plan.training.global_batch_size = 8;
-  plan.training.dtype = core::DType::fp32;
-  plan.validate();
-  return plan;
-}
-
 core::StepRow step_row(int64_t step, double loss, double step_time_s) {
   core::StepRow row;
   row.step = step;
@@ -68,7 +53,7 @@ class RunStore : public ::testing::Test {
             QString::fromUtf8(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".db";
     QFile::remove(path_);
     core::Store store = core::Store::open(path_.toStdString());
-    plan_id_ = store.insert_plan(core::plan_row(two_stage_plan(), "by hand"));
+    plan_id_ = store.insert_plan(core::plan_row(test::loom_tiny_two_stage_plan(), "by hand"));
     const int64_t completed = begin(store);
     std::vector<core::StepRow> steps;
     for (int64_t s = 1; s <= 6; ++s) steps.push_back(step_row(s, 5.0 - 0.1 * double(s), s <= 2 ? 0.5 : 0.1));
