@@ -1,5 +1,7 @@
 #include "cli/process.hpp"
 
+#include "cli/error_relay.hpp"
+
 #include "core/error.hpp"
 
 #include <dirent.h>
@@ -96,7 +98,7 @@ void catch_cancel_signals() {
 int cancel_signal_received() { return received_signal; }
 
 int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path,
-                   const std::function<void()>& on_cancel) {
+                   const std::function<void()>& on_cancel, ErrorRelay* errors) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -112,6 +114,8 @@ int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_
   if (!log_path.empty()) {
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  } else if (errors) {
+    posix_spawn_file_actions_adddup2(&actions, errors->child_end(), STDERR_FILENO);
   }
   // A cancel (SIGINT from a terminal, SIGTERM from the GUI) reaches every rank through the
   // launcher. Caught before the spawn, so that none is lost in between; the child starts with
@@ -129,6 +133,7 @@ int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_
     throw IoError("cannot start '{}': {}", args[0], std::strerror(spawned));
   }
   child_pid = pid;
+  if (errors && log_path.empty()) errors->start();
   // A cancel that came before the child existed.
   if (received_signal != 0) kill(pid, received_signal);
   int status = 0;
@@ -151,6 +156,7 @@ int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_
   }
   child_pid = 0;
   if (received_signal != 0) kill_and_reap_leftovers();
+  if (errors && log_path.empty()) errors->finish();
   sigaction(SIGINT, &previous_int, nullptr);
   sigaction(SIGTERM, &previous_term, nullptr);
   return status;

@@ -8,6 +8,8 @@
 
 namespace loom::cli {
 
+class ErrorRelay;
+
 // The loom-exec binary next to this one; IoError when it was not built.
 std::string executor_path();
 
@@ -16,9 +18,10 @@ std::string executor_path();
 // to the child (a cancel reaches every rank through the launcher); a child still there 10 s
 // after the first one is killed, and so is any process it leaves behind (an orphaned rank).
 // `on_cancel` is called once, outside the signal handler, when the first of them arrives. As root,
-// sets the variables Open MPI needs to run.
+// sets the variables Open MPI needs to run. With `errors` (and no log), the child's standard error
+// goes through that relay, which keeps the first error a rank reports.
 int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path = "",
-                   const std::function<void()>& on_cancel = {});
+                   const std::function<void()>& on_cancel = {}, ErrorRelay* errors = nullptr);
 
 // From now on, SIGINT and SIGTERM no longer end this process: they are remembered (see
 // cancel_signal_received) and forwarded to the child spawn_and_wait runs, even one started

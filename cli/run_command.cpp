@@ -3,6 +3,7 @@
 // cancelled when SIGINT or SIGTERM stopped them (Ctrl-C, or the GUI's Cancel).
 
 #include "cli/command.hpp"
+#include "cli/error_relay.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
 #include "core/plan_json.hpp"
@@ -143,13 +144,17 @@ Command add_run_command(CLI::App& parent) {
                 // The store was busy: tried again below, once the ranks have stopped.
               }
             };
+            ErrorRelay errors;
             // A cancel before the ranks started: they are never started.
             const int status = cancel_signal_received() != 0 ? W_EXITCODE(0, cancel_signal_received())
-                                                             : spawn_and_wait(command, "", record_cancel);
+                                                             : spawn_and_wait(command, "", record_cancel, &errors);
             const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
             if (ok) return;
             const bool cancelled = cancel_signal_received() != 0;
-            const std::string reason = cancelled ? kCancelledReason : describe_status(status);
+            // The first rank to fail says why in its own words; the launcher's status only says that.
+            std::string reason = cancelled ? kCancelledReason : describe_status(status);
+            if (!cancelled && !errors.first_error().empty())
+              reason = fmt::format("{} ({})", errors.first_error(), reason);
             if (store && store->run(*run_id).status == core::RunStatus::running)
               store->finish_run(*run_id, core::RunStatus::failed, reason);
             throw Error("{}{}", reason, run_id ? fmt::format("; run {} marked failed", *run_id) : "");

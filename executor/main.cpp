@@ -12,7 +12,19 @@
 #include <CLI/CLI.hpp>
 #include "executor/comm/mpi_communicator.hpp"  // <mpi.h> without Open MPI's C++ bindings
 
+#include <fmt/format.h>
+
 #include <iostream>
+
+namespace {
+
+// One insertion of one whole line: the ranks share standard error, and a line written in pieces
+// interleaves with the other ranks' lines.
+void report_rank_error(int rank, const char* what) {
+  std::cerr << fmt::format("loom-exec: error: rank {}: {}\n", rank, what) << std::flush;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   loom::exec::keep_heap_mapped();
@@ -75,12 +87,12 @@ int main(int argc, char** argv) {
     if (probe->parsed()) return loom::exec::profile::run_probe(probe_json);
     return bench->parsed() ? loom::exec::run_benchmark(bench_options) : loom::exec::run_training(options);
   } catch (const loom::Error& e) {
-    std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
+    report_rank_error(rank, e.what());
     // A rank that fails alone would leave the others waiting in a collective: end them all.
     if (size > 1) MPI_Abort(MPI_COMM_WORLD, e.exit_code());
     return e.exit_code();
   } catch (const std::exception& e) {
-    std::cerr << "loom-exec: error: rank " << rank << ": " << e.what() << std::endl;
+    report_rank_error(rank, e.what());
     if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     return 1;
   }

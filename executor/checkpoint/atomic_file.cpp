@@ -68,6 +68,18 @@ bool is_temporary_file_name(const std::string& name) {
   return name.find(kTemporaryMarker) != std::string::npos;
 }
 
+void remove_stale_temporaries(const fs::path& target) {
+  const fs::path directory = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + std::string(kTemporaryMarker);
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(directory, error)) {
+    if (!entry.path().filename().string().starts_with(prefix)) continue;
+    if (!fs::remove(entry.path(), error))
+      throw IoError("cannot remove the stale temporary '{}': {}", entry.path().string(), error.message());
+  }
+  if (error) throw IoError("cannot list '{}': {}", directory.string(), error.message());
+}
+
 void sync_directory(const fs::path& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;

@@ -40,6 +40,11 @@ class AtomicFileWriter {
 // True for a name AtomicFileWriter uses as a temporary; directory scans skip these.
 bool is_temporary_file_name(const std::string& name);
 
+// Removes "<target>.tmp-*" files: the temporaries of writers that died before they could publish
+// or clean up (a rank ended by MPI_Abort or SIGKILL midway through its shard). Called before a
+// target is written again, so that a failed checkpoint's space comes back with the next one.
+void remove_stale_temporaries(const std::filesystem::path& target);
+
 // fsync a directory so that entries created, renamed or removed in it are on disk. Where the
 // system cannot open directories for this, it does nothing (durability is then the OS's).
 void sync_directory(const std::filesystem::path& directory);

@@ -164,6 +164,7 @@ fs::path write_rank_shard(const fs::path& dir, int64_t step, int64_t rank,
     throw IoError("cannot remove the old '{}': {}", (directory / kManifestName).string(),
                   error.message());
   const fs::path path = directory / rank_shard_name(rank);
+  remove_stale_temporaries(path);
   write_safetensors(path.string(), tensors, metadata);
   return path;
 }
@@ -188,6 +189,7 @@ void write_manifest(const fs::path& dir, CheckpointManifest manifest) {
           "must finish write_rank_shard before rank 0 writes the manifest, and '{}' "
           "must be shared by all ranks",
           manifest.step, (directory / shard).string(), dir.string());
+  remove_stale_temporaries(directory / kManifestName);
   AtomicFileWriter file(directory / kManifestName);
   file.write(manifest_to_json(manifest).dump(2) + "\n");
   file.publish();

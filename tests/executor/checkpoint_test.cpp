@@ -345,6 +345,33 @@ TEST_F(CheckpointFiles, AManifestOfAnotherFormatOrVersionIsRefused) {
               HasSubstr(step_dir(10).string() + "/manifest.json': format 'other-checkpoint'"));
 }
 
+TEST_F(CheckpointFiles, WritingAStepAgainRemovesTheTemporariesOfWritersThatDied) {
+  // Rank 0 and the manifest writer died midway (MPI_Abort, SIGKILL): their temporaries hold space.
+  fs::create_directories(step_dir(10));
+  std::ofstream(step_dir(10) / "rank-00000.safetensors.tmp-4242") << "half of a shard";
+  std::ofstream(step_dir(10) / "rank-00000.safetensors.tmp-4243") << "another";
+  std::ofstream(step_dir(10) / "manifest.json.tmp-4244") << "{";
+  std::ofstream(step_dir(10) / "rank-00001.safetensors.tmp-4245") << "rank 1's, still being written";
+  write_rank_shard(dir_, 10, 0, {{"w", f32_tensor({1}, std::vector<float>{1})}});
+  EXPECT_FALSE(fs::exists(step_dir(10) / "rank-00000.safetensors.tmp-4242"));
+  EXPECT_FALSE(fs::exists(step_dir(10) / "rank-00000.safetensors.tmp-4243"));
+  EXPECT_TRUE(fs::exists(step_dir(10) / "rank-00001.safetensors.tmp-4245")) << "another rank's file is its own";
+  write_rank_shard(dir_, 10, 1, {{"w", f32_tensor({1}, std::vector<float>{2})}});
+  EXPECT_FALSE(fs::exists(step_dir(10) / "rank-00001.safetensors.tmp-4245"));
+  CheckpointManifest manifest;
+  manifest.step = 10;
+  manifest.world_size = 2;
+  manifest.plan = {{"format", "loom-plan"}, {"parallel", {{"dp", 2}}}};
+  manifest.data_next_step = 10;
+  write_manifest(dir_, manifest);
+  EXPECT_FALSE(fs::exists(step_dir(10) / "manifest.json.tmp-4244"));
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(step_dir(10))) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"manifest.json", "rank-00000.safetensors", "rank-00001.safetensors"}));
+  EXPECT_EQ(latest_step(), 10);
+}
+
 TEST_F(CheckpointFiles, RewritingAStepMakesItIncompleteUntilItsNewManifest) {
   write_step(5, 2);
   write_step(10, 2);
