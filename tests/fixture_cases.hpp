@@ -2,6 +2,8 @@
 // Declarative bad-input cases: in a fixture directory every NAME.expected holds the text the
 // refusal of NAME.<input> must contain. Adding a case is adding two files.
 
+#include "core/error.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,17 @@
 #include <vector>
 
 namespace loom::testing {
+
+// The message of the `Expected` error that `run` throws, or a note that it threw none.
+template <typename Expected = InvalidInput, typename F>
+std::string refusal(F run) {
+  try {
+    run();
+  } catch (const Expected& error) {
+    return error.what();
+  }
+  return "(no such error thrown)";
+}
 
 // The case names (stems of the .expected files), sorted.
 inline std::vector<std::string> fixture_case_names(const std::filesystem::path& directory) {

@@ -37,13 +37,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Step → loss, exactly as printed (nlohmann prints doubles so that they read back bit for bit).
 std::map<int64_t, double> losses_in(const std::string& jsonl) {
   std::map<int64_t, double> losses;

@@ -50,13 +50,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
 TEST(LoomPlan, JsonHasThePlansEachWithPlanAndPrediction) {
   const LoomResult result = run_loom(kSmall + " --format json");
   ASSERT_EQ(result.exit_code, 0) << result.err;
@@ -109,7 +102,7 @@ TEST(LoomPlan, OutWritesABestPlanThatShowAndExportAccept) {
   ASSERT_TRUE(std::filesystem::exists(out));
   // The file is the best plan of the search.
   const auto json = nlohmann::json::parse(result.out);
-  EXPECT_EQ(nlohmann::json::parse(slurp(out)), json["plans"][0]["plan"]);
+  EXPECT_EQ(nlohmann::json::parse(read_file(out)), json["plans"][0]["plan"]);
 
   const LoomResult show = run_loom("show '" + out + "'");
   EXPECT_EQ(show.exit_code, 0) << show.err;

@@ -25,13 +25,6 @@ namespace fs = std::filesystem;
 namespace kb = core::kernel_bytes;
 using ::testing::HasSubstr;
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The bytes each kernel is charged for, from the size arguments its table line prints
 // ("rows=64 width=256"); the CPU computes in fp32.
 double charged_bytes(const std::string& kernel, const std::map<std::string, double>& a) {

@@ -9,16 +9,12 @@
 #include <unistd.h>
 
 namespace loom::cli::testing {
-namespace {
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream file(path);
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary);
   std::stringstream contents;
   contents << file.rdbuf();
   return contents.str();
 }
-
-}  // namespace
 
 LoomResult run_loom(const std::string& arguments, const std::string& stdin_text) {
   namespace fs = std::filesystem;
@@ -38,8 +34,8 @@ LoomResult run_loom(const std::string& arguments, const std::string& stdin_text)
     result.exit_code = WEXITSTATUS(status);
     result.signalled = result.exit_code > 128;
   }
-  result.out = slurp(dir / "out");
-  result.err = slurp(dir / "err");
+  result.out = read_file(dir / "out");
+  result.err = read_file(dir / "err");
   fs::remove_all(dir);
   return result;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Runs the real `loom` binary as a user would, capturing what it prints and how it ends.
 
+#include <filesystem>
 #include <string>
 
 namespace loom::cli::testing {
@@ -14,6 +15,9 @@ struct LoomResult {
 
 // `arguments` is appended to the binary's path as shell words; `stdin_text` is fed on stdin.
 LoomResult run_loom(const std::string& arguments, const std::string& stdin_text = "");
+
+// The whole file, bytes as they are; empty when it cannot be read.
+std::string read_file(const std::filesystem::path& path);
 
 std::string fixture_path(const std::string& relative);
 

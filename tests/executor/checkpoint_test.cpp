@@ -30,17 +30,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using loom::testing::refusal;
 
-// The message of the `Expected` error that `run` throws, or a note that it threw none.
-template <typename Expected = InvalidInput, typename F>
-std::string refusal(F run) {
-  try {
-    run();
-  } catch (const Expected& error) {
-    return error.what();
-  }
-  return "(no such error thrown)";
-}
 
 std::string read_bytes(const fs::path& path) {
   std::ifstream file(path, std::ios::binary);

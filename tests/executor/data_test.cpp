@@ -30,17 +30,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using loom::testing::refusal;
 
-// The message of the InvalidInput that `open` throws, or a note that it threw none.
-template <typename F>
-std::string refusal(F open) {
-  try {
-    open();
-  } catch (const InvalidInput& error) {
-    return error.what();
-  }
-  return "(no InvalidInput thrown)";
-}
 
 class TokenFiles : public ::testing::Test {
  protected:

@@ -13,7 +13,7 @@ TEST_F(CpuKernelsTest, MatmulAllTransposesForwardAndBackward) {
   const int64_t m = 4, n = 5, k = 3;
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "transpose_a " << ta << " transpose_b " << tb);
+      SCOPED_TRACE(::testing::Message() << "transpose_a " << ta << " transpose_b " << tb);
       Vec a = random_vector(m * k, 1), b = random_vector(k * n, 2), c0 = random_vector(m * n, 3);
       const Vec w = random_vector(m * n, 4);
       const double alpha = 0.7, beta = -0.4;
@@ -177,7 +177,7 @@ TEST_F(CpuKernelsTest, Gelu) {
 TEST_F(CpuKernelsTest, CausalAttention) {
   for (const cpu::AttentionShape& shape :
        {cpu::AttentionShape{2, 5, 2, 3}, cpu::AttentionShape{1, 131, 2, 2}}) {
-    SCOPED_TRACE(testing::Message() << "seq " << shape.seq);
+    SCOPED_TRACE(::testing::Message() << "seq " << shape.seq);
     const int64_t b = shape.batch, s = shape.seq, heads = shape.heads, d = shape.head_dim;
     Vec qkv = random_vector(b * s * 3 * heads * d, 18);
     const Vec w = random_vector(b * s * heads * d, 19);

@@ -2,6 +2,7 @@
 // table applies, the ring collectives, and log-space interpolation in measured tables.
 
 #include "simulator/cost_model.hpp"
+#include "../relative_expectation.hpp"
 
 #include "core/error.hpp"
 #include "simulator/interpolation.hpp"
@@ -42,9 +43,9 @@ core::Profile hand_profile() {
   return p;
 }
 
-void expect_relative(double actual, double expected, double tolerance = 1e-12) {
-  EXPECT_LE(std::abs(actual - expected), tolerance * std::abs(expected)) << actual << " vs " << expected;
-}
+using loom::testing::expect_relative;
+// Closed forms against the same arithmetic done another way: equal up to rounding.
+constexpr double kClosedFormTolerance = 1e-12;
 
 // ---- Without tables: the profile's efficiency model over its peaks. ----
 
@@ -54,12 +55,12 @@ TEST(CostModelEfficiency, ComputeBoundGemmFollowsTheSaturationCurve) {
   for (int64_t size : {1024, 4096, 8192}) {
     const double flops = 2.0 * double(size) * double(size) * double(size);
     const double expected = flops / (kPeak * kGemmMax * flops / (flops + kHalfSaturation)) + kLaunch;
-    expect_relative(costs.gemm_s(size, size, size), expected);
+    expect_relative(costs.gemm_s(size, size, size), expected, kClosedFormTolerance);
   }
   // batch multiplies the FLOPs.
   const double flops = 2.0 * 2048.0 * 2048.0 * 1024.0 * 16.0;
   expect_relative(costs.gemm_s(2048, 2048, 1024, 16),
-                  flops / (kPeak * kGemmMax * flops / (flops + kHalfSaturation)) + kLaunch);
+                  flops / (kPeak * kGemmMax * flops / (flops + kHalfSaturation)) + kLaunch, kClosedFormTolerance);
 }
 
 TEST(CostModelEfficiency, GemmThroughputGrowsWithSizeButNeverPassesTheCeiling) {
@@ -82,7 +83,7 @@ TEST(CostModelEfficiency, SkinnyGemmIsMemoryBound) {
   const double compute = flops / (kPeak * kGemmMax * flops / (flops + kHalfSaturation));
   const double memory = bytes / (kMemoryBandwidth * kMemoryFraction);
   ASSERT_GT(memory, compute);
-  expect_relative(costs.gemm_s(m, n, k), memory + kLaunch);
+  expect_relative(costs.gemm_s(m, n, k), memory + kLaunch, kClosedFormTolerance);
 }
 
 TEST(CostModelEfficiency, Fp32UsesItsOwnPeak) {
@@ -102,7 +103,7 @@ TEST(CostModelEfficiency, ElementwiseIsBandwidthBound) {
   const CostModel costs(hand_profile(), DType::bf16);
   for (double bytes : {1e3, 1e6, 1e9})
     for (std::string_view kernel : {"layernorm", "gelu", "softmax", "elementwise"})
-      expect_relative(costs.elementwise_s(kernel, bytes), bytes / (kMemoryBandwidth * kMemoryFraction) + kLaunch);
+      expect_relative(costs.elementwise_s(kernel, bytes), bytes / (kMemoryBandwidth * kMemoryFraction) + kLaunch, kClosedFormTolerance);
 }
 
 TEST(CostModelEfficiency, RingAllReduceWithinANode) {
@@ -111,7 +112,7 @@ TEST(CostModelEfficiency, RingAllReduceWithinANode) {
   for (int64_t n : {2, 4, 8}) {
     const double bytes = 256e6;
     const double expected = 2.0 * double(n - 1) * kIntraLatency + 2.0 * double(n - 1) / double(n) * bytes / busbw;
-    expect_relative(costs.collective_s(Collective::all_reduce, bytes, {n, n}), expected);
+    expect_relative(costs.collective_s(Collective::all_reduce, bytes, {n, n}), expected, kClosedFormTolerance);
   }
 }
 
@@ -121,16 +122,16 @@ TEST(CostModelEfficiency, AllGatherAndReduceScatterMoveHalfOfAnAllReduce) {
   for (int64_t n : {2, 4, 8}) {
     const double bytes = 64e6;
     const double expected = double(n - 1) * kIntraLatency + double(n - 1) / double(n) * bytes / busbw;
-    expect_relative(costs.collective_s(Collective::all_gather, bytes, {n, n}), expected);
-    expect_relative(costs.collective_s(Collective::reduce_scatter, bytes, {n, n}), expected);
+    expect_relative(costs.collective_s(Collective::all_gather, bytes, {n, n}), expected, kClosedFormTolerance);
+    expect_relative(costs.collective_s(Collective::reduce_scatter, bytes, {n, n}), expected, kClosedFormTolerance);
   }
 }
 
 TEST(CostModelEfficiency, PointToPointUsesTheLinkItCrosses) {
   const CostModel costs(hand_profile(), DType::bf16);
   const double bytes = 32e6;
-  expect_relative(costs.point_to_point_s(bytes, false), kIntraLatency + bytes / (kIntraBandwidth * kIntraFraction));
-  expect_relative(costs.point_to_point_s(bytes, true), kInterLatency + bytes / (kInterBandwidth * kInterFraction));
+  expect_relative(costs.point_to_point_s(bytes, false), kIntraLatency + bytes / (kIntraBandwidth * kIntraFraction), kClosedFormTolerance);
+  expect_relative(costs.point_to_point_s(bytes, true), kInterLatency + bytes / (kInterBandwidth * kInterFraction), kClosedFormTolerance);
 }
 
 TEST(CostModelEfficiency, GroupAcrossNodesUsesInterNodeBandwidthPerMemberCappedByIntra) {
@@ -141,13 +142,13 @@ TEST(CostModelEfficiency, GroupAcrossNodesUsesInterNodeBandwidthPerMemberCappedB
   ASSERT_TRUE(sparse.crosses_nodes());
   const double sparse_busbw = kInterBandwidth * kInterFraction * 2;
   expect_relative(costs.collective_s(Collective::all_reduce, bytes, sparse),
-                  2.0 * 15 * kInterLatency + 2.0 * 15 / 16 * bytes / sparse_busbw);
+                  2.0 * 15 * kInterLatency + 2.0 * 15 / 16 * bytes / sparse_busbw, kClosedFormTolerance);
   // 16 ranks, 8 per node: 8 ports would give 180 GB/s, more than NVLink's 160 GB/s bus bandwidth.
   const GroupPlacement dense{16, 8};
   const double intra_busbw = kIntraBandwidth * kIntraFraction;
   ASSERT_GT(kInterBandwidth * kInterFraction * 8, intra_busbw);
   expect_relative(costs.collective_s(Collective::all_reduce, bytes, dense),
-                  2.0 * 15 * kInterLatency + 2.0 * 15 / 16 * bytes / intra_busbw);
+                  2.0 * 15 * kInterLatency + 2.0 * 15 / 16 * bytes / intra_busbw, kClosedFormTolerance);
 }
 
 TEST(CostModelEfficiency, GroupAcrossNodesWithoutAnInterNodeLinkIsRefused) {
@@ -278,7 +279,7 @@ TEST(CostModelTables, KernelCurveReproducesSamplesAndInterpolatesLogLog) {
   // Below the smallest: the latency floor.
   expect_relative(costs.elementwise_s("layernorm", 1024.0), 10e-6, 1e-9);
   // Other kernels still use the efficiency model.
-  expect_relative(costs.elementwise_s("gelu", 1e6), 1e6 / (kMemoryBandwidth * kMemoryFraction) + kLaunch);
+  expect_relative(costs.elementwise_s("gelu", 1e6), 1e6 / (kMemoryBandwidth * kMemoryFraction) + kLaunch, kClosedFormTolerance);
 }
 
 core::Profile profile_with_all_reduce_table() {
@@ -341,9 +342,9 @@ TEST(LogLogCurve, ThroughPointsLinearInLogSpace) {
   curve.add(1e3, 1.0);
   curve.add(1e9, 50.0);
   EXPECT_FALSE(curve.empty());
-  expect_relative(curve(1e3), 1.0);
-  expect_relative(curve(1e6), 2.0);
-  expect_relative(curve(1e9), 50.0);
+  expect_relative(curve(1e3), 1.0, kClosedFormTolerance);
+  expect_relative(curve(1e6), 2.0, kClosedFormTolerance);
+  expect_relative(curve(1e9), 50.0, kClosedFormTolerance);
   // log y is linear in log x between neighbours: at x = 1e4 (1/3 of the way) y = 2^(1/3).
   expect_relative(curve(1e4), std::cbrt(2.0), 1e-12);
   expect_relative(curve(std::sqrt(1e6 * 1e9)), std::sqrt(2.0 * 50.0), 1e-12);
@@ -357,8 +358,8 @@ TEST(LogLogCurve, BeyondTheEdges) {
   EXPECT_DOUBLE_EQ(curve(1), 5.0);
   EXPECT_DOUBLE_EQ(curve(50), 5.0);
   // Beyond the largest x: y/x of the largest sample carries on (bandwidth-bound).
-  expect_relative(curve(2000), 40.0);
-  expect_relative(curve(1e6), 20.0 * 1000);
+  expect_relative(curve(2000), 40.0, kClosedFormTolerance);
+  expect_relative(curve(1e6), 20.0 * 1000, kClosedFormTolerance);
 }
 
 TEST(LogLogCurve, SinglePoint) {
@@ -366,7 +367,7 @@ TEST(LogLogCurve, SinglePoint) {
   curve.add(10, 3.0);
   EXPECT_DOUBLE_EQ(curve(10), 3.0);
   EXPECT_DOUBLE_EQ(curve(1), 3.0);
-  expect_relative(curve(40), 12.0);
+  expect_relative(curve(40), 12.0, kClosedFormTolerance);
 }
 
 TEST(GemmTable, FullGridIsTrilinearInLogSpaceAndHeldBeyondItsEdges) {

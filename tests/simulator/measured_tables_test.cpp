@@ -3,6 +3,7 @@
 // and devices that compute in one type only.
 
 #include "simulator/cost_model.hpp"
+#include "../relative_expectation.hpp"
 #include "simulator/prediction.hpp"
 
 #include "core/default_plan.hpp"
@@ -38,9 +39,9 @@ void add_gemm_grid(core::Profile& p, GemmLayout layout, double flops_per_s) {
         p.tables.gemm.push_back({m, n, k, DType::fp32, 2.0 * double(m * n * k) / flops_per_s, layout});
 }
 
-void expect_relative(double actual, double expected, double tolerance = 1e-9) {
-  EXPECT_LE(std::abs(actual - expected), tolerance * std::abs(expected)) << actual << " vs " << expected;
-}
+using loom::testing::expect_relative;
+// Interpolated and summed over table rows: equal up to accumulated rounding.
+constexpr double kTableTolerance = 1e-9;
 
 TEST(MeasuredTables, EachGemmLayoutUsesItsOwnTable) {
   core::Profile p = cpu_like_profile();
@@ -48,10 +49,10 @@ TEST(MeasuredTables, EachGemmLayoutUsesItsOwnTable) {
   add_gemm_grid(p, GemmLayout::tn, 25e9);
   const CostModel costs(p, DType::fp32);
   const double flops = 2.0 * 512 * 256 * 300;
-  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::nn), flops / 50e9);
-  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::tn), flops / 25e9);
+  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::nn), flops / 50e9, kTableTolerance);
+  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::tn), flops / 25e9, kTableTolerance);
   // "nt" was not measured: the forward layout's table stands for it.
-  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::nt), flops / 50e9);
+  expect_relative(costs.gemm_s(512, 256, 300, 1, GemmLayout::nt), flops / 50e9, kTableTolerance);
 }
 
 TEST(MeasuredTables, AttentionTableIsUsedForBothPasses) {
@@ -65,8 +66,8 @@ TEST(MeasuredTables, AttentionTableIsUsedForBothPasses) {
   const CostModel costs(p, DType::fp32);
   // Time per head scales with the heads: 24 heads of 256 × 64 at the same rates.
   const double forward_flops = 4.0 * 24 * 256.0 * 256.0 * 64.0;
-  expect_relative(costs.attention_s(24, 256, 64, false), forward_flops / 20e9);
-  expect_relative(costs.attention_s(24, 256, 64, true), 2 * forward_flops / 10e9);
+  expect_relative(costs.attention_s(24, 256, 64, false), forward_flops / 20e9, kTableTolerance);
+  expect_relative(costs.attention_s(24, 256, 64, true), 2 * forward_flops / 10e9, kTableTolerance);
 }
 
 TEST(MeasuredTables, AttentionWithoutATableIsItsProductsAndSoftmax) {
@@ -76,7 +77,7 @@ TEST(MeasuredTables, AttentionWithoutATableIsItsProductsAndSoftmax) {
   const double scores = double(b) * s * s;
   expect_relative(costs.attention_s(b, s, d, false),
                   costs.gemm_s(s, s, d, b) + costs.elementwise_s(kb::kSoftmax, kb::softmax_forward(scores, 2)) +
-                      costs.gemm_s(s, d, s, b));
+                      costs.gemm_s(s, d, s, b), kTableTolerance);
   EXPECT_GT(costs.attention_s(b, s, d, true), costs.attention_s(b, s, d, false));
 }
 
@@ -84,11 +85,11 @@ TEST(MeasuredTables, BackwardKernelFallsBackToItsForwardTable) {
   core::Profile p = cpu_like_profile();
   p.tables.kernels = {{"layernorm", 1 << 20, 1e-4}, {"layernorm", 1 << 24, 1e-3}};
   const CostModel without(p, DType::fp32);
-  expect_relative(without.elementwise_s(kb::kLayernormBackward, double(1 << 20)), 1e-4);
+  expect_relative(without.elementwise_s(kb::kLayernormBackward, double(1 << 20)), 1e-4, kTableTolerance);
   p.tables.kernels.push_back({"layernorm_backward", 1 << 20, 3e-4});
   const CostModel with(p, DType::fp32);
-  expect_relative(with.elementwise_s(kb::kLayernormBackward, double(1 << 20)), 3e-4);
-  expect_relative(with.elementwise_s(kb::kLayernorm, double(1 << 20)), 1e-4);
+  expect_relative(with.elementwise_s(kb::kLayernormBackward, double(1 << 20)), 3e-4, kTableTolerance);
+  expect_relative(with.elementwise_s(kb::kLayernorm, double(1 << 20)), 1e-4, kTableTolerance);
 }
 
 TEST(MeasuredTables, BiasAndDropoutCostOnlyWhereMeasured) {
@@ -97,7 +98,7 @@ TEST(MeasuredTables, BiasAndDropoutCostOnlyWhereMeasured) {
   EXPECT_EQ(CostModel(p, DType::fp32).elementwise_s(kb::kDropout, 1e6), 0.0);
   EXPECT_GT(CostModel(p, DType::fp32).elementwise_s(kb::kResidual, 1e6), 0.0);
   p.tables.kernels = {{"bias", 1 << 20, 2e-4}};
-  expect_relative(CostModel(p, DType::fp32).elementwise_s(kb::kBias, double(1 << 20)), 2e-4);
+  expect_relative(CostModel(p, DType::fp32).elementwise_s(kb::kBias, double(1 << 20)), 2e-4, kTableTolerance);
 }
 
 TEST(MeasuredTables, RanksBeyondTheCoresShareThem) {
@@ -109,8 +110,8 @@ TEST(MeasuredTables, RanksBeyondTheCoresShareThem) {
   const CostModel alone(p, DType::fp32, 2), crowded(p, DType::fp32, 4);
   EXPECT_EQ(alone.compute_share(), 1.0);
   EXPECT_EQ(crowded.compute_share(), 2.0);
-  expect_relative(crowded.gemm_s(512, 512, 512), 2 * alone.gemm_s(512, 512, 512));
-  expect_relative(crowded.elementwise_s(kb::kGelu, 1 << 20), 2 * alone.elementwise_s(kb::kGelu, 1 << 20));
+  expect_relative(crowded.gemm_s(512, 512, 512), 2 * alone.gemm_s(512, 512, 512), kTableTolerance);
+  expect_relative(crowded.elementwise_s(kb::kGelu, 1 << 20), 2 * alone.elementwise_s(kb::kGelu, 1 << 20), kTableTolerance);
   // Communication is measured among ranks that share the cores already: not scaled again.
   EXPECT_EQ(crowded.collective_s(Collective::all_reduce, 1e6, {4, 4}), alone.collective_s(Collective::all_reduce, 1e6, {4, 4}));
   // Two threads per rank fill the cores with one rank fewer.
