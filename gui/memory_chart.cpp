@@ -1,4 +1,5 @@
 #include "gui/memory_chart.hpp"
+#include "gui/models/units.hpp"
 
 #include <QToolTip>
 #include <QtCharts/QBarCategoryAxis>
@@ -14,7 +15,6 @@
 namespace loom::gui {
 namespace {
 
-constexpr double kGiB = double(int64_t(1) << 30);
 
 double gib(int64_t bytes) {
   return double(bytes) / kGiB;

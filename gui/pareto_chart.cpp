@@ -1,4 +1,5 @@
 #include "gui/pareto_chart.hpp"
+#include "gui/models/units.hpp"
 
 #include "gui/models/plan_table_model.hpp"
 
@@ -14,7 +15,6 @@
 
 namespace loom::gui {
 namespace {
-constexpr double kGiB = double(int64_t(1) << 30);
 }
 
 ParetoChart::ParetoChart(QWidget* parent) : QChartView(parent) {

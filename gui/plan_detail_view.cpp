@@ -1,4 +1,5 @@
 #include "gui/plan_detail_view.hpp"
+#include "gui/models/units.hpp"
 
 #include "core/error.hpp"
 #include "core/plan_json.hpp"
@@ -35,7 +36,6 @@
 namespace loom::gui {
 namespace {
 
-constexpr double kGiB = double(int64_t(1) << 30);
 
 // What a simulation job hands back to the GUI thread: a prediction, or why there is none.
 struct SimulationOutcome {

@@ -1,4 +1,5 @@
 #include "gui/models/plan_table_model.hpp"
+#include "gui/models/units.hpp"
 
 #include "core/plan_json.hpp"
 
@@ -11,7 +12,6 @@
 namespace loom::gui {
 namespace {
 
-constexpr double kGiB = double(int64_t(1) << 30);
 
 QString on_off(bool on) { return on ? QStringLiteral("on") : QStringLiteral("off"); }
 
