@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,6 +67,13 @@ std::string ErrorRelay::first_error() const {
 }
 
 void ErrorRelay::relay() {
+  // A reader of our standard error that has gone (`loom run … 2>&1 | head`) must not end `loom`
+  // with SIGPIPE while the ranks run on unrecorded: this thread gets EPIPE instead, and goes on
+  // draining the pipe so that the ranks never block on it.
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
   std::string pending;
   char buffer[4096];
   while (!stopping_) {

@@ -1,0 +1,85 @@
+// The relay between the executor's standard error and `loom`'s: every byte passes through, and
+// the first rank error is kept, whichever rank wrote it.
+
+#include "cli/error_relay.hpp"
+#include "cli/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+
+namespace loom::cli {
+namespace {
+
+// Runs `script` under /bin/sh through a relay while this process's standard error goes to a
+// pipe; returns what reached it, and the relay's first error.
+struct Relayed {
+  int status = 0;
+  std::string passed_through;
+  std::string first_error;
+};
+
+Relayed relay_of(const std::string& script) {
+  int ends[2];
+  // Close-on-exec, so that a process the script leaves behind holds neither this pipe nor, through
+  // the saved descriptor, the test runner's.
+  EXPECT_EQ(::pipe2(ends, O_CLOEXEC | O_NONBLOCK), 0);
+  const int saved_stderr = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+  ::dup2(ends[1], STDERR_FILENO);
+  Relayed result;
+  {
+    ErrorRelay relay;
+    result.status = spawn_and_wait({"/bin/sh", "-c", script}, "", {}, &relay);
+    result.first_error = relay.first_error();
+  }
+  ::dup2(saved_stderr, STDERR_FILENO);
+  ::close(saved_stderr);
+  ::close(ends[1]);
+  char buffer[4096];
+  for (ssize_t got; (got = ::read(ends[0], buffer, sizeof buffer)) > 0;)
+    result.passed_through.append(buffer, size_t(got));
+  ::close(ends[0]);
+  return result;
+}
+
+TEST(ErrorRelay, PassesEveryLineThroughAndKeepsTheFirstRankError) {
+  const Relayed r = relay_of(
+      "echo 'loom-exec: resuming after step 4' >&2; "
+      "echo 'loom-exec: error: rank 3: cannot write x: No space left on device' >&2; "
+      "echo 'loom-exec: error: rank 0: cannot write y: No space left on device' >&2; "
+      "printf 'no newline at the end' >&2; exit 1");
+  EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1);
+  EXPECT_EQ(r.first_error, "rank 3: cannot write x: No space left on device");
+  EXPECT_EQ(r.passed_through,
+            "loom-exec: resuming after step 4\n"
+            "loom-exec: error: rank 3: cannot write x: No space left on device\n"
+            "loom-exec: error: rank 0: cannot write y: No space left on device\n"
+            "no newline at the end");
+}
+
+TEST(ErrorRelay, AnErrorInTheLastUnfinishedLineCounts) {
+  EXPECT_EQ(relay_of("printf 'loom-exec: error: rank 1: lost' >&2").first_error, "rank 1: lost");
+}
+
+TEST(ErrorRelay, NoErrorLineMeansNoError) {
+  const Relayed r = relay_of("echo 'mpirun noticed that process rank 1 exited' >&2; exit 1");
+  EXPECT_EQ(r.first_error, "");
+  EXPECT_EQ(r.passed_through, "mpirun noticed that process rank 1 exited\n");
+}
+
+// A process the child leaves behind may hold the pipe open: the relay stops waiting for it.
+TEST(ErrorRelay, AnOrphanHoldingThePipeDoesNotHoldTheRelay) {
+  const auto start = std::chrono::steady_clock::now();
+  const Relayed r = relay_of("(sleep 30 >/dev/null &) ; echo 'loom-exec: error: rank 0: gone' >&2");
+  EXPECT_EQ(r.first_error, "rank 0: gone");
+  // Not a speed target: the relay gives up after 2 s, and waiting for the orphan would take 30.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+}
+
+}  // namespace
+}  // namespace loom::cli
