@@ -12,11 +12,14 @@
 #include <chrono>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 namespace loom::cli {
 namespace {
 
 constexpr std::string_view kRankErrorPrefix = "loom-exec: error: ";
+// Open MPI's help messages open and close with a rule of dashes (74 of them).
+constexpr size_t kRuleMinimum = 40;
 // How long the rest of the output may take to arrive after the child has exited.
 constexpr std::chrono::seconds kDrainLimit{2};
 
@@ -84,18 +87,51 @@ void ErrorRelay::relay() {
     const ssize_t got = ::read(read_end_, buffer, sizeof buffer);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;  // end of file: every writer has closed its end
-    write_all(STDERR_FILENO, buffer, size_t(got));
     pending.append(buffer, size_t(got));
     for (size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
-      take_line(pending.substr(0, newline));
+      take_line(pending.substr(0, newline), true);
       pending.erase(0, newline + 1);
     }
   }
-  if (!pending.empty()) take_line(pending);
+  if (!pending.empty()) take_line(pending, false);
+  write_all(STDERR_FILENO, held_rule_.data(), held_rule_.size());
   drained_ = true;
 }
 
-void ErrorRelay::take_line(const std::string& line) {
+// Open MPI's banner after an MPI_Abort, which Loom's error handler calls once the rank has said
+// why: a rule, "MPI_ABORT was invoked on rank …", a note that all processes will be killed, a
+// rule, then perhaps "N more processes have sent help message help-mpi-api.txt / mpi-abort" and
+// a hint about orte_base_help_aggregate. After a rank error it adds nothing, and it stood between
+// that error and `loom`'s own last line; without one (an abort Loom did not make) it passes.
+void ErrorRelay::take_line(const std::string& line, bool ended) {
+  std::string out = line + (ended ? "\n" : "");
+  const bool rule = line.size() >= kRuleMinimum && line.find_first_not_of('-') == std::string::npos;
+  const bool after_error = !first_error().empty();
+  if (in_abort_banner_) {
+    if (rule) in_abort_banner_ = false;
+    return;
+  }
+  if (!held_rule_.empty()) {
+    const std::string held = std::exchange(held_rule_, "");
+    if (after_error && line.starts_with("MPI_ABORT was invoked on rank")) {
+      in_abort_banner_ = true;
+      return;
+    }
+    write_all(STDERR_FILENO, held.data(), held.size());
+  }
+  if (rule && ended) {
+    held_rule_ = out;  // until the next line tells whose banner it opens
+    return;
+  }
+  if (after_error && line.find("help message help-mpi-api.txt / mpi-abort") != std::string::npos) {
+    skip_aggregate_hint_ = true;
+    return;
+  }
+  if (skip_aggregate_hint_ && line.find("orte_base_help_aggregate") != std::string::npos) {
+    skip_aggregate_hint_ = false;
+    return;
+  }
+  write_all(STDERR_FILENO, out.data(), out.size());
   if (!line.starts_with(kRankErrorPrefix)) return;
   std::lock_guard lock(mutex_);
   if (first_error_.empty()) first_error_ = line.substr(kRankErrorPrefix.size());

@@ -2,7 +2,8 @@
 // The executor's standard error, passed through `loom` line by line while the first error a rank
 // reports is kept. Rank 0 records its own failure in the store, but when another rank fails first
 // its MPI_Abort can end rank 0 before it writes anything: the reason then exists only in that
-// rank's `loom-exec: error: rank N: …` line, which this relay catches.
+// rank's `loom-exec: error: rank N: …` line, which this relay catches. Open MPI's banner after
+// that abort is left out: the rank has said why, and `loom` says it again last.
 
 #include <atomic>
 #include <mutex>
@@ -31,13 +32,19 @@ class ErrorRelay {
 
  private:
   void relay();
-  void take_line(const std::string& line);
+  // One line (`ended`: it had its newline): passed on, unless it belongs to Open MPI's banner
+  // after Loom's own MPI_Abort; a rank error is also kept.
+  void take_line(const std::string& line, bool ended);
 
   int read_end_ = -1;
   int write_end_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};  // asked to stop
   std::atomic<bool> drained_{false};   // stopped by itself, at end of file
+  // The banner filter's state; only the relay thread touches it.
+  std::string held_rule_;  // a rule of dashes, held until the next line says whose banner it opens
+  bool in_abort_banner_ = false;
+  bool skip_aggregate_hint_ = false;
   mutable std::mutex mutex_;
   std::string first_error_;
 };

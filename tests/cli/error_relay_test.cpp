@@ -72,6 +72,49 @@ TEST(ErrorRelay, NoErrorLineMeansNoError) {
   EXPECT_EQ(r.passed_through, "mpirun noticed that process rank 1 exited\n");
 }
 
+// Open MPI's words after an MPI_Abort, as Open MPI 4.1 prints them.
+const std::string kRule(74, '-');
+const std::string kAbortBanner =
+    kRule + "\n" +
+    "MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD\n"
+    "with errorcode 1.\n\n"
+    "NOTE: invoking MPI_ABORT causes Open MPI to kill all MPI processes.\n"
+    "You may or may not see output from other processes, depending on\n"
+    "exactly when Open MPI kills them.\n" +
+    kRule + "\n";
+const std::string kAggregate =
+    "[vm:15689] 1 more process has sent help message help-mpi-api.txt / mpi-abort\n"
+    "[vm:15689] Set MCA parameter \"orte_base_help_aggregate\" to 0 to see all help / error "
+    "messages\n";
+
+// The script that prints `text` on standard error, byte for byte.
+std::string printing(const std::string& text) {
+  std::string quoted;
+  for (const char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return "printf '%s' '" + quoted + "' >&2";
+}
+
+TEST(ErrorRelay, OpenMpisBannerAfterARankErrorIsLeftOut) {
+  const std::string error = "loom-exec: error: rank 1: cannot write x: No space left on device\n";
+  const Relayed r =
+      relay_of(printing(error + kAbortBanner + "loom-exec: error: rank 0: later\n" + kAggregate));
+  EXPECT_EQ(r.first_error, "rank 1: cannot write x: No space left on device");
+  EXPECT_EQ(r.passed_through, error + "loom-exec: error: rank 0: later\n");
+}
+
+TEST(ErrorRelay, OpenMpisOtherMessagesPassWhole) {
+  // An abort Loom's error handler did not make (no rank error before it) is told in full, and so
+  // is any other help message between rules.
+  const std::string slots =
+      kRule + "\nThere are not enough slots available in the system to satisfy the 8\n" + kRule +
+      "\n";
+  EXPECT_EQ(relay_of(printing(kAbortBanner + kAggregate)).passed_through,
+            kAbortBanner + kAggregate);
+  const std::string error = "loom-exec: error: rank 0: boom\n";
+  EXPECT_EQ(relay_of(printing(error + slots)).passed_through, error + slots);
+  EXPECT_EQ(relay_of(printing(kRule)).passed_through, kRule) << "a rule at the very end";
+}
+
 // A process the child leaves behind may hold the pipe open: the relay stops waiting for it.
 TEST(ErrorRelay, AnOrphanHoldingThePipeDoesNotHoldTheRelay) {
   const auto start = std::chrono::steady_clock::now();
