@@ -1,7 +1,5 @@
 #include "gui_test_support.hpp"
 
-#include "core/model_presets.hpp"
-
 #include <gtest/gtest.h>
 
 #include <QApplication>
@@ -43,20 +41,6 @@ QString binary_dir() { return QString::fromUtf8(LOOM_BIN_DIR); }
 
 QString scratch_dir() { return scratch->path(); }
 
-core::Plan loom_tiny_two_stage_plan() {
-  core::Plan plan;
-  plan.model = core::resolve_model("loom-tiny");
-  plan.cluster.nodes = 1;
-  plan.cluster.devices_per_node = 2;
-  plan.cluster.profile = "cpu-epyc-2core-vm";
-  plan.parallel.pipeline_parallel = 2;
-  plan.parallel.data_parallel = 1;
-  plan.parallel.micro_batch_size = 2;
-  plan.training.global_batch_size = 8;
-  plan.training.dtype = core::DType::fp32;
-  plan.validate();
-  return plan;
-}
 
 }  // namespace loom::gui::test
 

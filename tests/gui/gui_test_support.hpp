@@ -3,6 +3,7 @@
 // environment says otherwise, with settings in a fresh directory), waiting on the event loop,
 // and grabbing a widget to build/screenshots/ for reviewers.
 
+#include "../loom_tiny_plan.hpp"
 #include "core/plan.hpp"
 
 #include <QString>
@@ -25,9 +26,7 @@ QString binary_dir();
 // A directory that lives as long as the test binary.
 QString scratch_dir();
 
-// loom-tiny on two pipeline stages of the built-in 2-core CPU profile, in fp32: what
-// `loom init --model loom-tiny --devices-per-node 2 --pp 2 --profile cpu-epyc-2core-vm --dtype fp32`
-// writes. Small enough to train on this machine in about a second.
-core::Plan loom_tiny_two_stage_plan();
+// The run tests' plan (tests/loom_tiny_plan.hpp): small enough to train here in about a second.
+using loom::testing::loom_tiny_two_stage_plan;
 
 }  // namespace loom::gui::test

@@ -2,6 +2,7 @@
 // stage's categories they take, the warm-up they exclude, peak memory per rank, and the errors.
 
 #include "simulator/run_comparison.hpp"
+#include "../loom_tiny_plan.hpp"
 
 #include "core/error.hpp"
 #include "core/model_presets.hpp"
@@ -18,22 +19,6 @@ namespace loom::sim {
 namespace {
 
 namespace fs = std::filesystem;
-
-// loom-tiny on two pipeline stages of the built-in 2-core CPU profile, as `loom init` makes it.
-core::Plan two_stage_plan() {
-  core::Plan plan;
-  plan.model = core::resolve_model("loom-tiny");
-  plan.cluster.nodes = 1;
-  plan.cluster.devices_per_node = 2;
-  plan.cluster.profile = "cpu-epyc-2core-vm";
-  plan.parallel.pipeline_parallel = 2;
-  plan.parallel.data_parallel = 1;
-  plan.parallel.micro_batch_size = 2;
-  plan.training.global_batch_size = 8;
-  plan.training.dtype = core::DType::fp32;
-  plan.validate();
-  return plan;
-}
 
 core::StepRow step_row(int64_t step, double step_time_s) {
   core::StepRow row;
@@ -71,7 +56,7 @@ class RunComparisonTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db");
     fs::remove(path_);
     store_.emplace(core::Store::open(path_.string()));
-    plan_ = two_stage_plan();
+    plan_ = loom::testing::loom_tiny_two_stage_plan();
     core::RunRow run;
     run.plan_id = store_->insert_plan(core::plan_row(plan_, "two stages"));
     run.backend = "cpu";
