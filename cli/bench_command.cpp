@@ -3,6 +3,7 @@
 #include "cli/bench_fidelity.hpp"
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/launch.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
 #include "core/model_presets.hpp"
@@ -51,6 +52,7 @@ Command add_bench_command(CLI::App& parent) {
     std::string format = "table";
     double seconds = 2.0;
     int repeats = 3;
+    int threads = 0;
     FidelityOptions fidelity;
   };
   auto o = std::make_shared<Options>();
@@ -61,8 +63,15 @@ Command add_bench_command(CLI::App& parent) {
       ->required()
       ->check(CLI::IsMember({"planner", "executor", "fidelity"}));
   app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
+      ->check(finite_positive_number() & CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")->capture_default_str();
+  app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_option("--threads", o->threads,
+                  "executor: threads of its one rank; fidelity: threads per rank of the profile it measures "
+                  "[default: cores / ranks]")
+      ->check(CLI::Range(1, 1024));
   app->add_option("--model", o->fidelity.model, "fidelity: model preset to train")->capture_default_str();
   app->add_option("--profile", o->fidelity.profile, "fidelity: measured CPU profile [default: profile this machine first]");
   app->add_option("--steps", o->fidelity.steps, "fidelity: steps per plan")->check(CLI::Range(4, 100000))->capture_default_str();
@@ -75,12 +84,19 @@ Command add_bench_command(CLI::App& parent) {
   return {app, [o] {
             if (o->what == "fidelity") {
               o->fidelity.format = o->format;
+              o->fidelity.threads = o->threads;
               run_fidelity_benchmark(o->fidelity);
               return;
             }
             if (o->what == "executor") {
-              std::vector<std::string> command = {executor_path(), "bench", "--seconds", fmt::format("{}", o->seconds)};
+              // Launched like `loom run` launches one rank, so that the speed measured is the one it gets.
+              const Launch launch = launch_for({"mpirun", 1, 1, o->threads, cores_of_this_host()});
+              print_launch_warning(launch);
+              std::vector<std::string> command = launch.launcher_args;
+              command.insert(command.end(), {executor_path(), "bench", "--threads", std::to_string(launch.threads_per_rank),
+                                             "--seconds", fmt::format("{}", o->seconds)});
               if (o->format == "json") command.push_back("--json");
+              fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
               const int status = spawn_and_wait(command);
               if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the executor benchmark failed");
               return;

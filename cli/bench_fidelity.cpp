@@ -6,10 +6,12 @@
 #include "cli/bench_fidelity.hpp"
 
 #include "cli/format.hpp"
+#include "cli/launch.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
 #include "core/json_reader.hpp"
 #include "core/model_presets.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
 #include "core/train_spec.hpp"
@@ -21,7 +23,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -113,15 +114,16 @@ void run_child(const std::vector<std::string>& command, const std::string& log, 
 
 // Trains the plan, then reads back what the run measured: the steady step time and the largest
 // allocator high-water mark of any rank.
-FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::Profile& profile,
+FidelityRow measure(const FidelityCase& c, const core::Plan& plan,
                     const std::filesystem::path& work, const FidelityOptions& o, int index, double baseline_probe_s) {
   const std::string plan_path = (work / fmt::format("plan-{:02}.json", index)).string();
-  std::ofstream(plan_path) << core::to_json(plan).dump(2) << "\n";
+  core::write_output_file(plan_path, core::to_json(plan).dump(2) + "\n");
   const std::string db = (work / "fidelity.db").string();
   const double probe_before = probe_s(work);
-  run_child({loom_path(), "run", plan_path, "--db", db, "--steps", std::to_string(o.steps), "--threads",
-             std::to_string(profile.device.threads_per_rank)},
-            (work / "runs.log").string(), fmt::format("the run of '{}'", c.label));
+  // No --threads: `loom run` takes the profile's and binds the ranks by the launch rule, as it does
+  // for a user (an explicit thread count here once hid ranks pinned to one core).
+  run_child({loom_path(), "run", plan_path, "--db", db, "--steps", std::to_string(o.steps)}, (work / "runs.log").string(),
+            fmt::format("the run of '{}'", c.label));
   const double probe_after = probe_s(work);
   core::Store store = core::Store::open(db);
   const sim::RunComparison compared = sim::compare_run(store, store.list_runs().back().id, plan.cluster.profile);
@@ -131,7 +133,7 @@ FidelityRow measure(const FidelityCase& c, const core::Plan& plan, const core::P
   row.slowdown = 0.5 * (probe_before + probe_after) / baseline_probe_s;
   const sim::ComparisonRow& step_time = compared.rows.front();
   row.predicted_step_s = step_time.predicted;
-  row.measured_step_s = step_time.measured;
+  row.measured_step_s = step_time.measured.value_or(0.0);  // a run with steps always has its step time
   for (const sim::RankMemoryComparison& rank : compared.ranks) {
     row.measured_memory_bytes = std::max(row.measured_memory_bytes, rank.measured_peak_bytes);
     row.predicted_memory_bytes = std::max(row.predicted_memory_bytes, rank.predicted_peak_bytes);
@@ -184,11 +186,17 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
                          : std::filesystem::path(o.work_dir);
   std::filesystem::create_directories(work);
   std::string profile_path = o.profile;
+  if (!profile_path.empty() && o.threads > 0)
+    throw InvalidInput("--threads sets the threads of the profile bench fidelity measures; profile '{}' has its own",
+                       profile_path);
   if (profile_path.empty()) {
     profile_path = (work / "profile.json").string();
-    fmt::print(stderr, "loom: profiling this machine (quick, {} ranks) into {}\n", o.profile_ranks, profile_path);
-    run_child({loom_path(), "profile", "--quick", "--ranks", std::to_string(o.profile_ranks), "--threads", "1", "--out",
-               profile_path},
+    // Every plan's ranks get the profile's threads: chosen so that the largest plans fit the cores.
+    const int threads = o.threads > 0 ? o.threads : default_threads_per_rank(o.max_ranks, cores_of_this_host());
+    fmt::print(stderr, "loom: profiling this machine (quick, {} ranks, {} thread(s) per rank) into {}\n",
+               o.profile_ranks, threads, profile_path);
+    run_child({loom_path(), "profile", "--quick", "--ranks", std::to_string(o.profile_ranks), "--threads",
+               std::to_string(threads), "--out", profile_path},
               (work / "profile.log").string(), "the profile measurement");
   }
   const core::Profile profile = core::resolve_profile(profile_path);
@@ -201,7 +209,9 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
   // Kernel times at sizes the profile did not measure, right after it (little drift in between).
   const std::string off_grid_path = (work / "off-grid.json").string();
   fmt::print(stderr, "loom: measuring kernels between the grid's points into {}\n", off_grid_path);
-  run_child({loom_path(), "profile", "--off-grid", "--ranks", "2", "--threads", "1", "--out", off_grid_path},
+  // With the profile's threads: a kernel's time depends on them.
+  run_child({loom_path(), "profile", "--off-grid", "--ranks", "2", "--threads",
+             std::to_string(profile.device.threads_per_rank), "--out", off_grid_path},
             (work / "off-grid.log").string(), "the off-grid measurement");
   const std::vector<KernelCheck> kernel_checks =
       check_kernels(profile, core::resolve_profile(off_grid_path));
@@ -212,7 +222,7 @@ void run_fidelity_benchmark(const FidelityOptions& o) {
     const core::Plan plan = plan_for(c, o, profile_path);
     if (plan.cluster.world_size() > o.max_ranks) continue;
     fmt::print(stderr, "loom: training '{}' ({} ranks, {} steps)\n", c.label, plan.cluster.world_size(), o.steps);
-    rows.push_back(measure(c, plan, profile, work, o, index++, baseline_probe_s));
+    rows.push_back(measure(c, plan, work, o, index++, baseline_probe_s));
   }
   const double step_mape = mean_absolute(rows, &FidelityRow::step_error_percent);
   const double memory_mape = mean_absolute(rows, &FidelityRow::memory_error_percent);

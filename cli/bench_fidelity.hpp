@@ -16,6 +16,9 @@ struct FidelityOptions {
   int64_t global_batch_size = 16;
   int64_t max_ranks = 4;
   int profile_ranks = 4;
+  // Threads per rank of the profile measured here (and so of every run, which inherits them);
+  // 0: the launch rule's default for the largest plans. Not for a given profile: it has its own.
+  int threads = 0;
 };
 
 void run_fidelity_benchmark(const FidelityOptions& options);

@@ -2,12 +2,15 @@
 // with Hugging Face GPT-2 names (done by loom-exec, which owns the checkpoint format).
 
 #include "cli/command.hpp"
+#include "cli/error_relay.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
+#include "core/output_file.hpp"  // check_output_target
 
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <vector>
 
 namespace loom::cli {
 
@@ -23,9 +26,12 @@ Command add_checkpoint_command(CLI::App& parent) {
   app->footer("Example:\n  loom checkpoint export ckpt --out model.safetensors");
   return {app, [o] {
             if (!std::filesystem::is_directory(o->dir)) throw InvalidInput("'{}' is not a directory", o->dir);
-            const int status = spawn_and_wait({executor_path(), "export-checkpoint", o->dir, "--out", o->out});
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-              throw InvalidInput("could not export the checkpoint in '{}' (see the executor's message above)", o->dir);
+            // The export may not land on a file of any checkpoint: they are the run's, not Loom's to replace.
+            const std::vector<std::filesystem::path> inputs = {o->dir};
+            core::check_output_target(o->out, inputs);
+            ErrorRelay errors;
+            const int status = spawn_and_wait({executor_path(), "export-checkpoint", o->dir, "--out", o->out}, "", {}, &errors);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw_executor_failure(status, errors);
           }};
 }
 

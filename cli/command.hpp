@@ -27,6 +27,10 @@ Command add_runs_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);
 Command add_profile_command(CLI::App& parent);
 
+// A check for number options that must be finite and positive: CLI11's own (PositiveNumber,
+// Range) let "nan" and "inf" through, and a measuring time of infinity is an error.
+CLI::Validator finite_positive_number();
+
 // Adds "--format table|json" (the default is table) bound to `format`.
 CLI::Option* add_format_option(CLI::App& app, std::string& format);
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <optional>
 
 namespace loom::cli {
 
@@ -31,13 +32,16 @@ Command add_compare_command(CLI::App& parent) {
             const sim::RunComparison c = sim::compare_run(store, o->run_id, o->profile);
             core::Json json_rows = core::Json::array(), json_ranks = core::Json::array();
             TextTable table({"quantity", "predicted", "measured", "error"}, {1, 2, 3});
+            // Unmeasured quantities are null in JSON and "not measured" in the table, never a 0.
+            auto or_null = [](const std::optional<double>& v) { return v ? core::Json(*v) : core::Json(nullptr); };
             for (const sim::ComparisonRow& r : c.rows) {
-              json_rows.push_back({{"quantity", r.quantity}, {"predicted", r.predicted}, {"measured", r.measured},
-                                   {"unit", r.unit}, {"error_percent", r.error_percent}});
+              json_rows.push_back({{"quantity", r.quantity}, {"predicted", r.predicted}, {"measured", or_null(r.measured)},
+                                   {"unit", r.unit}, {"error_percent", or_null(r.error_percent)}});
               auto show = [&](double v) {
                 return r.unit == "s" ? fmt::format("{:.2f} ms", v * 1e3) : fmt::format("{:.0f} tokens/s", v);
               };
-              table.add_row({r.quantity, show(r.predicted), show(r.measured), fmt::format("{:+.1f} %", r.error_percent)});
+              table.add_row({r.quantity, show(r.predicted), r.measured ? show(*r.measured) : "not measured",
+                             r.error_percent ? fmt::format("{:+.1f} %", *r.error_percent) : "-"});
             }
             TextTable memory({"rank", "stage", "predicted peak", "measured peak", "error"}, {0, 1, 2, 3, 4});
             for (const sim::RankMemoryComparison& rank : c.ranks) {
@@ -52,7 +56,8 @@ Command add_compare_command(CLI::App& parent) {
             if (o->format == "json") {
               std::cout << core::Json{{"format", "loom-compare"}, {"version", 1}, {"run", c.run_id},
                                       {"profile", c.profile_name}, {"warmup_steps", c.warmup_steps},
-                                      {"measured_steps", c.measured_steps}, {"rows", json_rows},
+                                      {"measured_steps", c.measured_steps},
+                                      {"rank_statistics", c.has_rank_statistics}, {"rows", json_rows},
                                       {"ranks", json_ranks}}
                                .dump(2)
                         << "\n";
@@ -62,9 +67,16 @@ Command add_compare_command(CLI::App& parent) {
                        "pipeline stage {}, per step\n",
                        c.run_id, core::to_string(c.status), c.stored_steps, c.warmup_steps, c.profile_name,
                        c.compared_pipeline_rank);
-            fmt::print("{}\nPeak memory per rank: tensors only (the prediction without its {} runtime reserve, "
+            fmt::print("{}", table.render());
+            if (!c.has_rank_statistics) {
+              fmt::print("\nThe run ended before its ranks reported time per category and peak memory ({}): only its "
+                         "steps are compared\n",
+                         core::to_string(c.status));
+              return;
+            }
+            fmt::print("\nPeak memory per rank: tensors only (the prediction without its {} runtime reserve, "
                        "the executor's allocator high-water mark)\n{}",
-                       table.render(), human_bytes(c.runtime_reserve_bytes), memory.render());
+                       human_bytes(c.runtime_reserve_bytes), memory.render());
           }};
 }
 

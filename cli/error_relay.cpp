@@ -2,10 +2,13 @@
 
 #include "core/error.hpp"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -98,11 +101,29 @@ void ErrorRelay::relay() {
   drained_ = true;
 }
 
-// Open MPI's banner after an MPI_Abort, which Loom's error handler calls once the rank has said
-// why: a rule, "MPI_ABORT was invoked on rank …", a note that all processes will be killed, a
-// rule, then perhaps "N more processes have sent help message help-mpi-api.txt / mpi-abort" and
-// a hint about orte_base_help_aggregate. After a rank error it adds nothing, and it stood between
-// that error and `loom`'s own last line; without one (an abort Loom did not make) it passes.
+// Open MPI's banners after a rank has failed say only that it did: "MPI_ABORT was invoked on
+// rank …" (Loom's error handler aborts once the rank has said why), or, for a single rank that
+// returned its status, "Primary job terminated normally, but 1 process returned a non-zero exit
+// code" and "mpirun detected that one or more processes exited with non-zero status"; each
+// between rules of dashes, perhaps followed by "N more processes have sent help message …", a
+// hint about orte_base_help_aggregate, and ORTE_ERROR_LOG lines from its help aggregator when
+// ranks abort at once. After a rank error they add nothing, and they stood between that error
+// and `loom`'s own last line. Without one (an abort Loom did not make) they pass.
+bool opens_failure_banner(const std::string& line) {
+  return line.starts_with("MPI_ABORT was invoked on rank") || line.starts_with("Primary job  terminated normally") ||
+         line.starts_with("Primary job terminated normally") ||
+         line.starts_with("mpirun detected that one or more processes exited with non-zero status");
+}
+
+bool is_failure_chatter(const std::string& line) {
+  return line.find("help message help-mpi-api.txt / mpi-abort") != std::string::npos ||
+         line.find("orte_base_help_aggregate") != std::string::npos ||
+         (line.find("ORTE_ERROR_LOG") != std::string::npos && line.find("show_help.c") != std::string::npos);
+}
+
+// A rank's error line is kept, not passed on: `loom` says it once, in its own last line, with
+// what became of the run. Every other line passes, unless it belongs to Open MPI's account of a
+// failure that a rank has already explained (above).
 void ErrorRelay::take_line(const std::string& line, bool ended) {
   std::string out = line + (ended ? "\n" : "");
   const bool rule = line.size() >= kRuleMinimum && line.find_first_not_of('-') == std::string::npos;
@@ -113,7 +134,7 @@ void ErrorRelay::take_line(const std::string& line, bool ended) {
   }
   if (!held_rule_.empty()) {
     const std::string held = std::exchange(held_rule_, "");
-    if (after_error && line.starts_with("MPI_ABORT was invoked on rank")) {
+    if (after_error && opens_failure_banner(line)) {
       in_abort_banner_ = true;
       return;
     }
@@ -123,18 +144,32 @@ void ErrorRelay::take_line(const std::string& line, bool ended) {
     held_rule_ = out;  // until the next line tells whose banner it opens
     return;
   }
-  if (after_error && line.find("help message help-mpi-api.txt / mpi-abort") != std::string::npos) {
-    skip_aggregate_hint_ = true;
-    return;
-  }
-  if (skip_aggregate_hint_ && line.find("orte_base_help_aggregate") != std::string::npos) {
-    skip_aggregate_hint_ = false;
+  if (after_error && is_failure_chatter(line)) return;
+  if (line.starts_with(kRankErrorPrefix)) {
+    std::lock_guard lock(mutex_);
+    if (first_error_.empty()) first_error_ = line.substr(kRankErrorPrefix.size());
     return;
   }
   write_all(STDERR_FILENO, out.data(), out.size());
-  if (!line.starts_with(kRankErrorPrefix)) return;
-  std::lock_guard lock(mutex_);
-  if (first_error_.empty()) first_error_ = line.substr(kRankErrorPrefix.size());
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFSIGNALED(status)) return fmt::format("the executor was killed by signal {}", WTERMSIG(status));
+  return fmt::format("the executor exited with status {}", WEXITSTATUS(status));
+}
+
+ExecutorFailure executor_failure(int status, const ErrorRelay& errors) {
+  const std::string said = errors.first_error();
+  // Status 2 is the executor's "your input is wrong", as it is `loom`'s: said in its own words.
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !said.empty()) return {said, true};
+  if (!said.empty()) return {fmt::format("{} ({})", said, describe_wait_status(status)), false};
+  return {describe_wait_status(status), false};
+}
+
+void throw_executor_failure(int status, const ErrorRelay& errors) {
+  const ExecutorFailure failure = executor_failure(status, errors);
+  if (failure.bad_input) throw InvalidInput("{}", failure.reason);
+  throw Error("{}", failure.reason);
 }
 
 }  // namespace loom::cli

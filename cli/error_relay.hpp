@@ -2,8 +2,9 @@
 // The executor's standard error, passed through `loom` line by line while the first error a rank
 // reports is kept. Rank 0 records its own failure in the store, but when another rank fails first
 // its MPI_Abort can end rank 0 before it writes anything: the reason then exists only in that
-// rank's `loom-exec: error: rank N: …` line, which this relay catches. Open MPI's banner after
-// that abort is left out: the rank has said why, and `loom` says it again last.
+// rank's `loom-exec: error: rank N: …` line, which this relay catches. The ranks' error lines and
+// Open MPI's banners after them are left out: `loom` says the first error once, in its own last
+// line (one line for a failure, as for any other error of `loom`).
 
 #include <atomic>
 #include <mutex>
@@ -32,8 +33,8 @@ class ErrorRelay {
 
  private:
   void relay();
-  // One line (`ended`: it had its newline): passed on, unless it belongs to Open MPI's banner
-  // after Loom's own MPI_Abort; a rank error is also kept.
+  // One line (`ended`: it had its newline): passed on, unless it is a rank's error (kept) or
+  // belongs to Open MPI's account of a failure a rank has explained.
   void take_line(const std::string& line, bool ended);
 
   int read_end_ = -1;
@@ -44,9 +45,23 @@ class ErrorRelay {
   // The banner filter's state; only the relay thread touches it.
   std::string held_rule_;  // a rule of dashes, held until the next line says whose banner it opens
   bool in_abort_banner_ = false;
-  bool skip_aggregate_hint_ = false;
   mutable std::mutex mutex_;
   std::string first_error_;
 };
+
+// "the executor exited with status 1", "… was killed by signal 9", from a wait status.
+std::string describe_wait_status(int status);
+
+// Why the executor failed (wait status `status`), in one line: what its first rank error said,
+// with the status unless it exited with 2 (bad input, as `loom`'s own status 2); the status alone
+// when no rank said anything.
+struct ExecutorFailure {
+  std::string reason;
+  bool bad_input = false;  // exit status 2 with a rank's word for it
+};
+ExecutorFailure executor_failure(int status, const ErrorRelay& errors);
+
+// Throws executor_failure's reason: InvalidInput for bad input, else Error.
+[[noreturn]] void throw_executor_failure(int status, const ErrorRelay& errors);
 
 }  // namespace loom::cli

@@ -1,16 +1,19 @@
 // `loom init --model NAME`: writes a valid starting plan (plan.json) from a model preset.
 
 #include "cli/command.hpp"
+#include "cli/output_targets.hpp"
 #include "core/error.hpp"
 #include "core/model_presets.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
 #include "core/profile.hpp"
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <optional>
+#include <filesystem>
 #include <iostream>
+#include <optional>
+#include <vector>
 
 namespace loom::cli {
 namespace {
@@ -119,15 +122,16 @@ Command add_init_command(CLI::App& parent) {
       "  loom init --model llama3-70b --nodes 8 --tp 8 --pp 4 --micro-batch-size 1 \\\n"
       "            --global-batch-size 512 --sequence-parallel --use-distributed-optimizer -o plan.json");
   return {app, [o] {
+            const std::vector<std::filesystem::path> inputs = {model_file_input(o->model), profile_file_input(o->profile)};
+            if (!o->out.empty()) core::check_output_target(o->out, inputs);
             const core::Plan plan = build_plan(*o);
             const std::string text = core::to_json(plan).dump(2) + "\n";
             if (o->out.empty()) {
               std::cout << text;
               return;
             }
-            std::ofstream file(o->out, std::ios::binary | std::ios::trunc);
-            if (!(file << text) || !file.flush()) throw IoError("cannot write plan to '{}'", o->out);
-            fmt::print(stderr, "loom: wrote {}\n", o->out);
+            core::write_output_file(o->out, text, inputs);
+            if (o->out != core::kStandardOutputName) fmt::print(stderr, "loom: wrote {}\n", o->out);
           }};
 }
 

@@ -3,13 +3,29 @@
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
+#include "core/output_file.hpp"  // finish_standard_output
 
 #include <fmt/format.h>
 
-#include <iostream>
+#include <cmath>         // std::isfinite
+#include <cstdio>        // std::ferror, stdout
+#include <functional>    // a command's body
+#include <iostream>      // std::cout, std::cerr
+#include <system_error>  // fmt's failed writes
 #include <vector>
 
 namespace loom::cli {
+
+CLI::Validator finite_positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        if (!std::isfinite(value) || value <= 0) return "'" + text + "' must be a finite positive number";
+        return {};
+      },
+      "FINITE > 0");
+}
 
 CLI::Option* add_format_option(CLI::App& app, std::string& format) {
   return app.add_option("--format", format, "Output format: table or json")
@@ -38,9 +54,27 @@ std::string command_path(const CLI::App& app) {
   return "loom";
 }
 
+// What a failing command printed before its error still goes out (the table `loom plan` shows
+// before saying that nothing fits); a failure to write it is not worth a second error.
+void flush_standard_output_quietly() {
+  std::cout.flush();
+  std::fflush(stdout);
+}
+
 int fail(int code, const std::string& message) {
   std::cerr << "loom: error: " << message << "\n";
   return code;
+}
+
+// --help and --version print through CLI11; their output is checked like every command's.
+int print_help_or_version(CLI::App& app, const CLI::ParseError& request) {
+  const int status = app.exit(request);
+  try {
+    core::finish_standard_output();
+  } catch (const loom::Error& e) {
+    return fail(1, e.what());
+  }
+  return status;
 }
 
 }  // namespace
@@ -58,27 +92,42 @@ int run_loom(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return print_help_or_version(app, e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return print_help_or_version(app, e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return print_help_or_version(app, e);
   } catch (const CLI::ConversionError& e) {
     return fail(2, fmt::format("{}: expected a number (see '{} --help')", e.what(), command_path(app)));
   } catch (const CLI::ParseError& e) {
     return fail(2, fmt::format("{} (see '{} --help')", e.what(), command_path(app)));
   }
   try {
+    // Everything printed must reach its reader: a full disk or a closed pipe behind standard
+    // output fails the command, here for all of them, instead of ending it with status 0.
+    auto run_to_completion = [](const std::function<void()>& run) {
+      try {
+        run();
+      } catch (...) {
+        flush_standard_output_quietly();
+        throw;
+      }
+      core::finish_standard_output();
+    };
     for (const Command& command : commands) {
       if (command.app->parsed()) {
-        command.run();
+        run_to_completion(command.run);
         return 0;
       }
     }
-    std::cout << app.help();
+    run_to_completion([&app] { std::cout << app.help(); });
     return 0;
   } catch (const loom::Error& e) {
     return fail(e.exit_code(), e.what());
+  } catch (const std::system_error& e) {
+    // fmt::print reports a failed write to standard output as "cannot write to file: …".
+    if (std::ferror(stdout)) return fail(1, fmt::format("cannot write to standard output: {}", e.code().message()));
+    return fail(1, e.what());
   } catch (const std::exception& e) {
     return fail(1, e.what());
   }

@@ -2,18 +2,21 @@
 
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/output_targets.hpp"
 #include "cli/progress_bar.hpp"
 #include "core/default_plan.hpp"
 #include "core/error.hpp"
 #include "core/model_arithmetic.hpp"
 #include "core/model_presets.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
+#include "core/store.hpp"
 #include "core/store_rows.hpp"
 #include "planner/search.hpp"
 
 #include <fmt/format.h>
 
-#include <fstream>
+#include <filesystem>
 #include <iostream>
 
 namespace loom::cli {
@@ -191,9 +194,9 @@ void store_results(const std::string& path, const plan::SearchResult& result) {
   store.insert_predicted_plans(std::move(rows));
 }
 
-void write_plan(const std::string& path, const core::Plan& plan) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!(file << core::to_json(plan).dump(2) << "\n") || !file.flush()) throw IoError("cannot write the plan to '{}'", path);
+// The files the search reads (and the store it writes): --out may be none of them.
+std::vector<std::filesystem::path> plan_inputs(const PlanOptions& o) {
+  return {model_file_input(o.model), profile_file_input(o.profile), o.db};
 }
 
 }  // namespace
@@ -217,8 +220,9 @@ Command add_plan_command(CLI::App& parent) {
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
   app->add_option("--db", o->db, "Store the ranked plans and their predictions in this SQLite file");
-  app->add_option("--out", o->out, "Write the best plan (plan.json) for `loom simulate` and `loom run`");
-  app->add_option("--threads", o->threads, "Threads to search with [default: every core]");
+  app->add_option("--out", o->out,
+                  "Write the best plan (plan.json) for `loom simulate` and `loom run`; '-': standard output, alone");
+  app->add_option("--threads", o->threads, "Threads to search with [default: every core]")->check(CLI::Range(1, 1024));
   app->add_flag("--pareto", o->pareto, "Also show the Pareto front of step time vs peak memory");
   app->add_flag("--explain", o->explain, "Show how many combinations each rule rejected");
   app->add_flag("--allow-cross-node-tp", o->cross_node_tp, "Let tensor parallelism span nodes");
@@ -230,6 +234,9 @@ Command add_plan_command(CLI::App& parent) {
       "            --global-batch-size 1536 --seq-length 2048 --top 10 --explain\n"
       "  loom plan --model llama3-70b --devices 256 --global-batch-size 1024 --pareto --out best.json");
   return {app, [o] {
+            if (!o->out.empty()) core::check_output_target(o->out, plan_inputs(*o));
+            // A store that is there already must be one of Loom's: found out now, not after the search.
+            if (!o->db.empty() && std::filesystem::exists(o->db)) core::Store::open(o->db, core::Store::OpenMode::existing);
             const plan::SearchRequest request = make_request(*o);
             plan::SearchOptions options;
             options.top = o->top;
@@ -239,10 +246,19 @@ Command add_plan_command(CLI::App& parent) {
             options.progress = [&bar](double fraction) { bar.update(fraction); };
             const plan::SearchResult result = plan::search(request, options);
             if (!o->db.empty()) store_results(o->db, result);
-            if (!o->out.empty() && !result.top.empty()) write_plan(o->out, result.top.front().plan);
-            if (o->format == "json") std::cout << result_json(request, result).dump(2) << "\n";
-            else if (o->format == "csv") print_csv(result);
-            else print_table(request, result, *o);
+            if (!o->out.empty() && !result.top.empty())
+              core::write_output_file(o->out, core::to_json(result.top.front().plan).dump(2) + "\n", plan_inputs(*o));
+            // With --out -, standard output holds the best plan alone, ready for `loom show -`.
+            const bool quiet = o->out == core::kStandardOutputName;
+            if (quiet) {
+              // nothing more: the plan went out above
+            } else if (o->format == "json") {
+              std::cout << result_json(request, result).dump(2) << "\n";
+            } else if (o->format == "csv") {
+              print_csv(result);
+            } else {
+              print_table(request, result, *o);
+            }
             if (result.stats.valid == 0)
               throw InvalidInput("no valid plan exists for {} with global batch {} on {} devices; see the reject "
                                  "reasons above",
@@ -251,7 +267,7 @@ Command add_plan_command(CLI::App& parent) {
             if (result.stats.fitting == 0)
               throw Infeasible("no plan fits in {:.0f} GiB per device; the nearest misses are listed above",
                                double(request.profile.device.memory_bytes) / double(1 << 30));
-            if (!o->out.empty() && o->format == "table") fmt::print("\nBest plan written to {}\n", o->out);
+            if (!o->out.empty() && !quiet && o->format == "table") fmt::print("\nBest plan written to {}\n", o->out);
           }};
 }
 

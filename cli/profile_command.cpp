@@ -1,8 +1,11 @@
 // `loom profile`: measures this machine into a profile (through `loom-exec profile` on N ranks).
 
 #include "cli/command.hpp"
+#include "cli/error_relay.hpp"
+#include "cli/launch.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
+#include "core/output_file.hpp"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -10,7 +13,6 @@
 
 #include <filesystem>
 #include <system_error>
-#include <thread>
 
 namespace loom::cli {
 
@@ -21,6 +23,7 @@ Command add_profile_command(CLI::App& parent) {
     int threads = 1;
     bool quick = false;
     bool off_grid = false;
+    bool dry_run = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
@@ -31,6 +34,7 @@ Command add_profile_command(CLI::App& parent) {
   app->add_option("--name", o->name, "Profile name [default: cpu-<host>]");
   app->add_flag("--quick", o->quick, "A reduced grid (under a minute)");
   app->add_flag("--off-grid", o->off_grid, "Sizes between the quick grid's points, to check interpolation");
+  app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
   app->footer("Example:\n  loom profile --quick --out this-machine.json\n  loom simulate plan.json --profile this-machine.json");
   return {app, [o] {
             if (o->backend == "cuda")
@@ -41,21 +45,37 @@ Command add_profile_command(CLI::App& parent) {
               gethostname(host, sizeof(host) - 1);
               name = fmt::format("cpu-{}", host);
             }
-            const std::string out = o->out.empty() ? fmt::format("profiles/{}.json", name) : o->out;
-            // The default lands in profiles/ of the working directory, which may not exist yet.
-            const std::filesystem::path parent = std::filesystem::path(out).parent_path();
+            // The name becomes a file name (profiles/NAME.json) and a profile name in plans: no path
+            // may hide in it ("../escape").
+            if (name.empty() || name.size() > 100 || name.front() == '.' ||
+                name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+                    std::string::npos)
+              throw InvalidInput("--name '{}' is not a profile name; expected up to 100 letters, digits, '.', '_' and "
+                                 "'-', not starting with '.'",
+                                 name);
+            const bool default_out = o->out.empty();
+            const std::string out = default_out ? fmt::format("profiles/{}.json", name) : o->out;
+            // The default lands in profiles/ of the working directory, made when missing (but not by
+            // a dry run, which changes nothing); a folder the user named must exist.
             std::error_code error;
-            if (!parent.empty()) std::filesystem::create_directories(parent, error);
-            if (error) throw IoError("cannot create '{}' for the profile: {}", parent.string(), error.message());
-            std::vector<std::string> command = {"mpirun", "-np", std::to_string(o->ranks)};
-            if (o->ranks > int(std::thread::hardware_concurrency())) command.push_back("--oversubscribe");
+            const bool default_folder_missing = default_out && !std::filesystem::is_directory("profiles", error);
+            if (default_folder_missing && !o->dry_run && !std::filesystem::create_directory("profiles", error))
+              throw IoError("cannot create 'profiles' for the profile: {}", error.message());
+            // Refused before a minute of measuring, not after it.
+            if (!(default_folder_missing && o->dry_run)) core::check_output_target(out);
+            // Rank 0 times the kernels with all its threads: it must be allowed on as many cores.
+            const Launch launch = launch_for({"mpirun", o->ranks, o->ranks, o->threads, cores_of_this_host()});
+            print_launch_warning(launch);
+            std::vector<std::string> command = launch.launcher_args;
             command.insert(command.end(), {executor_path(), "profile", "--out", out, "--name", name, "--threads",
-                                           std::to_string(o->threads)});
+                                           std::to_string(launch.threads_per_rank)});
             if (o->quick) command.push_back("--quick");
             if (o->off_grid) command.push_back("--off-grid");
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
-            const int status = spawn_and_wait(command);
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the profile measurement failed");
+            if (o->dry_run) return;
+            ErrorRelay errors;
+            const int status = spawn_and_wait(command, "", {}, &errors);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw_executor_failure(status, errors);
             fmt::print("loom: profile '{}' written to {}\n  use it with: loom simulate PLAN --profile {}\n", name, out,
                        out);
           }};

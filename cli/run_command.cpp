@@ -4,8 +4,11 @@
 
 #include "cli/command.hpp"
 #include "cli/error_relay.hpp"
+#include "cli/launch.hpp"
+#include "cli/output_targets.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
 #include "core/store_rows.hpp"
@@ -26,30 +29,21 @@ namespace {
 
 struct RunOptions {
   std::string plan_path, data, db, checkpoint_dir, launcher = "mpirun", backend = "cpu", save_model, init_from, profile;
-  std::optional<int64_t> steps, checkpoint_every;
+  std::optional<int64_t> steps, checkpoint_every, keep_checkpoints;
   int threads = 0;
   bool resume = false, jsonl = false, dry_run = false;
 };
 
-std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan, std::optional<int64_t> run_id) {
-  const int64_t ranks = plan.cluster.world_size();
-  std::vector<std::string> args;
-  if (o.launcher == "mpirun") {
-    args = {"mpirun", "-np", std::to_string(ranks)};
-    if (ranks > int64_t(std::thread::hardware_concurrency())) args.push_back("--oversubscribe");
-  } else if (o.launcher == "srun") {
-    args = {"srun", "--ntasks", std::to_string(ranks)};
-  } else if (ranks != 1 && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_NTASKS")) {
-    throw InvalidInput("--launcher none runs one process, but the plan needs {} ranks; use mpirun or srun", ranks);
-  }
-  args.push_back(executor_path());
-  args.insert(args.end(), {"run", o.plan_path});
+// `loom-exec run …` and `loom-exec check …` take the same arguments: what is checked is what runs.
+std::vector<std::string> executor_arguments(const char* subcommand, const RunOptions& o, int threads_per_rank,
+                                            std::optional<int64_t> run_id) {
+  std::vector<std::string> args = {subcommand, o.plan_path};
   auto add = [&](const char* flag, const std::string& value) {
     if (!value.empty()) args.insert(args.end(), {flag, value});
   };
   if (o.steps) add("--steps", std::to_string(*o.steps));
   add("--data", o.data);
-  if (o.threads > 0) add("--threads", std::to_string(o.threads));
+  if (threads_per_rank > 0) add("--threads", std::to_string(threads_per_rank));
   if (o.jsonl) args.push_back("--jsonl");
   add("--db", o.db);
   if (run_id) add("--run-id", std::to_string(*run_id));
@@ -57,13 +51,35 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
   add("--init-from", o.init_from);
   add("--checkpoint-dir", o.checkpoint_dir);
   if (o.checkpoint_every) add("--checkpoint-every", std::to_string(*o.checkpoint_every));
+  if (o.keep_checkpoints) add("--keep-checkpoints", std::to_string(*o.keep_checkpoints));
   if (o.resume) args.push_back("--resume");
   return args;
 }
 
-std::string describe_status(int status) {
-  if (WIFSIGNALED(status)) return fmt::format("the executor was killed by signal {}", WTERMSIG(status));
-  return fmt::format("the executor exited with status {}", WEXITSTATUS(status));
+// Everything about the run that can be checked before a rank starts (loom-exec check: the data,
+// --init-from's shapes, the checkpoint to resume, --save-model's place): one line from `loom`.
+void check_before_launch(const RunOptions& o) {
+  std::vector<std::string> command = {executor_path()};
+  const std::vector<std::string> check = executor_arguments("check", o, 0, std::nullopt);
+  command.insert(command.end(), check.begin(), check.end());
+  ErrorRelay errors;
+  const int status = spawn_and_wait(command, "", {}, &errors);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw_executor_failure(status, errors);
+}
+
+std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan, std::optional<int64_t> run_id) {
+  const int64_t ranks = plan.cluster.world_size();
+  if (o.launcher == "none" && ranks != 1 && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_NTASKS"))
+    throw InvalidInput("--launcher none runs one process, but the plan needs {} ranks; use mpirun or srun", ranks);
+  // Under `none` this is one rank of the outer launch, and only the cores it shares count.
+  const int64_t ranks_per_node = o.launcher == "none" ? 1 : plan.cluster.devices_per_node;
+  const Launch launch = launch_for({o.launcher, ranks, ranks_per_node, o.threads, cores_of_this_host()});
+  print_launch_warning(launch);
+  std::vector<std::string> args = launch.launcher_args;
+  args.push_back(executor_path());
+  const std::vector<std::string> run = executor_arguments("run", o, launch.threads_per_rank, run_id);
+  args.insert(args.end(), run.begin(), run.end());
+  return args;
 }
 
 constexpr const char* kCancelledReason = "cancelled by the user";
@@ -79,6 +95,8 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--db", o->db, "Record the run, its steps and per-rank statistics in this SQLite file");
   app->add_option("--checkpoint-dir", o->checkpoint_dir, "Write checkpoints here (every --checkpoint-every steps and at the end)");
   app->add_option("--checkpoint-every", o->checkpoint_every, "Steps between checkpoints");
+  app->add_option("--keep-checkpoints", o->keep_checkpoints,
+                  "Keep only the newest N complete checkpoints, removing older ones [default: keep all]");
   app->add_flag("--resume", o->resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
   app->add_option("--save-model", o->save_model, "Write the trained model (safetensors, GPT-2 names)");
   app->add_option("--init-from", o->init_from, "Start from these weights (safetensors, GPT-2 names)");
@@ -87,7 +105,8 @@ Command add_run_command(CLI::App& parent) {
       ->capture_default_str();
   app->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app->add_option("--threads", o->threads,
-                  "Threads per rank [default: the measured CPU profile's, else cores / ranks]");
+                  "Threads per rank [default: the measured CPU profile's, else cores / ranks]")
+      ->check(CLI::Range(1, 4096));
   app->add_flag("--jsonl", o->jsonl, "One JSON line per step (for scripts and the GUI)");
   app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
   app->add_option("--profile", o->profile,
@@ -99,17 +118,17 @@ Command add_run_command(CLI::App& parent) {
             plan.validate();
             if (o->backend == "cuda")
               throw InvalidInput("--backend cuda: this build's executor has no CUDA backend yet; use --backend cpu");
-            if (!o->data.empty() && !std::filesystem::is_regular_file(o->data))
-              throw InvalidInput("--data '{}': no such file", o->data);
-            if (!o->init_from.empty() && !std::filesystem::is_regular_file(o->init_from))
-              throw InvalidInput("--init-from '{}': no such file", o->init_from);
-            if (o->resume && o->checkpoint_dir.empty()) throw InvalidInput("--resume needs --checkpoint-dir");
-            if (o->steps && *o->steps < 0)
-              throw InvalidInput("--steps={} must be 0 (load and save only) or positive", *o->steps);
             const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
+            if (!o->save_model.empty()) {
+              const std::vector<std::filesystem::path> inputs = {o->plan_path, o->data, o->init_from, o->db,
+                                                                 o->checkpoint_dir, profile_file_input(o->profile)};
+              core::check_output_target(o->save_model, inputs);
+            }
             // A CPU profile was measured with some threads per rank: run as it was measured, so
             // the prediction applies.
             if (o->threads == 0 && profile.device.host_cores > 0) o->threads = int(profile.device.threads_per_rank);
+            // Before the store is touched: a refused run leaves no trace in it.
+            check_before_launch(*o);
             std::optional<core::Store> store;
             std::optional<int64_t> run_id;
             if (!o->db.empty() && !o->dry_run) {
@@ -152,12 +171,13 @@ Command add_run_command(CLI::App& parent) {
             if (ok) return;
             const bool cancelled = cancel_signal_received() != 0;
             // The first rank to fail says why in its own words; the launcher's status only says that.
-            std::string reason = cancelled ? kCancelledReason : describe_status(status);
-            if (!cancelled && !errors.first_error().empty())
-              reason = fmt::format("{} ({})", errors.first_error(), reason);
+            const ExecutorFailure failure =
+                cancelled ? ExecutorFailure{kCancelledReason, false} : executor_failure(status, errors);
             if (store && store->run(*run_id).status == core::RunStatus::running)
-              store->finish_run(*run_id, core::RunStatus::failed, reason);
-            throw Error("{}{}", reason, run_id ? fmt::format("; run {} marked failed", *run_id) : "");
+              store->finish_run(*run_id, core::RunStatus::failed, failure.reason);
+            const std::string marked = run_id ? fmt::format("; run {} marked failed", *run_id) : "";
+            if (failure.bad_input) throw InvalidInput("{}{}", failure.reason, marked);
+            throw Error("{}{}", failure.reason, marked);
           }};
 }
 

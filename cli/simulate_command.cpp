@@ -2,16 +2,19 @@
 
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/output_targets.hpp"
 #include "core/default_plan.hpp"
 #include "core/error.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
 #include "simulator/prediction.hpp"
 #include "simulator/trace.hpp"
 
 #include <fmt/format.h>
 
-#include <fstream>
+#include <filesystem>
 #include <iostream>
+#include <vector>
 
 namespace loom::cli {
 namespace {
@@ -92,12 +95,15 @@ Command add_simulate_command(CLI::App& parent) {
   app->add_option("plan", o->plan_path, "Plan JSON file ('-' reads standard input); without it, the built-in default plan");
   app->add_option("--profile", o->profile, "Profile name or file [default: the plan's cluster profile]");
   add_format_option(*app, o->format);
-  app->add_option("--trace", o->trace_path, "Write the timeline as Chrome trace-event JSON (open in Perfetto)");
+  app->add_option("--trace", o->trace_path,
+                  "Write the timeline as Chrome trace-event JSON (open in Perfetto); '-': standard output, alone");
   app->add_flag("--overlap-grad-reduce", o->overlap_grad_reduce,
                 "Overlap the data-parallel gradient reduction with the last backward (Megatron's flag)");
   app->footer("Examples:\n  loom simulate\n  loom simulate plan.json --format json\n"
               "  loom simulate plan.json --trace step.json   # open step.json in ui.perfetto.dev");
   return {app, [o] {
+            const std::vector<std::filesystem::path> inputs = {o->plan_path, profile_file_input(o->profile)};
+            if (!o->trace_path.empty()) core::check_output_target(o->trace_path, inputs);
             const bool builtin = o->plan_path.empty();
             const core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(o->plan_path);
             plan.validate();
@@ -106,11 +112,10 @@ Command add_simulate_command(CLI::App& parent) {
             options.overlap_grad_reduce = o->overlap_grad_reduce;
             options.record_timeline = !o->trace_path.empty();
             const sim::Prediction prediction = sim::simulate(plan, profile, options);
-            if (!o->trace_path.empty()) {
-              std::ofstream file(o->trace_path, std::ios::binary | std::ios::trunc);
-              if (!(file << sim::chrome_trace(plan, prediction).dump()) || !file.flush())
-                throw IoError("cannot write the trace to '{}'", o->trace_path);
-            }
+            if (!o->trace_path.empty())
+              core::write_output_file(o->trace_path, sim::chrome_trace_text(plan, prediction), inputs);
+            // Standard output holds the trace alone, so that it can be piped into a tool.
+            if (o->trace_path == core::kStandardOutputName) return;
             if (o->format == "json") {
               std::cout << sim::to_json(prediction).dump(2) << "\n";
             } else {

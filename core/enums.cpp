@@ -1,6 +1,7 @@
 #include "core/enums.hpp"
 
 #include "core/error.hpp"
+#include "core/json_reader.hpp"  // text_excerpt: the value may be a whole file's worth of text
 
 #include <array>
 #include <utility>
@@ -38,7 +39,7 @@ Enum parse_with(const Spellings<Enum, N>& table, std::string_view text, std::str
     accepted += accepted.empty() ? "" : ", ";
     accepted += spelling;
   }
-  throw InvalidInput("{}=\"{}\" is not valid; expected one of {}", field, text, accepted);
+  throw InvalidInput("{}=\"{}\" is not valid; expected one of {}", field, text_excerpt(text), accepted);
 }
 
 }  // namespace

@@ -17,14 +17,35 @@ namespace loom::core {
 // plan.json reads top-down (format, version, model, training, cluster, parallel).
 using Json = nlohmann::ordered_json;
 
-// Parses text as JSON. A syntax error becomes InvalidInput "SOURCE:LINE:COLUMN: malformed JSON: …".
+// Arrays and objects nest at most this deep in any JSON document Loom reads (Loom's own nest 4
+// deep). Deeper ones are refused while parsing: every later walk of the tree (dump() among them)
+// recurses once per level, and a document nested 100,000 deep would overflow the stack.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses text as JSON, refusing with InvalidInput what the JSON grammar allows but no Loom
+// document may hold, each in one line that names SOURCE:
+//   a syntax error            "SOURCE:LINE:COLUMN: malformed JSON: …";
+//   nesting beyond the limit  "SOURCE: JSON nested deeper than 64 levels at line L, column C";
+//   a key twice in an object  "SOURCE: duplicate key 'model.hidden-size' at line L, column C"
+//                             (nlohmann would silently keep the last);
+//   an integer beyond 64 bits "SOURCE: model.num-layers: 99999999999999999999 is too large; …"
+//                             (nlohmann would silently round it to a double);
+//   text beyond kMaxJsonInputBytes (core/input_file.hpp).
 Json parse_json_text(std::string_view text, std::string_view source);
 
-// Reads a whole file ("-" is standard input). A missing or unreadable file is InvalidInput.
+// Reads a whole JSON document's file ("-" is standard input) through core/input_file.hpp: only a
+// regular file, and at most kMaxJsonInputBytes. Every problem is InvalidInput naming it.
 std::string read_text_file(const std::string& path);
 
 // Human name of a JSON value's type for messages ("a string", "an array", ...).
 std::string_view json_type_name(const Json& value);
+
+// A value quoted in a message: compact JSON of at most about 60 characters, cut with "…" (a
+// 5 MB array must not make a 5 MB error line). Containers are walked only as far as printed.
+std::string json_excerpt(const Json& value);
+// Text from the input quoted in a message (a key, a name): at most about 60 characters, cut
+// with "…", control characters shown as \xNN so that the message stays one line.
+std::string text_excerpt(std::string_view text);
 
 class JsonObjectReader {
  public:

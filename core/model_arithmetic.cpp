@@ -1,7 +1,30 @@
 #include "core/model_arithmetic.hpp"
 
+#include "core/checked_arithmetic.hpp"
+#include "core/error.hpp"
+
 namespace loom::core {
 namespace {
+
+// Parameter counts stay far inside int64 at the maxima of core/limits.hpp (static_asserts
+// there); a spec beyond them that skipped validate() is refused rather than wrapped around.
+[[noreturn]] void throw_uncountable_parameters(const ModelSpec& m) {
+  throw InvalidInput("num-layers={}, hidden-size={}, ffn-hidden-size={}, padded-vocab-size={}, seq-length={}: the "
+                     "model's parameters exceed what Loom can count (int64)",
+                     m.num_layers, m.hidden_size, m.ffn_hidden_size, m.padded_vocab_size, m.seq_length);
+}
+
+int64_t parameter_product(const ModelSpec& m, int64_t a, int64_t b) {
+  const std::optional<int64_t> product = checked_multiply(a, b);
+  if (!product) throw_uncountable_parameters(m);
+  return *product;
+}
+
+int64_t parameter_sum(const ModelSpec& m, int64_t a, int64_t b) {
+  const std::optional<int64_t> sum = checked_add(a, b);
+  if (!sum) throw_uncountable_parameters(m);
+  return *sum;
+}
 
 // Parameters of one transformer layer, split into what tensor parallelism shards (the weights
 // and column-parallel biases) and what every tensor rank keeps whole (norms, row-parallel biases).
@@ -11,44 +34,47 @@ struct LayerParameters {
 };
 
 int64_t norm_parameters(const ModelSpec& m) {
-  return m.normalization == Normalization::layernorm ? 2 * m.hidden_size : m.hidden_size;
+  return m.normalization == Normalization::layernorm ? parameter_product(m, 2, m.hidden_size) : m.hidden_size;
 }
 
 int64_t query_key_value_width(const ModelSpec& m) {
-  return m.hidden_size + 2 * m.num_query_groups * m.kv_channels();
+  return parameter_sum(m, m.hidden_size, parameter_product(m, parameter_product(m, 2, m.num_query_groups), m.kv_channels()));
 }
 
 // Weights that take part in a matrix multiplication in one layer (per token: 2 FLOPs each).
 int64_t layer_matmul_weights(const ModelSpec& m) {
   const int64_t h = m.hidden_size;
-  const int64_t attention = h * query_key_value_width(m) + h * h;
+  const int64_t attention = parameter_sum(m, parameter_product(m, h, query_key_value_width(m)), parameter_product(m, h, h));
   const int64_t mlp_matrices = m.activation == Activation::swiglu ? 3 : 2;
-  return attention + mlp_matrices * h * m.ffn_hidden_size;
+  return parameter_sum(m, attention, parameter_product(m, parameter_product(m, mlp_matrices, h), m.ffn_hidden_size));
 }
 
 LayerParameters layer_parameters(const ModelSpec& m) {
   LayerParameters p;
   p.sharded = layer_matmul_weights(m);
-  p.replicated = 2 * norm_parameters(m);
+  p.replicated = parameter_product(m, 2, norm_parameters(m));
   if (m.add_bias_linear) {
-    const int64_t mlp_up_width = m.activation == Activation::swiglu ? 2 * m.ffn_hidden_size : m.ffn_hidden_size;
-    p.sharded += query_key_value_width(m) + mlp_up_width;  // column-parallel biases
-    p.replicated += 2 * m.hidden_size;                      // row-parallel biases
+    const int64_t mlp_up_width =
+        m.activation == Activation::swiglu ? parameter_product(m, 2, m.ffn_hidden_size) : m.ffn_hidden_size;
+    // column-parallel biases, then row-parallel ones
+    p.sharded = parameter_sum(m, p.sharded, parameter_sum(m, query_key_value_width(m), mlp_up_width));
+    p.replicated = parameter_sum(m, p.replicated, parameter_product(m, 2, m.hidden_size));
   }
   return p;
 }
 
 int64_t embedding_parameters(const ModelSpec& m) {
-  return m.padded_vocab_size * m.hidden_size;
+  return parameter_product(m, m.padded_vocab_size, m.hidden_size);
 }
 
 int64_t position_parameters(const ModelSpec& m) {
-  return m.position_embedding == PositionEmbedding::learned_absolute ? m.seq_length * m.hidden_size : 0;
+  return m.position_embedding == PositionEmbedding::learned_absolute ? parameter_product(m, m.seq_length, m.hidden_size)
+                                                                      : 0;
 }
 
 // Forward FLOPs per token of one layer's attention core: Q·Kᵀ and scores·V over all s keys.
 double attention_core_flops_per_token(const ModelSpec& m) {
-  return 2.0 * 2.0 * double(m.seq_length) * double(m.num_attention_heads * m.kv_channels());
+  return 2.0 * 2.0 * double(m.seq_length) * double(m.num_attention_heads) * double(m.kv_channels());
 }
 
 double layer_forward_flops_per_token(const ModelSpec& m) {
@@ -63,10 +89,10 @@ double logits_forward_flops_per_token(const ModelSpec& m) {
 
 int64_t parameter_count(const ModelSpec& m) {
   const LayerParameters layer = layer_parameters(m);
-  int64_t total = embedding_parameters(m) + position_parameters(m);
-  total += m.num_layers * (layer.sharded + layer.replicated);
-  total += norm_parameters(m);  // final norm
-  if (m.untie_embeddings_and_output_weights) total += embedding_parameters(m);
+  int64_t total = parameter_sum(m, embedding_parameters(m), position_parameters(m));
+  total = parameter_sum(m, total, parameter_product(m, m.num_layers, parameter_sum(m, layer.sharded, layer.replicated)));
+  total = parameter_sum(m, total, norm_parameters(m));  // final norm
+  if (m.untie_embeddings_and_output_weights) total = parameter_sum(m, total, embedding_parameters(m));
   return total;
 }
 
@@ -107,14 +133,14 @@ int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
   const int64_t tp = plan.parallel.tensor_parallel;
   const int64_t pp = plan.parallel.pipeline_parallel;
   const LayerParameters layer = layer_parameters(m);
-  int64_t parameters = plan.layers_per_pipeline_stage() * (layer.sharded / tp + layer.replicated);
+  int64_t parameters = parameter_product(m, plan.layers_per_pipeline_stage(), layer.sharded / tp + layer.replicated);
   const int64_t vocab_shard = embedding_parameters(m) / tp;
-  if (stage == 0) parameters += vocab_shard + position_parameters(m);
+  if (stage == 0) parameters = parameter_sum(m, parameters, parameter_sum(m, vocab_shard, position_parameters(m)));
   if (stage == pp - 1) {
-    parameters += norm_parameters(m);
+    parameters = parameter_sum(m, parameters, norm_parameters(m));
     // The last stage needs the output projection: its own when untied; when tied and pp > 1,
     // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
-    if (m.untie_embeddings_and_output_weights || pp > 1) parameters += vocab_shard;
+    if (m.untie_embeddings_and_output_weights || pp > 1) parameters = parameter_sum(m, parameters, vocab_shard);
   }
   return parameters;
 }

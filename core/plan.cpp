@@ -1,6 +1,8 @@
 #include "core/plan.hpp"
 
+#include "core/checked_arithmetic.hpp"
 #include "core/error.hpp"
+#include "core/limits.hpp"
 
 #include <array>
 
@@ -26,9 +28,21 @@ bool check_parallel_rules(const Plan& plan, Fail&& fail) {
   if (p.micro_batch_size <= 0)
     return fail(PlanRule::positive_sizes,
                 [&] { return fmt::format("micro-batch-size={} must be a positive integer", p.micro_batch_size); });
-  if (p.micro_batch_size > (int64_t(1) << 24))
+  // The maxima (core/limits.hpp) follow from the model's (tp divides the heads, pp the layers);
+  // checked here so that an absurd size is named as such.
+  if (t > limits::kMaxTensorParallel)
     return fail(PlanRule::positive_sizes, [&] {
-      return fmt::format("micro-batch-size={} is larger than the supported {}", p.micro_batch_size, 1 << 24);
+      return fmt::format("tensor-model-parallel-size={} is larger than the supported {}", t, limits::kMaxTensorParallel);
+    });
+  if (p.pipeline_parallel > limits::kMaxPipelineParallel)
+    return fail(PlanRule::positive_sizes, [&] {
+      return fmt::format("pipeline-model-parallel-size={} is larger than the supported {}", p.pipeline_parallel,
+                         limits::kMaxPipelineParallel);
+    });
+  if (p.micro_batch_size > limits::kMaxMicroBatch)
+    return fail(PlanRule::positive_sizes, [&] {
+      return fmt::format("micro-batch-size={} is larger than the supported {}", p.micro_batch_size,
+                         limits::kMaxMicroBatch);
     });
 
   // Tensor parallelism splits heads, key/value groups, the MLP and the vocabulary.
@@ -109,15 +123,18 @@ bool check_parallel_rules(const Plan& plan, Fail&& fail) {
                          t, p.pipeline_parallel, p.model_parallel_size(), devices, plan.cluster.nodes,
                          plan.cluster.devices_per_node);
     });
-  if (p.world_size() != devices)
+  // data-parallel-size is derived, but a program may set anything: multiply without wrapping.
+  const std::optional<int64_t> world = checked_multiply(p.model_parallel_size(), p.data_parallel);
+  if (!world || *world != devices)
     return fail(PlanRule::world_size_matches, [&] {
       return fmt::format("data-parallel-size={} × tensor-model-parallel-size={} × pipeline-model-parallel-size={} = "
                          "{} but the cluster has {} devices",
-                         p.data_parallel, t, p.pipeline_parallel, p.world_size(), devices);
+                         p.data_parallel, t, p.pipeline_parallel,
+                         world ? fmt::format("{}", *world) : std::string("more than int64 holds"), devices);
     });
 
   const int64_t batch = plan.training.global_batch_size;
-  const int64_t per_step = p.micro_batch_size * p.data_parallel;
+  const int64_t per_step = p.micro_batch_size * p.data_parallel;  // both bounded above: no overflow
   if (batch % per_step != 0)
     return fail(PlanRule::batch_divisible, [&] {
       return fmt::format("global-batch-size={} is not divisible by micro-batch-size={} × data-parallel-size={} = {}",

@@ -162,7 +162,7 @@ Plan plan_from_json(const Json& document) {
   JsonObjectReader reader(document, "");
   const std::string format = reader.optional_string("format", std::string(kPlanFormat));
   if (format != kPlanFormat)
-    throw InvalidInput("format=\"{}\" is not a Loom plan; expected \"{}\"", format, kPlanFormat);
+    throw InvalidInput("format=\"{}\" is not a Loom plan; expected \"{}\"", text_excerpt(format), kPlanFormat);
   const int64_t version = reader.optional_int("version", kPlanVersion);
   if (version != kPlanVersion)
     throw InvalidInput("version={} is not supported; this Loom reads plan version {}", version,

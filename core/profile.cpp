@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 
 #include <filesystem>
+#include <system_error>
 
 namespace loom::core {
 
@@ -43,11 +44,15 @@ Profile resolve_profile(std::string_view name_or_file) {
   for (const Profile& profile : builtin_profiles())
     if (profile.name == name_or_file) return profile;
   const std::string path(name_or_file);
-  if (std::filesystem::exists(path))
+  // Whatever is at the path (a directory, a FIFO, a file that cannot be read) is read, so that
+  // the reader names what is wrong with it. A name too long to be a path is an unknown name.
+  std::error_code lookup;
+  if (std::filesystem::exists(path, lookup) || (lookup && lookup != std::errc::filename_too_long))
     return profile_from_json(parse_json_text(read_text_file(path), path), path);
   std::string known;
   for (const Profile& profile : builtin_profiles()) known += (known.empty() ? "" : ", ") + profile.name;
-  throw InvalidInput("unknown profile '{}'; expected a profile JSON file or one of: {}", name_or_file, known);
+  throw InvalidInput("unknown profile '{}'; expected a profile JSON file or one of: {}", text_excerpt(name_or_file),
+                     known);
 }
 
 }  // namespace loom::core

@@ -25,6 +25,33 @@ namespace loom::core {
 inline constexpr std::string_view kProfileFormat = "loom-profile";
 inline constexpr int kProfileVersion = 1;
 
+// The range in which every number of a profile must lie to be read: profile_from_json refuses
+// any other value, naming the field, the value and the range. The ranges are wide (every
+// shipped profile and every profile `loom profile` measures lies far inside) but exclude the
+// physically absurd, which would otherwise reach the simulator: a bandwidth of 1e-300 bytes/s
+// predicts a step time of inf s. NaN and infinity are outside every range.
+struct PlausibleRange {
+  double min = 0, max = 0;
+  std::string_view text;  // the range in the message: "1e6 to 1e15 bytes/s (1 MB/s to 1 PB/s)"
+};
+namespace plausible {
+inline constexpr PlausibleRange kFlopsPerS{1e6, 1e18, "1e6 to 1e18 FLOP/s"};  // a microcontroller to 1000 H100s
+inline constexpr PlausibleRange kBandwidth{1e6, 1e15, "1e6 to 1e15 bytes/s (1 MB/s to 1 PB/s)"};
+inline constexpr PlausibleRange kMemoryBytes{double(int64_t(1) << 20), double(int64_t(1) << 50), "1 MiB to 1 PiB"};
+inline constexpr PlausibleRange kHostCores{1, 1 << 20, "1 to 1048576 cores"};
+inline constexpr PlausibleRange kThreadsPerRank{1, 4096, "1 to 4096 threads"};
+inline constexpr PlausibleRange kLatency{0, 1, "0 to 1 s"};  // per message step; 0: none
+inline constexpr PlausibleRange kEagerLimitBytes{0, double(int64_t(1) << 40), "0 to 1 TiB"};
+inline constexpr PlausibleRange kHalfSaturationFlops{0, 1e15, "0 to 1e15 FLOP"};
+inline constexpr PlausibleRange kKernelLaunch{0, 1, "0 to 1 s"};
+// Measured tables: a time between a nanosecond (below any timer's use) and 11 days.
+inline constexpr PlausibleRange kSampleTime{1e-9, 1e6, "1e-9 to 1e6 s"};
+inline constexpr PlausibleRange kDimension{1, 1 << 24, "1 to 16777216"};  // GEMM m, n, k; attention sizes
+inline constexpr PlausibleRange kSampleBytes{1, double(int64_t(1) << 50), "1 byte to 1 PiB"};
+inline constexpr PlausibleRange kRanks{1, 1 << 20, "1 to 1048576 ranks"};
+inline constexpr PlausibleRange kSpread{0, 1e6, "0 to 1e6"};  // relative spread of a sample's repeats
+}  // namespace plausible
+
 struct DeviceSpec {
   std::string name;  // "NVIDIA A100-SXM4-80GB"
   int64_t memory_bytes = 0;

@@ -10,12 +10,20 @@
 namespace loom::core {
 namespace {
 
-double positive(JsonObjectReader& reader, std::string_view key) {
+// Refuses a value outside its plausible range (core/profile.hpp); NaN fails both comparisons.
+template <typename Number>
+Number plausible_value(JsonObjectReader& reader, std::string_view key, Number value, const PlausibleRange& range) {
+  if (!(double(value) >= range.min && double(value) <= range.max))
+    throw InvalidInput("{}={} is not plausible; expected {}", reader.field(key), value, range.text);
+  return value;
+}
+
+double positive(JsonObjectReader& reader, std::string_view key, const PlausibleRange& range) {
   if (!reader.has(key)) throw InvalidInput("{} is missing; expected a positive number", reader.field(key));
   const double value = reader.optional_number(key, 0.0);
   if (!(std::isfinite(value) && value > 0))
     throw InvalidInput("{}={} must be a positive number", reader.field(key), value);
-  return value;
+  return plausible_value(reader, key, value, range);
 }
 
 double fraction(JsonObjectReader& reader, std::string_view key, double fallback) {
@@ -25,18 +33,21 @@ double fraction(JsonObjectReader& reader, std::string_view key, double fallback)
   return value;
 }
 
-double non_negative(JsonObjectReader& reader, std::string_view key, double fallback) {
+double non_negative(JsonObjectReader& reader, std::string_view key, double fallback, const PlausibleRange& range) {
   const double value = reader.optional_number(key, fallback);
   if (!(std::isfinite(value) && value >= 0))
     throw InvalidInput("{}={} must be a non-negative number", reader.field(key), value);
-  return value;
+  return plausible_value(reader, key, value, range);
 }
 
-int64_t positive_int(JsonObjectReader& reader, std::string_view key) {
+int64_t positive_int(JsonObjectReader& reader, std::string_view key, const PlausibleRange& range) {
   const int64_t value = reader.required_int(key);
   if (value <= 0) throw InvalidInput("{}={} must be a positive integer", reader.field(key), value);
-  return value;
+  return plausible_value(reader, key, value, range);
 }
+
+// A sample's spread is informative only (not kept), but a value there must still be sane.
+void read_sample_spread(JsonObjectReader& reader) { non_negative(reader, "spread", 0.0, plausible::kSpread); }
 
 std::string one_of(JsonObjectReader& reader, std::string_view key, std::initializer_list<std::string_view> allowed) {
   const std::string value = reader.required_string(key);
@@ -45,7 +56,7 @@ std::string one_of(JsonObjectReader& reader, std::string_view key, std::initiali
     if (a == value) return value;
     list += (list.empty() ? "" : ", ") + std::string(a);
   }
-  throw InvalidInput("{}=\"{}\" is not valid; expected one of {}", reader.field(key), value, list);
+  throw InvalidInput("{}=\"{}\" is not valid; expected one of {}", reader.field(key), text_excerpt(value), list);
 }
 
 const std::initializer_list<std::string_view> kLevels = {"intra-node", "inter-node"};
@@ -57,7 +68,7 @@ std::string kernel_name(JsonObjectReader& reader) {
     list += (list.empty() ? "" : ", ") + std::string(known);
   }
   throw InvalidInput("{}=\"{}\" is not a kernel the simulator charges; expected one of {}", reader.field("kernel"),
-                     value, list);
+                     text_excerpt(value), list);
 }
 
 GemmLayout parse_layout(JsonObjectReader& reader) {
@@ -65,7 +76,7 @@ GemmLayout parse_layout(JsonObjectReader& reader) {
   const std::string value = reader.required_string("layout");
   for (GemmLayout layout : {GemmLayout::nn, GemmLayout::nt, GemmLayout::tn})
     if (to_string(layout) == value) return layout;
-  throw InvalidInput("{}=\"{}\" is not valid; expected one of nn, nt, tn", reader.field("layout"), value);
+  throw InvalidInput("{}=\"{}\" is not valid; expected one of nn, nt, tn", reader.field("layout"), text_excerpt(value));
 }
 const std::initializer_list<std::string_view> kCollectives = {"all_reduce", "all_gather", "reduce_scatter",
                                                               "broadcast", "send_recv"};
@@ -74,20 +85,21 @@ DeviceSpec device_from_json(const Json& document) {
   JsonObjectReader reader(document, "device");
   DeviceSpec device;
   device.name = reader.required_string("name");
-  device.memory_bytes = positive_int(reader, "memory_bytes");
+  device.memory_bytes = positive_int(reader, "memory_bytes", plausible::kMemoryBytes);
   JsonObjectReader peaks(reader.required_object("peak_flops_per_s"), reader.field("peak_flops_per_s"));
   for (DType dtype : {DType::fp32, DType::bf16, DType::fp16}) {
     const std::string key(to_string(dtype));
-    if (peaks.has(key)) device.peak_flops_per_s[dtype] = positive(peaks, key);
+    if (peaks.has(key)) device.peak_flops_per_s[dtype] = positive(peaks, key, plausible::kFlopsPerS);
     else peaks.accept(key);
   }
   peaks.finish();
   if (device.peak_flops_per_s.empty())
     throw InvalidInput("device.peak_flops_per_s is empty; expected a peak for fp32, bf16 or fp16");
-  device.memory_bandwidth_bytes_per_s = positive(reader, "memory_bandwidth_bytes_per_s");
-  if (reader.has("host_cores")) device.host_cores = positive_int(reader, "host_cores");
+  device.memory_bandwidth_bytes_per_s = positive(reader, "memory_bandwidth_bytes_per_s", plausible::kBandwidth);
+  if (reader.has("host_cores")) device.host_cores = positive_int(reader, "host_cores", plausible::kHostCores);
   else reader.accept("host_cores");
-  if (reader.has("threads_per_rank")) device.threads_per_rank = positive_int(reader, "threads_per_rank");
+  if (reader.has("threads_per_rank"))
+    device.threads_per_rank = positive_int(reader, "threads_per_rank", plausible::kThreadsPerRank);
   else reader.accept("threads_per_rank");
   if (reader.has("compute_dtype"))
     device.compute_dtype = parse_dtype(reader.required_string("compute_dtype"), reader.field("compute_dtype"));
@@ -100,13 +112,13 @@ LinkSpec link_from_json(const Json& document, const std::string& path) {
   JsonObjectReader reader(document, path);
   LinkSpec link;
   link.level = one_of(reader, "level", kLevels);
-  link.latency_s = non_negative(reader, "latency_s", 0.0);
-  link.bandwidth_bytes_per_s = positive(reader, "bandwidth_bytes_per_s");
+  link.latency_s = non_negative(reader, "latency_s", 0.0, plausible::kLatency);
+  link.bandwidth_bytes_per_s = positive(reader, "bandwidth_bytes_per_s", plausible::kBandwidth);
   link.bus_bandwidth_fraction = fraction(reader, "bus_bandwidth_fraction", 1.0);
   if (reader.has("eager_limit_bytes")) {
     const int64_t limit = reader.required_int("eager_limit_bytes");
     if (limit < 0) throw InvalidInput("{}={} must be 0 or more bytes", reader.field("eager_limit_bytes"), limit);
-    link.eager_limit_bytes = limit;
+    link.eager_limit_bytes = plausible_value(reader, "eager_limit_bytes", limit, plausible::kEagerLimitBytes);
   } else {
     reader.accept("eager_limit_bytes");
   }
@@ -119,9 +131,10 @@ EfficiencyModel efficiency_from_json(const Json& document) {
   JsonObjectReader reader(document, "efficiency");
   EfficiencyModel model;
   model.gemm_max_fraction = fraction(reader, "gemm_max_fraction", 1.0);
-  model.gemm_half_saturation_flops = non_negative(reader, "gemm_half_saturation_flops", 0.0);
+  model.gemm_half_saturation_flops =
+      non_negative(reader, "gemm_half_saturation_flops", 0.0, plausible::kHalfSaturationFlops);
   model.memory_bandwidth_fraction = fraction(reader, "memory_bandwidth_fraction", 1.0);
-  model.kernel_launch_s = non_negative(reader, "kernel_launch_s", 0.0);
+  model.kernel_launch_s = non_negative(reader, "kernel_launch_s", 0.0, plausible::kKernelLaunch);
   model.justification = reader.optional_string("justification", "");
   reader.finish();
   return model;
@@ -149,42 +162,42 @@ ProfileTables tables_from_json(const Json& document) {
   ProfileTables tables;
   read_rows(document, "gemm", [&](JsonObjectReader& r) {
     GemmSample s;
-    s.m = positive_int(r, "m");
-    s.n = positive_int(r, "n");
-    s.k = positive_int(r, "k");
+    s.m = positive_int(r, "m", plausible::kDimension);
+    s.n = positive_int(r, "n", plausible::kDimension);
+    s.k = positive_int(r, "k", plausible::kDimension);
     s.dtype = parse_dtype(r.required_string("dtype"), r.field("dtype"));
     s.layout = parse_layout(r);
-    s.time_s = positive(r, "time_s");
-    r.optional_number("spread", 0.0);
+    s.time_s = positive(r, "time_s", plausible::kSampleTime);
+    read_sample_spread(r);
     tables.gemm.push_back(s);
   });
   read_rows(document, "attention", [&](JsonObjectReader& r) {
     AttentionSample s;
-    s.batch = positive_int(r, "batch");
-    s.seq = positive_int(r, "seq");
-    s.head_dim = positive_int(r, "head_dim");
+    s.batch = positive_int(r, "batch", plausible::kDimension);
+    s.seq = positive_int(r, "seq", plausible::kDimension);
+    s.head_dim = positive_int(r, "head_dim", plausible::kDimension);
     s.dtype = parse_dtype(r.required_string("dtype"), r.field("dtype"));
     s.backward = one_of(r, "pass", {"forward", "backward"}) == "backward";
-    s.time_s = positive(r, "time_s");
-    r.optional_number("spread", 0.0);
+    s.time_s = positive(r, "time_s", plausible::kSampleTime);
+    read_sample_spread(r);
     tables.attention.push_back(s);
   });
   read_rows(document, "kernels", [&](JsonObjectReader& r) {
     KernelSample s;
     s.kernel = kernel_name(r);
-    s.bytes = positive_int(r, "bytes");
-    s.time_s = positive(r, "time_s");
-    r.optional_number("spread", 0.0);
+    s.bytes = positive_int(r, "bytes", plausible::kSampleBytes);
+    s.time_s = positive(r, "time_s", plausible::kSampleTime);
+    read_sample_spread(r);
     tables.kernels.push_back(s);
   });
   read_rows(document, "collectives", [&](JsonObjectReader& r) {
     CollectiveSample s;
     s.collective = one_of(r, "collective", kCollectives);
     s.level = one_of(r, "level", kLevels);
-    s.ranks = positive_int(r, "ranks");
-    s.bytes = positive_int(r, "bytes");
-    s.time_s = positive(r, "time_s");
-    r.optional_number("spread", 0.0);
+    s.ranks = positive_int(r, "ranks", plausible::kRanks);
+    s.bytes = positive_int(r, "bytes", plausible::kSampleBytes);
+    s.time_s = positive(r, "time_s", plausible::kSampleTime);
+    read_sample_spread(r);
     tables.collectives.push_back(s);
   });
   return tables;

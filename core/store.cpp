@@ -54,17 +54,17 @@ PlanRow plan_from(const Statement& row) {
                  row.column_text(15)};
 }
 
-// Every connection gets the same settings; SQLite does not persist them (except WAL).
-void configure_connection(sqlite3* connection, const std::string& path) {
-  sqlite3_busy_timeout(connection, kBusyTimeoutMs);
-  // SQLite opens lazily: the first read of the header is what tells a non-database apart.
-  const int probe =
-      sqlite3_exec(connection, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
-  if ((probe & 0xff) == SQLITE_NOTADB) {
+// SQLite opens lazily: the first read of the header is what tells a non-database apart.
+void require_sqlite_database(sqlite3* connection, const std::string& path) {
+  const int probe = sqlite3_exec(connection, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+  if ((probe & 0xff) == SQLITE_NOTADB)
     throw InvalidInput("{} is not a Loom store: it is not an SQLite database", path);
-  }
   if (probe != SQLITE_OK) throw_sqlite_error(connection, "cannot read the store");
+}
 
+// Every connection gets the same settings; SQLite does not persist them (except WAL). Called
+// only once the file is known to be Loom's: switching to WAL writes to the file.
+void configure_connection(sqlite3* connection, const std::string& path) {
   Statement journal_mode(connection, "PRAGMA journal_mode = WAL");
   std::string mode;
   journal_mode.for_each_row([&](const Statement& row) { mode = row.column_text(0); });
@@ -75,6 +75,25 @@ void configure_connection(sqlite3* connection, const std::string& path) {
   // In WAL mode NORMAL cannot corrupt the database; it may only lose the last commits on a
   // power failure, and saves an fsync per transaction.
   execute_sql(connection, "PRAGMA synchronous = NORMAL");
+}
+
+// A store file Loom may open: absent (then created, unless only an existing one will do), or a
+// regular file with something in it. An empty file is someone's, not a store Loom wrote.
+// Returns whether the file exists.
+bool check_store_file(const std::string& path, Store::OpenMode mode) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) {
+    if (mode == Store::OpenMode::existing)
+      throw InvalidInput("no store at '{}'; expected the file a `loom run --db` or `loom plan --db` wrote", path);
+    return false;
+  }
+  if (!std::filesystem::is_regular_file(status))
+    throw InvalidInput("{} is not a Loom store: it is {}, not a regular file", path,
+                       std::filesystem::is_directory(status) ? "a directory" : "a special file");
+  if (std::filesystem::file_size(path, error) == 0 && !error)
+    throw InvalidInput("{} is not a Loom store: it is an empty file; remove it or name a new file", path);
+  return true;
 }
 
 }  // namespace
@@ -100,9 +119,9 @@ Store::Store(std::string path, SqliteConnection connection)
 
 Store Store::open(const std::string& path, OpenMode mode) {
   // A command that only reads (`loom runs`, `loom compare`, the GUI's Runs view) must not leave
-  // an empty store behind where the user mistyped a path.
-  if (mode == OpenMode::existing && !std::filesystem::exists(path))
-    throw InvalidInput("no store at '{}'; expected the file a `loom run --db` or `loom plan --db` wrote", path);
+  // an empty store behind where the user mistyped a path; no command writes into a file that it
+  // has not recognised as a Loom store.
+  const bool existed = check_store_file(path, mode);
   sqlite3* raw_connection = nullptr;
   const int status = sqlite3_open_v2(path.c_str(), &raw_connection,
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
@@ -112,6 +131,12 @@ Store Store::open(const std::string& path, OpenMode mode) {
                   raw_connection ? sqlite3_errmsg(raw_connection) : sqlite3_errstr(status));
   }
   sqlite3_extended_result_codes(raw_connection, 1);
+  sqlite3_busy_timeout(raw_connection, kBusyTimeoutMs);
+  require_sqlite_database(raw_connection, path);
+  require_loom_store(raw_connection, path, !existed);
+  // A new store gets its schema (and application_id) before WAL mode: a second process that
+  // opens it meanwhile finds either an empty file or a recognisable store, never a bare one.
+  if (!existed) migrate_store(raw_connection, path);
   configure_connection(raw_connection, path);
   migrate_store(raw_connection, path);
   return Store(path, std::move(connection));

@@ -126,6 +126,14 @@ void check_is_loom_store(sqlite3* connection, int version, const std::string& pa
 
 }  // namespace
 
+void require_loom_store(sqlite3* connection, const std::string& path_for_messages, bool created_now) {
+  const int version = read_store_schema_version(connection);
+  check_is_loom_store(connection, version, path_for_messages);
+  if (version == 0 && !created_now)
+    throw InvalidInput("{} is not a Loom store: it is an SQLite database without Loom's schema; name a new file",
+                       path_for_messages);
+}
+
 std::span<const StoreMigration> store_migrations() {
   return kMigrations;
 }

@@ -30,6 +30,12 @@ int latest_store_schema_version();
 // The schema version recorded in the database (0 for an empty file).
 int read_store_schema_version(sqlite3* connection);
 
+// Refuses (InvalidInput naming `path_for_messages`) a database that is not a Loom store: one
+// with a schema version but another application_id, or with tables but no version. An empty
+// database (no tables, version 0) is accepted only when `created_now`: the caller made the file
+// this moment. Reads only: nothing is written to a file before it is recognised.
+void require_loom_store(sqlite3* connection, const std::string& path_for_messages, bool created_now);
+
 // Brings the database to latest_store_schema_version(). Throws InvalidInput naming
 // `path_for_messages` when the file is not a Loom store or was written by a newer Loom.
 // Safe against another process migrating the same file at the same time.

@@ -7,6 +7,7 @@
 #include "executor/engine/trainer.hpp"
 
 #include <fmt/format.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +35,14 @@ core::Plan benchmark_plan() {
   plan.parallel.micro_batch_size = 8;
   plan.validate();
   return plan;
+}
+
+// CPUs the launcher lets this process run on: threads beyond them share cores.
+int bench_cpus_allowed() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return 0;
+  return CPU_COUNT(&allowed);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -89,6 +98,7 @@ int run_benchmark(const BenchOptions& options) {
                             {"version", 1},
                             {"model", plan.model.name},
                             {"threads", options.threads},
+                            {"cpus_allowed", bench_cpus_allowed()},
                             {"steps", steps},
                             {"step_time_s", step_time},
                             {"tokens_per_s", tokens_per_s},
@@ -100,8 +110,8 @@ int run_benchmark(const BenchOptions& options) {
     return 0;
   }
   fmt::print("Executor benchmark: GPT-2 architecture, 4 layers, hidden 256, 4 heads, seq 256, vocab 256, batch 8, "
-             "fp32, 1 rank, {} thread(s)\n",
-             options.threads);
+             "fp32, 1 rank, {} thread(s) on {} allowed CPU(s)\n",
+             options.threads, bench_cpus_allowed());
   fmt::print("  GEMM rate ([2048 x 256] x [256 x 1024])   {:8.1f} GFLOP/s\n", gemm / 1e9);
   fmt::print("  training step (best round of {}, {} steps) {:8.1f} ms\n", kRounds, steps, step_time * 1e3);
   fmt::print("  tokens per second                        {:8.0f} tokens/s\n", tokens_per_s);

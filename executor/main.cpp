@@ -7,6 +7,7 @@
 #include "executor/profile/probe.hpp"
 #include "executor/profile_command.hpp"
 #include "executor/engine/model_io.hpp"
+#include "executor/preflight.hpp"
 #include "executor/run_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -31,19 +32,27 @@ int main(int argc, char** argv) {
   CLI::App app("loom-exec: runs one rank of a Loom plan (started by `loom run` under mpirun or srun)", "loom-exec");
   app.require_subcommand(1);
   loom::exec::RunOptions options;
+  // `check` takes the very arguments of `run`, so that `loom run` can check them first as given.
+  auto add_run_options = [&options](CLI::App* sub) {
+    sub->add_option("plan", options.plan_path, "Plan JSON file")->required();
+    sub->add_option("--steps", options.steps, "Steps to train [default: the plan's train-iters]");
+    sub->add_option("--data", options.data_path, "Token shard (.bin, llm.c format) or text file [default: built-in corpus]");
+    sub->add_option("--threads", options.threads, "Threads per rank [default: cores / ranks on the node]");
+    sub->add_flag("--jsonl", options.jsonl, "One JSON line per step on standard output");
+    sub->add_option("--db", options.db_path, "SQLite store where rank 0 records the run");
+    sub->add_option("--run-id", options.run_id, "Record into this existing run (created by `loom run`)");
+    sub->add_option("--save-model", options.save_model_path, "Write the whole model at the end (safetensors, GPT-2 names)");
+    sub->add_option("--init-from", options.init_from_path, "Start from these weights (safetensors, GPT-2 names)");
+    sub->add_option("--checkpoint-dir", options.checkpoint_dir, "Write per-rank checkpoints here");
+    sub->add_option("--checkpoint-every", options.checkpoint_every, "Checkpoint every N steps (and always at the end)");
+    sub->add_option("--keep-checkpoints", options.keep_checkpoints,
+                    "Keep only the newest N complete checkpoints (0: keep all)");
+    sub->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+  };
   CLI::App* run = app.add_subcommand("run", "Train the plan on this rank");
-  run->add_option("plan", options.plan_path, "Plan JSON file")->required();
-  run->add_option("--steps", options.steps, "Steps to train [default: the plan's train-iters]");
-  run->add_option("--data", options.data_path, "Token shard (.bin, llm.c format) or text file [default: built-in corpus]");
-  run->add_option("--threads", options.threads, "Threads per rank [default: cores / ranks on the node]");
-  run->add_flag("--jsonl", options.jsonl, "One JSON line per step on standard output");
-  run->add_option("--db", options.db_path, "SQLite store where rank 0 records the run");
-  run->add_option("--run-id", options.run_id, "Record into this existing run (created by `loom run`)");
-  run->add_option("--save-model", options.save_model_path, "Write the whole model at the end (safetensors, GPT-2 names)");
-  run->add_option("--init-from", options.init_from_path, "Start from these weights (safetensors, GPT-2 names)");
-  run->add_option("--checkpoint-dir", options.checkpoint_dir, "Write per-rank checkpoints here");
-  run->add_option("--checkpoint-every", options.checkpoint_every, "Checkpoint every N steps (and always at the end)");
-  run->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+  add_run_options(run);
+  CLI::App* check = app.add_subcommand("check", "Check a run's inputs, in one process without MPI (`loom run` does first)");
+  add_run_options(check);
   loom::exec::BenchOptions bench_options;
   CLI::App* bench = app.add_subcommand("bench", "Measure single-rank training speed against the GEMM rate");
   bench->add_option("--threads", bench_options.threads, "Threads")->capture_default_str();
@@ -66,8 +75,24 @@ int main(int argc, char** argv) {
   exporter->add_option("--out", export_path, "Output safetensors file")->required();
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line and status 2, as `loom` answers bad arguments: CLI11's own text and codes (106 for
+    // a bad value) mean nothing to the `loom run` that started this process.
+    std::cerr << fmt::format("loom-exec: error: {} (see 'loom-exec --help')\n", e.what()) << std::flush;
+    return 2;
+  }
+  if (check->parsed()) {
+    try {
+      loom::exec::check_run_inputs(options);
+      return 0;
+    } catch (const loom::Error& e) {
+      std::cerr << "loom-exec: error: " << e.what() << std::endl;
+      return e.exit_code();
+    }
   }
   if (exporter->parsed()) {
     try {

@@ -5,6 +5,7 @@
 #include "executor/profile_command.hpp"
 
 #include "core/error.hpp"
+#include "core/output_file.hpp"  // check_output_target, write_output_file
 #include "core/profile.hpp"
 #include "executor/comm/mpi_communicator.hpp"
 #include "executor/profile/document.hpp"
@@ -15,25 +16,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 
 namespace loom::exec {
 namespace {
 
-// Refused before a minute of measuring rather than after it.
-void check_writable(const std::string& path) {
-  const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
-  if (!std::filesystem::is_directory(parent) || access(parent.c_str(), W_OK) != 0)
-    throw IoError("cannot write the profile to '{}': '{}' is not a writable directory", path,
-                  parent.string());
-}
-
 void write_profile(const core::Json& document, const std::string& path) {
   core::profile_from_json(document, "the measured profile");  // what is written must read back
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!(out << document.dump(2) << "\n") || !out.flush())
-    throw IoError("cannot write the profile to '{}'", path);
+  core::write_output_file(path, document.dump(2) + "\n");
 }
 
 }  // namespace
@@ -47,7 +36,8 @@ int run_profile(const ProfileOptions& options) {
         "loom-exec profile needs at least 2 ranks to measure collectives (started with {})",
         world.size());
   const bool root = world.rank() == 0;
-  if (root) check_writable(options.out_path);
+  // Refused before a minute of measuring rather than after it.
+  if (root) core::check_output_target(options.out_path);
   const profile::ProfileGrid grid = options.off_grid ? profile::off_grid() : profile::profile_grid(options.quick);
   std::unique_ptr<Kernels> kernels = make_cpu_kernels(options.threads);
   profile::Measured measured;

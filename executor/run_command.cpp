@@ -9,9 +9,12 @@
 #include "executor/data/token_source.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/engine/trainer.hpp"
+#include "executor/checkpoint/manifest.hpp"  // prune_checkpoints
 #include "executor/kernels/kernels.hpp"
+#include "executor/preflight.hpp"  // check_run_options
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,9 +26,19 @@
 namespace loom::exec {
 namespace {
 
+// CPUs the launcher lets this rank run on: its threads are slower than one when they are more.
+int cpus_allowed() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return std::max(1, int(std::thread::hardware_concurrency()));
+  return std::max(1, CPU_COUNT(&allowed));
+}
+
+// Only for loom-exec started without --threads (`loom run` decides them by its launch rule): the
+// node's CPUs shared out among its ranks, and never more than this rank is allowed on.
 int default_threads(int ranks_on_node) {
-  const int cores = std::max(1, int(std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, ranks_on_node));
+  const int cpus = std::max(1, int(std::thread::hardware_concurrency()));
+  return std::max(1, std::min(cpus_allowed(), cpus / std::max(1, ranks_on_node)));
 }
 
 int local_ranks() {
@@ -103,6 +116,7 @@ std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& t
 }  // namespace
 
 int run_training(const RunOptions& options) {
+  check_run_options(options);
   std::unique_ptr<Communicator> world = mpi_world();
   const core::Plan plan = core::read_plan_file(options.plan_path);
   if (world->size() != plan.cluster.world_size())
@@ -117,10 +131,6 @@ int run_training(const RunOptions& options) {
   const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.model.padded_vocab_size);
   const int64_t steps = options.steps.value_or(plan.training.train_iters);
 
-  if (options.resume && options.checkpoint_dir.empty())
-    throw InvalidInput("--resume needs --checkpoint-dir, where the checkpoints are");
-  if (options.checkpoint_every < 0)
-    throw InvalidInput("--checkpoint-every={} must be 0 (only at the end) or positive", options.checkpoint_every);
   std::optional<RunRecord> record;
   if (leader) record.emplace(options, plan);
   Trainer trainer(plan, groups, *world, *kernels, *tokens);
@@ -131,10 +141,16 @@ int run_training(const RunOptions& options) {
       first_step = *resumed + 1;
       if (leader && !options.jsonl) fmt::print("loom-exec: resuming after step {}\n", *resumed);
     }
+  // A launcher of the user's own may have pinned the rank to fewer CPUs than its threads.
+  if (leader && threads > cpus_allowed())
+    fmt::print(stderr, "loom-exec: warning: {} threads on the {} CPU(s) rank 0 is allowed on: they will share cores "
+               "and slow each other (bind each rank to as many cores as threads, or pass fewer --threads)\n",
+               threads, cpus_allowed());
   if (leader && !options.jsonl)
-    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, data {}{}\n", plan.model.name,
-               world->size(), plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel, plan.parallel.data_parallel,
-               threads, tokens->description(),
+    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, rank 0 allowed on {} CPU(s), "
+               "data {}{}\n",
+               plan.model.name, world->size(), plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel,
+               plan.parallel.data_parallel, threads, cpus_allowed(), tokens->description(),
                plan.training.dtype == core::DType::fp32
                    ? ""
                    : fmt::format("; the CPU backend computes in fp32 (the plan says {})", core::to_string(plan.training.dtype)));
@@ -151,9 +167,14 @@ int run_training(const RunOptions& options) {
       const bool checkpoint_now =
           !options.checkpoint_dir.empty() &&
           (step == steps || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0));
-      if (checkpoint_now) save_checkpoint(trainer, *world, options.checkpoint_dir, step);
+      // The step is recorded before its checkpoint is written: a run stopped in between then has
+      // every step its newest checkpoint holds (a resume records the steps after it again).
+      if (leader) record->step(r);
+      if (checkpoint_now) {
+        save_checkpoint(trainer, *world, options.checkpoint_dir, step);
+        if (leader && options.keep_checkpoints > 0) prune_checkpoints(options.checkpoint_dir, options.keep_checkpoints);
+      }
       if (!leader) continue;
-      record->step(r);
       if (options.jsonl)
         std::cout << core::Json{{"step", r.step}, {"loss", r.loss}, {"step_time_s", r.step_time_s},
                                 {"tokens_per_s", r.tokens_per_s}, {"grad_norm", r.grad_norm},

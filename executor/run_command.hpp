@@ -18,6 +18,7 @@ struct RunOptions {
   std::string init_from_path;         // start from these weights instead of the seed's
   std::string checkpoint_dir;         // per-rank checkpoints every checkpoint_every steps and at the end
   int64_t checkpoint_every = 0;       // 0: only at the end
+  int64_t keep_checkpoints = 0;       // the newest N complete checkpoints are kept; 0: all
   bool resume = false;                // continue from the newest complete checkpoint in checkpoint_dir
 };
 

@@ -1,6 +1,8 @@
 #include "gui/execute_view.hpp"
 
+#include "core/error.hpp"
 #include "core/plan_json.hpp"
+#include "core/profile.hpp"
 #include "gui/step_axis.hpp"
 
 #include <QComboBox>
@@ -82,12 +84,32 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
   store_label_ = new QLabel;
   store_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   store_label_->setWordWrap(true);
+  profile_ = new QComboBox;
+  profile_->setEditable(true);
+  for (const core::Profile& profile : core::builtin_profiles()) profile_->addItem(QString::fromStdString(profile.name));
+  profile_->setToolTip(tr("The profile whose prediction the run is stored against, for Runs and `loom compare`: "
+                          "a built-in profile, or a profile JSON file measured by `loom profile` on this machine"));
+  auto* browse_profile = new QPushButton(tr("Browse…"));
+  auto* profile_row = new QHBoxLayout;
+  profile_row->addWidget(profile_, 1);
+  profile_row->addWidget(browse_profile);
+  profile_note_ = new QLabel;
+  profile_note_->setWordWrap(true);
+  threads_ = new QSpinBox;
+  threads_->setRange(0, 1024);
+  threads_->setSpecialValueText(tr("auto: cores ÷ ranks per node"));
+  threads_->setSuffix(tr(" per rank"));
+  threads_->setToolTip(tr("Threads of each rank; loom run binds each rank to as many cores, and warns when the "
+                          "ranks of a node need more cores than it has"));
 
   auto* form = new QFormLayout;
   form->addRow(tr("Steps:"), steps_);
   form->addRow(tr("Data:"), data_row);
   form->addRow(tr("Backend:"), backend_);
   form->addRow(tr("Launcher:"), launcher_);
+  form->addRow(tr("Profile:"), profile_row);
+  form->addRow(QString(), profile_note_);
+  form->addRow(tr("Threads:"), threads_);
   form->addRow(tr("Store:"), store_label_);
 
   command_ = new QPlainTextEdit;
@@ -177,6 +199,13 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
   connect(data_path_, &QLineEdit::textChanged, this, &ExecuteView::updateCommand);
   connect(backend_, &QComboBox::currentIndexChanged, this, &ExecuteView::updateCommand);
   connect(launcher_, &QComboBox::currentIndexChanged, this, &ExecuteView::updateCommand);
+  connect(profile_, &QComboBox::currentTextChanged, this, &ExecuteView::showProfile);
+  connect(threads_, &QSpinBox::valueChanged, this, &ExecuteView::updateCommand);
+  connect(browse_profile, &QPushButton::clicked, this, [this] {
+    const QString path =
+        QFileDialog::getOpenFileName(this, tr("Profile"), QString(), tr("Profiles (*.json);;All files (*)"));
+    if (!path.isEmpty()) setProfile(path);
+  });
   connect(browse, &QPushButton::clicked, this, [this] {
     const QString path = QFileDialog::getOpenFileName(this, tr("Training data"), data_path_->text(),
                                                       tr("Token shards (*.bin);;Text (*.txt);;All files (*)"));
@@ -200,6 +229,7 @@ void ExecuteView::setPlan(const core::Plan& plan) {
   plan_ = plan;
   plan_summary_->setText(plan_text(plan));
   steps_->setValue(int(std::min<int64_t>(plan.training.train_iters, steps_->maximum())));
+  setProfile(QString::fromStdString(plan.cluster.profile));
   if (!isRunning()) {
     writePlanFile();
     setStatus(tr("Ready"), "#404040");
@@ -218,6 +248,41 @@ void ExecuteView::setSteps(int steps) { steps_->setValue(steps); }
 void ExecuteView::setDataPath(const QString& path) { data_path_->setText(path); }
 void ExecuteView::setBackend(const QString& backend) { backend_->setCurrentIndex(backend_->findData(backend)); }
 void ExecuteView::setLauncher(const QString& launcher) { launcher_->setCurrentIndex(launcher_->findData(launcher)); }
+void ExecuteView::setThreads(int threads) { threads_->setValue(threads); }
+int ExecuteView::threads() const { return threads_->value(); }
+QString ExecuteView::profile() const { return profile_->currentText().trimmed(); }
+
+void ExecuteView::setProfile(const QString& name_or_file) {
+  if (profile_->findText(name_or_file) < 0) profile_->addItem(name_or_file);
+  profile_->setCurrentText(name_or_file);
+  showProfile();  // also when the text was already there
+}
+
+void ExecuteView::showProfile() {
+  // A CPU profile was measured with some threads per rank: its prediction is of ranks that have
+  // as many. Any other profile leaves the threads to loom run's launch rule.
+  int threads = 0;
+  QString note;
+  try {
+    const core::Profile p = core::resolve_profile(profile().toStdString());
+    if (p.device.host_cores > 0) {
+      threads = int(p.device.threads_per_rank);
+      note = tr("measured on %1 (%2 cores), %3 thread(s) per rank: the run uses as many")
+                 .arg(QString::fromStdString(p.device.name))
+                 .arg(p.device.host_cores)
+                 .arg(p.device.threads_per_rank);
+    } else {
+      note = tr("%1 profile of %2: not this CPU. To compare the run with a prediction for this machine, choose a "
+                "profile measured on it (loom profile)")
+                 .arg(QString::fromStdString(p.provenance), QString::fromStdString(p.device.name));
+    }
+  } catch (const Error& e) {
+    note = QString::fromStdString(e.what());
+  }
+  profile_note_->setText(note);
+  threads_->setValue(threads);
+  updateCommand();
+}
 
 QString ExecuteView::commandLine() const { return process_.commandLine(request()); }
 bool ExecuteView::isRunning() const { return process_.isRunning(); }
@@ -233,6 +298,8 @@ RunRequest ExecuteView::request() const {
   r.backend = backend_->currentData().toString();
   r.launcher = launcher_->currentData().toString();
   r.store_path = store_path_;
+  r.profile = profile();
+  r.threads = threads_->value();
   return r;
 }
 
@@ -244,7 +311,7 @@ void ExecuteView::updateButtons() {
   const bool running = isRunning();
   start_button_->setEnabled(plan_.has_value() && !running);
   cancel_button_->setEnabled(running);
-  for (QWidget* option : std::initializer_list<QWidget*>{steps_, data_path_, backend_, launcher_})
+  for (QWidget* option : std::initializer_list<QWidget*>{steps_, data_path_, backend_, launcher_, profile_, threads_})
     option->setEnabled(!running);
 }
 

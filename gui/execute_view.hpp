@@ -1,7 +1,8 @@
 #pragma once
 // Execute: runs the selected plan with `loom run` as a child process (steps, data, backend,
-// launcher; the exact command shown before it starts), with live step, loss and step time
-// from its JSON lines, a progress bar, and a cancel that stops every rank and marks the run.
+// launcher, the profile the run is compared against and the threads per rank; the exact command
+// shown before it starts), with live step, loss and step time from its JSON lines, a progress
+// bar, and a cancel that stops every rank and marks the run.
 
 #include "core/plan.hpp"
 #include "gui/models/run_process.hpp"
@@ -31,7 +32,15 @@ class ExecuteView : public QWidget {
  public:
   explicit ExecuteView(QWidget* parent = nullptr);
 
+  // Also makes the plan's own profile the one the run is compared against.
   void setPlan(const core::Plan& plan);
+  // The profile (built-in name or file) the run is stored against for comparison; a measured CPU
+  // profile also sets the threads per rank it was measured with, so that its prediction applies.
+  void setProfile(const QString& name_or_file);
+  QString profile() const;
+  // 0: loom run decides (its launch rule: cores ÷ ranks per node).
+  void setThreads(int threads);
+  int threads() const;
   // The SQLite store the run is recorded in (shared with the Runs view).
   void setStorePath(const QString& path);
   void setSteps(int steps);
@@ -63,6 +72,7 @@ class ExecuteView : public QWidget {
   QString planPath() const;
   bool writePlanFile();
   void updateCommand();
+  void showProfile();
   void updateButtons();
   void showStep(qint64 step, double loss, double step_time_s, double tokens_per_s);
   void showFinished(qint64 run_id, bool succeeded, const QString& message);
@@ -81,6 +91,9 @@ class ExecuteView : public QWidget {
   QLineEdit* data_path_ = nullptr;
   QComboBox* backend_ = nullptr;
   QComboBox* launcher_ = nullptr;
+  QComboBox* profile_ = nullptr;
+  QLabel* profile_note_ = nullptr;
+  QSpinBox* threads_ = nullptr;
   QLabel* store_label_ = nullptr;
   QPlainTextEdit* command_ = nullptr;
   QPushButton* start_button_ = nullptr;

@@ -8,13 +8,37 @@
 #include <QTimer>
 #include <QWindow>
 
-#include <cstdio>
+#include <cstdio>   // std::fprintf
+#include <cstdlib>  // std::getenv, std::_Exit
 
 namespace {
 
 int fail(const QString& message, int status) {
   std::fprintf(stderr, "loom-gui: error: %s\n", qPrintable(message));
   return status;
+}
+
+constexpr const char* kDisplayAdvice =
+    "set DISPLAY (or WAYLAND_DISPLAY) to a running display, run it under xvfb-run, or set QT_QPA_PLATFORM=offscreen";
+
+// Where no platform Qt knows could take a window: no display variable and no platform chosen.
+bool no_display_at_all() {
+  auto set = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0';
+  };
+  return !set("DISPLAY") && !set("WAYLAND_DISPLAY") && !set("QT_QPA_PLATFORM");
+}
+
+// While the application starts, Qt's platform plugin reports a display it cannot reach in several
+// lines and then aborts (status 134). Those lines are held back, and the abort becomes one line
+// and status 1, like every other failure of Loom's.
+void startup_message_handler(QtMsgType type, const QMessageLogContext&, const QString& message) {
+  if (type != QtFatalMsg) return;
+  std::fprintf(stderr, "loom-gui: error: cannot open a window (%s); %s\n",
+               qPrintable(message.simplified().left(160)), kDisplayAdvice);
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 }  // namespace
@@ -55,7 +79,10 @@ int main(int argc, char** argv) {
       return fail(QString("--quit-after=%1 must be a non-negative number of milliseconds").arg(parser.value(quit_after)), 2);
   }
 
+  if (no_display_at_all()) return fail(QString("no display to open a window on; %1").arg(kDisplayAdvice), 1);
+  const QtMessageHandler default_handler = qInstallMessageHandler(startup_message_handler);
   QApplication app(argc, argv);
+  qInstallMessageHandler(default_handler);
   QApplication::setOrganizationName("loom");
   QApplication::setApplicationName("loom-gui");
   QApplication::setApplicationVersion("0.1.0");

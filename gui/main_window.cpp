@@ -124,6 +124,15 @@ void MainWindow::showTab(Tab tab) { tabs_->setCurrentIndex(int(tab)); }
 void MainWindow::selectPlan(const core::Plan& plan, const core::Profile& profile) {
   detail_view_->showPlan(plan, profile);
   execute_view_->setPlan(plan);
+  // A run on this CPU is compared best with a profile measured on a CPU: the one chosen in the
+  // Plan view when it is one, whatever profile the plan names (a plan file's is often a datasheet).
+  try {
+    const std::string chosen = plan_view_->inputs().profile;
+    if (chosen != plan.cluster.profile && core::resolve_profile(chosen).device.host_cores > 0)
+      execute_view_->setProfile(QString::fromStdString(chosen));
+  } catch (const Error&) {
+    // The Plan view shows what is wrong with its profile; the plan's own stays.
+  }
 }
 
 }  // namespace loom::gui

@@ -2,6 +2,7 @@
 #include "gui/models/units.hpp"
 
 #include "core/error.hpp"
+#include "core/output_file.hpp"
 #include "core/plan_json.hpp"
 #include "gui/memory_chart.hpp"
 #include "gui/models/breakdown_model.hpp"
@@ -31,8 +32,6 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
-#include <fstream>
-
 namespace loom::gui {
 namespace {
 
@@ -43,11 +42,9 @@ struct SimulationOutcome {
   QString error;
 };
 
-void write_text_file(const QString& path, const std::string& text, std::string_view what) {
-  const std::string native = QFile::encodeName(path).toStdString();
-  std::ofstream file(native, std::ios::binary | std::ios::trunc);
-  if (!file || !(file << text) || !file.flush())
-    throw IoError("cannot write {} to '{}'", what, path.toStdString());
+// Through Loom's one writer (core/output_file.hpp): never onto a special file, whole or not at all.
+void write_text_file(const QString& path, const std::string& text) {
+  core::write_output_file(QFile::encodeName(path).toStdString(), text);
 }
 
 QString on_off(bool on) {
@@ -324,17 +321,17 @@ bool PlanDetailView::hasPlan() const {
 
 void PlanDetailView::exportPlanJson(const QString& path) const {
   if (!hasPlan()) throw InvalidInput("no plan is shown to export");
-  write_text_file(path, core::to_json(*plan_).dump(2) + "\n", "the plan");
+  write_text_file(path, core::to_json(*plan_).dump(2) + "\n");
 }
 
 void PlanDetailView::exportMegatronArguments(const QString& path) const {
   if (!hasPlan()) throw InvalidInput("no plan is shown to export");
-  write_text_file(path, plan::megatron_command(*plan_), "the Megatron-LM arguments");
+  write_text_file(path, plan::megatron_command(*plan_));
 }
 
 void PlanDetailView::exportTrace(const QString& path) const {
   if (!hasPlan()) throw InvalidInput("no plan is shown to export");
-  write_text_file(path, sim::chrome_trace(*plan_, *prediction_).dump() + "\n", "the trace");
+  write_text_file(path, sim::chrome_trace_text(*plan_, *prediction_));
 }
 
 TimelineWidget* PlanDetailView::timeline() const {

@@ -17,6 +17,7 @@ namespace loom::plan {
 struct Scored {
   uint32_t index = 0;  // into the candidate list
   int64_t peak_memory_bytes = 0;
+  bool countable = true;  // false: memory beyond core::limits::kMaxCountedBytes (a reject)
   double bound_s = 0;   // lower bound on the step time (fitting plans only)
   double exact_s = -1;  // simulated step time, once known
 };
@@ -25,7 +26,7 @@ class Evaluator {
  public:
   explicit Evaluator(const SearchRequest& request);
 
-  // Peak memory, and the step-time bound when the plan fits.
+  // Peak memory, and the step-time bound when the plan fits; or that its memory cannot be counted.
   void score(const Candidate& candidate, Scored& scored);
   // The simulated step time, exactly what sim::simulate reports for the plan.
   double simulate(const Candidate& candidate);
@@ -40,6 +41,7 @@ class Evaluator {
   sim::SimulationOptions options_;
   std::map<std::tuple<int64_t, bool, int64_t, int, int64_t>, sim::LayerCosts> layer_costs_;
   std::map<std::tuple<int, int64_t, int64_t, int64_t>, core::PipelineSchedule> schedules_;
+  int64_t cached_triples_ = 0;  // pipeline ranks × virtual stages × microbatches in schedules_
 };
 
 }  // namespace loom::plan

@@ -44,7 +44,7 @@ void parallel_for(Evaluators& evaluators, size_t n, const SearchOptions& options
       const size_t end = std::min(n, begin + kChunk);
       for (size_t i = begin; i < end; ++i) work(evaluator, i);
       done += end - begin;
-      if (first && reports_progress && progress) progress(double(done) / double(n));
+      if (first && reports_progress && progress) progress(0.1 + 0.9 * double(done) / double(n));
     }
   };
   std::vector<std::thread> helpers;
@@ -205,7 +205,11 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
   Context ctx{request, options, {}, {}, thread_count(options), {}};
   for (int t = 0; t < ctx.threads; ++t) ctx.evaluators.push_back(std::make_unique<Evaluator>(request));
   SearchResult result;
-  ctx.candidates = enumerate_candidates(request, result.rejects, result.stats.combinations);
+  // Progress: walking the space is the first tenth, scoring every valid plan the rest.
+  const std::function<void(double)> walk_progress =
+      options.progress ? std::function<void(double)>([&](double f) { options.progress(0.1 * f); }) : nullptr;
+  ctx.candidates =
+      enumerate_candidates(request, result.rejects, result.stats.combinations, walk_progress, options.cancelled);
   result.stats.valid = int64_t(ctx.candidates.size());
   auto lap = [clock = std::chrono::steady_clock::now()]() mutable {
     const auto now = std::chrono::steady_clock::now();
@@ -225,7 +229,8 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
 
   std::vector<Scored> misses;
   for (const Scored& s : scored) {
-    if (s.peak_memory_bytes <= request.profile.device.memory_bytes) ctx.fitting.push_back(s);
+    if (!s.countable) ++result.rejects.not_countable;
+    else if (s.peak_memory_bytes <= request.profile.device.memory_bytes) ctx.fitting.push_back(s);
     else misses.push_back(s);
   }
   result.rejects.does_not_fit = int64_t(misses.size());

@@ -1,6 +1,7 @@
 #include "planner/search_space.hpp"
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -28,21 +29,30 @@ void SearchRequest::validate() const {
   model.validate();
   training.validate();
   if (devices <= 0) throw InvalidInput("--devices={} must be a positive integer", devices);
-  if (devices_per_node <= 0 || devices_per_node > 1024)
-    throw InvalidInput("--devices-per-node={} must be an integer between 1 and 1024", devices_per_node);
-  if (devices > (1 << 20)) throw InvalidInput("--devices={} is larger than the supported {}", devices, 1 << 20);
+  if (devices_per_node <= 0 || devices_per_node > core::limits::kMaxDevicesPerNode)
+    throw InvalidInput("--devices-per-node={} must be an integer between 1 and {}", devices_per_node,
+                       core::limits::kMaxDevicesPerNode);
+  if (devices > core::limits::kMaxDevices)
+    throw InvalidInput("--devices={} is larger than the supported {}", devices, core::limits::kMaxDevices);
   if (devices > devices_per_node && devices % devices_per_node != 0)
     throw InvalidInput("--devices={} is not a multiple of --devices-per-node={}: a cluster is made of whole nodes",
                        devices, devices_per_node);
   if (max_micro_batch_size <= 0) throw InvalidInput("--max-micro-batch-size={} must be positive", max_micro_batch_size);
-  if (price_per_device_hour && !(std::isfinite(*price_per_device_hour) && *price_per_device_hour >= 0))
-    throw InvalidInput("--price-per-device-hour={} must be a non-negative number", *price_per_device_hour);
+  if (max_micro_batch_size > core::limits::kMaxMicroBatch)
+    throw InvalidInput("--max-micro-batch-size={} is larger than the supported {}", max_micro_batch_size,
+                       core::limits::kMaxMicroBatch);
+  if (price_per_device_hour &&
+      !(std::isfinite(*price_per_device_hour) && *price_per_device_hour >= 0 &&
+        *price_per_device_hour <= core::limits::kMaxPricePerDeviceHour))
+    throw InvalidInput("--price-per-device-hour={} must be a non-negative number, at most {}",
+                       *price_per_device_hour, core::limits::kMaxPricePerDeviceHour);
   if (objective == Objective::cost && !price_per_device_hour)
     throw InvalidInput("--objective cost needs --price-per-device-hour");
 }
 
 int64_t RejectCounts::total() const {
-  int64_t sum = distributed_optimizer_without_dp + gpipe_without_pipeline + does_not_fit;
+  int64_t sum = distributed_optimizer_without_dp + gpipe_without_pipeline + too_large_to_simulate + does_not_fit +
+                not_countable;
   for (int64_t n : by_rule) sum += n;
   return sum;
 }
@@ -51,7 +61,9 @@ RejectCounts& RejectCounts::operator+=(const RejectCounts& other) {
   for (size_t i = 0; i < by_rule.size(); ++i) by_rule[i] += other.by_rule[i];
   distributed_optimizer_without_dp += other.distributed_optimizer_without_dp;
   gpipe_without_pipeline += other.gpipe_without_pipeline;
+  too_large_to_simulate += other.too_large_to_simulate;
   does_not_fit += other.does_not_fit;
+  not_countable += other.not_countable;
   return *this;
 }
 
@@ -62,6 +74,11 @@ std::vector<std::pair<std::string, int64_t>> RejectCounts::reasons(int64_t devic
   if (distributed_optimizer_without_dp > 0)
     out.emplace_back("distributed optimizer with dp = 1 (same as without)", distributed_optimizer_without_dp);
   if (gpipe_without_pipeline > 0) out.emplace_back("gpipe with pp = 1 (same as 1f1b)", gpipe_without_pipeline);
+  if (too_large_to_simulate > 0)
+    out.emplace_back(fmt::format("pp × virtual stages × microbatches above {} (too large to simulate)",
+                                 core::limits::kMaxSimulatedStageMicrobatches),
+                     too_large_to_simulate);
+  if (not_countable > 0) out.emplace_back("memory beyond what Loom counts (over 2^60 bytes per device)", not_countable);
   if (does_not_fit > 0)
     out.emplace_back(fmt::format("does not fit in {:.0f} GiB", double(device_memory_bytes) / double(1 << 30)),
                      does_not_fit);
@@ -99,79 +116,6 @@ core::Plan make_plan(const Candidate& candidate, const SearchRequest& request) {
   plan.cluster.price_per_device_hour = request.price_per_device_hour;
   apply(candidate, request, plan);
   return plan;
-}
-
-namespace {
-
-// Device counts to try: all of them, or with --allow-fewer-devices every whole number of nodes
-// and every divisor of one node's devices.
-std::vector<int64_t> device_counts(const SearchRequest& r) {
-  if (!r.allow_fewer_devices) return {r.devices};
-  std::vector<int64_t> counts;
-  for (int64_t d = 1; d < std::min(r.devices_per_node, r.devices); ++d)
-    if (r.devices_per_node % d == 0) counts.push_back(d);
-  for (int64_t d = std::min(r.devices_per_node, r.devices); d <= r.devices; d += r.devices_per_node) counts.push_back(d);
-  return counts;
-}
-
-std::vector<int64_t> divisors_below(int64_t n) {
-  std::vector<int64_t> out;
-  for (int64_t d = 1; d < n; ++d)
-    if (n % d == 0) out.push_back(d);
-  return out;
-}
-
-}  // namespace
-
-std::vector<Candidate> enumerate_candidates(const SearchRequest& request, RejectCounts& rejects, int64_t& combinations) {
-  std::vector<Candidate> valid;
-  combinations = 0;
-  core::Plan plan = make_plan(Candidate{}, request);
-  const int64_t layers = request.model.num_layers;
-  std::vector<int64_t> micro_batches;
-  for (int64_t b = 1; b <= request.max_micro_batch_size; b *= 2) micro_batches.push_back(b);
-  constexpr core::Recompute kRecomputes[] = {core::Recompute::none, core::Recompute::selective, core::Recompute::full};
-
-  for (int64_t devices : device_counts(request)) {
-    const int64_t max_tp = request.allow_cross_node_tp ? devices : std::min(devices, request.devices_per_node);
-    for (int64_t tp = 1; tp <= max_tp; ++tp) {
-      for (int64_t pp = 1; pp <= std::min(layers, devices / tp); ++pp) {
-        const int64_t dp = devices % (tp * pp) == 0 ? devices / (tp * pp) : 0;
-        // Interleaving choices: none, or any layers-per-virtual-stage dividing the stage.
-        std::vector<std::pair<core::Schedule, int64_t>> schedules = {{core::Schedule::gpipe, 0},
-                                                                     {core::Schedule::one_f_one_b, 0}};
-        if (layers % pp == 0)
-          for (int64_t per_virtual : divisors_below(layers / pp)) schedules.push_back({core::Schedule::interleaved, per_virtual});
-        for (int64_t micro_batch : micro_batches)
-          for (const auto& [schedule, per_virtual] : schedules)
-            for (core::Recompute recompute : kRecomputes)
-              for (bool sp : {false, true})
-                for (bool distributed : {false, true}) {
-                  const Candidate c{int32_t(devices), int32_t(tp),         int32_t(pp),
-                                    int32_t(dp),      int32_t(micro_batch), int32_t(per_virtual),
-                                    schedule,         recompute,            sp,
-                                    distributed};
-                  ++combinations;
-                  apply(c, request, plan);
-                  if (dp == 0) plan.parallel.data_parallel = 0;
-                  if (const auto rule = plan.violated_rule()) {
-                    ++rejects.by_rule[size_t(*rule)];
-                    continue;
-                  }
-                  if (distributed && dp == 1) {
-                    ++rejects.distributed_optimizer_without_dp;
-                    continue;
-                  }
-                  if (schedule == core::Schedule::gpipe && pp == 1) {
-                    ++rejects.gpipe_without_pipeline;
-                    continue;
-                  }
-                  valid.push_back(c);
-                }
-      }
-    }
-  }
-  return valid;
 }
 
 }  // namespace loom::plan

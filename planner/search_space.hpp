@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,7 +43,10 @@ struct RejectCounts {
   // Planner-level reasons, after Megatron's own rules:
   int64_t distributed_optimizer_without_dp = 0;  // ZeRO-1 over one replica: the same plan as without it
   int64_t gpipe_without_pipeline = 0;            // with pp = 1 every schedule is the same plan
+  // pp × virtual stages × microbatches above core::limits::kMaxSimulatedStageMicrobatches
+  int64_t too_large_to_simulate = 0;
   int64_t does_not_fit = 0;                      // peak memory above the device's capacity
+  int64_t not_countable = 0;                     // memory beyond core::limits::kMaxCountedBytes
 
   int64_t total() const;
   // "reason: count" lines, largest first, naming each rule as describe(PlanRule) does.
@@ -69,9 +73,13 @@ struct Candidate {
 void apply(const Candidate& candidate, const SearchRequest& request, core::Plan& plan);
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request);
 
-// Every valid combination, in a fixed order; `rejects` counts the invalid ones by rule.
-// `combinations` is the number examined.
+// Every valid combination, in a fixed order; `rejects` counts the invalid ones by rule (and the
+// ones too large to simulate). `combinations` is the number examined. `progress` hears the
+// fraction of device counts walked; once `cancelled` says so, throws loom::Cancelled. Throws
+// InvalidInput when more than core::limits::kMaxSearchCandidates plans are valid.
 std::vector<Candidate> enumerate_candidates(const SearchRequest& request, RejectCounts& rejects,
-                                            int64_t& combinations);
+                                            int64_t& combinations,
+                                            const std::function<void(double)>& progress = {},
+                                            const std::function<bool()>& cancelled = {});
 
 }  // namespace loom::plan

@@ -58,6 +58,7 @@ CostModel::CostModel(const core::Profile& profile, core::DType dtype, int64_t ra
     if (s.dtype == dtype) gemm_tables_[s.layout].add(s.m, s.n, s.k, s.time_s);
   for (const core::AttentionSample& s : profile.tables.attention)
     if (s.dtype == dtype)
+      // Profiles bound batch and seq to 2^24 each (core/profile.hpp): the product fits.
       (s.backward ? attention_backward_ : attention_forward_).add(s.batch * s.seq, s.seq, s.head_dim, s.time_s);
   for (const core::KernelSample& s : profile.tables.kernels) kernel_curves_[s.kernel].add(double(s.bytes), s.time_s);
   for (const core::CollectiveSample& s : profile.tables.collectives)
@@ -77,7 +78,9 @@ double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch
       return it->second.time_s(double(m) * double(batch), double(n), double(k));
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
   const double efficiency = e.gemm_max_fraction * flops / (flops + e.gemm_half_saturation_flops);
-  const double bytes = double(batch) * double(m * k + k * n + m * n) * core::bytes_per_element(dtype_);
+  // In doubles: b·s·h elements pass int64 at the maxima of core/limits.hpp.
+  const double dm = double(m), dn = double(n), dk = double(k);
+  const double bytes = double(batch) * (dm * dk + dk * dn + dm * dn) * core::bytes_per_element(dtype_);
   const double compute = flops / (peak_flops_per_s_ * efficiency);
   const double memory = bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction);
   return std::max(compute, memory) + e.kernel_launch_s;
@@ -85,7 +88,7 @@ double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch
 
 double CostModel::attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward) const {
   const GemmTable& table = backward ? attention_backward_ : attention_forward_;
-  if (!table.empty()) return compute_share_ * table.time_s(double(batch * seq), double(seq), double(head_dim));
+  if (!table.empty()) return compute_share_ * table.time_s(double(batch) * double(seq), double(seq), double(head_dim));
   // No measured attention: Q·Kᵀ, the masked softmax with dropout and ·V as separate kernels
   // (the backward: both products' data gradients and the softmax's).
   namespace kb = core::kernel_bytes;

@@ -1,6 +1,7 @@
 #include "simulator/event_simulation.hpp"
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 
 #include <algorithm>
 #include <map>
@@ -81,7 +82,18 @@ class Simulation {
 
   void record(int32_t rank, Stream stream, std::string name, double start, double duration, const Action& a) {
     if (!options_.record_timeline || duration <= 0) return;
+    make_room_for_event();
     timeline_.events.push_back({rank, stream, std::move(name), start, duration, a.microbatch, a.chunk});
+  }
+
+  // A timeline of millions of events is gigabytes in memory and on disk (a trace): refuse it.
+  void make_room_for_event() const {
+    if (int64_t(timeline_.events.size() + timeline_.transfers.size()) < options_.max_timeline_events) return;
+    throw InvalidInput("the timeline of this step ({} pipeline ranks × {} virtual stages × {} microbatches) holds more "
+                       "than the {} events Loom records for a trace or a chart; simulate it without the timeline, or "
+                       "trace a plan with fewer microbatches",
+                       schedule_.pipeline_size, schedule_.virtual_stages, schedule_.microbatches,
+                       options_.max_timeline_events);
   }
 
   void run_compute(int32_t rank, const Action& a) {
@@ -160,6 +172,7 @@ class Simulation {
     const bool activation = a.kind == ActionKind::send_activation;
     record(rank, Stream::pp_comm, fmt::format("send {} {}", activation ? "activation" : "grad", a.microbatch), start,
            duration, a);
+    make_room_for_event();
     timeline_.transfers.push_back({rank, a.peer, start, start + duration,
                                    fmt::format("{} {}", activation ? "activation" : "grad", a.microbatch)});
   }
@@ -276,7 +289,31 @@ class Simulation {
 
 Timeline simulate_schedule(const core::PipelineSchedule& schedule, const StepCosts& costs,
                            const SimulationOptions& options) {
+  const int64_t triples = int64_t(schedule.pipeline_size) * schedule.virtual_stages * schedule.microbatches;
+  if (triples > core::limits::kMaxSimulatedStageMicrobatches)
+    throw InvalidInput("a schedule of {} pipeline ranks × {} virtual stages × {} microbatches = {} is more than the {} "
+                       "Loom simulates",
+                       schedule.pipeline_size, schedule.virtual_stages, schedule.microbatches, triples,
+                       core::limits::kMaxSimulatedStageMicrobatches);
   return Simulation(schedule, costs, options).run();
+}
+
+int64_t stage_microbatches(const core::Plan& plan) {
+  // p·v ≤ num-layers ≤ 2^14 and m ≤ global-batch-size ≤ 2^24 (core/limits.hpp): no overflow.
+  return plan.parallel.pipeline_parallel * plan.virtual_stages() * plan.microbatches();
+}
+
+void check_simulation_size(const core::Plan& plan) {
+  const int64_t triples = stage_microbatches(plan);
+  if (triples <= core::limits::kMaxSimulatedStageMicrobatches) return;
+  const core::ParallelPlan& p = plan.parallel;
+  throw InvalidInput(
+      "global-batch-size={} / (micro-batch-size={} × data-parallel-size={}) = {} microbatches on "
+      "pipeline-model-parallel-size={} × {} virtual stages: {} stage-microbatches to simulate, more than the {} Loom "
+      "simulates (its memory and time grow with them); use a larger micro-batch-size, more data parallelism or a "
+      "smaller global batch",
+      plan.training.global_batch_size, p.micro_batch_size, p.data_parallel, plan.microbatches(), p.pipeline_parallel,
+      plan.virtual_stages(), triples, core::limits::kMaxSimulatedStageMicrobatches);
 }
 
 }  // namespace loom::sim

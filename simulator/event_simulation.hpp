@@ -5,6 +5,7 @@
 // their cost. Every pipeline rank stands for all tensor and data-parallel ranks that share its
 // stage, which behave identically.
 
+#include "core/plan.hpp"
 #include "core/schedule.hpp"
 #include "simulator/step_costs.hpp"
 
@@ -51,7 +52,17 @@ struct Timeline {
   std::vector<Transfer> transfers;
 };
 
+// Throws InvalidInput when the schedule holds more than core::limits::kMaxSimulatedStageMicrobatches
+// (pipeline rank, virtual stage, microbatch) triples, or when a recorded timeline would pass
+// options.max_timeline_events.
 Timeline simulate_schedule(const core::PipelineSchedule& schedule, const StepCosts& costs,
                            const SimulationOptions& options);
+
+// Pipeline ranks × virtual stages × microbatches: what a plan's schedule, and the time and memory
+// of its simulation, grow with.
+int64_t stage_microbatches(const core::Plan& plan);
+// Throws InvalidInput, naming the batch split and core::limits::kMaxSimulatedStageMicrobatches,
+// when the plan's schedule is too large to build and simulate. Before build_schedule.
+void check_simulation_size(const core::Plan& plan);
 
 }  // namespace loom::sim

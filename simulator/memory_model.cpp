@@ -1,10 +1,12 @@
 #include "simulator/memory_model.hpp"
 
+#include "core/checked_arithmetic.hpp"
 #include "core/error.hpp"
 #include "core/model_arithmetic.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace loom::sim {
 namespace {
@@ -127,7 +129,14 @@ BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
   return {fp32 ? 4.0 : 2.0, 4.0, optimizer / shards};
 }
 
-StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options) {
+namespace {
+
+// One device's memory on one stage in floating point, before it is kept as integer bytes.
+struct StageMemoryEstimate {
+  double weights = 0, gradients = 0, optimizer = 0, activations = 0;
+};
+
+StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage) {
   const core::ModelSpec& model = plan.model;
   const core::ParallelPlan& par = plan.parallel;
   const int64_t p = par.pipeline_parallel;
@@ -139,11 +148,11 @@ StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOpti
                                  par.sequence_parallel, par.recompute, plan.training.dtype);
   const BytesPerParameter bpp = bytes_per_parameter(plan.training, par);
 
-  StageMemory mem;
+  StageMemoryEstimate mem;
   const double n = double(core::parameters_per_device_on_stage(plan, stage));
-  mem.weights_bytes = std::llround(n * bpp.weights);
-  mem.gradients_bytes = std::llround(n * bpp.gradients);
-  mem.optimizer_bytes = std::llround(n * bpp.optimizer);
+  mem.weights = n * bpp.weights;
+  mem.gradients = n * bpp.gradients;
+  mem.optimizer = n * bpp.optimizer;
 
   double activations = per_layer * layer_activations_in_flight(plan, stage);
   if (par.recompute != core::Recompute::none) {
@@ -168,9 +177,58 @@ StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOpti
     // fp32 softmax the vocab-parallel cross-entropy keeps for its backward (Korthikanti §4.3).
     activations += sb * (double(model.padded_vocab_size) / t) * (element + 4.0);
   }
-  mem.activations_bytes = std::llround(activations);
-  mem.other_bytes = options.reserved_bytes;
+  mem.activations = activations;
   return mem;
+}
+
+// The estimate in integer bytes, or nothing when a part passes core::limits::kMaxCountedBytes.
+std::optional<StageMemory> counted_stage_memory(const StageMemoryEstimate& estimate, const MemoryOptions& options) {
+  const auto weights = core::countable_bytes(estimate.weights), gradients = core::countable_bytes(estimate.gradients);
+  const auto optimizer = core::countable_bytes(estimate.optimizer);
+  const auto activations = core::countable_bytes(estimate.activations);
+  if (!weights || !gradients || !optimizer || !activations) return std::nullopt;
+  return StageMemory{*weights, *gradients, *optimizer, *activations, options.reserved_bytes};
+}
+
+[[noreturn]] void throw_uncountable_memory(const core::Plan& plan, int64_t stage, const StageMemoryEstimate& estimate) {
+  const core::ModelSpec& m = plan.model;
+  const core::ParallelPlan& par = plan.parallel;
+  if (!core::countable_bytes(estimate.activations))
+    throw InvalidInput(
+        "seq-length={} with micro-batch-size={} (hidden-size={}, num-attention-heads={}, tensor-model-parallel-size={}, "
+        "recompute-granularity={}, {} microbatches): the activations on pipeline stage {} would take {:.3g} bytes "
+        "per device, more than the 2^60 bytes (1 EiB) Loom counts (int64 bytes)",
+        m.seq_length, par.micro_batch_size, m.hidden_size, m.num_attention_heads, par.tensor_parallel,
+        core::to_string(par.recompute), plan.microbatches(), stage, estimate.activations);
+  const double state = std::max({estimate.weights, estimate.gradients, estimate.optimizer});
+  throw InvalidInput(
+      "num-layers={}, hidden-size={}, ffn-hidden-size={}, padded-vocab-size={} over tensor-model-parallel-size={} × "
+      "pipeline-model-parallel-size={}: the weights, gradients and optimizer state on pipeline stage {} would take "
+      "{:.3g} bytes per device, more than the 2^60 bytes (1 EiB) Loom counts (int64 bytes)",
+      m.num_layers, m.hidden_size, m.ffn_hidden_size, m.padded_vocab_size, par.tensor_parallel, par.pipeline_parallel,
+      stage, state);
+}
+
+}  // namespace
+
+StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options) {
+  const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage);
+  const std::optional<StageMemory> counted = counted_stage_memory(estimate, options);
+  if (!counted) throw_uncountable_memory(plan, stage, estimate);
+  return *counted;
+}
+
+std::optional<int64_t> countable_peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options) {
+  // Every stage between the first and the last holds the same layers with fewer activations in
+  // flight than the first, and neither the embedding nor the output layer: the peak is on one of
+  // the two ends.
+  const int64_t last = plan.parallel.pipeline_parallel - 1;
+  const std::optional<StageMemory> first = counted_stage_memory(estimate_stage_memory(plan, 0), options);
+  if (!first) return std::nullopt;
+  if (last == 0) return first->total_bytes();
+  const std::optional<StageMemory> final_stage = counted_stage_memory(estimate_stage_memory(plan, last), options);
+  if (!final_stage) return std::nullopt;
+  return std::max(first->total_bytes(), final_stage->total_bytes());
 }
 
 std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOptions& options) {
@@ -182,9 +240,6 @@ std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOp
 }
 
 int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options) {
-  // Every stage between the first and the last holds the same layers with fewer activations in
-  // flight than the first, and neither the embedding nor the output layer: the peak is on one of
-  // the two ends.
   const int64_t last = plan.parallel.pipeline_parallel - 1;
   return std::max(stage_memory(plan, 0, options).total_bytes(), stage_memory(plan, last, options).total_bytes());
 }

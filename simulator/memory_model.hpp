@@ -12,6 +12,7 @@
 #include "core/train_spec.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace loom::sim {
@@ -71,11 +72,17 @@ struct BytesPerParameter {
 BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
                                       const core::ParallelPlan& parallel);
 
-// Memory of one device on pipeline stage `stage` for a plan that passed validate().
+// Memory of one device on pipeline stage `stage` for a plan that passed validate(). Each part is
+// computed in floating point and kept in bytes only up to core::limits::kMaxCountedBytes (1 EiB):
+// beyond, InvalidInput names the fields that drive it (an absurd sequence, micro-batch or model).
 StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options = {});
 
 // The most any stage needs: max over memory_per_stage, computed from the two end stages only.
+// Throws InvalidInput as stage_memory does.
 int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options = {});
+// The same without throwing: nothing when a part cannot be counted (a search counts the plan as
+// a reject with that reason).
+std::optional<int64_t> countable_peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options = {});
 
 // Memory of one device on each pipeline stage (index = stage) for a plan that passed validate().
 std::vector<StageMemory> memory_per_stage(const core::Plan& plan,

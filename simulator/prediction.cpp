@@ -14,13 +14,16 @@ double Breakdown::total_s() const {
 
 Prediction simulate(const core::Plan& requested, const core::Profile& profile, const SimulationOptions& options) {
   const core::Plan plan = as_simulated(requested, profile);
+  // The cheap refusals first: memory that cannot be counted, a schedule too large to simulate.
+  Prediction p;
+  p.memory = memory_per_stage(plan);
+  check_simulation_size(plan);
   const CostModel costs(profile, plan.training.dtype, plan.cluster.devices_per_node);
   const StepCosts step = step_costs(plan, costs);
   const core::PipelineSchedule schedule =
       core::build_schedule(plan.parallel.schedule, int32_t(plan.parallel.pipeline_parallel),
                            int32_t(plan.virtual_stages()), int32_t(plan.microbatches()));
 
-  Prediction p;
   p.profile_name = profile.name;
   p.dtype = plan.training.dtype;
   p.timeline = simulate_schedule(schedule, step, options);
@@ -34,7 +37,6 @@ Prediction simulate(const core::Plan& requested, const core::Profile& profile, c
   p.hardware_tflops_per_device = p.hardware_flops_per_step / (p.step_time_s * devices) / 1e12;
   p.mfu = p.model_flops_per_step / (p.step_time_s * devices * costs.peak_flops_per_s());
 
-  p.memory = memory_per_stage(plan);
   for (const StageMemory& stage : p.memory) p.peak_memory_bytes = std::max(p.peak_memory_bytes, stage.total_bytes());
   p.device_memory_bytes = profile.device.memory_bytes;
   p.fits = p.peak_memory_bytes <= p.device_memory_bytes;

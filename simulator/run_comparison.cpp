@@ -39,8 +39,8 @@ RunComparison compare_run(core::Store& store, int64_t run_id, const std::string&
   const core::RunRow run = store.run(run_id);
   const std::vector<core::StepRow> steps = store.steps(run.id);
   const std::vector<core::RankStatRow> ranks = store.rank_stats(run.id);
-  if (steps.empty() || ranks.empty())
-    throw InvalidInput("run {} has no measured steps or rank statistics yet (status {})", run.id,
+  if (steps.empty())
+    throw InvalidInput("run {} has no steps recorded yet (status {}); compare it once it has trained a step", run.id,
                        core::to_string(run.status));
   const core::Plan plan = core::plan_from_json(core::Json::parse(store.plan(run.plan_id).plan_json));
 
@@ -62,24 +62,28 @@ RunComparison compare_run(core::Store& store, int64_t run_id, const std::string&
   c.measured_steps = c.stored_steps - c.warmup_steps;
   const double step_time = steady_step_time_s(steps);
   const double tokens = double(plan.training.global_batch_size * plan.model.seq_length);
-  auto m = [&](const char* key) {
+  c.has_rank_statistics = !ranks.empty();
+  // A category the ranks did not report took no time; without their statistics it is unknown.
+  auto m = [&](const char* key) -> std::optional<double> {
+    if (!c.has_rank_statistics) return std::nullopt;
     const auto found = measured.seconds_per_step.find(key);
     return found != measured.seconds_per_step.end() ? found->second : 0.0;
   };
   const Breakdown& b = p.breakdown;
   c.rows = {
-      {"step time", "s", p.step_time_s, step_time},
-      {"tokens/s", "tokens/s", p.tokens_per_s, step_time > 0 ? tokens / step_time : 0.0},
-      {"forward", "s", b.forward_s, m("forward_s")},
-      {"backward", "s", b.backward_s, m("backward_s")},
-      {"recompute", "s", b.recompute_s, m("recompute_s")},
-      {"tp comm", "s", b.tp_comm_exposed_s, m("tp_comm_s")},
+      {"step time", "s", p.step_time_s, step_time, std::nullopt},
+      {"tokens/s", "tokens/s", p.tokens_per_s, step_time > 0 ? tokens / step_time : 0.0, std::nullopt},
+      {"forward", "s", b.forward_s, m("forward_s"), std::nullopt},
+      {"backward", "s", b.backward_s, m("backward_s"), std::nullopt},
+      {"recompute", "s", b.recompute_s, m("recompute_s"), std::nullopt},
+      {"tp comm", "s", b.tp_comm_exposed_s, m("tp_comm_s"), std::nullopt},
       // The executor cannot tell a transfer from waiting for the other stage.
-      {"pp comm + bubble/wait", "s", b.pp_comm_exposed_s + b.pp_bubble_s, m("pp_comm_s")},
-      {"dp comm", "s", b.dp_comm_exposed_s, m("dp_comm_s")},
-      {"optimizer", "s", b.optimizer_s, m("optimizer_s")},
+      {"pp comm + bubble/wait", "s", b.pp_comm_exposed_s + b.pp_bubble_s, m("pp_comm_s"), std::nullopt},
+      {"dp comm", "s", b.dp_comm_exposed_s, m("dp_comm_s"), std::nullopt},
+      {"optimizer", "s", b.optimizer_s, m("optimizer_s"), std::nullopt},
   };
-  for (ComparisonRow& row : c.rows) row.error_percent = error_percent(row.predicted, row.measured);
+  for (ComparisonRow& row : c.rows)
+    if (row.measured) row.error_percent = error_percent(row.predicted, *row.measured);
 
   for (const core::RankStatRow& rank : ranks) {
     RankMemoryComparison r;

@@ -7,6 +7,7 @@
 #include "simulator/prediction.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,10 @@ struct ComparisonRow {
   std::string quantity;  // "step time", "tokens/s", "forward", …
   std::string unit;      // "s" or "tokens/s"
   double predicted = 0;
-  double measured = 0;
-  double error_percent = 0;  // (predicted − measured) / measured, signed
+  // Nothing when the run did not measure it: the time per category comes with the per-rank
+  // statistics, which a run that was stopped or failed never wrote.
+  std::optional<double> measured;
+  std::optional<double> error_percent;  // (predicted − measured) / measured, signed
 };
 
 // A rank's peak memory as the executor counts it: tensors only.
@@ -43,13 +46,15 @@ struct RunComparison {
   double runtime_reserve_bytes = 0;
   // step time, tokens/s, forward, backward, recompute, tp comm, pp comm + bubble/wait, dp comm, optimizer
   std::vector<ComparisonRow> rows;
-  std::vector<RankMemoryComparison> ranks;  // by rank
+  std::vector<RankMemoryComparison> ranks;  // by rank; empty without per-rank statistics
+  bool has_rank_statistics = false;         // categories and memory were measured
   Prediction prediction;                    // without its timeline
 };
 
 // Predicts the run's plan with `profile_override`, or the profile the run was stored with (else
-// the plan's), and sets it beside what the run measured. Throws InvalidInput when there is no
-// such run, or when it has no measured steps or rank statistics yet (a run still going).
+// the plan's), and sets it beside what the run measured. A run without per-rank statistics (still
+// going, stopped or failed) is compared on its step time alone, its categories and memory left
+// unmeasured. Throws InvalidInput when there is no such run, or when it has no steps yet.
 RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override = "");
 
 // core::warmup_steps of a stored run's steps.

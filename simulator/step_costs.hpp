@@ -4,6 +4,7 @@
 // the loss on the last), the point-to-point transfers between stages, the data-parallel gradient
 // reduction and the optimizer step of every pipeline rank.
 
+#include "core/limits.hpp"
 #include "core/plan.hpp"
 #include "simulator/cost_model.hpp"
 
@@ -35,6 +36,8 @@ struct SimulationOptions {
   // microbatch's backward. Off by default, as in the Megatron-LM of the PTD-P paper.
   bool overlap_grad_reduce = false;
   bool record_timeline = true;
+  // A recorded timeline longer than this is refused (InvalidInput) rather than grown without bound.
+  int64_t max_timeline_events = core::limits::kMaxTimelineEvents;
 };
 
 struct StepCosts {

@@ -88,39 +88,58 @@ core::Json flow_event(const Transfer& transfer, int64_t id, bool start) {
   return flow;
 }
 
+// Every event of the trace in order, each handed to `emit` as a small JSON object.
+template <typename Emit>
+void emit_trace_events(const core::Plan& plan, const Prediction& prediction, Emit&& emit) {
+  for (int64_t rank = 0; rank < plan.parallel.pipeline_parallel; ++rank) {
+    emit(metadata("process_name", rank, 0, {{"name", process_name(plan, rank)}}));
+    emit(metadata("process_sort_index", rank, 0, {{"sort_index", rank}}));
+    for (Stream stream : kStreams) {
+      emit(metadata("thread_name", rank, tid_of(stream), {{"name", to_string(stream)}}));
+      emit(metadata("thread_sort_index", rank, tid_of(stream), {{"sort_index", tid_of(stream)}}));
+    }
+  }
+  for (const TimelineEvent& event : prediction.timeline.events) emit(complete_event(event));
+  // Ids start at 1: some viewers treat id 0 as "no flow".
+  int64_t id = 1;
+  for (const Transfer& transfer : prediction.timeline.transfers) {
+    emit(flow_event(transfer, id, true));
+    emit(flow_event(transfer, id, false));
+    ++id;
+  }
+}
+
+core::Json other_data(const core::Plan& plan, const Prediction& prediction) {
+  return {{"model", plan.model.name},
+          {"profile", prediction.profile_name},
+          {"step_time_s", prediction.step_time_s},
+          {"tensor_parallel", plan.parallel.tensor_parallel},
+          {"pipeline_parallel", plan.parallel.pipeline_parallel},
+          {"data_parallel", plan.parallel.data_parallel},
+          {"schedule", core::to_string(plan.parallel.schedule)}};
+}
+
 }  // namespace
 
 core::Json chrome_trace(const core::Plan& plan, const Prediction& prediction) {
   core::Json events = core::Json::array();
-  for (int64_t rank = 0; rank < plan.parallel.pipeline_parallel; ++rank) {
-    events.push_back(metadata("process_name", rank, 0, {{"name", process_name(plan, rank)}}));
-    events.push_back(metadata("process_sort_index", rank, 0, {{"sort_index", rank}}));
-    for (Stream stream : kStreams) {
-      events.push_back(
-          metadata("thread_name", rank, tid_of(stream), {{"name", to_string(stream)}}));
-      events.push_back(
-          metadata("thread_sort_index", rank, tid_of(stream), {{"sort_index", tid_of(stream)}}));
-    }
-  }
-  for (const TimelineEvent& event : prediction.timeline.events)
-    events.push_back(complete_event(event));
-  // Ids start at 1: some viewers treat id 0 as "no flow".
-  int64_t id = 1;
-  for (const Transfer& transfer : prediction.timeline.transfers) {
-    events.push_back(flow_event(transfer, id, true));
-    events.push_back(flow_event(transfer, id, false));
-    ++id;
-  }
-  core::Json other = {{"model", plan.model.name},
-                      {"profile", prediction.profile_name},
-                      {"step_time_s", prediction.step_time_s},
-                      {"tensor_parallel", plan.parallel.tensor_parallel},
-                      {"pipeline_parallel", plan.parallel.pipeline_parallel},
-                      {"data_parallel", plan.parallel.data_parallel},
-                      {"schedule", core::to_string(plan.parallel.schedule)}};
+  emit_trace_events(plan, prediction, [&](core::Json event) { events.push_back(std::move(event)); });
   return core::Json{{"traceEvents", std::move(events)},
                     {"displayTimeUnit", "ms"},
-                    {"otherData", std::move(other)}};
+                    {"otherData", other_data(plan, prediction)}};
+}
+
+std::string chrome_trace_text(const core::Plan& plan, const Prediction& prediction) {
+  // The keys in chrome_trace's order (core::Json keeps insertion order), so the text is its dump.
+  std::string text = R"({"traceEvents":[)";
+  bool first = true;
+  emit_trace_events(plan, prediction, [&](const core::Json& event) {
+    if (!first) text += ',';
+    first = false;
+    text += event.dump();
+  });
+  text += R"(],"displayTimeUnit":"ms","otherData":)" + other_data(plan, prediction).dump() + "}\n";
+  return text;
 }
 
 }  // namespace loom::sim

@@ -1,8 +1,9 @@
 #include "executor/checkpoint/manifest.hpp"
 
-#include "core/error.hpp"                       // loom::InvalidInput, loom::IoError
-#include "core/store.hpp"                       // utc_now_iso8601
-#include "executor/checkpoint/atomic_file.hpp"  // AtomicFileWriter, sync_directory
+#include "core/error.hpp"        // loom::InvalidInput, loom::IoError
+#include "core/json_reader.hpp"  // json_excerpt
+#include "core/output_file.hpp"  // OutputFile, sync_directory, is_temporary_file_name
+#include "core/store.hpp"        // utc_now_iso8601
 
 #include <fmt/format.h>  // fmt::format
 
@@ -64,7 +65,7 @@ CheckpointManifest manifest_from_json(const core::Json& json, const std::string&
     const core::Json seed = data_json.value("seed", core::Json());
     if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
       throw InvalidInput("data.seed is {}; expected a non-negative integer",
-                         data_json.contains("seed") ? seed.dump() : "missing");
+                         data_json.contains("seed") ? core::json_excerpt(seed) : "missing");
     manifest.data_seed = seed.get<uint64_t>();
     manifest.data_next_step = data.required_int("next_step");
     data.finish();
@@ -73,11 +74,11 @@ CheckpointManifest manifest_from_json(const core::Json& json, const std::string&
     const core::Json& shards = json.value("shards", core::Json());
     if (!shards.is_array() || int64_t(shards.size()) != manifest.world_size)
       throw InvalidInput("shards is {}; expected a list of {} file names, one per rank",
-                         shards.dump(), manifest.world_size);
+                         core::json_excerpt(shards), manifest.world_size);
     for (const core::Json& shard : shards) {
       if (!shard.is_string() || shard.get<std::string>().empty() ||
           shard.get<std::string>().find('/') != std::string::npos)
-        throw InvalidInput("shards entry {} is not a file name", shard.dump());
+        throw InvalidInput("shards entry {} is not a file name", core::json_excerpt(shard));
       manifest.shards.push_back(shard.get<std::string>());
     }
     manifest.created_at = root.required_string("created_at");
@@ -158,13 +159,13 @@ fs::path write_rank_shard(const fs::path& dir, int64_t step, int64_t rank,
   std::error_code error;
   fs::create_directories(directory, error);
   if (error) throw IoError("cannot create '{}': {}", directory.string(), error.message());
-  sync_directory(dir);  // the step directory's own entry must survive a crash too
-  if (fs::remove(directory / kManifestName, error)) sync_directory(directory);
+  core::sync_directory(dir);  // the step directory's own entry must survive a crash too
+  if (fs::remove(directory / kManifestName, error)) core::sync_directory(directory);
   if (error)
     throw IoError("cannot remove the old '{}': {}", (directory / kManifestName).string(),
                   error.message());
   const fs::path path = directory / rank_shard_name(rank);
-  remove_stale_temporaries(path);
+  core::remove_stale_temporaries(path);
   write_safetensors(path.string(), tensors, metadata);
   return path;
 }
@@ -189,8 +190,8 @@ void write_manifest(const fs::path& dir, CheckpointManifest manifest) {
           "must finish write_rank_shard before rank 0 writes the manifest, and '{}' "
           "must be shared by all ranks",
           manifest.step, (directory / shard).string(), dir.string());
-  remove_stale_temporaries(directory / kManifestName);
-  AtomicFileWriter file(directory / kManifestName);
+  core::remove_stale_temporaries(directory / kManifestName);
+  core::OutputFile file(directory / kManifestName);
   file.write(manifest_to_json(manifest).dump(2) + "\n");
   file.publish();
 }
@@ -217,21 +218,30 @@ SafeTensorsFile read_rank_shard(const Checkpoint& checkpoint, int64_t rank) {
   return file;
 }
 
+namespace {
+
+// DIR's step directories, newest first. Temporaries are never looked at.
+std::vector<std::pair<int64_t, fs::path>> step_directories(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const std::optional<int64_t> step = parse_step_name(name);
+    if (step && entry.is_directory() && !core::is_temporary_file_name(name))
+      steps.emplace_back(*step, entry.path());
+  }
+  std::sort(steps.begin(), steps.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  return steps;
+}
+
+}  // namespace
+
 CheckpointSearch latest_complete_checkpoint(const fs::path& dir) {
   CheckpointSearch search;
   if (!fs::exists(dir)) return search;
   if (!fs::is_directory(dir))
     throw InvalidInput("checkpoint directory '{}' is not a directory", dir.string());
-  std::vector<std::pair<int64_t, fs::path>> steps;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    const std::optional<int64_t> step = parse_step_name(name);
-    if (step && entry.is_directory() && !is_temporary_file_name(name))
-      steps.emplace_back(*step, entry.path());
-  }
-  std::sort(steps.begin(), steps.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (const auto& [step, directory] : steps) {
+  for (const auto& [step, directory] : step_directories(dir)) {
     Checkpoint found;
     const std::optional<std::string> why = check_step(directory, step, found);
     if (!why) {
@@ -241,6 +251,27 @@ CheckpointSearch latest_complete_checkpoint(const fs::path& dir) {
     search.skipped.push_back(fmt::format("{}: {}", directory.filename().string(), *why));
   }
   return search;
+}
+
+std::vector<int64_t> prune_checkpoints(const fs::path& dir, int64_t keep) {
+  if (keep < 1) throw InvalidInput("cannot keep {} checkpoints; expected at least 1", keep);
+  std::vector<int64_t> removed;
+  int64_t complete = 0;
+  for (const auto& [step, directory] : step_directories(dir)) {
+    Checkpoint found;
+    // Until `keep` complete ones are counted, nothing goes: an incomplete step newer than them
+    // may still be on its way (another writer), and older complete ones are the fallback.
+    if (complete < keep) {
+      if (!check_step(directory, step, found)) ++complete;
+      continue;
+    }
+    std::error_code error;
+    fs::remove_all(directory, error);
+    if (error) throw IoError("cannot remove the old checkpoint '{}': {}", directory.string(), error.message());
+    removed.push_back(step);
+  }
+  if (!removed.empty()) core::sync_directory(dir);
+  return removed;
 }
 
 }  // namespace loom::exec

@@ -10,7 +10,7 @@
 //   1. every rank calls write_rank_shard(DIR, step, rank, …);
 //   2. all ranks meet at a barrier;
 //   3. rank 0 calls write_manifest(DIR, manifest).
-// Every file is written to a temporary name, fsynced and renamed (atomic_file.hpp), so a
+// Every file is written to a temporary name, fsynced and renamed (core/output_file.hpp), so a
 // directory whose manifest exists and whose listed shards exist is complete; a crash at any
 // moment leaves at worst an incomplete directory, which latest_complete_checkpoint skips.
 
@@ -88,5 +88,10 @@ struct CheckpointSearch {
 // that directory was written by a different program or Loom, and falling back past it would
 // silently resume from older state.
 CheckpointSearch latest_complete_checkpoint(const std::filesystem::path& dir);
+
+// Rank 0, after a checkpoint: removes the step directories older than the newest `keep` complete
+// ones (complete or not: none of them will ever be resumed from while those exist). Only names
+// of the form step-NNNNNN are touched. Returns the steps removed, newest first.
+std::vector<int64_t> prune_checkpoints(const std::filesystem::path& dir, int64_t keep);
 
 }  // namespace loom::exec

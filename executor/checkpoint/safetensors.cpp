@@ -1,8 +1,9 @@
 #include "executor/checkpoint/safetensors.hpp"
 
-#include "core/error.hpp"                       // loom::InvalidInput
-#include "core/json_reader.hpp"                 // core::Json, parse_json_text, json_type_name
-#include "executor/checkpoint/atomic_file.hpp"  // AtomicFileWriter
+#include "core/error.hpp"        // loom::InvalidInput
+#include "core/input_file.hpp"   // core::RegularFile
+#include "core/json_reader.hpp"  // core::Json, parse_json_text, json_type_name, json_excerpt
+#include "core/output_file.hpp"  // core::OutputFile
 
 #include <fmt/format.h>  // fmt::format, fmt::join
 #include <fmt/ranges.h>  // shapes in messages
@@ -10,11 +11,9 @@
 #include <algorithm>   // std::sort
 #include <bit>         // std::endian, std::bit_cast
 #include <cstring>     // std::memcpy
-#include <filesystem>  // is_directory
-#include <fstream>     // reading the file
-#include <iterator>    // std::istreambuf_iterator
 #include <limits>      // saturating byte counts
 #include <set>         // duplicate names
+#include <span>        // the buffer the file is read into
 
 namespace loom::exec {
 
@@ -67,7 +66,7 @@ Entry read_entry(const std::string& path, const std::string& name, const core::J
     if (!dim.is_number_integer() || dim.get<int64_t>() < 0 ||
         (dim.is_number_unsigned() && dim.get<uint64_t>() > uint64_t(kMaxBytes)))
       throw fail(
-          fmt::format("shape {} is not a list of non-negative integers", json["shape"].dump()));
+          fmt::format("shape {} is not a list of non-negative integers", core::json_excerpt(json["shape"])));
     tensor.shape.push_back(dim.get<int64_t>());
   }
 
@@ -78,7 +77,7 @@ Entry read_entry(const std::string& path, const std::string& name, const core::J
   const int64_t begin = (*offsets)[0].get<int64_t>(), end = (*offsets)[1].get<int64_t>();
   if (begin < 0 || end < begin || (*offsets)[1].get<uint64_t>() > uint64_t(data_bytes))
     throw fail(fmt::format("data_offsets [{}, {}) are not a range within the data area [0, {})",
-                           (*offsets)[0].dump(), (*offsets)[1].dump(), data_bytes));
+                           core::json_excerpt((*offsets)[0]), core::json_excerpt((*offsets)[1]), data_bytes));
   const int64_t needed = shape_bytes(tensor.shape, element_bytes);
   if (end - begin != needed)
     throw fail(fmt::format("shape [{}] of {} needs {} bytes but data_offsets [{}, {}) hold {}",
@@ -114,17 +113,21 @@ void check_tiling(const std::string& path, std::vector<Entry> entries, int64_t d
                        covered, data_bytes);
 }
 
-// nlohmann keeps one of two equal keys silently; a file naming a tensor twice is ambiguous.
+// A file naming a tensor twice is ambiguous. parse_json_text refuses any repeated key, but
+// this runs first to say so in the format's words. Nothing is kept (the callback discards every
+// value, so no depth is built) and a syntax error is left for parse_json_text to report.
 void check_no_duplicate_names(const std::string& path, const std::string& header_text) {
   std::set<std::string> seen;
   const core::Json parsed = core::Json::parse(
-      header_text, [&](int depth, core::Json::parse_event_t event, core::Json& key) {
+      header_text,
+      [&](int depth, core::Json::parse_event_t event, core::Json& key) {
         if (event == core::Json::parse_event_t::key && depth == 1 &&
             !seen.insert(key.get<std::string>()).second)
           throw InvalidInput("'{}': tensor '{}' appears twice in the header", path,
-                             key.get<std::string>());
-        return true;
-      });
+                             core::text_excerpt(key.get<std::string>()));
+        return false;
+      },
+      /*allow_exceptions=*/false);
   (void)parsed;  // only the callback's checks matter
 }
 
@@ -211,7 +214,7 @@ void write_safetensors(const std::string& path, const SafeTensorMap& tensors,
   unsigned char length[8];
   for (int b = 0; b < 8; ++b) length[b] = (unsigned char)(uint64_t(text.size()) >> (8 * b));
 
-  AtomicFileWriter file(path);
+  core::OutputFile file(path);
   file.write(std::as_bytes(std::span(length)));
   file.write(text);
   for (const auto& [name, tensor] : tensors) file.write(tensor.bytes);
@@ -219,13 +222,11 @@ void write_safetensors(const std::string& path, const SafeTensorMap& tensors,
 }
 
 SafeTensorsFile read_safetensors(const std::string& path) {
-  if (std::filesystem::is_directory(path))
-    throw InvalidInput("cannot read '{}': it is a directory, not a safetensors file", path);
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) throw InvalidInput("cannot read '{}': no such file or not readable", path);
-  const std::string contents((std::istreambuf_iterator<char>(stream)),
-                             std::istreambuf_iterator<char>());
-  if (stream.bad()) throw InvalidInput("cannot read '{}': read error", path);
+  // Only a regular file is read (a FIFO would block, /dev/zero never end); no size limit, as
+  // checkpoints are as large as their models.
+  core::RegularFile input(path, "safetensors file");
+  std::string contents(static_cast<std::size_t>(input.size_bytes()), '\0');
+  contents.resize(input.read_into(std::as_writable_bytes(std::span(contents))));
 
   const int64_t file_bytes = int64_t(contents.size());
   if (file_bytes < 8)
@@ -242,11 +243,11 @@ SafeTensorsFile read_safetensors(const std::string& path) {
         path, header_bytes, file_bytes, file_bytes - 8);
 
   const std::string header_text = contents.substr(8, header_bytes);
+  check_no_duplicate_names(path, header_text);
   const core::Json header = core::parse_json_text(header_text, path);
   if (!header.is_object())
     throw InvalidInput("'{}': header is {}; expected a JSON object of tensors", path,
                        core::json_type_name(header));
-  check_no_duplicate_names(path, header_text);
 
   SafeTensorsFile file{path, {}, {}};
   const int64_t data_start = 8 + int64_t(header_bytes), data_bytes = file_bytes - data_start;

@@ -1,6 +1,8 @@
 #include "executor/data/token_source.hpp"
 
-#include "core/error.hpp"  // loom::InvalidInput, loom::IoError
+#include "core/error.hpp"        // loom::InvalidInput, loom::IoError
+#include "core/input_file.hpp"   // core::RegularFile
+#include "core/output_file.hpp"  // write_output_file
 
 #include <fmt/format.h>  // fmt::format
 
@@ -8,8 +10,8 @@
 #include <cstring>     // std::strerror
 #include <filesystem>  // extension, file size
 #include <fstream>     // reading and writing files
-#include <iterator>    // std::istreambuf_iterator
 #include <limits>      // uint16 range
+#include <span>        // buffers read into
 #include <utility>     // std::move
 #include <vector>      // file contents
 
@@ -64,15 +66,12 @@ class FileTokens : public TokenSource {
   std::string description_;
 };
 
+// Token files may be GBs, so no size limit; but only a regular file is read (a FIFO would
+// block, /dev/zero would never end), and every problem is refused naming the file.
 std::vector<unsigned char> read_file_bytes(const std::string& path) {
-  // A directory opens as a stream on Linux and reads as empty; say what it is instead.
-  if (std::filesystem::is_directory(path))
-    throw InvalidInput("cannot read token file '{}': it is a directory", path);
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw InvalidInput("cannot read token file '{}': no such file or not readable", path);
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)),
-                                   std::istreambuf_iterator<char>());
-  if (file.bad()) throw InvalidInput("cannot read token file '{}': read error", path);
+  core::RegularFile file(path, "token file");
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(file.size_bytes()));
+  bytes.resize(file.read_into(std::as_writable_bytes(std::span(bytes))));
   return bytes;
 }
 
@@ -148,15 +147,13 @@ std::unique_ptr<TokenSource> open_text_bytes(const std::string& path, int64_t vo
 }
 
 std::unique_ptr<TokenSource> open_tokens(const std::string& path, int64_t vocab_size) {
-  // Checked before sniffing: libstdc++ throws from a read of a directory stream.
-  if (std::filesystem::is_directory(path))
-    throw InvalidInput("cannot read token file '{}': it is a directory", path);
+  // Opened before sniffing, so that a directory, a FIFO or a device is refused as what it is.
+  core::RegularFile file(path, "token file");
   if (std::filesystem::path(path).extension() == ".bin") return open_token_shard(path, vocab_size);
   // Without the extension, the first four bytes decide. UTF-8 text never starts with a shard
   // magic: its first byte (0x88 or 0xa1) is a continuation byte, which cannot begin text.
-  std::ifstream file(path, std::ios::binary);
   unsigned char first[4] = {};
-  if (file.read(reinterpret_cast<char*>(first), 4)) {
+  if (file.read_into(std::as_writable_bytes(std::span(first))) == 4) {
     const uint32_t magic = uint32_t(first[0]) | uint32_t(first[1]) << 8 | uint32_t(first[2]) << 16 |
                            uint32_t(first[3]) << 24;
     if (magic == kGpt2Magic || magic == kLlama3Magic) return open_token_shard(path, vocab_size);
@@ -184,10 +181,7 @@ void write_token_shard(const std::string& path, std::span<const int32_t> tokens,
                          tokens[i], i, width * 8);
     put(kTokenShardHeaderBytes + i * width, uint32_t(tokens[i]), width);
   }
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  file.close();
-  if (!file) throw IoError("cannot write token shard '{}': {}", path, std::strerror(errno));
+  core::write_output_file(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 std::string default_corpus_path() {

@@ -1,9 +1,11 @@
 #include "executor/engine/model_io.hpp"
 
 #include "core/error.hpp"
+#include "core/output_file.hpp"  // check_output_target
 #include "core/plan_json.hpp"
 #include "executor/checkpoint/manifest.hpp"
 #include "executor/checkpoint/safetensors.hpp"
+#include "executor/model/gpt_stage.hpp"  // full_model_parameters
 
 #include <cstring>
 
@@ -35,10 +37,23 @@ SafeTensorMap gather_stage(Trainer& trainer) {
 
 }  // namespace
 
+namespace {
+
+// Each stage's part of a model being saved, beside the target: a name of the temporary kind
+// (core/output_file.hpp), so that it can never be mistaken for, or be, a file of the user's.
+std::filesystem::path stage_part_path(const std::filesystem::path& target, int64_t stage) {
+  return target.string() + fmt::format(".tmp-stage-{:03d}", stage);
+}
+
+}  // namespace
+
 void save_full_model(Trainer& trainer, Communicator& world, const std::filesystem::path& path) {
   ProcessGroups& groups = trainer.groups();
   const int64_t stage = groups.coords.pipeline;
-  const std::filesystem::path part = path.string() + fmt::format(".stage-{:03d}", stage);
+  // Refused before any part is written next to it (`loom run` checked it before launching too).
+  if (world.rank() == 0) core::check_output_target(path);
+  world.barrier();
+  const std::filesystem::path part = stage_part_path(path, stage);
   if (groups.coords.data == 0) {
     SafeTensorMap tensors = gather_stage(trainer);
     if (groups.coords.tensor == 0) write_safetensors(part.string(), tensors);
@@ -47,7 +62,7 @@ void save_full_model(Trainer& trainer, Communicator& world, const std::filesyste
   if (world.rank() == 0) {
     SafeTensorMap merged;
     for (int64_t s = 0; s < trainer.plan().parallel.pipeline_parallel; ++s) {
-      const std::filesystem::path file = path.string() + fmt::format(".stage-{:03d}", s);
+      const std::filesystem::path file = stage_part_path(path, s);
       SafeTensorsFile stage_file = read_safetensors(file.string());
       for (auto& [name, tensor] : stage_file.tensors) merged.emplace(name, std::move(tensor));  // the tied copy once
       std::filesystem::remove(file);
@@ -57,25 +72,39 @@ void save_full_model(Trainer& trainer, Communicator& world, const std::filesyste
   world.barrier();
 }
 
+namespace {
+
+// A parameter's full tensor from a full model file, checked against what the model needs: the
+// name (the tied output layer may be stored as the embedding), the dtype and the shape; a
+// vocabulary padded beyond the file's rows gets zero rows (never predicted).
+std::vector<float> full_values(const SafeTensorsFile& file, const Parameter& p) {
+  std::string name = p.name;
+  if (!file.contains(name) && name == "lm_head.weight" && file.contains("wte.weight")) name = "wte.weight";
+  if (!file.contains(name)) throw InvalidInput("'{}' has no tensor {}; expected GPT-2 names", file.path, name);
+  std::vector<float> full = file.f32(name);
+  const std::vector<int64_t>& shape = file.tensor(name).shape;
+  const std::vector<int64_t>& expected = p.full_shape;
+  if (p.sharding == Sharding::vocab_rows && shape.size() == 2 && shape[1] == expected[1] && shape[0] < expected[0]) {
+    full.resize(size_t(expected[0] * expected[1]), 0.0f);
+  } else if (shape != expected) {
+    throw InvalidInput("'{}': tensor {} has shape [{}]; the plan's model needs [{}]", file.path, name,
+                       fmt::join(shape, ", "), fmt::join(expected, ", "));
+  }
+  return full;
+}
+
+}  // namespace
+
 void load_full_model(Trainer& trainer, const std::filesystem::path& path) {
   const SafeTensorsFile file = read_safetensors(path.string());
   const int64_t t = trainer.groups().tensor->size(), rank = trainer.groups().tensor->rank();
-  for (Parameter& p : trainer.stage().parameters().all()) {
-    std::string name = p.name;
-    if (!file.contains(name) && name == "lm_head.weight" && file.contains("wte.weight")) name = "wte.weight";
-    if (!file.contains(name)) throw InvalidInput("'{}' has no tensor {}; expected GPT-2 names", path.string(), name);
-    std::vector<float> full = file.f32(name);
-    const std::vector<int64_t>& shape = file.tensor(name).shape;
-    std::vector<int64_t> expected = p.full_shape;
-    // A vocabulary padded for tensor parallelism: the extra rows start at zero (never predicted).
-    if (p.sharding == Sharding::vocab_rows && shape.size() == 2 && shape[1] == expected[1] && shape[0] < expected[0]) {
-      full.resize(size_t(expected[0] * expected[1]), 0.0f);
-    } else if (shape != expected) {
-      throw InvalidInput("'{}': tensor {} has shape [{}]; the plan's model needs [{}]", path.string(), name,
-                         fmt::join(shape, ", "), fmt::join(expected, ", "));
-    }
-    copy_into(p.value, ParameterStore::shard(full, p, rank, t), name);
-  }
+  for (Parameter& p : trainer.stage().parameters().all())
+    copy_into(p.value, ParameterStore::shard(full_values(file, p), p, rank, t), p.name);
+}
+
+void check_full_model_file(const std::filesystem::path& path, const core::ModelSpec& model) {
+  const SafeTensorsFile file = read_safetensors(path.string());
+  for (const Parameter& p : full_model_parameters(model)) full_values(file, p);
 }
 
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step) {
@@ -103,18 +132,26 @@ void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesyste
   world.barrier();
 }
 
-std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir) {
+std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir, const core::Plan& plan,
+                                               bool report_skipped) {
   const CheckpointSearch search = latest_complete_checkpoint(dir);
   for (const std::string& why : search.skipped)
-    if (world.rank() == 0) fmt::print(stderr, "loom-exec: warning: skipping checkpoint {}\n", why);
+    if (report_skipped) fmt::print(stderr, "loom-exec: warning: skipping checkpoint {}\n", why);
   if (!search.latest) return std::nullopt;
   const Checkpoint& checkpoint = *search.latest;
-  if (checkpoint.manifest.world_size != world.size())
+  if (checkpoint.manifest.world_size != plan.cluster.world_size())
     throw InvalidInput("checkpoint {} was written by {} ranks; this run has {}", checkpoint.directory.string(),
-                       checkpoint.manifest.world_size, world.size());
-  if (checkpoint.manifest.plan != core::to_json(trainer.plan()))
+                       checkpoint.manifest.world_size, plan.cluster.world_size());
+  if (checkpoint.manifest.plan != core::to_json(plan))
     throw InvalidInput("checkpoint {} belongs to another plan; resume with the plan it was written for",
                        checkpoint.directory.string());
+  return checkpoint;
+}
+
+std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir) {
+  const std::optional<Checkpoint> found = resumable_checkpoint(dir, trainer.plan(), world.rank() == 0);
+  if (!found) return std::nullopt;
+  const Checkpoint& checkpoint = *found;
   const SafeTensorsFile shard = read_rank_shard(checkpoint, world.rank());
   for (Parameter& p : trainer.stage().parameters().all()) copy_into(p.value, shard.f32("param/" + p.name), p.name);
   copy_into(trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
@@ -123,6 +160,9 @@ std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, 
 }
 
 void export_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& out) {
+  // Never onto one of the checkpoint's own files (nor any other file under `dir`).
+  const std::vector<std::filesystem::path> inputs = {dir};
+  core::check_output_target(out, inputs);
   const CheckpointSearch search = latest_complete_checkpoint(dir);
   if (!search.latest) throw InvalidInput("'{}' holds no complete checkpoint", dir.string());
   const Checkpoint& checkpoint = *search.latest;

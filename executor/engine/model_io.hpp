@@ -2,6 +2,7 @@
 // Moving a model in and out of a run: the whole model in Hugging Face GPT-2 names (export, and
 // --init-from), and per-rank checkpoints with their manifest (--checkpoint-dir, --resume).
 
+#include "executor/checkpoint/manifest.hpp"  // Checkpoint
 #include "executor/engine/trainer.hpp"
 
 #include <filesystem>
@@ -20,9 +21,19 @@ void save_full_model(Trainer& trainer, Communicator& world, const std::filesyste
 // rows; missing parameters or other shapes are InvalidInput.
 void load_full_model(Trainer& trainer, const std::filesystem::path& path);
 
+// Checks, without a run, that a full model file holds every parameter of `model` at its shape
+// (what load_full_model would refuse, refused here first): InvalidInput naming the file.
+void check_full_model_file(const std::filesystem::path& path, const core::ModelSpec& model);
+
 // Collective: every rank writes its parameters and optimizer state for `step`, then rank 0 the
 // manifest (temporary name, then rename; the manifest last).
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step);
+
+// The newest complete checkpoint in `dir`, checked to be the plan's (same plan, same world
+// size: InvalidInput otherwise); nothing when there is none. Incomplete ones are skipped, with a
+// warning when `report_skipped`.
+std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir, const core::Plan& plan,
+                                               bool report_skipped);
 
 // Restores the newest complete checkpoint in `dir`; returns its step, or nothing when there is
 // none. A checkpoint of another plan or world size is InvalidInput.

@@ -13,12 +13,7 @@ GptStage::GptStage(const core::Plan& plan, int64_t pipeline_rank, TensorParallel
                    Timers& timers, int64_t pad_to)
     : plan_(plan), pipeline_rank_(pipeline_rank), tp_(tensor_parallel), kernels_(kernels), timers_(timers) {
   const core::ModelSpec& m = plan.model;
-  if (m.activation != core::Activation::gelu || m.normalization != core::Normalization::layernorm ||
-      m.position_embedding != core::PositionEmbedding::learned_absolute || !m.add_bias_linear ||
-      m.num_query_groups != m.num_attention_heads)
-    throw InvalidInput("the executor trains GPT-2's architecture (GELU, LayerNorm, learned positions, biases, "
-                       "multi-head attention); model '{}' differs",
-                       m.name);
+  require_trainable_architecture(m);
   layers_per_chunk_ = m.num_layers / (plan.parallel.pipeline_parallel * plan.virtual_stages());
   vocab_shard_ = m.padded_vocab_size / tp_.size();
   declare_parameters();
@@ -35,7 +30,7 @@ int64_t GptStage::first_layer(int64_t chunk) const {
   return (chunk * plan_.parallel.pipeline_parallel + pipeline_rank_) * layers_per_chunk_;
 }
 
-std::string GptStage::layer_name(int64_t layer, const char* part) const { return fmt::format("h.{}.{}", layer, part); }
+std::string GptStage::layer_name(int64_t layer, const char* part) const { return gpt2_layer_parameter_name(layer, part); }
 
 int64_t GptStage::local_rows() const {
   const int64_t rows = plan_.parallel.micro_batch_size * plan_.model.seq_length;
@@ -43,40 +38,66 @@ int64_t GptStage::local_rows() const {
 }
 
 void GptStage::declare_parameters() {
-  const core::ModelSpec& m = plan_.model;
+  std::vector<int64_t> layers;
+  for (int64_t c = 0; c < plan_.virtual_stages(); ++c)
+    for (int64_t l = first_layer(c); l < first_layer(c) + layers_per_chunk_; ++l) layers.push_back(l);
+  declare_gpt2_parameters(parameters_, plan_.model, layers, has_embedding(), has_output_layer());
+}
+
+std::string gpt2_layer_parameter_name(int64_t layer, const char* part) { return fmt::format("h.{}.{}", layer, part); }
+
+void require_trainable_architecture(const core::ModelSpec& m) {
+  if (m.activation != core::Activation::gelu || m.normalization != core::Normalization::layernorm ||
+      m.position_embedding != core::PositionEmbedding::learned_absolute || !m.add_bias_linear ||
+      m.num_query_groups != m.num_attention_heads)
+    throw InvalidInput("the executor trains GPT-2's architecture (GELU, LayerNorm, learned positions, biases, "
+                       "multi-head attention); model '{}' differs",
+                       m.name);
+}
+
+void declare_gpt2_parameters(ParameterStore& p, const core::ModelSpec& m, const std::vector<int64_t>& layers,
+                             bool has_embedding, bool has_output_layer) {
   const int64_t h = m.hidden_size, f = m.ffn_hidden_size, V = m.padded_vocab_size;
   // GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2L).
   const float init_std = 0.02f, residual_std = 0.02f / std::sqrt(2.0f * float(m.num_layers));
-  ParameterStore& p = parameters_;
-  if (has_embedding()) {
+  auto layer_name = gpt2_layer_parameter_name;
+  if (has_embedding) {
     p.declare("wte.weight", {V, h}, Sharding::vocab_rows, init_std);
     p.declare("wpe.weight", {m.seq_length, h}, Sharding::replicated, init_std);
   }
-  for (int64_t c = 0; c < plan_.virtual_stages(); ++c)
-    for (int64_t l = first_layer(c); l < first_layer(c) + layers_per_chunk_; ++l) {
-      p.declare(layer_name(l, "ln_1.weight"), {h}, Sharding::replicated, 0, true, false);
-      p.declare(layer_name(l, "ln_1.bias"), {h}, Sharding::replicated, 0, false, false);
-      p.declare(layer_name(l, "attn.c_attn.weight"), {h, 3 * h}, Sharding::qkv_columns, init_std);
-      p.declare(layer_name(l, "attn.c_attn.bias"), {3 * h}, Sharding::qkv_columns, 0, false, false);
-      p.declare(layer_name(l, "attn.c_proj.weight"), {h, h}, Sharding::rows, residual_std);
-      p.declare(layer_name(l, "attn.c_proj.bias"), {h}, Sharding::replicated, 0, false, false);
-      p.declare(layer_name(l, "ln_2.weight"), {h}, Sharding::replicated, 0, true, false);
-      p.declare(layer_name(l, "ln_2.bias"), {h}, Sharding::replicated, 0, false, false);
-      p.declare(layer_name(l, "mlp.c_fc.weight"), {h, f}, Sharding::columns, init_std);
-      p.declare(layer_name(l, "mlp.c_fc.bias"), {f}, Sharding::columns, 0, false, false);
-      p.declare(layer_name(l, "mlp.c_proj.weight"), {f, h}, Sharding::rows, residual_std);
-      p.declare(layer_name(l, "mlp.c_proj.bias"), {h}, Sharding::replicated, 0, false, false);
-    }
-  if (has_output_layer()) {
+  for (const int64_t l : layers) {
+    p.declare(layer_name(l, "ln_1.weight"), {h}, Sharding::replicated, 0, true, false);
+    p.declare(layer_name(l, "ln_1.bias"), {h}, Sharding::replicated, 0, false, false);
+    p.declare(layer_name(l, "attn.c_attn.weight"), {h, 3 * h}, Sharding::qkv_columns, init_std);
+    p.declare(layer_name(l, "attn.c_attn.bias"), {3 * h}, Sharding::qkv_columns, 0, false, false);
+    p.declare(layer_name(l, "attn.c_proj.weight"), {h, h}, Sharding::rows, residual_std);
+    p.declare(layer_name(l, "attn.c_proj.bias"), {h}, Sharding::replicated, 0, false, false);
+    p.declare(layer_name(l, "ln_2.weight"), {h}, Sharding::replicated, 0, true, false);
+    p.declare(layer_name(l, "ln_2.bias"), {h}, Sharding::replicated, 0, false, false);
+    p.declare(layer_name(l, "mlp.c_fc.weight"), {h, f}, Sharding::columns, init_std);
+    p.declare(layer_name(l, "mlp.c_fc.bias"), {f}, Sharding::columns, 0, false, false);
+    p.declare(layer_name(l, "mlp.c_proj.weight"), {f, h}, Sharding::rows, residual_std);
+    p.declare(layer_name(l, "mlp.c_proj.bias"), {h}, Sharding::replicated, 0, false, false);
+  }
+  if (has_output_layer) {
     p.declare("ln_f.weight", {h}, Sharding::replicated, 0, true, false);
     p.declare("ln_f.bias", {h}, Sharding::replicated, 0, false, false);
     if (m.untie_embeddings_and_output_weights)
       p.declare("lm_head.weight", {V, h}, Sharding::vocab_rows, init_std);
-    else if (!has_embedding())
+    else if (!has_embedding)
       // Megatron's copy of the tied embedding on the last stage: initialised identically,
       // gradients summed with the first stage's; counted once in the gradient norm.
       p.declare("wte.weight", {V, h}, Sharding::vocab_rows, init_std, false, true, false);
   }
+}
+
+std::vector<Parameter> full_model_parameters(const core::ModelSpec& model) {
+  require_trainable_architecture(model);
+  std::vector<int64_t> layers(size_t(model.num_layers));
+  for (int64_t l = 0; l < model.num_layers; ++l) layers[size_t(l)] = l;
+  ParameterStore store;
+  declare_gpt2_parameters(store, model, layers, true, true);
+  return store.all();
 }
 
 Tensor GptStage::forward(int64_t microbatch, int64_t chunk, const Tensor& input, const int32_t* tokens,

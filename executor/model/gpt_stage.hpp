@@ -76,4 +76,19 @@ class GptStage {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ChunkActivations>> saved_;  // by (microbatch, chunk)
 };
 
+// Hugging Face GPT-2's name of a layer's parameter: "h.3.attn.c_proj.weight".
+std::string gpt2_layer_parameter_name(int64_t layer, const char* part);
+
+// InvalidInput unless the executor can train the model's architecture (GPT-2's, for now).
+void require_trainable_architecture(const core::ModelSpec& model);
+
+// Declares the parameters of the given layers, and of the embedding and the output layer where
+// asked, as GptStage holds them: names, full shapes, sharding, initialisation.
+void declare_gpt2_parameters(ParameterStore& parameters, const core::ModelSpec& model, const std::vector<int64_t>& layers,
+                             bool has_embedding, bool has_output_layer);
+
+// The whole model's parameters as one rank of a one-rank plan declares them, without values:
+// what a full model file (--init-from) must hold.
+std::vector<Parameter> full_model_parameters(const core::ModelSpec& model);
+
 }  // namespace loom::exec

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <optional>
 
 namespace loom::gui {
 namespace {
@@ -46,7 +47,8 @@ QVariant ComparisonModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount() || index.column() >= column_count) return {};
   const bool memory_row = index.row() >= firstMemoryRow();
   QString name;
-  double predicted_value = 0, measured_value = 0, error_value = 0;
+  double predicted_value = 0;
+  std::optional<double> measured_value, error_value;  // nothing: not measured
   std::function<QString(double)> show;
   if (!memory_row) {
     const sim::ComparisonRow& r = comparison_->rows[size_t(index.row())];
@@ -75,14 +77,14 @@ QVariant ComparisonModel::data(const QModelIndex& index, int role) const {
       return {};
     case Qt::ForegroundRole:
       // Far off: worth a look.
-      if (index.column() == error && std::abs(error_value) > 25.0) return QBrush(QColor(0xb0, 0x20, 0x20));
+      if (index.column() == error && error_value && std::abs(*error_value) > 25.0) return QBrush(QColor(0xb0, 0x20, 0x20));
       return {};
     case SortRole:
       switch (Column(index.column())) {
         case quantity: return name;
         case predicted: return predicted_value;
-        case measured: return measured_value;
-        case error: return error_value;
+        case measured: return measured_value ? QVariant(*measured_value) : QVariant();
+        case error: return error_value ? QVariant(*error_value) : QVariant();
         case column_count: return {};
       }
       return {};
@@ -90,8 +92,10 @@ QVariant ComparisonModel::data(const QModelIndex& index, int role) const {
       switch (Column(index.column())) {
         case quantity: return name;
         case predicted: return show(predicted_value);
-        case measured: return show(measured_value);
-        case error: return QStringLiteral("%1%2 %").arg(error_value >= 0 ? "+" : "").arg(error_value, 0, 'f', 1);
+        case measured: return measured_value ? show(*measured_value) : tr("not measured");
+        case error:
+          if (!error_value) return QStringLiteral("-");
+          return QStringLiteral("%1%2 %").arg(*error_value >= 0 ? "+" : "").arg(*error_value, 0, 'f', 1);
         case column_count: return {};
       }
       return {};

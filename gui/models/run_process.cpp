@@ -57,6 +57,8 @@ QStringList RunProcess::arguments(const RunRequest& r) {
   if (r.steps > 0) args << QStringLiteral("--steps") << QString::number(r.steps);
   if (!r.data_path.isEmpty()) args << QStringLiteral("--data") << r.data_path;
   args << QStringLiteral("--backend") << r.backend << QStringLiteral("--launcher") << r.launcher;
+  if (!r.profile.isEmpty()) args << QStringLiteral("--profile") << r.profile;
+  if (r.threads > 0) args << QStringLiteral("--threads") << QString::number(r.threads);
   return args;
 }
 

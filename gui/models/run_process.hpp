@@ -20,6 +20,10 @@ struct RunRequest {
   QString backend = "cpu";   // cpu or cuda
   QString launcher = "mpirun";  // mpirun, srun or none
   QString store_path;        // the SQLite store the run is recorded in
+  // The profile whose prediction the run is stored against (a built-in name or a profile file);
+  // empty: the plan's own.
+  QString profile;
+  int threads = 0;           // per rank; 0: loom run's launch rule (a measured CPU profile's threads)
 };
 
 class RunProcess : public QObject {

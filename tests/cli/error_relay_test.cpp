@@ -1,8 +1,10 @@
-// The relay between the executor's standard error and `loom`'s: every byte passes through, and
-// the first rank error is kept, whichever rank wrote it.
+// The relay between the executor's standard error and `loom`'s: every byte but the ranks' error
+// lines passes through, and the first rank error is kept, whichever rank wrote it, for `loom` to
+// say once in its own last line.
 
 #include "cli/error_relay.hpp"
 #include "cli/process.hpp"
+#include "core/error.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +14,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 
 namespace loom::cli {
 namespace {
@@ -47,7 +50,7 @@ Relayed relay_of(const std::string& script) {
   return result;
 }
 
-TEST(ErrorRelay, PassesEveryLineThroughAndKeepsTheFirstRankError) {
+TEST(ErrorRelay, PassesOtherLinesThroughAndKeepsTheFirstRankErrorForLoomToSay) {
   const Relayed r = relay_of(
       "echo 'loom-exec: resuming after step 4' >&2; "
       "echo 'loom-exec: error: rank 3: cannot write x: No space left on device' >&2; "
@@ -57,19 +60,38 @@ TEST(ErrorRelay, PassesEveryLineThroughAndKeepsTheFirstRankError) {
   EXPECT_EQ(r.first_error, "rank 3: cannot write x: No space left on device");
   EXPECT_EQ(r.passed_through,
             "loom-exec: resuming after step 4\n"
-            "loom-exec: error: rank 3: cannot write x: No space left on device\n"
-            "loom-exec: error: rank 0: cannot write y: No space left on device\n"
             "no newline at the end");
 }
 
 TEST(ErrorRelay, AnErrorInTheLastUnfinishedLineCounts) {
-  EXPECT_EQ(relay_of("printf 'loom-exec: error: rank 1: lost' >&2").first_error, "rank 1: lost");
+  const Relayed r = relay_of("printf 'loom-exec: error: rank 1: lost' >&2");
+  EXPECT_EQ(r.first_error, "rank 1: lost");
+  EXPECT_EQ(r.passed_through, "");
 }
 
-TEST(ErrorRelay, NoErrorLineMeansNoError) {
-  const Relayed r = relay_of("echo 'mpirun noticed that process rank 1 exited' >&2; exit 1");
-  EXPECT_EQ(r.first_error, "");
-  EXPECT_EQ(r.passed_through, "mpirun noticed that process rank 1 exited\n");
+// loom-exec exits with 2 for bad input: `loom` then says it as its own bad-input error (status 2),
+// in one line without the executor's status; any other failure names the status too.
+TEST(ErrorRelay, TheExecutorsFailureBecomesLoomsOwnError) {
+  auto failure_of = [](const std::string& script) {
+    int exit_code = 0;
+    std::string message;
+    ErrorRelay relay;
+    const int status = spawn_and_wait({"/bin/sh", "-c", script}, "", {}, &relay);
+    try {
+      throw_executor_failure(status, relay);
+    } catch (const Error& e) {
+      exit_code = e.exit_code();
+      message = e.what();
+    }
+    return std::make_pair(exit_code, message);
+  };
+  EXPECT_EQ(failure_of("echo 'loom-exec: error: rank 0: --data is too short' >&2; exit 2"),
+            std::make_pair(2, std::string("rank 0: --data is too short")));
+  EXPECT_EQ(failure_of("echo 'loom-exec: error: rank 1: disk full' >&2; exit 1"),
+            std::make_pair(1, std::string("rank 1: disk full (the executor exited with status 1)")));
+  EXPECT_EQ(failure_of("exit 2"), std::make_pair(1, std::string("the executor exited with status 2")))
+      << "status 2 without a word from a rank is not known to be the input's fault";
+  EXPECT_EQ(failure_of("kill -9 $$"), std::make_pair(1, std::string("the executor was killed by signal 9")));
 }
 
 // Open MPI's words after an MPI_Abort, as Open MPI 4.1 prints them.
@@ -99,7 +121,24 @@ TEST(ErrorRelay, OpenMpisBannerAfterARankErrorIsLeftOut) {
   const Relayed r =
       relay_of(printing(error + kAbortBanner + "loom-exec: error: rank 0: later\n" + kAggregate));
   EXPECT_EQ(r.first_error, "rank 1: cannot write x: No space left on device");
-  EXPECT_EQ(r.passed_through, error + "loom-exec: error: rank 0: later\n");
+  EXPECT_EQ(r.passed_through, "");
+}
+
+// One rank that returns its status (no abort): mpirun's two banners say only that it did.
+TEST(ErrorRelay, MpirunsBannersAfterASingleRanksErrorAreLeftOut) {
+  const std::string banners = kRule + "\nPrimary job  terminated normally, but 1 process returned\n"
+                              "a non-zero exit code. Per user-direction, the job has been aborted.\n" +
+                              kRule + "\n" + kRule +
+                              "\nmpirun detected that one or more processes exited with non-zero status, thus causing\n"
+                              "the job to be terminated. The first process to do so was:\n\n"
+                              "  Process name: [[17970,1],0]\n  Exit code:    2\n" +
+                              kRule + "\n" +
+                              "[vm:08186] [[29444,0],0] ORTE_ERROR_LOG: Data unpack would read past end of buffer "
+                              "in file ../../../orte/util/show_help.c at line 501\n";
+  const Relayed r = relay_of(printing("loom-exec: error: rank 0: --checkpoint-every=-5 must be 0\n" + banners));
+  EXPECT_EQ(r.first_error, "rank 0: --checkpoint-every=-5 must be 0");
+  EXPECT_EQ(r.passed_through, "");
+  EXPECT_EQ(relay_of(printing(banners)).passed_through, banners) << "without a rank's error they are all there is";
 }
 
 TEST(ErrorRelay, OpenMpisOtherMessagesPassWhole) {
@@ -111,7 +150,7 @@ TEST(ErrorRelay, OpenMpisOtherMessagesPassWhole) {
   EXPECT_EQ(relay_of(printing(kAbortBanner + kAggregate)).passed_through,
             kAbortBanner + kAggregate);
   const std::string error = "loom-exec: error: rank 0: boom\n";
-  EXPECT_EQ(relay_of(printing(error + slots)).passed_through, error + slots);
+  EXPECT_EQ(relay_of(printing(error + slots)).passed_through, slots);
   EXPECT_EQ(relay_of(printing(kRule)).passed_through, kRule) << "a rule at the very end";
 }
 

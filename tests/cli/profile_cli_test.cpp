@@ -82,7 +82,11 @@ class LoomProfile : public ::testing::Test {
 
 TEST_F(LoomProfile, AQuickProfileHasEveryTableTheSimulatorLooksUp) {
   // Three ranks: group sizes 2 and 3, and a rank that waits outside the 2-rank group.
-  const std::string out = (dir_ / "nested" / "cpu.json").string();
+  // A folder that does not exist is refused at once, not after the minute of measuring.
+  const LoomResult nowhere = run_loom("profile --quick --ranks 3 --out '" + (dir_ / "nested" / "cpu.json").string() + "'");
+  EXPECT_EQ(nowhere.exit_code, 2) << nowhere.err;
+  EXPECT_THAT(nowhere.err, HasSubstr("nested' does not exist"));
+  const std::string out = (dir_ / "cpu.json").string();
   const LoomResult measured =
       run_loom("profile --quick --ranks 3 --name test-cpu --out '" + out + "'");
   ASSERT_EQ(measured.exit_code, 0) << measured.err;

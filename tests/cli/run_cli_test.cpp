@@ -6,12 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +25,20 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+
+// CPUs this test may run on, as the ranks it starts would be without binding.
+int cpus_allowed_here() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return 1;
+  return std::max(1, CPU_COUNT(&allowed));
+}
+
+// The thread count of the launch line's `--threads N`; 0 without one.
+int threads_in(const std::string& launch_line) {
+  const size_t at = launch_line.find("--threads ");
+  return at == std::string::npos ? 0 : std::atoi(launch_line.c_str() + at + 10);
+}
 
 class LoomRun : public ::testing::Test {
  protected:
@@ -103,18 +119,79 @@ TEST_F(LoomRun, AMeasuredCpuProfileSetsTheThreadsPerRank) {
   const LoomResult r = run_loom("run '" + measured + "' --dry-run");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--threads 1"));
-  // An explicit --threads wins; a datasheet profile leaves the executor its default.
+  // An explicit --threads wins; a datasheet profile leaves them to the launch rule, which says them.
   EXPECT_THAT(run_loom("run '" + measured + "' --dry-run --threads 3").err, HasSubstr("--threads 3"));
   const std::string datasheet = plan("datasheet.json", 2, "--pp 2");
-  EXPECT_THAT(run_loom("run '" + datasheet + "' --dry-run").err, ::testing::Not(HasSubstr("--threads")));
+  const LoomResult decided = run_loom("run '" + datasheet + "' --dry-run");
+  EXPECT_GE(threads_in(decided.err), 1) << decided.err;
+}
+
+TEST_F(LoomRun, EachRankMayRunOnAsManyCoresAsItHasThreads) {
+  // Open MPI binds each of one or two ranks to a single core unless told otherwise: two threads
+  // then shared it, and a step took 100× longer. What is checked is the binding, not the time.
+  const std::string single = plan("single.json", 1, "");
+  const LoomResult r = run_loom("run '" + single + "' --steps 2 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string marker = "rank 0 allowed on ";
+  const size_t at = r.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const int allowed = std::atoi(r.out.c_str() + at + marker.size());
+  EXPECT_GE(allowed, std::min(2, cpus_allowed_here())) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("2 thread(s) each"));
+  // The launch line says how: bound to two cores each, or unbound with a warning where they lack.
+  if (r.err.find("--bind-to none") == std::string::npos)
+    EXPECT_THAT(r.err, HasSubstr("mpirun -np 1 --map-by slot:PE=2 --bind-to core "));
+  else
+    EXPECT_THAT(r.err, HasSubstr("loom: warning: 1 rank per node × 2 threads per rank"));
+}
+
+TEST_F(LoomRun, TheDefaultThreadsAreDecidedAndShownByTheLauncher) {
+  const std::string single = plan("single.json", 1, "");
+  const LoomResult r = run_loom("run '" + single + "' --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One rank: every core of this host, each of them its own.
+  const int threads = threads_in(r.err);
+  EXPECT_GE(threads, 1) << r.err;
+  EXPECT_LE(threads, cpus_allowed_here()) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("mpirun -np 1 --map-by slot:PE=" + std::to_string(threads) + " --bind-to core "));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("warning")));
+  // Four ranks of two threads on fewer than eight cores: unbound, and said in one line.
+  if (cpus_allowed_here() < 8) {
+    const std::string four = plan("four.json", 4, "--tp 2 --pp 2");
+    const LoomResult shared = run_loom("run '" + four + "' --dry-run --threads 2");
+    ASSERT_EQ(shared.exit_code, 0) << shared.err;
+    EXPECT_THAT(shared.err, HasSubstr("loom: warning: 4 ranks per node × 2 threads per rank = 8 threads on "));
+    EXPECT_THAT(shared.err, HasSubstr("--bind-to none"));
+    EXPECT_THAT(shared.err, ::testing::Not(HasSubstr("PE=")));
+  }
+}
+
+TEST_F(LoomRun, AProfileIsLaunchedByTheSameRule) {
+  const LoomResult r =
+      run_loom("profile --quick --threads 2 --ranks 2 --dry-run --out '" + path("profile.json") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--threads 2"));
+  // Bound to two cores each where four are there, else unbound and said.
+  if (r.err.find("warning") == std::string::npos) {
+    EXPECT_THAT(r.err, HasSubstr("mpirun -np 2 --map-by slot:PE=2 --bind-to core "));
+  } else {
+    EXPECT_THAT(r.err, HasSubstr("mpirun -np 2 --bind-to none "));
+    EXPECT_THAT(r.err, HasSubstr("loom: warning: 2 ranks per node × 2 threads per rank = 4 threads"));
+  }
+  if (cpus_allowed_here() < 4) {
+    EXPECT_THAT(r.err, HasSubstr("--bind-to none"));
+  }
+  EXPECT_FALSE(fs::exists(path("profile.json")));
 }
 
 TEST_F(LoomRun, AFailingRunIsMarkedFailedInTheStore) {
-  // A checkpoint directory that is a file makes every rank fail at its first checkpoint.
+  // A file where the step-2 checkpoint goes makes every rank fail at that checkpoint, after the
+  // launch (a checkpoint directory that is itself a file is refused before it).
   const std::string split = plan("dp2.json", 2, "");
-  std::ofstream(path("not-a-dir")) << "x";
+  fs::create_directories(path("ckpt"));
+  std::ofstream(path("ckpt/step-000002")) << "x";
   const LoomResult r = run_loom("run '" + split + "' --steps 2 --threads 1 --db '" + path("loom.db") +
-                                "' --checkpoint-dir '" + path("not-a-dir") + "'");
+                                "' --checkpoint-dir '" + path("ckpt") + "'");
   EXPECT_NE(r.exit_code, 0);
   const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status from runs' > '" + path("status") + "'";
   ASSERT_EQ(std::system(query.c_str()), 0);
@@ -140,18 +217,25 @@ TEST_F(LoomRun, RunsListsTheRunAndCompareSetsItBesideItsPrediction) {
 }
 
 TEST_F(LoomRun, ANonFiniteLossStopsTheRunNamingTheStep) {
-  // A learning rate of 1e30 blows the weights up in the first update.
-  std::string text = bytes(plan("nan.json", 1, ""));
-  const std::string lr = "\"lr\": 0.0006";
-  ASSERT_NE(text.find(lr), std::string::npos);
-  text.replace(text.find(lr), lr.size(), "\"lr\": 1e30");
-  std::ofstream(path("nan.json")) << text;
-  const LoomResult r = run_loom("run '" + path("nan.json") + "' --steps 5 --threads 1 --db '" + path("loom.db") + "'");
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("step 2: the loss is"));
+  // Weights that hold NaN (the last rows of the embedding, the file's last bytes set to all ones)
+  // make the first loss NaN; a learning rate large enough to diverge is refused by the plan's
+  // validation.
+  const std::string nan_plan = plan("nan.json", 1, "");
+  const LoomResult saved =
+      run_loom("run '" + nan_plan + "' --steps 0 --threads 1 --save-model '" + path("model.safetensors") + "'");
+  ASSERT_EQ(saved.exit_code, 0) << saved.err;
+  std::string model = bytes(path("model.safetensors"));
+  ASSERT_GT(model.size(), 4096u);
+  std::fill(model.end() - 4096, model.end(), '\xff');
+  std::ofstream(path("model.safetensors"), std::ios::binary | std::ios::trunc) << model;
+  const LoomResult r = run_loom("run '" + nan_plan + "' --steps 5 --threads 1 --db '" + path("loom.db") +
+                                "' --init-from '" + path("model.safetensors") + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("step 1: the loss is"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << "the launch line and the error:\n" << r.err;
   const std::string query = "sqlite3 '" + path("loom.db") + "' 'select status, reason from runs' > '" + path("status") + "'";
   ASSERT_EQ(std::system(query.c_str()), 0);
-  EXPECT_THAT(bytes(path("status")), HasSubstr("failed|step 2: the loss is"));
+  EXPECT_THAT(bytes(path("status")), HasSubstr("failed|step 1: the loss is"));
 }
 
 // Processes whose command line holds `needle` (here: a plan file only this test uses).

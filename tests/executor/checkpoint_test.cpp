@@ -3,7 +3,7 @@
 // (NAME.safetensors + NAME.expected, made by make_fixtures.py there).
 
 #include "../fixture_cases.hpp"
-#include "executor/checkpoint/atomic_file.hpp"
+#include "core/output_file.hpp"
 #include "executor/checkpoint/manifest.hpp"
 #include "executor/checkpoint/safetensors.hpp"
 
@@ -127,7 +127,7 @@ TEST_F(CheckpointFiles, SafetensorsLayoutIsPaddedAndAligned) {
   std::memcpy(&first, bytes.data() + 8 + header_length, 4);
   EXPECT_EQ(first, 1.0f);
   for (const auto& entry : fs::directory_iterator(dir_))
-    EXPECT_FALSE(is_temporary_file_name(entry.path().filename().string())) << entry.path();
+    EXPECT_FALSE(core::is_temporary_file_name(entry.path().filename().string())) << entry.path();
 }
 
 // A file as another writer may produce it: no padding, entries not in name order.
@@ -161,7 +161,8 @@ TEST_F(CheckpointFiles, WritingRefusesInconsistentTensorsAndReportsIoErrors) {
               }),
               HasSubstr("dtype 'F16'"));
   EXPECT_FALSE(fs::exists(path("x")));
-  EXPECT_THROW(write_safetensors(path("no/such/dir/x.safetensors"), {}), IoError);
+  EXPECT_THAT(refusal([&] { write_safetensors(path("no/such/dir/x.safetensors"), {}); }),
+              HasSubstr("dir' does not exist"));
   EXPECT_TRUE(fs::is_empty(dir_)) << "no temporary is left behind";
 }
 

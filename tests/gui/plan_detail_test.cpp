@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>  // mkfifo
+
 #include <QAbstractItemModelTester>
 #include <QFile>
 #include <QJsonArray>
@@ -208,14 +210,24 @@ TEST(PlanDetailViewTest, ExportsAPlanMegatronArgumentsAndATrace) {
   EXPECT_TRUE(trace.object().value("traceEvents").isArray());
   EXPECT_GT(trace.object().value("traceEvents").toArray().size(), 100);
 
-  // A file that cannot be written is an IoError naming the path.
+  // A file that cannot be written is refused naming the path and why; a FIFO (or any file that
+  // is not a regular one) is never written to.
   const QString unwritable = directory + "/no-such-directory/plan.json";
   try {
     view.exportPlanJson(unwritable);
-    FAIL() << "expected IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("no-such-directory"), std::string::npos) << e.what();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-directory' does not exist"), std::string::npos) << e.what();
   }
+  const QString fifo = directory + "/fifo";
+  ASSERT_EQ(mkfifo(QFile::encodeName(fifo).constData(), 0644), 0);
+  try {
+    view.exportTrace(fifo);
+    FAIL() << "expected an error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("is a FIFO, not a regular file"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(QFileInfo(fifo).isFile() == false && QFileInfo::exists(fifo));
 }
 
 TEST(PlanDetailViewTest, ExportingWithoutAPlanIsAnError) {

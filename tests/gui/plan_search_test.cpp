@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include <QFile>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QTabWidget>
@@ -128,6 +129,49 @@ TEST(DesktopApp, SearchSelectInspectAndExport) {
   window.openPlanFile(exported);
   ASSERT_TRUE(wait_until([&] { return detail.timeline()->pipelineRowCount() == deep_pp; }));
   EXPECT_THROW(window.openPlanFile(scratch_dir() + "/missing.json"), Error);
+}
+
+TEST(ExecuteForm, AMeasuredCpuProfileSetsTheThreadsTheRunIsComparedWith) {
+  ExecuteView execute;
+  core::Plan plan = test::loom_tiny_two_stage_plan();  // on the measured 2-core profile
+  execute.setPlan(plan);
+  EXPECT_EQ(execute.profile(), "cpu-epyc-2core-vm");
+  EXPECT_EQ(execute.threads(), 1);  // as the profile was measured
+  EXPECT_TRUE(execute.commandLine().endsWith("--profile cpu-epyc-2core-vm --threads 1"))
+      << execute.commandLine().toStdString();
+  // A datasheet profile leaves the threads to loom run's launch rule.
+  plan.cluster.profile = "a100-80gb-dgx";
+  execute.setPlan(plan);
+  EXPECT_EQ(execute.threads(), 0);
+  EXPECT_TRUE(execute.commandLine().endsWith("--profile a100-80gb-dgx")) << execute.commandLine().toStdString();
+  execute.setThreads(2);
+  EXPECT_TRUE(execute.commandLine().endsWith("--profile a100-80gb-dgx --threads 2"));
+  execute.setProfile("cpu-epyc-2core-vm");
+  EXPECT_TRUE(execute.commandLine().endsWith("--profile cpu-epyc-2core-vm --threads 1"));
+}
+
+TEST(DesktopApp, APlanFileRunsAgainstTheMeasuredProfileChosenInThePlanView) {
+  MainWindow window(scratch_dir() + "/execute_profile.db");
+  PlanInputs in = window.planView()->inputs();
+  in.profile = "cpu-epyc-2core-vm";
+  window.planView()->setInputs(in);
+  core::Plan plan = test::loom_tiny_two_stage_plan();
+  plan.cluster.profile = "a100-80gb-dgx";  // as `loom init` writes it without --profile
+  const QString path = scratch_dir() + "/datasheet_plan.json";
+  {
+    QFile file(path);
+    ASSERT_TRUE(file.open(QIODevice::WriteOnly));
+    file.write(QByteArray::fromStdString(core::to_json(plan).dump(2)));
+  }
+  window.openPlanFile(path);
+  EXPECT_EQ(window.executeView()->profile(), "cpu-epyc-2core-vm");
+  EXPECT_TRUE(window.executeView()->commandLine().endsWith("--profile cpu-epyc-2core-vm --threads 1"))
+      << window.executeView()->commandLine().toStdString();
+  // A datasheet profile in the Plan view does not displace the plan's own.
+  in.profile = "h100-80gb-dgx";
+  window.planView()->setInputs(in);
+  window.openPlanFile(path);
+  EXPECT_EQ(window.executeView()->profile(), "a100-80gb-dgx");
 }
 
 TEST(DesktopApp, CancelStopsALongSearch) {

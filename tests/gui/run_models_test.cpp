@@ -164,7 +164,7 @@ TEST_F(RunStore, ComparisonModelShowsTheRowsOfLoomCompareAndPeakMemoryPerRank) {
   EXPECT_EQ(text(model, 0, ComparisonModel::measured), "100.00 ms");
   EXPECT_DOUBLE_EQ(model.index(0, ComparisonModel::predicted).data(ComparisonModel::SortRole).toDouble(),
                    c.rows[0].predicted);
-  const double error = c.rows[0].error_percent;
+  const double error = c.rows[0].error_percent.value();
   EXPECT_EQ(text(model, 0, ComparisonModel::error), QStringLiteral("%1%2 %").arg(error >= 0 ? "+" : "").arg(error, 0, 'f', 1));
   EXPECT_THAT(text(model, 1, ComparisonModel::predicted).toStdString(), HasSubstr("tokens/s"));
   EXPECT_EQ(text(model, 6, ComparisonModel::quantity), "pp comm + bubble/wait");
@@ -196,7 +196,23 @@ TEST(RunProcessCommand, BuildsTheLoomRunArgumentsAndQuotesThemForTheShell) {
   EXPECT_THAT(process.commandLine(request).toStdString(),
               HasSubstr("--data '/data/tiny shakespeare'\\''s.bin' --backend cuda --launcher srun"));
   EXPECT_THAT(process.commandLine(request).toStdString(), ::testing::Not(HasSubstr("--steps")));
+  EXPECT_THAT(process.commandLine(request).toStdString(), ::testing::Not(HasSubstr("--profile")));
+  EXPECT_THAT(process.commandLine(request).toStdString(), ::testing::Not(HasSubstr("--threads")));
   EXPECT_EQ(RunProcess::defaultLoomPath(), QCoreApplication::applicationDirPath() + "/loom");
+}
+
+TEST(RunProcessCommand, PassesTheProfileAndTheThreadsToLoomRun) {
+  // Without them a run from the app was compared with the plan's datasheet profile, and its
+  // threads were whatever the default gave.
+  RunRequest request;
+  request.plan_path = "plan.json";
+  request.profile = "/home/me/this machine.json";
+  request.threads = 2;
+  EXPECT_EQ(RunProcess::arguments(request),
+            QStringList({"run", "plan.json", "--jsonl", "--backend", "cpu", "--launcher", "mpirun", "--profile",
+                         "/home/me/this machine.json", "--threads", "2"}));
+  request.threads = 0;  // loom run's launch rule decides
+  EXPECT_EQ(RunProcess::arguments(request).mid(7), QStringList({"--profile", "/home/me/this machine.json"}));
 }
 
 TEST(RunProcessLines, JsonLinesBecomeSignals) {

@@ -109,24 +109,24 @@ TEST_F(RunComparisonTest, RowsSetThePredictionBesideTheSteadyStateMeasurement) {
   const ComparisonRow& step = c.rows[0];
   EXPECT_EQ(step.unit, "s");
   EXPECT_DOUBLE_EQ(step.predicted, p.step_time_s);
-  EXPECT_NEAR(step.measured, 0.1, 1e-12);
-  EXPECT_NEAR(step.error_percent, 100.0 * (p.step_time_s - 0.1) / 0.1, 1e-9);
+  EXPECT_NEAR(step.measured.value(), 0.1, 1e-12);
+  EXPECT_NEAR(step.error_percent.value(), 100.0 * (p.step_time_s - 0.1) / 0.1, 1e-9);
   const ComparisonRow& tokens = c.rows[1];
   EXPECT_EQ(tokens.unit, "tokens/s");
-  EXPECT_NEAR(tokens.measured, 8.0 * double(plan_.model.seq_length) / 0.1, 1e-6);
+  EXPECT_NEAR(tokens.measured.value(), 8.0 * double(plan_.model.seq_length) / 0.1, 1e-6);
   EXPECT_DOUBLE_EQ(tokens.predicted, p.tokens_per_s);
 
   // Categories are those of the critical stage, per measured step.
   const bool first_stage = p.critical_pipeline_rank == 0;
   const double forward_total = first_stage ? 0.16 : 0.08, pp_total = first_stage ? 0.2 : 0.4;
-  EXPECT_NEAR(c.rows[2].measured, forward_total / 4, 1e-12);
+  EXPECT_NEAR(c.rows[2].measured.value(), forward_total / 4, 1e-12);
   EXPECT_DOUBLE_EQ(c.rows[2].predicted, p.breakdown.forward_s);
-  EXPECT_NEAR(c.rows[3].measured, 2 * forward_total / 4, 1e-12);
-  EXPECT_NEAR(c.rows[6].measured, pp_total / 4, 1e-12);
+  EXPECT_NEAR(c.rows[3].measured.value(), 2 * forward_total / 4, 1e-12);
+  EXPECT_NEAR(c.rows[6].measured.value(), pp_total / 4, 1e-12);
   EXPECT_DOUBLE_EQ(c.rows[6].predicted, p.breakdown.pp_comm_exposed_s + p.breakdown.pp_bubble_s);
-  EXPECT_NEAR(c.rows[8].measured, 0.1 / 4, 1e-12);
+  EXPECT_NEAR(c.rows[8].measured.value(), 0.1 / 4, 1e-12);
   // Nothing measured: no error to speak of.
-  EXPECT_EQ(c.rows[4].measured, 0.0);
+  EXPECT_EQ(c.rows[4].measured, 0.0) << "a category the ranks did not report took no time";
   EXPECT_EQ(c.rows[4].error_percent, 0.0);
 
   ASSERT_EQ(c.ranks.size(), 2u);
@@ -150,13 +150,35 @@ TEST_F(RunComparisonTest, AnotherProfileGivesAnotherPrediction) {
   EXPECT_DOUBLE_EQ(other.rows[0].predicted,
                    simulate(plan_, core::resolve_profile("a100-80gb-dgx"), options).step_time_s);
   EXPECT_NE(other.rows[0].predicted, own.rows[0].predicted);
-  EXPECT_DOUBLE_EQ(other.rows[0].measured, own.rows[0].measured);
+  EXPECT_DOUBLE_EQ(other.rows[0].measured.value(), own.rows[0].measured.value());
 }
 
-TEST_F(RunComparisonTest, ARunWithoutMeasurementsOrIdIsAnError) {
+TEST_F(RunComparisonTest, ARunWithoutStepsOrIdIsAnError) {
   EXPECT_THAT([&] { compare_run(*store_, run_id_); },
-              ::testing::ThrowsMessage<InvalidInput>(::testing::HasSubstr("has no measured steps or rank statistics yet")));
+              ::testing::ThrowsMessage<InvalidInput>(::testing::HasSubstr("has no steps recorded yet (status running)")));
   EXPECT_THROW(compare_run(*store_, run_id_ + 5), InvalidInput);
+}
+
+// A run stopped by Ctrl-C (or failed) has its steps but never wrote per-rank statistics: its step
+// time is compared, and its categories and memory are not measured (not 0, not an error).
+TEST_F(RunComparisonTest, AStoppedRunIsComparedOnItsSteps) {
+  std::vector<core::StepRow> steps;
+  for (int64_t step = 1; step <= 300; ++step) steps.push_back(step_row(step, step <= 2 ? 1.0 : 0.1));
+  store_->append_steps(run_id_, steps);
+  store_->finish_run(run_id_, core::RunStatus::failed, "cancelled by the user");
+  const RunComparison c = compare_run(*store_, run_id_);
+  EXPECT_FALSE(c.has_rank_statistics);
+  EXPECT_EQ(c.stored_steps, 300);
+  EXPECT_EQ(c.measured_steps, 300 - c.warmup_steps);
+  ASSERT_TRUE(c.rows[0].measured.has_value());
+  EXPECT_NEAR(*c.rows[0].measured, steady_step_time_s(steps), 1e-12);
+  EXPECT_TRUE(c.rows[0].error_percent.has_value());
+  EXPECT_TRUE(c.rows[1].measured.has_value()) << "tokens/s follows from the step time";
+  for (size_t row = 2; row < c.rows.size(); ++row) {
+    EXPECT_FALSE(c.rows[row].measured.has_value()) << c.rows[row].quantity;
+    EXPECT_FALSE(c.rows[row].error_percent.has_value()) << c.rows[row].quantity;
+  }
+  EXPECT_TRUE(c.ranks.empty());
 }
 
 TEST(RunSummary, WarmupStepTimeAndErrors) {
