@@ -1,6 +1,7 @@
 #include "executor/run_command.hpp"
 
 #include "core/error.hpp"
+#include "core/output_file.hpp"  // finish_standard_output
 #include "core/plan_json.hpp"
 #include "core/store.hpp"
 #include "core/store_rows.hpp"
@@ -183,7 +184,10 @@ int run_training(const RunOptions& options) {
       else
         fmt::print("step {:4d}/{}  loss {:.4f}  {:8.1f} ms/step  {:10.0f} tokens/s  grad norm {:.3f}\n", r.step, steps,
                    r.loss, r.step_time_s * 1e3, r.tokens_per_s, r.grad_norm);
-      std::fflush(stdout);
+      // Each step reaches its reader now (the GUI follows the lines as they come), and a reader
+      // that cannot take it (a full disk behind --jsonl > file) fails the run instead of being
+      // ignored.
+      core::finish_standard_output();
     }
   } catch (const Error& e) {
     if (leader) record->finish(core::RunStatus::failed, e.what(), {});

@@ -33,10 +33,16 @@ bool no_display_at_all() {
 // While the application starts, Qt's platform plugin reports a display it cannot reach in several
 // lines and then aborts (status 134). Those lines are held back, and the abort becomes one line
 // and status 1, like every other failure of Loom's.
-void startup_message_handler(QtMsgType type, const QMessageLogContext&, const QString& message) {
+void startup_message_handler(QtMsgType type, const QMessageLogContext&, const QString&) {
   if (type != QtFatalMsg) return;
-  std::fprintf(stderr, "loom-gui: error: cannot open a window (%s); %s\n",
-               qPrintable(message.simplified().left(160)), kDisplayAdvice);
+  // Qt's own words suggest reinstalling the application; what is wrong is the display.
+  auto variable = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0' ? value : "(unset)";
+  };
+  std::fprintf(stderr, "loom-gui: error: cannot open a window: Qt's platform plugin could not start (DISPLAY=%s, "
+               "QT_QPA_PLATFORM=%s); %s\n",
+               variable("DISPLAY"), variable("QT_QPA_PLATFORM"), kDisplayAdvice);
   std::fflush(stderr);
   std::_Exit(1);
 }

@@ -118,6 +118,24 @@ TEST_F(RunInputs, OnlyTheNewestCheckpointsAreKeptWhenAsked) {
   EXPECT_EQ(steps_in("ckpt"), (std::vector<std::string>{"step-000008", "step-000010"}));
 }
 
+// `loom run --jsonl > /dev/full` once ended with status 0 with every line lost. The ranks' lines
+// pass through mpirun, which cannot tell them that its output failed, so the run trains to its
+// end and is stored as it went; `loom` then fails, saying why in one line.
+TEST_F(RunInputs, AStandardOutputThatCannotBeWrittenFailsTheRun) {
+  if (!fs::is_character_file("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
+  const std::string single = plan("single.json", 1);
+  const int status = std::system(("'" + std::string(LOOM_BINARY) + "' run '" + single +
+                                  "' --steps 3 --threads 1 --jsonl --db " + quoted("loom.db") + " >/dev/full 2>" +
+                                  quoted("err"))
+                                     .c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  const std::string err = read_file(path("err"));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  EXPECT_THAT(err, HasSubstr("cannot write to standard output: No space left on device"));
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << "the launch line and the error:\n" << err;
+  EXPECT_EQ(query("select count(*) from steps"), "3\n") << "the store has what the lost lines said";
+}
+
 // Ctrl-C between a step and its checkpoint once left the store a step short of the checkpoint.
 TEST_F(RunInputs, AStoppedRunHoldsEveryCheckpointedStepAndCompares) {
   const std::string single = plan("single.json", 1);
