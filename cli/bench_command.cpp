@@ -63,7 +63,7 @@ Command add_bench_command(CLI::App& parent) {
       ->required()
       ->check(CLI::IsMember({"planner", "executor", "fidelity"}));
   app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
-      ->check(finite_positive_number() & CLI::Range(0.0, 3600.0))
+      ->check(finite_positive_number(3600.0))
       ->capture_default_str();
   app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")
       ->check(CLI::Range(1, 1000))

@@ -27,9 +27,9 @@ Command add_runs_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);
 Command add_profile_command(CLI::App& parent);
 
-// A check for number options that must be finite and positive: CLI11's own (PositiveNumber,
-// Range) let "nan" and "inf" through, and a measuring time of infinity is an error.
-CLI::Validator finite_positive_number();
+// A check for number options that must be finite, positive and at most `maximum`: CLI11's own
+// (PositiveNumber, Range) let "nan" through, and a measuring time of infinity is an error.
+CLI::Validator finite_positive_number(double maximum);
 
 // Adds "--format table|json" (the default is table) bound to `format`.
 CLI::Option* add_format_option(CLI::App& app, std::string& format);

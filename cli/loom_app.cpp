@@ -2,6 +2,7 @@
 // "loom: error: …" and an exit status.
 
 #include "cli/command.hpp"
+#include "cli/number_arguments.hpp"
 #include "core/error.hpp"
 #include "core/output_file.hpp"  // finish_standard_output
 
@@ -11,20 +12,22 @@
 #include <cstdio>        // std::ferror, stdout
 #include <functional>    // a command's body
 #include <iostream>      // std::cout, std::cerr
+#include <optional>      // a refused argument
 #include <system_error>  // fmt's failed writes
 #include <vector>
 
 namespace loom::cli {
 
-CLI::Validator finite_positive_number() {
+CLI::Validator finite_positive_number(double maximum) {
   return CLI::Validator(
-      [](std::string& text) -> std::string {
+      [maximum](std::string& text) -> std::string {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
-        if (!std::isfinite(value) || value <= 0) return "'" + text + "' must be a finite positive number";
+        if (!std::isfinite(value) || value <= 0 || value > maximum)
+          return fmt::format("'{}' must be a number above 0 and at most {}", text, maximum);
         return {};
       },
-      "FINITE > 0");
+      fmt::format("0 < NUMBER <= {}", maximum));
 }
 
 CLI::Option* add_format_option(CLI::App& app, std::string& format) {
@@ -89,6 +92,8 @@ int run_loom(int argc, char** argv) {
                                    add_export_command(app), add_bench_command(app), add_run_command(app),
                                    add_checkpoint_command(app), add_runs_command(app), add_compare_command(app),
                                    add_profile_command(app)};
+  if (const std::optional<std::string> too_large = out_of_range_integer_argument(argc, argv))
+    return fail(2, *too_large);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -98,7 +103,7 @@ int run_loom(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return print_help_or_version(app, e);
   } catch (const CLI::ConversionError& e) {
-    return fail(2, fmt::format("{}: expected a number (see '{} --help')", e.what(), command_path(app)));
+    return fail(2, fmt::format("{} (see '{} --help')", conversion_error_message(e.what()), command_path(app)));
   } catch (const CLI::ParseError& e) {
     return fail(2, fmt::format("{} (see '{} --help')", e.what(), command_path(app)));
   }

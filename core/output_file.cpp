@@ -65,9 +65,13 @@ void refuse_inputs(const fs::path& target, const fs::path& resolved, std::span<c
     // Hard links and bind mounts are the same file under another name: compare inodes too.
     const bool same_inode = target_status && input_status && target_status->st_dev == input_status->st_dev &&
                             target_status->st_ino == input_status->st_ino;
-    if (same_inode || resolved == input_resolved)
+    if (same_inode || resolved == input_resolved) {
+      if (target == input)
+        throw InvalidInput("cannot write '{}': it is also an input of this command; choose another output file",
+                           target.string());
       throw InvalidInput("cannot write '{}': it is '{}', an input of this command; choose another output file",
                          target.string(), input.string());
+    }
     if (input_status && S_ISDIR(input_status->st_mode) && is_inside(resolved, input_resolved))
       throw InvalidInput("cannot write '{}': it is inside '{}', an input of this command; choose a file outside it",
                          target.string(), input.string());
