@@ -1,6 +1,7 @@
 #include "core/output_file.hpp"
 
-#include "core/error.hpp"  // loom::InvalidInput, loom::IoError
+#include "core/error.hpp"              // loom::InvalidInput, loom::IoError
+#include "core/temporary_cleanup.hpp"  // TemporaryRegistration
 
 #include <fcntl.h>     // open
 #include <sys/stat.h>  // stat, fchmod
@@ -113,6 +114,7 @@ OutputFile::OutputFile(fs::path target, std::span<const fs::path> inputs) {
   static std::atomic<unsigned> counter{0};
   temporary_ = target_.string() + std::string(kTemporaryMarker) + std::to_string(::getpid()) + "-" +
                std::to_string(counter++);
+  registration_ = std::make_unique<TemporaryRegistration>(temporary_);
   fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd_ < 0) throw IoError("cannot write '{}': {}", temporary_.string(), std::strerror(errno));
   // A file the user had made private stays private when Loom replaces it.
@@ -167,6 +169,7 @@ void OutputFile::publish() {
     throw IoError("cannot write '{}': renaming the temporary onto it failed: {}", target_.string(),
                   std::strerror(errno));
   published_ = true;
+  registration_.reset();
   sync_directory(directory_of(target_));
 }
 

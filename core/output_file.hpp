@@ -16,11 +16,14 @@
 
 #include <cstddef>      // std::byte
 #include <filesystem>   // std::filesystem::path
+#include <memory>       // the temporary's registration
 #include <span>         // bytes to write, the command's inputs
 #include <string>       // the temporary's name
 #include <string_view>  // text to write
 
 namespace loom::core {
+
+class TemporaryRegistration;  // core/temporary_cleanup.hpp
 
 // The name a command gives standard output in place of a file.
 inline constexpr std::string_view kStandardOutputName = "-";
@@ -36,7 +39,8 @@ class OutputFile {
   // Checks the target (check_output_target) and creates the temporary "<target>.tmp-<pid>-<n>".
   // With "-" as target, writes go straight to standard output and publish() flushes it.
   explicit OutputFile(std::filesystem::path target, std::span<const std::filesystem::path> inputs = {});
-  // Removes the temporary unless publish() completed: an exception midway leaves no litter.
+  // Removes the temporary unless publish() completed: an exception midway leaves no litter, and
+  // neither does Ctrl-C or SIGTERM while it is open (core/temporary_cleanup.hpp).
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
@@ -52,6 +56,7 @@ class OutputFile {
  private:
   std::filesystem::path target_;     // where the file will be (symbolic links resolved)
   std::filesystem::path temporary_;  // empty for standard output
+  std::unique_ptr<TemporaryRegistration> registration_;  // unlinks the temporary if a signal ends us
   int fd_ = -1;
   bool published_ = false;
 };

@@ -7,7 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -132,6 +134,28 @@ TEST_F(OutputFileTest, StaleTemporariesOfOneTargetAreRemovedAndNoOthers) {
   std::ofstream(path("other.safetensors.tmp-4243-0")) << "another file's";
   remove_stale_temporaries(path("shard.safetensors"));
   EXPECT_EQ(names(), std::vector<std::string>{"other.safetensors.tmp-4243-0"});
+}
+
+// A write stopped by Ctrl-C or SIGTERM midway (an export of gigabytes) leaves no temporary: the
+// signal still ends the process as it would have.
+TEST_F(OutputFileTest, ASignalMidwayLeavesNoTemporary) {
+  for (const int signal : {SIGINT, SIGTERM}) {
+    std::ofstream(path("model.safetensors")) << "old";
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      OutputFile file(path("model.safetensors"));
+      file.write("half of a model");
+      raise(signal);
+      _exit(0);  // not reached
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the signal must still end the process";
+    EXPECT_EQ(WTERMSIG(status), signal);
+    EXPECT_EQ(names(), std::vector<std::string>{"model.safetensors"}) << "signal " << signal;
+    EXPECT_EQ(contents(path("model.safetensors")), "old");
+  }
 }
 
 }  // namespace
