@@ -1,6 +1,7 @@
 #include "core/input_file.hpp"
 
-#include "core/error.hpp"  // loom::InvalidInput
+#include "core/error.hpp"      // loom::InvalidInput
+#include "core/file_kind.hpp"  // file_kind_text
 
 #include <fmt/format.h>  // fmt::format
 
@@ -16,16 +17,6 @@
 
 namespace loom::core {
 namespace {
-
-// What a file that is not a regular one is, in the user's words.
-std::string_view input_file_type_text(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a file";
-}
 
 // errno after a failed open or read, in the user's words.
 std::string input_file_errno_text(int error) {
@@ -107,7 +98,7 @@ RegularFile::RegularFile(const std::string& path, std::string_view kind) : label
     // A socket cannot be opened at all (ENXIO); say what the path is, where it is not a file.
     struct stat status {};
     if (error != ENOENT && ::stat(path.c_str(), &status) == 0 && !S_ISREG(status.st_mode))
-      throw InvalidInput("cannot read {}: it is {}, not a regular file", label_, input_file_type_text(status.st_mode));
+      throw InvalidInput("cannot read {}: it is {}, not a regular file", label_, file_kind_text(status.st_mode));
     throw InvalidInput("cannot read {}: {}", label_, input_file_errno_text(error));
   }
   struct stat status {};
@@ -118,7 +109,7 @@ RegularFile::RegularFile(const std::string& path, std::string_view kind) : label
   }
   if (!S_ISREG(status.st_mode)) {
     ::close(std::exchange(fd_, -1));
-    throw InvalidInput("cannot read {}: it is {}, not a regular file", label_, input_file_type_text(status.st_mode));
+    throw InvalidInput("cannot read {}: it is {}, not a regular file", label_, file_kind_text(status.st_mode));
   }
   size_bytes_ = int64_t(status.st_size);
 }

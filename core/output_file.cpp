@@ -1,6 +1,7 @@
 #include "core/output_file.hpp"
 
 #include "core/error.hpp"              // loom::InvalidInput, loom::IoError
+#include "core/file_kind.hpp"          // file_kind_text
 #include "core/temporary_cleanup.hpp"  // TemporaryRegistration
 
 #include <fcntl.h>     // open
@@ -23,16 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kTemporaryMarker = ".tmp-";
-
-// What a non-regular file is, in the words of `ls -l`'s first letter.
-std::string_view file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
 
 std::optional<struct stat> stat_of(const fs::path& path) {
   struct stat status {};
@@ -87,7 +78,7 @@ void check_output_target(const fs::path& target, std::span<const fs::path> input
   const fs::path resolved = resolved_target(target);
   if (const std::optional<struct stat> status = stat_of(resolved); status && !S_ISREG(status->st_mode))
     throw InvalidInput("cannot write '{}': it is {}, not a regular file; Loom writes only regular files{}",
-                       target.string(), file_kind(status->st_mode),
+                       target.string(), file_kind_text(status->st_mode),
                        S_ISDIR(status->st_mode) ? "" : " (use '-' for standard output)");
   refuse_inputs(target, resolved, inputs);
   const fs::path directory = directory_of(resolved);
@@ -164,7 +155,7 @@ void OutputFile::publish() {
   // The target may have become a special file since the check: never rename over one.
   if (const std::optional<struct stat> status = stat_of(target_); status && !S_ISREG(status->st_mode))
     throw InvalidInput("cannot write '{}': it is {}, not a regular file", target_.string(),
-                       file_kind(status->st_mode));
+                       file_kind_text(status->st_mode));
   if (std::rename(temporary_.c_str(), target_.c_str()) != 0)
     throw IoError("cannot write '{}': renaming the temporary onto it failed: {}", target_.string(),
                   std::strerror(errno));

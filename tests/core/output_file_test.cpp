@@ -92,7 +92,7 @@ TEST_F(OutputFileTest, SpecialFilesAreRefusedAndLeftAsTheyAre) {
   ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
   fs::create_directories(path("directory"));
   fs::create_symlink(path("fifo"), path("link-to-fifo"));
-  EXPECT_THAT(refusal([&] { write_output_file(path("fifo"), "x"); }), HasSubstr("it is a FIFO, not a regular file"));
+  EXPECT_THAT(refusal([&] { write_output_file(path("fifo"), "x"); }), HasSubstr("it is a FIFO (named pipe), not a regular file"));
   EXPECT_THAT(refusal([&] { write_output_file(path("link-to-fifo"), "x"); }), HasSubstr("a FIFO"));
   EXPECT_THAT(refusal([&] { write_output_file(path("directory"), "x"); }), HasSubstr("it is a directory"));
   EXPECT_THAT(refusal([&] { write_output_file(path("none/x.json"), "x"); }), HasSubstr("none' does not exist"));

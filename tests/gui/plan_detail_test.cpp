@@ -225,7 +225,7 @@ TEST(PlanDetailViewTest, ExportsAPlanMegatronArgumentsAndATrace) {
     view.exportTrace(fifo);
     FAIL() << "expected an error";
   } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("is a FIFO, not a regular file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is a FIFO (named pipe), not a regular file"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(QFileInfo(fifo).isFile() == false && QFileInfo::exists(fifo));
 }
