@@ -28,24 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// Like run_loom, but under `timeout`: a FIFO that blocked the reader would end as exit 124
-// instead of hanging the suite. (A guard, not a timing assertion: 20 s is far beyond need.)
-LoomResult run_loom_bounded(const std::string& arguments, const fs::path& dir) {
-  const std::string command = std::string("timeout -k 5 20 '") + LOOM_BINARY + "' " + arguments + " </dev/null >'" +
-                              (dir / "out").string() + "' 2>'" + (dir / "err").string() + "'";
-  const int status = std::system(command.c_str());
-  LoomResult result;
-  if (WIFSIGNALED(status)) {
-    result.signalled = true;
-  } else {
-    result.exit_code = WEXITSTATUS(status);
-    result.signalled = result.exit_code > 128;
-  }
-  result.out = read_file(dir / "out");
-  result.err = read_file(dir / "err");
-  return result;
-}
-
 enum class DocumentKind { plan, model, profile };
 
 struct Command {
@@ -114,10 +96,10 @@ const std::vector<Command>& commands_reading_json() {
 
 // Runs `command` on `file` and checks the refusal: one line of at most max_line_bytes.
 void expect_refused(const Command& command, const std::string& file, const std::string& expected,
-                    const fs::path& dir, size_t max_line_bytes = 1000) {
+                    size_t max_line_bytes = 1000) {
   const std::string arguments = substitute(command.arguments, "'" + file + "'");
   SCOPED_TRACE("loom " + arguments);
-  const LoomResult result = run_loom_bounded(arguments, dir);
+  const LoomResult result = run_loom_within(20, arguments);
   ASSERT_FALSE(result.signalled) << "crashed: " << result.err;
   ASSERT_NE(result.exit_code, 124) << "did not finish within 20 s";
   EXPECT_EQ(result.exit_code, 2) << result.err.substr(0, 500);
@@ -135,7 +117,7 @@ TEST_F(InputFiles, EveryReaderRefusesWhatIsNotARegularFile) {
       {"/dev/null", "it is a character device, not a regular file"},  // only ever read
   };
   for (const Command& command : commands_reading_json())
-    for (const BadInput& input : inputs) expect_refused(command, input.name, input.expected, dir_);
+    for (const BadInput& input : inputs) expect_refused(command, input.name, input.expected);
 }
 
 // Where a name may also be a preset, a missing file is an unknown name.
@@ -145,20 +127,18 @@ TEST_F(InputFiles, AMissingFileIsNamed) {
                            : command.reads == DocumentKind::model ? "unknown model preset '{}'"
                                                                   : "unknown profile '{}'";
     const std::string missing = (dir_ / "not-there.json").string();
-    expect_refused(command, missing, substitute(expected, missing), dir_);
+    expect_refused(command, missing, substitute(expected, missing));
   }
 }
 
 TEST_F(InputFiles, EveryReaderRefusesAFileOverTheLimitBeforeReadingIt) {
   for (const Command& command : commands_reading_json())
-    expect_refused(command, (dir_ / "over-limit.json").string(), "it is 64.0 MiB (67108865 bytes); JSON inputs are limited to 64 MiB",
-                   dir_);
+    expect_refused(command, (dir_ / "over-limit.json").string(), "it is 64.0 MiB (67108865 bytes); JSON inputs are limited to 64 MiB");
 }
 
 TEST_F(InputFiles, EveryReaderRefusesDeepNestingWithoutCrashing) {
   for (const Command& command : commands_reading_json())
-    expect_refused(command, (dir_ / "deep.json").string(), "JSON nested deeper than 64 levels at line 1, column 65",
-                   dir_);
+    expect_refused(command, (dir_ / "deep.json").string(), "JSON nested deeper than 64 levels at line 1, column 65");
 }
 
 TEST_F(InputFiles, AHugeValueIsQuotedShort) {
@@ -167,7 +147,7 @@ TEST_F(InputFiles, AHugeValueIsQuotedShort) {
                        : command.reads == DocumentKind::model ? "huge-array-model.json"
                                                               : "huge-array-profile.json";
     expect_refused(command, (dir_ / file).string(), "expected an integer, got an array of 2500000 elements ([0,0,0,",
-                   dir_, 300);
+                   300);
   }
 }
 

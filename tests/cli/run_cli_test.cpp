@@ -2,6 +2,7 @@
 // mpirun, model files compared byte for byte.
 
 #include "run_loom.hpp"
+#include "run_test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -40,31 +41,14 @@ int threads_in(const std::string& launch_line) {
   return at == std::string::npos ? 0 : std::atoi(launch_line.c_str() + at + 10);
 }
 
-class LoomRun : public ::testing::Test {
+class LoomRun : public RunTestDirectory {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("loom_run_test_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  // A fp32 plan of Loom's small test model on `devices` ranks; `extra` are `loom init` flags.
-  std::string plan(const std::string& name, int devices, const std::string& extra) {
-    const LoomResult r = run_loom("init --model loom-tiny --devices-per-node " + std::to_string(devices) +
-                                  " --global-batch-size 8 --micro-batch-size 2 --dtype fp32 --train-iters 20 " + extra +
-                                  " -o '" + path(name) + "'");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return path(name);
-  }
   static std::string bytes(const std::string& file) {
     std::ifstream in(file, std::ios::binary);
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
   }
-  fs::path dir_;
 };
 
 TEST_F(LoomRun, CheckpointExportEqualsTheSavedModelAndInitFromRoundTripsAcrossLayouts) {

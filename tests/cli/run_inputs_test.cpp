@@ -4,6 +4,7 @@
 // holds every step its newest checkpoint holds, and compares.
 
 #include "run_loom.hpp"
+#include "run_test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -30,25 +31,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class RunInputs : public ::testing::Test {
+class RunInputs : public RunTestDirectory {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("loom_run_inputs_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string quoted(const std::string& name) const { return "'" + path(name) + "'"; }
-  // A fp32 plan of Loom's small test model on `devices` ranks; `extra` are `loom init` flags.
-  std::string plan(const std::string& name, int devices, const std::string& extra = "") {
-    const LoomResult r = run_loom("init --model loom-tiny --devices-per-node " + std::to_string(devices) +
-                                  " --global-batch-size 8 --micro-batch-size 2 --dtype fp32 --train-iters 20 " + extra +
-                                  " -o " + quoted(name));
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return path(name);
-  }
   // Sorted names of the step directories in a checkpoint directory.
   std::vector<std::string> steps_in(const std::string& name) const {
     std::vector<std::string> steps;
@@ -61,7 +46,6 @@ class RunInputs : public ::testing::Test {
     EXPECT_EQ(std::system(("sqlite3 " + quoted("loom.db") + " '" + sql + "' > '" + out + "'").c_str()), 0);
     return read_file(out);
   }
-  fs::path dir_;
 };
 
 TEST_F(RunInputs, WhatARankWouldRefuseIsRefusedBeforeTheLaunchInOneLine) {

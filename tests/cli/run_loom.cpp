@@ -16,14 +16,16 @@ std::string read_file(const std::filesystem::path& path) {
   return contents.str();
 }
 
-LoomResult run_loom(const std::string& arguments, const std::string& stdin_text) {
+namespace {
+
+LoomResult run_loom_prefixed(const std::string& prefix, const std::string& arguments, const std::string& stdin_text) {
   namespace fs = std::filesystem;
   static int counter = 0;
   const fs::path dir = fs::temp_directory_path() / ("loom_cli_test_" + std::to_string(getpid()) + "_" +
                                                     std::to_string(counter++));
   fs::create_directories(dir);
   std::ofstream(dir / "in") << stdin_text;
-  const std::string command = std::string("'") + LOOM_BINARY + "' " + arguments + " <'" + (dir / "in").string() +
+  const std::string command = prefix + "'" + LOOM_BINARY + "' " + arguments + " <'" + (dir / "in").string() +
                               "' >'" + (dir / "out").string() + "' 2>'" + (dir / "err").string() + "'";
   const int status = std::system(command.c_str());
   LoomResult result;
@@ -38,6 +40,16 @@ LoomResult run_loom(const std::string& arguments, const std::string& stdin_text)
   result.err = read_file(dir / "err");
   fs::remove_all(dir);
   return result;
+}
+
+}  // namespace
+
+LoomResult run_loom(const std::string& arguments, const std::string& stdin_text) {
+  return run_loom_prefixed("", arguments, stdin_text);
+}
+
+LoomResult run_loom_within(int limit_s, const std::string& arguments, const std::string& stdin_text) {
+  return run_loom_prefixed("timeout -k 5 " + std::to_string(limit_s) + " ", arguments, stdin_text);
 }
 
 std::string fixture_path(const std::string& relative) {

@@ -16,6 +16,10 @@ struct LoomResult {
 // `arguments` is appended to the binary's path as shell words; `stdin_text` is fed on stdin.
 LoomResult run_loom(const std::string& arguments, const std::string& stdin_text = "");
 
+// run_loom under `timeout`: a command that would hang (a reader blocked on a FIFO) ends as exit
+// 124 after `limit_s` instead of hanging the suite. A guard, not a timing assertion.
+LoomResult run_loom_within(int limit_s, const std::string& arguments, const std::string& stdin_text = "");
+
 // The whole file, bytes as they are; empty when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
 
