@@ -67,8 +67,13 @@ std::string read_up_to(ReadInto read_into, int64_t expected_bytes, int64_t max_b
   constexpr std::size_t kChunkBytes = std::size_t(1) << 20;
   std::string contents;
   contents.reserve(std::size_t(std::min(expected_bytes, max_bytes)) + 1);
+  // The first read asks for the size expected and one byte more (which shows the end): a small
+  // file is read without zero-filling a whole chunk first. Later reads, for what grew or what a
+  // pipe holds, are a chunk at a time.
+  std::size_t chunk = expected_bytes > 0 ? std::size_t(std::min(expected_bytes, max_bytes)) + 1 : std::size_t(4096);
   while (true) {
-    const std::size_t wanted = std::min<std::size_t>(kChunkBytes, std::size_t(max_bytes) + 1 - contents.size());
+    const std::size_t wanted = std::min<std::size_t>(chunk, std::size_t(max_bytes) + 1 - contents.size());
+    chunk = kChunkBytes;
     const std::size_t before = contents.size();
     contents.resize(before + wanted);
     const std::size_t got = read_into(std::as_writable_bytes(std::span(contents.data() + before, wanted)));
