@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -37,6 +38,18 @@ std::string sharing_warning(const LaunchRequest& r, int threads, bool unbound) {
 }
 
 }  // namespace
+
+int64_t ranks_per_node_for(const std::string& launcher, int64_t ranks, int64_t devices_per_node) {
+  if (launcher == "none") return 1;
+  if (launcher != "mpirun") return std::min(ranks, devices_per_node);
+  // Where Open MPI would find other hosts: a default hostfile, or the allocation of Slurm, PBS,
+  // LSF or Grid Engine, which it reads by itself.
+  for (const char* variable : {"OMPI_MCA_orte_default_hostfile", "OMPI_MCA_rmaps_base_hostfile", "SLURM_JOB_NODELIST",
+                               "PBS_NODEFILE", "LSB_HOSTS", "PE_HOSTFILE"})
+    if (const char* value = std::getenv(variable); value != nullptr && *value != '\0')
+      return std::min(ranks, devices_per_node);
+  return ranks;
+}
 
 int default_threads_per_rank(int64_t ranks_per_node, int cores) {
   return int(std::max<int64_t>(1, int64_t(cores) / std::max<int64_t>(1, ranks_per_node)));

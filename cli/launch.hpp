@@ -35,6 +35,12 @@ struct Launch {
 // threads' CPUs (`--cpus-per-task`). InvalidInput for an unknown launcher or a count below 1.
 Launch launch_for(const LaunchRequest& request);
 
+// The ranks that will share one node's cores. Under `none` this process is one rank of an outer
+// launch: 1. With mpirun and no list of hosts in the environment (a hostfile, or a batch
+// system's allocation), every rank runs on this host, however many nodes the plan counts: all
+// `ranks`. Otherwise the plan's devices per node.
+int64_t ranks_per_node_for(const std::string& launcher, int64_t ranks, int64_t devices_per_node);
+
 // The default threads per rank: the node's cores shared out among its ranks, at least 1.
 int default_threads_per_rank(int64_t ranks_per_node, int cores);
 

@@ -71,8 +71,7 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
   const int64_t ranks = plan.cluster.world_size();
   if (o.launcher == "none" && ranks != 1 && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("SLURM_NTASKS"))
     throw InvalidInput("--launcher none runs one process, but the plan needs {} ranks; use mpirun or srun", ranks);
-  // Under `none` this is one rank of the outer launch, and only the cores it shares count.
-  const int64_t ranks_per_node = o.launcher == "none" ? 1 : plan.cluster.devices_per_node;
+  const int64_t ranks_per_node = ranks_per_node_for(o.launcher, ranks, plan.cluster.devices_per_node);
   const Launch launch = launch_for({o.launcher, ranks, ranks_per_node, o.threads, cores_of_this_host()});
   print_launch_warning(launch);
   std::vector<std::string> args = launch.launcher_args;

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>  // setenv, unsetenv
+
 namespace loom::cli {
 namespace {
 
@@ -107,6 +109,23 @@ TEST(LaunchRule, DefaultThreadsShareTheCoresOutAndAreAtLeastOne) {
   EXPECT_EQ(default_threads_per_rank(3, 8), 2);
   EXPECT_EQ(default_threads_per_rank(4, 2), 1);
   EXPECT_GE(cores_of_this_host(), 1);
+}
+
+// A plan of two nodes launched by mpirun without a host list runs all its ranks here: they share
+// this host's cores (before, they were bound as if on two nodes, and Open MPI found too few slots).
+TEST(LaunchRule, WithoutAHostListEveryRankSharesThisHost) {
+  for (const char* variable : {"OMPI_MCA_orte_default_hostfile", "OMPI_MCA_rmaps_base_hostfile", "SLURM_JOB_NODELIST",
+                               "PBS_NODEFILE", "LSB_HOSTS", "PE_HOSTFILE"})
+    unsetenv(variable);
+  EXPECT_EQ(ranks_per_node_for("mpirun", 4, 2), 4);
+  EXPECT_EQ(ranks_per_node_for("srun", 4, 2), 2);
+  EXPECT_EQ(ranks_per_node_for("none", 4, 2), 1);
+  const Launch here = launch_for(request("mpirun", 4, ranks_per_node_for("mpirun", 4, 2), 0, 2));
+  EXPECT_EQ(here.launcher_args, (Args{"mpirun", "-np", "4", "--oversubscribe", "--bind-to", "none"}));
+  setenv("PBS_NODEFILE", "/var/spool/pbs/aux/1234", 1);
+  EXPECT_EQ(ranks_per_node_for("mpirun", 4, 2), 2) << "the batch system spreads them";
+  EXPECT_EQ(ranks_per_node_for("mpirun", 1, 8), 1);
+  unsetenv("PBS_NODEFILE");
 }
 
 TEST(LaunchRule, RefusesWhatCannotBeLaunched) {
