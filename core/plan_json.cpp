@@ -1,5 +1,6 @@
 #include "core/plan_json.hpp"
 
+#include "core/checked_arithmetic.hpp"
 #include "core/error.hpp"
 #include "core/json_reader.hpp"
 
@@ -84,7 +85,14 @@ ModelSpec model_from_json(const Json& document, const std::string& path) {
   model.hidden_size = reader.required_int("hidden-size");
   model.num_attention_heads = reader.required_int("num-attention-heads");
   model.num_query_groups = reader.optional_int("num-query-groups", model.num_attention_heads);
-  model.ffn_hidden_size = reader.optional_int("ffn-hidden-size", 4 * model.hidden_size);
+  // Megatron's default, 4 × hidden; a hidden size whose four-fold passes int64 is refused here,
+  // before validate() would name it, because the default itself cannot be computed.
+  const std::optional<int64_t> default_ffn_hidden_size = checked_multiply(int64_t{4}, model.hidden_size);
+  if (!default_ffn_hidden_size)
+    throw InvalidInput("{}: {} is too large; expected a hidden size whose 4-fold (the default ffn-hidden-size) fits "
+                       "in 64 bits",
+                       reader.field("hidden-size"), model.hidden_size);
+  model.ffn_hidden_size = reader.optional_int("ffn-hidden-size", *default_ffn_hidden_size);
   model.padded_vocab_size = reader.required_int("padded-vocab-size");
   model.seq_length = reader.required_int("seq-length");
   model.untie_embeddings_and_output_weights =
