@@ -3,6 +3,7 @@
 #include "cli/command.hpp"
 #include "cli/output_targets.hpp"
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "core/model_presets.hpp"
 #include "core/output_file.hpp"
 #include "core/plan_json.hpp"
@@ -40,16 +41,18 @@ struct InitOptions {
   std::optional<int64_t> seed;
 };
 
-// Megatron pads the vocabulary to a multiple of 128·tp (--make-vocab-size-divisible-by 128)
-// so that tensor parallelism can split it; do the same, and only when tp needs it, so that a
-// tp=1 plan keeps the model's published vocabulary and parameter count. Returns a note for the
-// user, or nothing when no padding was needed.
-std::optional<std::string> pad_vocabulary_for(core::ModelSpec& model, int64_t tp) {
-  if (tp <= 0 || model.padded_vocab_size % tp == 0) return std::nullopt;
-  const int64_t multiple = 128 * tp;
-  const int64_t padded = (model.padded_vocab_size + multiple - 1) / multiple * multiple;
-  std::string note = fmt::format("padded-vocab-size {} → {} (a multiple of 128 × tensor-model-parallel-size={})",
-                                 model.padded_vocab_size, padded, tp);
+// A preset gives the tokenizer's vocabulary, which every tp pads for itself, so the plan written
+// keeps it that way. A model file may pin padded-vocab-size instead; the pin is kept, and raised
+// to a multiple of make-vocab-size-divisible-by × tp (Megatron's rule) only when tp cannot split
+// it. Returns a note for the user, or nothing when the pin needed no padding.
+std::optional<std::string> pad_pinned_vocabulary_for(core::ModelSpec& model, int64_t tp) {
+  // An impossible tp is left for Plan::validate to name.
+  if (tp <= 0 || tp > core::limits::kMaxTensorParallel || !model.padded_vocab_size || *model.padded_vocab_size % tp == 0)
+    return std::nullopt;
+  const int64_t multiple = model.make_vocab_size_divisible_by * tp;
+  const int64_t padded = (*model.padded_vocab_size + multiple - 1) / multiple * multiple;
+  std::string note = fmt::format("padded-vocab-size {} → {} (a multiple of {} × tensor-model-parallel-size={})",
+                                 *model.padded_vocab_size, padded, model.make_vocab_size_divisible_by, tp);
   model.padded_vocab_size = padded;
   return note;
 }
@@ -58,7 +61,7 @@ core::Plan build_plan(const InitOptions& o) {
   core::Plan plan;
   plan.model = core::resolve_model(o.model);
   if (o.seq_length) plan.model.seq_length = *o.seq_length;
-  const std::optional<std::string> padding_note = pad_vocabulary_for(plan.model, o.tp);
+  const std::optional<std::string> padding_note = pad_pinned_vocabulary_for(plan.model, o.tp);
   plan.cluster.nodes = o.nodes;
   plan.cluster.devices_per_node = o.devices_per_node;
   plan.cluster.profile = o.profile;

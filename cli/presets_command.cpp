@@ -28,13 +28,15 @@ void print_models() {
     table.add_row({std::string(preset.name), std::string(preset.family),
                    human_count(double(core::parameter_count(m))), std::to_string(m.num_layers),
                    std::to_string(m.hidden_size), std::to_string(m.num_attention_heads),
-                   std::to_string(m.num_query_groups), std::to_string(m.ffn_hidden_size),
-                   std::to_string(m.padded_vocab_size), std::to_string(m.seq_length),
+                   std::to_string(m.query_groups()), std::to_string(m.ffn_hidden_size),
+                   std::to_string(core::model_vocab_size(m)), std::to_string(m.seq_length),
                    m.activation == core::Activation::swiglu ? "SwiGLU" : "GELU",
                    m.tied_embeddings() ? "tied" : "untied"});
     sources.emplace(preset.family, preset.source);
   }
-  fmt::print("Model presets (use with `loom init --model NAME`)\n{}\nSources:\n", table.render());
+  fmt::print("Model presets (use with `loom init --model NAME`; the vocabulary is the tokenizer's, padded for each "
+             "tensor-parallel size)\n{}\nSources:\n",
+             table.render());
   for (const auto& [family, source] : sources) fmt::print("  {}: {}\n", family, source);
 }
 

@@ -23,6 +23,8 @@ constexpr GroupKind kGroupKinds[] = {GroupKind::tensor, GroupKind::data, GroupKi
                                      GroupKind::embedding};
 
 struct Derived {
+  // The model's own count, over its vocabulary before padding (as published: GPT-2 124M has
+  // 124,439,808); the per-device counts and the FLOPs are over the padded rows the plan trains.
   int64_t parameters;
   double parameters_closed_form;
   std::vector<int64_t> parameters_per_device_by_stage;
@@ -37,8 +39,8 @@ Derived derive(const core::Plan& plan) {
           core::megatron_parameter_estimate(plan.model),
           core::parameters_per_device_by_stage(plan),
           batch * plan.model.seq_length,
-          core::model_flops_per_step(plan.model, batch),
-          core::hardware_flops_per_step(plan.model, batch, plan.parallel.recompute)};
+          core::model_flops_per_step(plan),
+          core::hardware_flops_per_step(plan)};
 }
 
 Json layout_json(const core::Plan& plan) {
@@ -63,6 +65,7 @@ Json show_json(const core::Plan& plan, const Derived& d) {
           {"parameters", d.parameters},
           {"parameters_megatron_estimate", d.parameters_closed_form},
           {"parameters_per_device_by_stage", d.parameters_per_device_by_stage},
+          {"padded_vocab_size", plan.padded_vocab_size()},
           {"tokens_per_step", d.tokens_per_step},
           {"microbatches", plan.microbatches()},
           {"model_flops_per_step", d.model_flops_per_step},
@@ -74,12 +77,26 @@ Json show_json(const core::Plan& plan, const Derived& d) {
           {"layout", layout_json(plan)}};
 }
 
-std::string model_line(const core::ModelSpec& m) {
+// "vocab 50,257 (padded to 51,200 for tp 8)" when the plan derives the padding; a pinned size
+// as it is, with the tokenizer's share when the plan gives that too.
+std::string vocabulary_text(const core::Plan& plan) {
+  const core::ModelSpec& m = plan.model;
+  const int64_t padded = plan.padded_vocab_size();
+  if (!m.vocab_size) return with_thousands(padded);
+  if (m.padded_vocab_size)
+    return fmt::format("{} (padded-vocab-size {})", with_thousands(*m.vocab_size), with_thousands(padded));
+  return fmt::format("{} (padded to {} for tp {}: a multiple of {} × {})", with_thousands(*m.vocab_size),
+                     with_thousands(padded), plan.parallel.tensor_parallel, m.make_vocab_size_divisible_by,
+                     plan.parallel.tensor_parallel);
+}
+
+std::string model_line(const core::Plan& plan) {
+  const core::ModelSpec& m = plan.model;
   return fmt::format(
       "{} layers, hidden {}, {} heads ({} query groups), ffn {}, vocab {}, seq {}; {}, {}, {}, {} "
       "embeddings",
-      m.num_layers, m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size,
-      with_thousands(m.padded_vocab_size), with_thousands(m.seq_length),
+      m.num_layers, m.hidden_size, m.num_attention_heads, m.query_groups(), m.ffn_hidden_size,
+      vocabulary_text(plan), with_thousands(m.seq_length),
       m.activation == core::Activation::swiglu ? "SwiGLU" : "GELU", core::to_string(m.normalization),
       m.position_embedding == core::PositionEmbedding::rope ? "rotary positions" : "learned positions",
       m.tied_embeddings() ? "tied" : "untied");
@@ -137,7 +154,7 @@ void print_table(const core::Plan& plan, const Derived& d, const std::string& or
   fmt::print("Plan ({}): {} on {} node(s) × {} devices = {} devices\n", origin,
              plan.model.name.empty() ? "unnamed model" : plan.model.name, plan.cluster.nodes,
              plan.cluster.devices_per_node, plan.cluster.world_size());
-  fmt::print("  model     {}\n", model_line(plan.model));
+  fmt::print("  model     {}\n", model_line(plan));
   fmt::print("  training  global batch {} sequences, {}, lr {:.3g} → {:.3g} (warm-up {} of {} iterations, "
              "cosine), weight decay {}, clip-grad {}, seed {}\n",
              t.global_batch_size, core::to_string(t.dtype), t.lr, t.min_lr, t.lr_warmup_iters,

@@ -7,8 +7,9 @@ namespace loom::core {
 Plan default_plan() {
   Plan plan;
   plan.model = find_model_preset("gpt2-124m").spec;
-  // 50257 padded to a multiple of 128 (as llm.c and Megatron do), so tensor parallelism can
-  // split the vocabulary.
+  // 50257 padded to a multiple of 128 (as llm.c does) and pinned, so that this plan, and every
+  // search from its model (which pads a lone pinned size for each tp), stay what they have been.
+  plan.model.vocab_size.reset();
   plan.model.padded_vocab_size = 50304;
   plan.training.global_batch_size = 64;
   plan.training.dtype = DType::bf16;

@@ -17,7 +17,10 @@ inline constexpr int64_t kMaxLayers = int64_t(1) << 14;          // num-layers
 inline constexpr int64_t kMaxHidden = int64_t(1) << 20;          // hidden-size
 inline constexpr int64_t kMaxHeads = int64_t(1) << 16;           // num-attention-heads, num-query-groups
 inline constexpr int64_t kMaxFfnHidden = int64_t(1) << 24;       // ffn-hidden-size
-inline constexpr int64_t kMaxVocab = int64_t(1) << 24;           // padded-vocab-size
+inline constexpr int64_t kMaxVocab = int64_t(1) << 24;           // vocab-size, padded-vocab-size
+// make-vocab-size-divisible-by (Megatron's default 128; 64 … 1024 in published configurations).
+// With tp at its maximum, a derived padded vocabulary stays below kMaxPaddedVocab.
+inline constexpr int64_t kMaxVocabDivisor = int64_t(1) << 16;
 inline constexpr int64_t kMaxSeqLength = int64_t(1) << 24;       // seq-length
 
 // training
@@ -40,6 +43,9 @@ inline constexpr double kMaxPricePerDeviceHour = 1.0e9;          // price-per-de
 // they are checked first so that an absurd size is named as such.
 inline constexpr int64_t kMaxTensorParallel = kMaxHeads;         // tensor-model-parallel-size
 inline constexpr int64_t kMaxPipelineParallel = kMaxLayers;      // pipeline-model-parallel-size
+// The vocabulary padded for a tensor-parallel size: vocab-size rounded up to a multiple of
+// make-vocab-size-divisible-by × tp, so below their maxima's sum.
+inline constexpr int64_t kMaxPaddedVocab = kMaxVocab + kMaxVocabDivisor * kMaxTensorParallel;
 inline constexpr int64_t kMaxMicroBatch = int64_t(1) << 24;      // micro-batch-size
 
 // Bytes one part of one device's memory (weights, gradients, optimizer state, activations) may
@@ -67,7 +73,7 @@ static_assert(kMaxHidden * (kMaxHidden + 2 * kMaxHidden) < kInt64Headroom, "one 
 static_assert(kMaxLayers * (4 * kMaxHidden * kMaxHidden + 3 * kMaxHidden * kMaxFfnHidden + 8 * kMaxFfnHidden) <
                   kInt64Headroom / 2,
               "parameters of every layer");
-static_assert(kMaxVocab * kMaxHidden < kInt64Headroom / 8, "embedding parameters");
+static_assert(kMaxPaddedVocab * kMaxHidden < kInt64Headroom / 8, "embedding parameters");
 static_assert(kMaxSeqLength * kMaxHidden < kInt64Headroom / 8, "learned position parameters");
 static_assert(kMaxNodes * kMaxDevicesPerNode < kInt64Headroom, "devices");
 static_assert(kMaxMicroBatch * kMaxDevices < kInt64Headroom, "sequences per microbatch round");

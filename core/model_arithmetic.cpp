@@ -9,9 +9,9 @@ namespace {
 // Parameter counts stay far inside int64 at the maxima of core/limits.hpp (static_asserts
 // there); a spec beyond them that skipped validate() is refused rather than wrapped around.
 [[noreturn]] void throw_uncountable_parameters(const ModelSpec& m) {
-  throw InvalidInput("num-layers={}, hidden-size={}, ffn-hidden-size={}, padded-vocab-size={}, seq-length={}: the "
+  throw InvalidInput("num-layers={}, hidden-size={}, ffn-hidden-size={}, vocabulary {}, seq-length={}: the "
                      "model's parameters exceed what Loom can count (int64)",
-                     m.num_layers, m.hidden_size, m.ffn_hidden_size, m.padded_vocab_size, m.seq_length);
+                     m.num_layers, m.hidden_size, m.ffn_hidden_size, model_vocab_size(m), m.seq_length);
 }
 
 int64_t parameter_product(const ModelSpec& m, int64_t a, int64_t b) {
@@ -38,7 +38,7 @@ int64_t norm_parameters(const ModelSpec& m) {
 }
 
 int64_t query_key_value_width(const ModelSpec& m) {
-  return parameter_sum(m, m.hidden_size, parameter_product(m, parameter_product(m, 2, m.num_query_groups), m.kv_channels()));
+  return parameter_sum(m, m.hidden_size, parameter_product(m, parameter_product(m, 2, m.query_groups()), m.kv_channels()));
 }
 
 // Weights that take part in a matrix multiplication in one layer (per token: 2 FLOPs each).
@@ -63,9 +63,8 @@ LayerParameters layer_parameters(const ModelSpec& m) {
   return p;
 }
 
-int64_t embedding_parameters(const ModelSpec& m) {
-  return parameter_product(m, m.padded_vocab_size, m.hidden_size);
-}
+// `vocab`: the rows counted, model_vocab_size(m) for the model alone, the padded size for a plan.
+int64_t embedding_parameters(const ModelSpec& m, int64_t vocab) { return parameter_product(m, vocab, m.hidden_size); }
 
 int64_t position_parameters(const ModelSpec& m) {
   return m.position_embedding == PositionEmbedding::learned_absolute ? parameter_product(m, m.seq_length, m.hidden_size)
@@ -81,50 +80,68 @@ double layer_forward_flops_per_token(const ModelSpec& m) {
   return 2.0 * double(layer_matmul_weights(m)) + attention_core_flops_per_token(m);
 }
 
-double logits_forward_flops_per_token(const ModelSpec& m) {
-  return 2.0 * double(m.padded_vocab_size) * double(m.hidden_size);
+double logits_forward_flops_per_token(const ModelSpec& m, int64_t vocab) {
+  return 2.0 * double(vocab) * double(m.hidden_size);
+}
+
+double model_flops_with_vocab(const ModelSpec& m, int64_t sequences, int64_t vocab) {
+  const double tokens = double(sequences) * double(m.seq_length);
+  const double forward = double(m.num_layers) * layer_forward_flops_per_token(m) + logits_forward_flops_per_token(m, vocab);
+  return 3.0 * tokens * forward;
+}
+
+double hardware_flops_with_vocab(const ModelSpec& m, int64_t sequences, Recompute recompute, int64_t vocab) {
+  const double tokens = double(sequences) * double(m.seq_length);
+  double recomputed_per_token = 0.0;
+  if (recompute == Recompute::selective) recomputed_per_token = attention_core_flops_per_token(m);
+  if (recompute == Recompute::full) recomputed_per_token = layer_forward_flops_per_token(m);
+  return model_flops_with_vocab(m, sequences, vocab) + tokens * double(m.num_layers) * recomputed_per_token;
 }
 
 }  // namespace
 
 int64_t parameter_count(const ModelSpec& m) {
+  const int64_t vocab = model_vocab_size(m);
   const LayerParameters layer = layer_parameters(m);
-  int64_t total = parameter_sum(m, embedding_parameters(m), position_parameters(m));
+  int64_t total = parameter_sum(m, embedding_parameters(m, vocab), position_parameters(m));
   total = parameter_sum(m, total, parameter_product(m, m.num_layers, parameter_sum(m, layer.sharded, layer.replicated)));
   total = parameter_sum(m, total, norm_parameters(m));  // final norm
-  if (m.untie_embeddings_and_output_weights) total = parameter_sum(m, total, embedding_parameters(m));
+  if (m.untie_embeddings_and_output_weights) total = parameter_sum(m, total, embedding_parameters(m, vocab));
   return total;
 }
 
 double megatron_parameter_estimate(const ModelSpec& m) {
   const double L = double(m.num_layers), h = double(m.hidden_size);
-  const double V = double(m.padded_vocab_size), s = double(m.seq_length);
+  const double V = double(model_vocab_size(m)), s = double(m.seq_length);
   return 12.0 * L * h * h * (1.0 + 13.0 / (12.0 * h) + (V + s) / (12.0 * L * h));
 }
 
 double model_flops_per_step(const ModelSpec& m, int64_t sequences) {
-  const double tokens = double(sequences) * double(m.seq_length);
-  const double forward = double(m.num_layers) * layer_forward_flops_per_token(m) + logits_forward_flops_per_token(m);
-  return 3.0 * tokens * forward;
+  return model_flops_with_vocab(m, sequences, model_vocab_size(m));
+}
+
+double model_flops_per_step(const Plan& plan) {
+  return model_flops_with_vocab(plan.model, plan.training.global_batch_size, plan.padded_vocab_size());
 }
 
 double hardware_flops_per_step(const ModelSpec& m, int64_t sequences, Recompute recompute) {
-  const double tokens = double(sequences) * double(m.seq_length);
-  double recomputed_per_token = 0.0;
-  if (recompute == Recompute::selective) recomputed_per_token = attention_core_flops_per_token(m);
-  if (recompute == Recompute::full) recomputed_per_token = layer_forward_flops_per_token(m);
-  return model_flops_per_step(m, sequences) + tokens * double(m.num_layers) * recomputed_per_token;
+  return hardware_flops_with_vocab(m, sequences, recompute, model_vocab_size(m));
+}
+
+double hardware_flops_per_step(const Plan& plan) {
+  return hardware_flops_with_vocab(plan.model, plan.training.global_batch_size, plan.parallel.recompute,
+                                   plan.padded_vocab_size());
 }
 
 double megatron_model_flops_per_step(const ModelSpec& m, int64_t sequences) {
   const double B = double(sequences), s = double(m.seq_length), L = double(m.num_layers);
-  const double h = double(m.hidden_size), V = double(m.padded_vocab_size);
+  const double h = double(m.hidden_size), V = double(model_vocab_size(m));
   return 72.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (12.0 * h * L));
 }
 
 double megatron_full_recompute_flops_per_step(const ModelSpec& m, int64_t sequences) {
   const double B = double(sequences), s = double(m.seq_length), L = double(m.num_layers);
-  const double h = double(m.hidden_size), V = double(m.padded_vocab_size);
+  const double h = double(m.hidden_size), V = double(model_vocab_size(m));
   return 96.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (16.0 * h * L));
 }
 
@@ -134,7 +151,7 @@ int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
   const int64_t pp = plan.parallel.pipeline_parallel;
   const LayerParameters layer = layer_parameters(m);
   int64_t parameters = parameter_product(m, plan.layers_per_pipeline_stage(), layer.sharded / tp + layer.replicated);
-  const int64_t vocab_shard = embedding_parameters(m) / tp;
+  const int64_t vocab_shard = embedding_parameters(m, plan.padded_vocab_size()) / tp;
   if (stage == 0) parameters = parameter_sum(m, parameters, parameter_sum(m, vocab_shard, position_parameters(m)));
   if (stage == pp - 1) {
     parameters = parameter_sum(m, parameters, norm_parameters(m));

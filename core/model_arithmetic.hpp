@@ -9,6 +9,10 @@
 
 namespace loom::core {
 
+// The functions of a ModelSpec alone count its rows before any padding for tp (model_vocab_size:
+// a pin, else the tokenizer's vocabulary, as papers publish their counts); those of a Plan count
+// the rows the plan trains (Plan::padded_vocab_size, as Megatron does).
+
 // Exact trainable parameters: embeddings (+ learned positions), per layer the norms, attention
 // (grouped-query aware), MLP (GELU or SwiGLU) and biases, the final norm, and the output layer
 // when it is not tied. GPT-2 124M: 124,439,808.
@@ -21,10 +25,12 @@ double megatron_parameter_estimate(const ModelSpec& model);
 // from the matrix multiplications, attention scores/values (full s×s, as Megatron counts them)
 // and the logits. Equals 72·B·s·L·h²·(1 + s/(6h) + V/(12·h·L)) for a GPT model.
 double model_flops_per_step(const ModelSpec& model, int64_t sequences);
+double model_flops_per_step(const Plan& plan);  // over its global batch
 
 // What the hardware computes: the model FLOPs plus the recomputed forward work (selective: the
 // attention core; full: every layer's forward).
 double hardware_flops_per_step(const ModelSpec& model, int64_t sequences, Recompute recompute);
+double hardware_flops_per_step(const Plan& plan);  // over its global batch, with its recompute
 
 // The published closed forms themselves, for GPT models (MHA, 4h MLP).
 double megatron_model_flops_per_step(const ModelSpec& model, int64_t sequences);

@@ -20,9 +20,11 @@ ModelSpec gpt_style(std::string_view name, Shape s) {
   m.num_layers = s.layers;
   m.hidden_size = s.hidden;
   m.num_attention_heads = s.heads;
-  m.num_query_groups = s.query_groups;
+  // Query groups only for grouped-query attention, and the tokenizer's vocabulary, padded for
+  // each tp as Megatron pads it: what `loom init` writes, so that heads and tp can be edited alone.
+  if (s.query_groups != s.heads) m.num_query_groups = s.query_groups;
   m.ffn_hidden_size = s.ffn;
-  m.padded_vocab_size = s.vocab;
+  m.vocab_size = s.vocab;
   m.seq_length = s.seq;
   return m;
 }
@@ -99,8 +101,11 @@ std::vector<ModelPreset> build_presets() {
   for (size_t i = 0; i < std::size(megatron); ++i)
     add(megatron_names[i], "Megatron-LM", kMegatron, gpt_style(megatron_names[i], megatron[i]));
   // Loom's own test model: GPT-2's architecture at a size a laptop CPU trains in seconds.
-  add("loom-tiny", "Loom", "Loom's test model: GPT-2 architecture, 4 layers, 128 wide, 256 tokens",
-      gpt_style("loom-tiny", {4, 128, 4, 4, 512, 256, 64}));
+  // Its 256 byte tokens are padded to multiples of 64 × tp: no padding at any tp its 4 heads allow,
+  // so every layout trains the very same model and their losses compare.
+  ModelSpec tiny = gpt_style("loom-tiny", {4, 128, 4, 4, 512, 256, 64});
+  tiny.make_vocab_size_divisible_by = 64;
+  add("loom-tiny", "Loom", "Loom's test model: GPT-2 architecture, 4 layers, 128 wide, 256 tokens", std::move(tiny));
   return p;
 }
 

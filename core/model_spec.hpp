@@ -4,18 +4,31 @@
 #include "core/enums.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace loom::core {
+
+// Megatron's --make-vocab-size-divisible-by default.
+inline constexpr int64_t kDefaultMakeVocabSizeDivisibleBy = 128;
 
 struct ModelSpec {
   std::string name;  // preset name or the user's label; informational only
   int64_t num_layers = 0;
   int64_t hidden_size = 0;
   int64_t num_attention_heads = 0;
-  int64_t num_query_groups = 0;  // key/value heads; equal to the heads for multi-head attention
+  // Key/value heads, given for grouped-query attention (Megatron's --group-query-attention
+  // --num-query-groups); absent, one group per head, so editing the heads needs nothing else.
+  std::optional<int64_t> num_query_groups;
   int64_t ffn_hidden_size = 0;
-  int64_t padded_vocab_size = 0;
+  // The vocabulary as Megatron takes it: the tokenizer's size, padded for each tensor-parallel
+  // size to a multiple of make-vocab-size-divisible-by × tp, so that a plan's tp can be edited
+  // alone. A plan may pin the padded size instead (plans written before Loom derived it do);
+  // given both, the pin holds and vocab-size says how many of its rows are real tokens. The
+  // rows a plan trains: padded_vocab_size(model, tp) (core/vocabulary.hpp).
+  std::optional<int64_t> vocab_size;
+  int64_t make_vocab_size_divisible_by = kDefaultMakeVocabSizeDivisibleBy;
+  std::optional<int64_t> padded_vocab_size;
   int64_t seq_length = 0;
   bool untie_embeddings_and_output_weights = false;
   // GPT-2 style by default: GELU MLP, LayerNorm, learned positions, biases on linears.
@@ -25,6 +38,7 @@ struct ModelSpec {
   bool add_bias_linear = true;
 
   int64_t kv_channels() const { return hidden_size / num_attention_heads; }
+  int64_t query_groups() const { return num_query_groups.value_or(num_attention_heads); }
   bool tied_embeddings() const { return !untie_embeddings_and_output_weights; }
 
   // Throws InvalidInput naming the field, the value and the rule.

@@ -50,22 +50,23 @@ bool check_parallel_rules(const Plan& plan, Fail&& fail) {
     return fail(PlanRule::heads_divisible_by_tp, [&] {
       return fmt::format("tensor-model-parallel-size={} does not divide num-attention-heads={}", t, m.num_attention_heads);
     });
-  if (m.num_query_groups % t != 0)
+  if (m.query_groups() % t != 0)
     return fail(PlanRule::query_groups_divisible_by_tp, [&] {
-      return fmt::format("tensor-model-parallel-size={} does not divide num-query-groups={}", t, m.num_query_groups);
+      return fmt::format("tensor-model-parallel-size={} does not divide num-query-groups={}", t, m.query_groups());
     });
   if (m.ffn_hidden_size % t != 0)
     return fail(PlanRule::ffn_divisible_by_tp, [&] {
       return fmt::format("tensor-model-parallel-size={} does not divide ffn-hidden-size={}", t, m.ffn_hidden_size);
     });
-  if (m.padded_vocab_size % t != 0)
+  // A derived vocabulary is padded for t and always splits; only a pinned one can fail.
+  if (m.padded_vocab_size && *m.padded_vocab_size % t != 0)
     return fail(PlanRule::vocab_divisible_by_tp, [&] {
-      // Megatron pads the vocabulary to a multiple of 128·t (--make-vocab-size-divisible-by).
-      const int64_t multiple = 128 * t;
-      const int64_t padded = (m.padded_vocab_size + multiple - 1) / multiple * multiple;
+      const int64_t multiple = m.make_vocab_size_divisible_by * t;
+      const int64_t padded = (*m.padded_vocab_size + multiple - 1) / multiple * multiple;
       return fmt::format("tensor-model-parallel-size={} does not divide padded-vocab-size={}; pad the vocabulary "
-                         "to a multiple of {} (e.g. {})",
-                         t, m.padded_vocab_size, multiple, padded);
+                         "to a multiple of {} (e.g. {}), or give vocab-size instead to have it padded for each "
+                         "tensor-model-parallel-size",
+                         t, *m.padded_vocab_size, multiple, padded);
     });
   if (p.sequence_parallel && t == 1)
     return fail(PlanRule::sequence_parallel_needs_tp, [&] {
@@ -192,6 +193,12 @@ std::optional<PlanRule> Plan::violated_rule() const {
 
 int64_t Plan::microbatches() const {
   return training.global_batch_size / (parallel.micro_batch_size * parallel.data_parallel);
+}
+
+ModelSpec Plan::trained_model() const {
+  ModelSpec trained = model;
+  trained.padded_vocab_size = padded_vocab_size();
+  return trained;
 }
 
 int64_t Plan::layers_per_pipeline_stage() const { return model.num_layers / parallel.pipeline_parallel; }

@@ -6,6 +6,7 @@
 #include "core/model_spec.hpp"
 #include "core/parallel_plan.hpp"
 #include "core/train_spec.hpp"
+#include "core/vocabulary.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -55,6 +56,11 @@ struct Plan {
   // Virtual stages per pipeline rank (v); 1 unless the schedule is interleaved.
   int64_t virtual_stages() const;
   int64_t layers_per_pipeline_stage() const;
+  // The vocabulary rows this plan trains: padded for its tensor-parallel size (core/vocabulary.hpp).
+  int64_t padded_vocab_size() const { return core::padded_vocab_size(model, parallel.tensor_parallel); }
+  // The model with padded_vocab_size fixed to that, for code that holds a ModelSpec alone (the
+  // executor's parameter declarations).
+  ModelSpec trained_model() const;
 
   bool operator==(const Plan&) const = default;
 };

@@ -8,21 +8,27 @@ namespace loom::core {
 
 
 Json to_json(const ModelSpec& model) {
+  // Writes what the model gives, so that a plan reads back as it was written: the vocabulary in
+  // the derived form (vocab-size, make-vocab-size-divisible-by) or pinned (padded-vocab-size), and
+  // num-query-groups only when given. Older plans keep their keys, in their order.
   Json out = {
       {"name", model.name},
       {"num-layers", model.num_layers},
       {"hidden-size", model.hidden_size},
       {"num-attention-heads", model.num_attention_heads},
-      {"num-query-groups", model.num_query_groups},
-      {"ffn-hidden-size", model.ffn_hidden_size},
-      {"padded-vocab-size", model.padded_vocab_size},
-      {"seq-length", model.seq_length},
-      {"untie-embeddings-and-output-weights", model.untie_embeddings_and_output_weights},
-      {"swiglu", model.activation == Activation::swiglu},
-      {"normalization", to_string(model.normalization)},
-      {"position-embedding-type", to_string(model.position_embedding)},
-      {"add-bias-linear", model.add_bias_linear},
   };
+  if (model.num_query_groups) out["num-query-groups"] = *model.num_query_groups;
+  out["ffn-hidden-size"] = model.ffn_hidden_size;
+  if (model.vocab_size) out["vocab-size"] = *model.vocab_size;
+  if (model.vocab_size && !model.padded_vocab_size)
+    out["make-vocab-size-divisible-by"] = model.make_vocab_size_divisible_by;
+  if (model.padded_vocab_size) out["padded-vocab-size"] = *model.padded_vocab_size;
+  out["seq-length"] = model.seq_length;
+  out["untie-embeddings-and-output-weights"] = model.untie_embeddings_and_output_weights;
+  out["swiglu"] = model.activation == Activation::swiglu;
+  out["normalization"] = to_string(model.normalization);
+  out["position-embedding-type"] = to_string(model.position_embedding);
+  out["add-bias-linear"] = model.add_bias_linear;
   return out;
 }
 
@@ -77,6 +83,26 @@ Json to_json(const Plan& plan) {
   };
 }
 
+namespace {
+
+// vocab-size with make-vocab-size-divisible-by (derived per tp, as Megatron does), or a pinned
+// padded-vocab-size, or both (the pin holds; vocab-size counts the real tokens among its rows).
+void read_vocabulary(JsonObjectReader& reader, ModelSpec& model) {
+  if (!reader.has("vocab-size") && !reader.has("padded-vocab-size"))
+    throw InvalidInput("{} is missing: give the tokenizer's vocabulary (padded for each tensor-model-parallel-size "
+                       "to a multiple of make-vocab-size-divisible-by, default {}), or pin {}",
+                       reader.field("vocab-size"), kDefaultMakeVocabSizeDivisibleBy, reader.field("padded-vocab-size"));
+  if (reader.has("make-vocab-size-divisible-by") && reader.has("padded-vocab-size"))
+    throw InvalidInput("{} has no effect when {} is given: remove one (the pinned size is used as it is)",
+                       reader.field("make-vocab-size-divisible-by"), reader.field("padded-vocab-size"));
+  model.vocab_size = reader.nullable_int("vocab-size");
+  model.make_vocab_size_divisible_by =
+      reader.optional_int("make-vocab-size-divisible-by", kDefaultMakeVocabSizeDivisibleBy);
+  model.padded_vocab_size = reader.nullable_int("padded-vocab-size");
+}
+
+}  // namespace
+
 ModelSpec model_from_json(const Json& document, const std::string& path) {
   JsonObjectReader reader(document, path);
   ModelSpec model;
@@ -84,7 +110,7 @@ ModelSpec model_from_json(const Json& document, const std::string& path) {
   model.num_layers = reader.required_int("num-layers");
   model.hidden_size = reader.required_int("hidden-size");
   model.num_attention_heads = reader.required_int("num-attention-heads");
-  model.num_query_groups = reader.optional_int("num-query-groups", model.num_attention_heads);
+  model.num_query_groups = reader.nullable_int("num-query-groups");
   // Megatron's default, 4 × hidden; a hidden size whose four-fold passes int64 is refused here,
   // before validate() would name it, because the default itself cannot be computed.
   const std::optional<int64_t> default_ffn_hidden_size = checked_multiply(int64_t{4}, model.hidden_size);
@@ -93,7 +119,7 @@ ModelSpec model_from_json(const Json& document, const std::string& path) {
                        "in 64 bits",
                        reader.field("hidden-size"), model.hidden_size);
   model.ffn_hidden_size = reader.optional_int("ffn-hidden-size", *default_ffn_hidden_size);
-  model.padded_vocab_size = reader.required_int("padded-vocab-size");
+  read_vocabulary(reader, model);
   model.seq_length = reader.required_int("seq-length");
   model.untie_embeddings_and_output_weights =
       reader.optional_bool("untie-embeddings-and-output-weights", false);

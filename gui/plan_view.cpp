@@ -125,7 +125,7 @@ void PlanView::buildForm() {
   addNumberField(model_form, "num-attention-heads", tr("Attention heads"), 1, 100000);
   addNumberField(model_form, "num-query-groups", tr("Key/value heads"), 1, 100000);
   addNumberField(model_form, "ffn-hidden-size", tr("FFN hidden size"), 1, 1 << 22);
-  addNumberField(model_form, "padded-vocab-size", tr("Vocabulary"), 1, 1 << 24);
+  addNumberField(model_form, "vocab-size", tr("Vocabulary"), 1, 1 << 24);
   addNumberField(model_form, "seq-length", tr("Sequence length, tokens"), 1, 1 << 22);
   untied_ = new QCheckBox(tr("Separate output weights (untied embeddings)"));
   model_form->addRow(QString(), untied_);
@@ -240,9 +240,9 @@ void PlanView::showModel(const core::ModelSpec& model) {
   numbers_["num-layers"]->setValue(int(model.num_layers));
   numbers_["hidden-size"]->setValue(int(model.hidden_size));
   numbers_["num-attention-heads"]->setValue(int(model.num_attention_heads));
-  numbers_["num-query-groups"]->setValue(int(model.num_query_groups));
+  numbers_["num-query-groups"]->setValue(int(model.query_groups()));
   numbers_["ffn-hidden-size"]->setValue(int(model.ffn_hidden_size));
-  numbers_["padded-vocab-size"]->setValue(int(model.padded_vocab_size));
+  numbers_["vocab-size"]->setValue(int(model.vocab_size.value_or(model.padded_vocab_size.value_or(0))));
   numbers_["seq-length"]->setValue(int(model.seq_length));
   untied_->setChecked(model.untie_embeddings_and_output_weights);
   filling_ = false;
@@ -257,9 +257,12 @@ PlanInputs PlanView::inputs() const {
   in.model.num_layers = value("num-layers");
   in.model.hidden_size = value("hidden-size");
   in.model.num_attention_heads = value("num-attention-heads");
-  in.model.num_query_groups = value("num-query-groups");
+  const int64_t query_groups = value("num-query-groups");  // as many as heads: plain multi-head attention
+  in.model.num_query_groups =
+      query_groups == in.model.num_attention_heads ? std::nullopt : std::optional<int64_t>(query_groups);
   in.model.ffn_hidden_size = value("ffn-hidden-size");
-  in.model.padded_vocab_size = value("padded-vocab-size");
+  in.model.vocab_size = value("vocab-size");  // the search pads it for each tp it tries
+  in.model.padded_vocab_size.reset();
   in.model.seq_length = value("seq-length");
   in.model.untie_embeddings_and_output_weights = untied_->isChecked();
   in.nodes = value("nodes");

@@ -3,6 +3,52 @@
 #include <fmt/format.h>
 
 namespace loom::plan {
+namespace {
+
+// Megatron reads the vocabulary from the tokenizer and pads it to a multiple of
+// --make-vocab-size-divisible-by × tp; it has no flag for the padded size itself. A pinned size P
+// comes out of that rule for a divisor d whenever d·tp divides P and rounding the tokenizer's
+// vocabulary up lands on P. Megatron's usual 128 when it can (for an unknown tokenizer: when
+// 128·tp divides P), else the smallest such d, else P / tp, which pads any tokenizer of at most P
+// tokens to exactly P.
+int64_t divisor_reproducing(const core::Plan& plan) {
+  const core::ModelSpec& m = plan.model;
+  if (!m.padded_vocab_size) return m.make_vocab_size_divisible_by;
+  const int64_t padded = *m.padded_vocab_size, tp = plan.parallel.tensor_parallel;
+  const int64_t largest = padded / tp;  // a valid plan has tp dividing the pin
+  core::ModelSpec probe = m;
+  probe.padded_vocab_size.reset();
+  probe.vocab_size = m.vocab_size.value_or(padded);  // unknown: the largest that P holds
+  auto reproduces = [&](int64_t d) {
+    probe.make_vocab_size_divisible_by = d;
+    return largest % d == 0 && core::padded_vocab_size(probe, tp) == padded;
+  };
+  if (reproduces(core::kDefaultMakeVocabSizeDivisibleBy)) return core::kDefaultMakeVocabSizeDivisibleBy;
+  if (!m.vocab_size) return largest;
+  for (int64_t d = 1; d < largest; ++d)
+    if (reproduces(d)) return d;
+  return largest;
+}
+
+std::string vocabulary_note(const core::Plan& plan) {
+  const core::ModelSpec& m = plan.model;
+  const int64_t padded = plan.padded_vocab_size(), tp = plan.parallel.tensor_parallel;
+  const int64_t divisor = divisor_reproducing(plan);
+  std::string note = "# Vocabulary: Megatron reads it from the tokenizer you pass (--tokenizer-type, --vocab-file ...)\n";
+  if (m.vocab_size)
+    return note + fmt::format("# and pads its {} tokens to {} rows, a multiple of --make-vocab-size-divisible-by {} x "
+                              "tensor-model-parallel-size {}, as Loom planned.\n",
+                              *m.vocab_size, padded, divisor, tp);
+  const int64_t multiple = divisor * tp;
+  note += fmt::format("# and pads it to a multiple of --make-vocab-size-divisible-by {} x tensor-model-parallel-size {}: "
+                      "the plan's\n# padded-vocab-size {} for a tokenizer of {} to {} tokens",
+                      divisor, tp, padded, padded - multiple + 1, padded);
+  if (multiple != padded)
+    note += fmt::format(" (--make-vocab-size-divisible-by {} gives it for any tokenizer of at most {})", padded / tp, padded);
+  return note + ".\n";
+}
+
+}  // namespace
 
 std::vector<std::string> megatron_arguments(const core::Plan& plan) {
   const core::ModelSpec& m = plan.model;
@@ -30,11 +76,12 @@ std::vector<std::string> megatron_arguments(const core::Plan& plan) {
   value("--num-layers", m.num_layers);
   value("--hidden-size", m.hidden_size);
   value("--num-attention-heads", m.num_attention_heads);
-  if (m.num_query_groups != m.num_attention_heads) {
+  if (m.query_groups() != m.num_attention_heads) {
     flag("--group-query-attention");
-    value("--num-query-groups", m.num_query_groups);
+    value("--num-query-groups", m.query_groups());
   }
   value("--ffn-hidden-size", m.ffn_hidden_size);
+  value("--make-vocab-size-divisible-by", divisor_reproducing(plan));
   value("--seq-length", m.seq_length);
   value("--max-position-embeddings", m.seq_length);
   if (m.activation == core::Activation::swiglu) flag("--swiglu");
@@ -63,9 +110,7 @@ std::string megatron_command(const core::Plan& plan) {
   out += fmt::format("# Megatron-LM arguments for {} on {} node(s) x {} devices (exported by loom)\n",
                      plan.model.name.empty() ? "the model" : plan.model.name, plan.cluster.nodes,
                      plan.cluster.devices_per_node);
-  out += fmt::format("# Vocabulary: Loom planned with padded-vocab-size {}; Megatron pads the tokenizer's vocabulary\n"
-                     "# itself to a multiple of --make-vocab-size-divisible-by x tensor-model-parallel-size.\n",
-                     plan.model.padded_vocab_size);
+  out += vocabulary_note(plan);
   if (plan.parallel.schedule == core::Schedule::gpipe)
     out += "# Schedule: Megatron-LM has no GPipe schedule; it will run 1F1B (less activation memory, same bubble).\n";
   out += fmt::format("torchrun --nnodes {} --nproc-per-node {} pretrain_gpt.py", plan.cluster.nodes,

@@ -86,12 +86,17 @@ std::vector<std::pair<std::string, int64_t>> RejectCounts::reasons(int64_t devic
   return out;
 }
 
+core::ModelSpec searched_model(const core::ModelSpec& model) {
+  core::ModelSpec searched = model;
+  if (model.padded_vocab_size && !model.vocab_size) {
+    searched.vocab_size = model.padded_vocab_size;
+    searched.make_vocab_size_divisible_by = core::kDefaultMakeVocabSizeDivisibleBy;
+    searched.padded_vocab_size.reset();
+  }
+  return searched;
+}
+
 void apply(const Candidate& c, const SearchRequest& request, core::Plan& plan) {
-  // Megatron pads the vocabulary to a multiple of 128 × tp (--make-vocab-size-divisible-by 128),
-  // so each tensor-parallel size gets its own padding.
-  const int64_t multiple = 128 * int64_t(c.tensor_parallel);
-  const int64_t vocab = request.model.padded_vocab_size;
-  plan.model.padded_vocab_size = vocab % multiple == 0 ? vocab : (vocab / multiple + 1) * multiple;
   const int64_t devices = c.devices > 0 ? c.devices : request.devices;
   plan.cluster.devices_per_node = std::min<int64_t>(request.devices_per_node, devices);
   plan.cluster.nodes = devices / plan.cluster.devices_per_node;
@@ -110,7 +115,7 @@ void apply(const Candidate& c, const SearchRequest& request, core::Plan& plan) {
 
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request) {
   core::Plan plan;
-  plan.model = request.model;
+  plan.model = searched_model(request.model);
   plan.training = request.training;
   plan.cluster.profile = request.profile_name;
   plan.cluster.price_per_device_hour = request.price_per_device_hour;

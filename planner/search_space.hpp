@@ -68,8 +68,15 @@ struct Candidate {
   bool operator==(const Candidate&) const = default;
 };
 
+// The model the plans of a search train. Each tp pads the vocabulary its own way (Megatron's
+// make-vocab-size-divisible-by × tp); a model that pins padded-vocab-size alone (a model file
+// written before Loom derived it) is searched with that size as the tokenizer's, as Loom always
+// has. A pin beside vocab-size holds, and rules out the tp that do not divide it.
+core::ModelSpec searched_model(const core::ModelSpec& model);
+
 // Writes the candidate's choices into `plan` (whose model, training and cluster come from the
-// request), including the cluster's node count when fewer devices are used.
+// request, the model through searched_model), including the cluster's node count when fewer
+// devices are used.
 void apply(const Candidate& candidate, const SearchRequest& request, core::Plan& plan);
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request);
 

@@ -175,7 +175,7 @@ StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage)
   if (stage == p - 1) {
     // Logits of one microbatch, vocab-parallel over t (one activation element each), plus the
     // fp32 softmax the vocab-parallel cross-entropy keeps for its backward (Korthikanti §4.3).
-    activations += sb * (double(model.padded_vocab_size) / t) * (element + 4.0);
+    activations += sb * (double(plan.padded_vocab_size()) / t) * (element + 4.0);
   }
   mem.activations = activations;
   return mem;
@@ -205,7 +205,7 @@ std::optional<StageMemory> counted_stage_memory(const StageMemoryEstimate& estim
       "num-layers={}, hidden-size={}, ffn-hidden-size={}, padded-vocab-size={} over tensor-model-parallel-size={} × "
       "pipeline-model-parallel-size={}: the weights, gradients and optimizer state on pipeline stage {} would take "
       "{:.3g} bytes per device, more than the 2^60 bytes (1 EiB) Loom counts (int64 bytes)",
-      m.num_layers, m.hidden_size, m.ffn_hidden_size, m.padded_vocab_size, par.tensor_parallel, par.pipeline_parallel,
+      m.num_layers, m.hidden_size, m.ffn_hidden_size, plan.padded_vocab_size(), par.tensor_parallel, par.pipeline_parallel,
       stage, state);
 }
 

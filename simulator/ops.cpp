@@ -44,14 +44,14 @@ Dims dims_of(const core::Plan& plan) {
   d.tokens = b * m.seq_length;
   d.norm_tokens = sp ? d.tokens / t : d.tokens;
   d.hidden = m.hidden_size;
-  d.qkv_width = (m.hidden_size + 2 * m.num_query_groups * m.kv_channels()) / t;
+  d.qkv_width = (m.hidden_size + 2 * m.query_groups() * m.kv_channels()) / t;
   d.heads = m.num_attention_heads / t;
   d.head_dim = m.kv_channels();
   d.seq = m.seq_length;
   d.micro_batch = b;
   d.ffn = m.ffn_hidden_size / t;
   d.ffn_up_width = m.activation == core::Activation::swiglu ? 2 * d.ffn : d.ffn;
-  d.vocab = m.padded_vocab_size / t;
+  d.vocab = plan.padded_vocab_size() / t;
   d.element_bytes = core::bytes_per_element(plan.training.dtype);
   d.sequence_parallel = sp;
   d.tp = t;

@@ -31,8 +31,8 @@ Prediction simulate(const core::Plan& requested, const core::Profile& profile, c
   const double devices = double(plan.cluster.world_size());
   const int64_t batch = plan.training.global_batch_size;
   p.tokens_per_s = double(batch * plan.model.seq_length) / p.step_time_s;
-  p.model_flops_per_step = core::model_flops_per_step(plan.model, batch);
-  p.hardware_flops_per_step = core::hardware_flops_per_step(plan.model, batch, plan.parallel.recompute);
+  p.model_flops_per_step = core::model_flops_per_step(plan);
+  p.hardware_flops_per_step = core::hardware_flops_per_step(plan);
   p.model_tflops_per_device = p.model_flops_per_step / (p.step_time_s * devices) / 1e12;
   p.hardware_tflops_per_device = p.hardware_flops_per_step / (p.step_time_s * devices) / 1e12;
   p.mfu = p.model_flops_per_step / (p.step_time_s * devices * costs.peak_flops_per_s());

@@ -16,12 +16,13 @@ struct FieldKey {
   std::string_view field;       // the form field it belongs to
 };
 // The planner names the device count, which the form sets through the node count.
-constexpr std::array<FieldKey, 12> kFieldKeys = {{{"num-layers", "num-layers"},
+constexpr std::array<FieldKey, 13> kFieldKeys = {{{"num-layers", "num-layers"},
                                                   {"hidden-size", "hidden-size"},
                                                   {"num-attention-heads", "num-attention-heads"},
                                                   {"num-query-groups", "num-query-groups"},
                                                   {"ffn-hidden-size", "ffn-hidden-size"},
-                                                  {"padded-vocab-size", "padded-vocab-size"},
+                                                  {"vocab-size", "vocab-size"},
+                                                  {"padded-vocab-size", "vocab-size"},
                                                   {"seq-length", "seq-length"},
                                                   {"global-batch-size", "global-batch-size"},
                                                   {"devices-per-node", "devices-per-node"},

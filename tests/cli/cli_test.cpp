@@ -42,6 +42,8 @@ TEST(LoomCli, PresetsListModelsAndProfiles) {
   EXPECT_FALSE(json.contains("profiles"));
   EXPECT_EQ(json["models"][0]["name"], "gpt2-124m");
   EXPECT_EQ(json["models"][0]["parameters"], 124439808);
+  EXPECT_EQ(json["models"][0]["vocab-size"], 50257);  // the tokenizer's, padded per tp by the plan
+  EXPECT_FALSE(json["models"][0].contains("padded-vocab-size"));
 }
 
 TEST(LoomCli, ShowWithoutAPlanExplainsTheDefault) {
@@ -92,10 +94,47 @@ TEST(LoomCli, InitWritesAPlanThatShowAccepts) {
 }
 
 TEST(LoomCli, InitPadsTheVocabularyForTensorParallelism) {
+  // The plan keeps the tokenizer's vocabulary; `loom show` gives the rows tp 2 trains.
   const LoomResult plan = run_loom("init --model gpt2-124m --tp 2");
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
-  EXPECT_EQ(nlohmann::json::parse(plan.out)["model"]["padded-vocab-size"], 50432);
-  EXPECT_THAT(plan.err, HasSubstr("padded-vocab-size 50257 → 50432"));
+  const auto model = nlohmann::json::parse(plan.out)["model"];
+  EXPECT_EQ(model["vocab-size"], 50257);
+  EXPECT_EQ(model["make-vocab-size-divisible-by"], 128);
+  EXPECT_FALSE(model.contains("padded-vocab-size"));
+  EXPECT_FALSE(model.contains("num-query-groups"));
+  const LoomResult shown = run_loom("show - --format json", plan.out);
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["padded_vocab_size"], 50432);
+  const LoomResult table = run_loom("show -", plan.out);
+  EXPECT_THAT(table.out, HasSubstr("vocab 50,257 (padded to 50,432 for tp 2: a multiple of 128 × 2)"));
+}
+
+// The new user: a GPT-3 175B plan from `loom init`, then tp changed to 8 in the file.
+TEST(LoomCli, InitThenTensorParallelEditedInTheFileShowsAndSimulates) {
+  const LoomResult init = run_loom("init --model gpt3-175b");
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  auto edited = nlohmann::ordered_json::parse(init.out);
+  edited["parallel"]["tensor-model-parallel-size"] = 8;
+  const LoomResult shown = run_loom("show - --format json", edited.dump());
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["padded_vocab_size"], 51200);
+  const LoomResult simulated = run_loom("simulate -", edited.dump());
+  EXPECT_EQ(simulated.exit_code, 0) << simulated.err;
+  const LoomResult exported = run_loom("export megatron -", edited.dump());
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_THAT(exported.out, HasSubstr("--make-vocab-size-divisible-by 128 \\\n"));
+  EXPECT_THAT(exported.out, HasSubstr("pads its 50257 tokens to 51200 rows"));
+}
+
+TEST(LoomCli, HeadsOfAGptPlanEditedInTheFileShowAndSimulate) {
+  const LoomResult init = run_loom("init --model gpt2-124m");
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  auto edited = nlohmann::ordered_json::parse(init.out);
+  edited["model"]["num-attention-heads"] = 16;
+  const LoomResult shown = run_loom("show -", edited.dump());
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_THAT(shown.out, HasSubstr("16 heads (16 query groups)"));
+  EXPECT_EQ(run_loom("simulate -", edited.dump()).exit_code, 0);
 }
 
 TEST(LoomCli, InitRejectsUnknownPresetsAndValues) {

@@ -32,9 +32,9 @@ TEST_P(AtTheMaxima, PlanIsValidAndItsCountsArePositiveAndRepresentable) {
   EXPECT_GE(parameters, parameter_count(base.model));
   // The exact count agrees with a long-double recount of its largest terms to a part in 10^6.
   const long double h = plan.model.hidden_size, f = plan.model.ffn_hidden_size, L = plan.model.num_layers;
-  const long double V = plan.model.padded_vocab_size;
+  const long double V = model_vocab_size(plan.model);
   const long double mlp = plan.model.activation == Activation::swiglu ? 3.0L : 2.0L;
-  const long double qkv = h + 2.0L * plan.model.num_query_groups * plan.model.kv_channels();
+  const long double qkv = h + 2.0L * plan.model.query_groups() * plan.model.kv_channels();
   const long double dominant = L * (h * qkv + h * h + mlp * h * f) + V * h;
   EXPECT_GE(static_cast<long double>(parameters), dominant * (1.0L - 1e-6L));
 
@@ -42,7 +42,7 @@ TEST_P(AtTheMaxima, PlanIsValidAndItsCountsArePositiveAndRepresentable) {
   for (const int64_t stage : {int64_t(0), last}) {
     const int64_t on_stage = parameters_per_device_on_stage(plan, stage);
     EXPECT_GT(on_stage, 0) << "stage " << stage;
-    EXPECT_LE(on_stage, parameters + plan.model.padded_vocab_size * plan.model.hidden_size) << "stage " << stage;
+    EXPECT_LE(on_stage, parameters + plan.padded_vocab_size() * plan.model.hidden_size) << "stage " << stage;
   }
 
   const int64_t batch = plan.training.global_batch_size;

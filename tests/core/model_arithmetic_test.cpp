@@ -79,7 +79,9 @@ TEST(ModelFlops, RecomputeAddsTheRecomputedForward) {
 TEST(StageParameters, SumToTheModelWithoutParallelism) {
   Plan plan;
   plan.model = find_model_preset("gpt2-124m").spec;
+  plan.model.padded_vocab_size = 50257;  // pinned as published (tp 1 would pad it to 50304)
   EXPECT_EQ(parameters_per_device_by_stage(plan), std::vector<int64_t>{124'439'808});
+  EXPECT_EQ(parameters_per_device_by_stage(plan)[0], parameter_count(plan.model));
 }
 
 TEST(StageParameters, ShardOverTensorAndSplitOverPipeline) {

@@ -55,9 +55,16 @@ TEST(PlanJson, UsesMegatronKeysAndNeverStoresDataParallelSize) {
   const Json json = to_json(default_plan());
   EXPECT_EQ(json["format"], "loom-plan");
   EXPECT_EQ(json["version"], 1);
-  for (const char* key : {"num-layers", "hidden-size", "num-attention-heads", "num-query-groups", "ffn-hidden-size",
+  // The default plan pins its vocabulary and, with multi-head attention, has no query groups.
+  for (const char* key : {"num-layers", "hidden-size", "num-attention-heads", "ffn-hidden-size",
                           "padded-vocab-size", "seq-length", "untie-embeddings-and-output-weights"})
     EXPECT_TRUE(json["model"].contains(key)) << key;
+  for (const char* key : {"num-query-groups", "vocab-size", "make-vocab-size-divisible-by"})
+    EXPECT_FALSE(json["model"].contains(key)) << key;
+  const Json llama = to_json(interleaved_llama_plan().model);  // grouped-query, vocabulary derived per tp
+  for (const char* key : {"num-query-groups", "vocab-size", "make-vocab-size-divisible-by"})
+    EXPECT_TRUE(llama.contains(key)) << key;
+  EXPECT_FALSE(llama.contains("padded-vocab-size"));
   for (const char* key : {"global-batch-size", "dtype", "lr", "min-lr", "lr-warmup-iters", "train-iters",
                           "weight-decay", "clip-grad", "seed"})
     EXPECT_TRUE(json["training"].contains(key)) << key;
@@ -82,7 +89,8 @@ TEST(PlanJson, OptionalModelKeysTakeGptDefaults) {
   const Json json = {{"num-layers", 2}, {"hidden-size", 64}, {"num-attention-heads", 4},
                                {"padded-vocab-size", 128}, {"seq-length", 32}};
   const ModelSpec model = model_from_json(json);
-  EXPECT_EQ(model.num_query_groups, 4);
+  EXPECT_FALSE(model.num_query_groups.has_value());
+  EXPECT_EQ(model.query_groups(), 4);  // one group per head
   EXPECT_EQ(model.ffn_hidden_size, 256);
   EXPECT_TRUE(model.tied_embeddings());
   EXPECT_EQ(model.activation, Activation::gelu);

@@ -47,6 +47,7 @@ inline core::Plan all_maxima_plan(bool gpt_style) {
   m.num_attention_heads = limits::kMaxHeads;
   m.num_query_groups = limits::kMaxHeads;
   m.ffn_hidden_size = limits::kMaxFfnHidden;
+  m.vocab_size.reset();  // pinned: the largest size a plan can give
   m.padded_vocab_size = limits::kMaxVocab;
   m.seq_length = limits::kMaxSeqLength;
   if (gpt_style) {  // learned positions (s·h more parameters), biases, LayerNorm, tied
@@ -88,7 +89,25 @@ inline std::vector<MaximaCase> maxima_cases() {
     p.model.num_query_groups = limits::kMaxHeads;
   });
   add("ffn_hidden_size", [](core::Plan& p) { p.model.ffn_hidden_size = limits::kMaxFfnHidden; });
-  add("padded_vocab_size", [](core::Plan& p) { p.model.padded_vocab_size = limits::kMaxVocab; });
+  add("padded_vocab_size", [](core::Plan& p) {
+    p.model.vocab_size.reset();
+    p.model.padded_vocab_size = limits::kMaxVocab;
+  });
+  add("vocab_size", [](core::Plan& p) { p.model.vocab_size = limits::kMaxVocab; });
+  // The largest padding: the largest vocabulary to a multiple of the largest divisor × the
+  // largest tp, about 2^32 rows (limits::kMaxPaddedVocab).
+  add("vocab_padded_at_the_largest_tp", [](core::Plan& p) {
+    p.model.hidden_size = limits::kMaxHidden;
+    p.model.num_attention_heads = limits::kMaxHeads;
+    p.model.num_query_groups = limits::kMaxHeads;
+    p.model.ffn_hidden_size = limits::kMaxFfnHidden;
+    p.model.vocab_size = limits::kMaxVocab;
+    p.model.make_vocab_size_divisible_by = limits::kMaxVocabDivisor;
+    p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0};
+    p.model.seq_length = limits::kMaxTensorParallel;
+    p.parallel.tensor_parallel = limits::kMaxTensorParallel;
+    p.parallel.sequence_parallel = true;
+  });
   add("seq_length", [](core::Plan& p) { p.model.seq_length = limits::kMaxSeqLength; });
   add("seq_length_learned_positions", [](core::Plan& p) {
     p.model.seq_length = limits::kMaxSeqLength;
@@ -124,6 +143,7 @@ inline std::vector<MaximaCase> maxima_cases() {
     p.model.num_attention_heads = limits::kMaxHeads;
     p.model.num_query_groups = limits::kMaxHeads;
     p.model.ffn_hidden_size = limits::kMaxFfnHidden;
+    p.model.vocab_size.reset();
     p.model.padded_vocab_size = limits::kMaxVocab;
     p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0};
     p.model.seq_length = limits::kMaxTensorParallel;  // sequence parallelism splits it

@@ -40,6 +40,9 @@ BruteForce brute_force(const SearchRequest& r) {
   BruteForce out;
   const int64_t node = r.devices_per_node;
   const int64_t layers = r.model.num_layers;
+  // A preset gives vocab-size, which each tp pads by Megatron's rule (a multiple of
+  // --make-vocab-size-divisible-by 128 × tp) without being told.
+  EXPECT_TRUE(r.model.vocab_size && !r.model.padded_vocab_size);
   std::vector<int64_t> device_counts;
   for (int64_t d = 1; d <= r.devices; ++d)
     if (d == r.devices || (r.allow_fewer_devices && ((d <= node && node % d == 0) || d % node == 0)))
@@ -58,10 +61,7 @@ BruteForce brute_force(const SearchRequest& r) {
               for (bool sp : {false, true})
                 for (bool distributed : {false, true}) {
                   core::Plan plan;
-                  plan.model = r.model;
-                  // Megatron's --make-vocab-size-divisible-by 128, times tp.
-                  const int64_t multiple = 128 * tp;
-                  plan.model.padded_vocab_size = (r.model.padded_vocab_size + multiple - 1) / multiple * multiple;
+                  plan.model = r.model;  // padded for each tp by Megatron's rule (see above)
                   plan.training = r.training;
                   plan.cluster.devices_per_node = std::min(node, devices);
                   plan.cluster.nodes = devices / plan.cluster.devices_per_node;
