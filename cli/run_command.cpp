@@ -81,8 +81,6 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
   return args;
 }
 
-constexpr const char* kCancelledReason = "cancelled by the user";
-
 }  // namespace
 
 Command add_run_command(CLI::App& parent) {
@@ -157,7 +155,7 @@ Command add_run_command(CLI::App& parent) {
             auto record_cancel = [&] {
               try {
                 if (store && store->run(*run_id).status == core::RunStatus::running)
-                  store->finish_run(*run_id, core::RunStatus::failed, kCancelledReason);
+                  store->finish_run(*run_id, core::RunStatus::cancelled, "");
               } catch (const Error&) {
                 // The store was busy: tried again below, once the ranks have stopped.
               }
@@ -168,10 +166,14 @@ Command add_run_command(CLI::App& parent) {
                                                              : spawn_and_wait(command, "", record_cancel, &errors);
             const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
             if (ok) return;
-            const bool cancelled = cancel_signal_received() != 0;
+            if (cancel_signal_received() != 0) {
+              if (store && store->run(*run_id).status == core::RunStatus::running)
+                store->finish_run(*run_id, core::RunStatus::cancelled, "");
+              const std::string marked = run_id ? fmt::format("; run {} marked cancelled", *run_id) : "";
+              throw Error("cancelled by the user{}", marked);
+            }
             // The first rank to fail says why in its own words; the launcher's status only says that.
-            const ExecutorFailure failure =
-                cancelled ? ExecutorFailure{kCancelledReason, false} : executor_failure(status, errors);
+            const ExecutorFailure failure = executor_failure(status, errors);
             if (store && store->run(*run_id).status == core::RunStatus::running)
               store->finish_run(*run_id, core::RunStatus::failed, failure.reason);
             const std::string marked = run_id ? fmt::format("; run {} marked failed", *run_id) : "";

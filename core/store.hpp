@@ -16,7 +16,8 @@
 
 namespace loom::core {
 
-enum class RunStatus { running, completed, failed };
+// cancelled: stopped by the user (Ctrl-C, SIGTERM, the GUI's Cancel) before it finished.
+enum class RunStatus { running, completed, failed, cancelled };
 std::string_view to_string(RunStatus status);
 // Throws InvalidInput naming `field`, the text and the three accepted spellings.
 RunStatus parse_run_status(std::string_view text, std::string_view field = "status");

@@ -43,15 +43,18 @@ std::string_view to_string(RunStatus status) {
       return "completed";
     case RunStatus::failed:
       return "failed";
+    case RunStatus::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 RunStatus parse_run_status(std::string_view text, std::string_view field) {
-  for (RunStatus status : {RunStatus::running, RunStatus::completed, RunStatus::failed}) {
+  for (RunStatus status :
+       {RunStatus::running, RunStatus::completed, RunStatus::failed, RunStatus::cancelled}) {
     if (text == to_string(status)) return status;
   }
-  throw InvalidInput("{}: '{}' is not a run status; expected running, completed or failed", field,
+  throw InvalidInput("{}: '{}' is not a run status; expected running, completed, failed or cancelled", field,
                      text);
 }
 
@@ -109,7 +112,7 @@ void Store::put_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& 
 
 void Store::finish_run(std::int64_t run_id, RunStatus status, const std::string& reason) {
   if (status == RunStatus::running) {
-    throw InvalidInput("run {} in {}: a run finishes as completed or failed, not running", run_id,
+    throw InvalidInput("run {} in {}: a run finishes as completed, failed or cancelled, not running", run_id,
                        path_);
   }
   Transaction transaction(connection_.get());

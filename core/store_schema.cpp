@@ -5,7 +5,8 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include <array>  // the migration list
+#include <array>     // the migration list
+#include <optional>  // foreign keys switched off only for table rebuilds
 
 namespace loom::core {
 
@@ -97,8 +98,63 @@ CREATE TABLE rank_stats (
 ) WITHOUT ROWID;
 )sql";
 
+// A run stopped by the user gets a status of its own: before, it was stored as 'failed' with the
+// reason "cancelled by the user". SQLite cannot change a CHECK constraint in place, so the runs
+// table is rebuilt (SQLite's documented twelve-step procedure: new table, copy, drop, rename,
+// indexes), with foreign-key enforcement off so that dropping the old table does not cascade
+// into steps and rank_stats, which refer to runs by name and so refer to the new table after
+// the rename.
+constexpr std::string_view kSchemaVersion2 = R"sql(
+CREATE TABLE runs_v2 (
+  id INTEGER PRIMARY KEY,
+  plan_id INTEGER NOT NULL REFERENCES plans(id),
+  prediction_id INTEGER REFERENCES predictions(id) ON DELETE SET NULL,
+  profile_name TEXT,
+  backend TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'cancelled')),
+  reason TEXT,
+  host TEXT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  run_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(run_json)),
+  CHECK ((status = 'running') = (finished_at IS NULL))
+);
+INSERT INTO runs_v2 (id, plan_id, prediction_id, profile_name, backend, status, reason, host,
+                     started_at, finished_at, run_json)
+  SELECT id, plan_id, prediction_id, profile_name, backend,
+         CASE WHEN status = 'failed' AND reason = 'cancelled by the user' THEN 'cancelled' ELSE status END,
+         CASE WHEN status = 'failed' AND reason = 'cancelled by the user' THEN NULL ELSE reason END,
+         host, started_at, finished_at, run_json
+  FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v2 RENAME TO runs;
+CREATE INDEX runs_by_plan ON runs(plan_id);
+CREATE INDEX runs_by_prediction ON runs(prediction_id);
+)sql";
+
 constexpr std::array kMigrations = {
-    StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1},
+    StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1, false},
+    StoreMigration{2, "runs.status 'cancelled' (was 'failed' + \"cancelled by the user\")", kSchemaVersion2,
+                   true},
+};
+
+// Foreign-key enforcement can only be switched outside a transaction; while it is off for a
+// table rebuild, no other statement runs on this connection.
+class ForeignKeysOff {
+ public:
+  explicit ForeignKeysOff(sqlite3* connection) : connection_(connection) {
+    execute_sql(connection_, "PRAGMA foreign_keys = OFF");
+  }
+  ~ForeignKeysOff() {
+    // Best effort in a destructor: a failure here leaves enforcement off on a connection
+    // that is about to report the migration's error anyway.
+    sqlite3_exec(connection_, "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
+  }
+  ForeignKeysOff(const ForeignKeysOff&) = delete;
+  ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+
+ private:
+  sqlite3* connection_;
 };
 
 std::int64_t single_integer(sqlite3* connection, std::string_view sql) {
@@ -158,6 +214,8 @@ void migrate_store(sqlite3* connection, const std::string& path_for_messages) {
   }
   for (const StoreMigration& migration : store_migrations()) {
     if (version >= migration.to_version) continue;
+    std::optional<ForeignKeysOff> foreign_keys_off;
+    if (migration.rebuilds_tables) foreign_keys_off.emplace(connection);
     Transaction transaction(connection);
     // Another process may have migrated between our read and taking the write lock.
     const int locked_version = read_store_schema_version(connection);
@@ -167,6 +225,11 @@ void migrate_store(sqlite3* connection, const std::string& path_for_messages) {
       execute_sql(connection, fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
     }
     execute_sql(connection, std::string(migration.sql));
+    if (single_integer(connection, "SELECT count(*) FROM pragma_foreign_key_check") != 0) {
+      throw InvalidInput("{}: migrating the store to schema version {} broke a reference between tables; "
+                         "the store was left as it was",
+                         path_for_messages, migration.to_version);
+    }
     execute_sql(connection, fmt::format("PRAGMA user_version = {}", migration.to_version));
     transaction.commit();
   }

@@ -21,6 +21,9 @@ struct StoreMigration {
   int to_version;
   std::string_view description;
   std::string_view sql;
+  // Rebuilds a table (copy, drop, rename): runs with foreign-key enforcement off so that the
+  // drop does not cascade into the tables that refer to it.
+  bool rebuilds_tables = false;
 };
 
 // All migrations, in order; the last one's to_version is the newest schema this build knows.

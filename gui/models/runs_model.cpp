@@ -129,6 +129,7 @@ QVariant RunsModel::data(const QModelIndex& index, int role) const {
       if (index.column() != status) return {};
       if (r.status == core::RunStatus::failed) return QBrush(QColor(0xb0, 0x20, 0x20));
       if (r.status == core::RunStatus::running) return QBrush(QColor(0x20, 0x60, 0xb0));
+      if (r.status == core::RunStatus::cancelled) return QBrush(QColor(0x70, 0x70, 0x70));
       return {};
     case SortRole:
       switch (Column(index.column())) {

@@ -155,7 +155,7 @@ TEST_F(RunInputs, AStoppedRunHoldsEveryCheckpointedStepAndCompares) {
   ASSERT_GE(newest_checkpoint, 12);
   const int stored = std::stoi(query("select max(step) from steps"));
   EXPECT_GE(stored, newest_checkpoint) << "the store must hold every step the newest checkpoint holds";
-  EXPECT_EQ(query("select status from runs"), "failed\n");
+  EXPECT_EQ(query("select status from runs"), "cancelled\n");
 
   const LoomResult compared = run_loom("compare 1 --db " + quoted("loom.db"));
   ASSERT_EQ(compared.exit_code, 0) << compared.err;

@@ -25,10 +25,10 @@ TEST(UtcNowTest, IsIso8601UtcWithMilliseconds) {
 
 TEST_F(StoreTest, MigrationFromEmptyCreatesAllTablesAtLatestVersion) {
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 1);
-  EXPECT_EQ(latest_store_schema_version(), 1);
+  EXPECT_EQ(store.schema_version(), 2);
+  EXPECT_EQ(latest_store_schema_version(), 2);
   const auto raw = open_raw();
-  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 1);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 2);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA application_id"), kLoomApplicationId);
   for (const char* table : {"plans", "predictions", "profiles", "runs", "steps", "rank_stats"}) {
     EXPECT_EQ(query_int(raw.get(), fmt::format("SELECT count(*) FROM sqlite_master "
@@ -47,7 +47,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   const auto data_version_before = query_int(raw.get(), "PRAGMA data_version");
   Store store = Store::open(path_);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA data_version"), data_version_before);
-  EXPECT_EQ(store.schema_version(), 1);
+  EXPECT_EQ(store.schema_version(), 2);
   const auto plans = store.list_plans();
   ASSERT_EQ(plans.size(), 1u);
   const PlanRow expected = sample_plan();
@@ -103,14 +103,69 @@ TEST_F(StoreTest, BogusRunStatusIsRejected) {
   try {
     parse_run_status("runnning");
   } catch (const InvalidInput& error) {
-    EXPECT_NE(std::string(error.what()).find("running, completed or failed"), std::string::npos);
+    EXPECT_NE(std::string(error.what()).find("running, completed, failed or cancelled"), std::string::npos);
   }
-  for (RunStatus status : {RunStatus::running, RunStatus::completed, RunStatus::failed}) {
+  for (RunStatus status : {RunStatus::running, RunStatus::completed, RunStatus::failed, RunStatus::cancelled}) {
     EXPECT_EQ(parse_run_status(to_string(status)), status);
   }
   PlanRow bad_plan = sample_plan();
   bad_plan.recompute = "sometimes";
   EXPECT_THROW(store.insert_plan(bad_plan), InvalidInput);
+}
+
+// A store written by Loom before runs could be 'cancelled' (schema version 1): a run the user
+// stopped was stored as 'failed' with the reason "cancelled by the user". Opening it migrates
+// that run to 'cancelled', leaves every other run, step and statistic as it was, and keeps the
+// references between tables enforced.
+TEST_F(StoreTest, VersionOneStoreMigratesCancelledRunsAndKeepsEverythingElse) {
+  {
+    const auto raw = open_raw();
+    Transaction transaction(raw.get());
+    execute_sql(raw.get(), std::string(store_migrations()[0].sql));
+    execute_sql(raw.get(), fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
+    execute_sql(raw.get(), "PRAGMA user_version = 1");
+    execute_sql(raw.get(),
+                "INSERT INTO plans (id, created_at, name, model_name, world_size, plan_json) "
+                "VALUES (1, '2026-01-01T00:00:00.000Z', 'p', 'gpt2-124m', 1, '{}');"
+                "INSERT INTO runs (id, plan_id, backend, status, reason, started_at, finished_at) VALUES "
+                "(1, 1, 'cpu', 'completed', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z'),"
+                "(2, 1, 'cpu', 'failed', 'cancelled by the user', '2026-01-01T00:02:00.000Z', '2026-01-01T00:03:00.000Z'),"
+                "(3, 1, 'cpu', 'failed', 'rank 1 exited with status 1', '2026-01-01T00:04:00.000Z', '2026-01-01T00:05:00.000Z'),"
+                "(4, 1, 'cpu', 'running', NULL, '2026-01-01T00:06:00.000Z', NULL);"
+                "INSERT INTO steps (run_id, step, loss) VALUES (1, 1, 5.0), (2, 1, 5.5), (2, 2, 5.25), (3, 1, 6.0);"
+                "INSERT INTO rank_stats (run_id, rank, peak_memory_bytes) VALUES (1, 0, 123456789);");
+    transaction.commit();
+  }
+  Store store = Store::open(path_);
+  EXPECT_EQ(store.schema_version(), 2);
+  const std::vector<RunRow> runs = store.list_runs();
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(runs[0].status, RunStatus::completed);
+  EXPECT_EQ(runs[1].status, RunStatus::cancelled);
+  EXPECT_FALSE(runs[1].reason.has_value()) << "the status says it now";
+  EXPECT_EQ(runs[2].status, RunStatus::failed);
+  EXPECT_EQ(runs[2].reason.value_or(""), "rank 1 exited with status 1");
+  EXPECT_EQ(runs[3].status, RunStatus::running);
+  EXPECT_EQ(runs[1].started_at, "2026-01-01T00:02:00.000Z");
+  EXPECT_EQ(runs[1].finished_at.value_or(""), "2026-01-01T00:03:00.000Z");
+  // Rebuilding the runs table cascaded into nothing.
+  EXPECT_EQ(query_int(store.native_handle(), "SELECT count(*) FROM steps"), 4);
+  EXPECT_EQ(store.steps(2).size(), 2u);
+  EXPECT_EQ(query_int(store.native_handle(), "SELECT peak_memory_bytes FROM rank_stats WHERE run_id = 1"), 123456789);
+  EXPECT_EQ(query_int(store.native_handle(), "PRAGMA foreign_keys"), 1);
+  EXPECT_EQ(query_int(store.native_handle(), "SELECT count(*) FROM sqlite_master WHERE name = 'runs_v2'"), 0);
+  for (const char* index : {"runs_by_plan", "runs_by_prediction"})
+    EXPECT_EQ(query_int(store.native_handle(),
+                        fmt::format("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{}'", index)),
+              1)
+        << index;
+  // Deleting a run still cascades to its steps: steps refers to the rebuilt table.
+  execute_sql(store.native_handle(), "DELETE FROM runs WHERE id = 3");
+  EXPECT_EQ(query_int(store.native_handle(), "SELECT count(*) FROM steps WHERE run_id = 3"), 0);
+  // A run can finish as cancelled now, and only then.
+  store.finish_run(4, RunStatus::cancelled, "");
+  EXPECT_EQ(store.run(4).status, RunStatus::cancelled);
+  EXPECT_THROW(store.finish_run(4, RunStatus::failed, "again"), InvalidInput);
 }
 
 int count_commit(void* commits) {
@@ -227,7 +282,7 @@ TEST_F(StoreTest, NewerSchemaVersionIsRefused) {
     const std::string message = error.what();
     EXPECT_NE(message.find(path_), std::string::npos) << message;
     EXPECT_NE(message.find("version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("up to 1"), std::string::npos) << message;
+    EXPECT_NE(message.find("up to 2"), std::string::npos) << message;
   }
 }
 

@@ -109,22 +109,21 @@ TEST_F(ExecuteAndRuns, CancelStopsTheRanksAndTheRunIsRecordedAsCancelled) {
   ASSERT_TRUE(test::wait_until([&] { return runs.runsModel()->rowOfRun(run_id) >= 0; }, std::chrono::seconds(10)));
   EXPECT_EQ(runs.runsModel()->row(runs.runsModel()->rowOfRun(run_id)).status, core::RunStatus::running);
 
-  QElapsedTimer clock;
-  clock.start();
+  // The wait is a hang guard, not a timing: 100,000 steps would take hours, so a run that ends
+  // at all within it was stopped by the cancel (and the store says how far it got).
   execute_.cancel();
-  ASSERT_TRUE(test::wait_until([&] { return finished.count() > 0; }, std::chrono::seconds(30)));
-  std::cout << "[ timing   ] cancel to finished: " << clock.elapsed() << " ms\n";
-  EXPECT_LT(clock.elapsed(), 12000);
+  ASSERT_TRUE(test::wait_until([&] { return finished.count() > 0; }, std::chrono::seconds(60)));
   EXPECT_FALSE(finished.front().at(1).toBool());
   EXPECT_FALSE(execute_.isRunning());
   EXPECT_THAT(execute_.statusText().toStdString(), HasSubstr("cancelled by the user"));
 
   core::Store store = core::Store::open(store_.toStdString());
   const core::RunRow run = store.run(run_id);
-  EXPECT_EQ(run.status, core::RunStatus::failed);
-  EXPECT_EQ(run.reason.value_or(""), "cancelled by the user");
+  EXPECT_EQ(run.status, core::RunStatus::cancelled);
+  EXPECT_FALSE(run.reason.has_value());
+  EXPECT_LT(store.steps(run_id).size(), 100000u);
   runs.refresh();
-  EXPECT_EQ(runs.runsModel()->row(runs.runsModel()->rowOfRun(run_id)).status, core::RunStatus::failed);
+  EXPECT_EQ(runs.runsModel()->row(runs.runsModel()->rowOfRun(run_id)).status, core::RunStatus::cancelled);
 }
 
 }  // namespace

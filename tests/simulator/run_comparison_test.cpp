@@ -165,7 +165,7 @@ TEST_F(RunComparisonTest, AStoppedRunIsComparedOnItsSteps) {
   std::vector<core::StepRow> steps;
   for (int64_t step = 1; step <= 300; ++step) steps.push_back(step_row(step, step <= 2 ? 1.0 : 0.1));
   store_->append_steps(run_id_, steps);
-  store_->finish_run(run_id_, core::RunStatus::failed, "cancelled by the user");
+  store_->finish_run(run_id_, core::RunStatus::cancelled, "");
   const RunComparison c = compare_run(*store_, run_id_);
   EXPECT_FALSE(c.has_rank_statistics);
   EXPECT_EQ(c.stored_steps, 300);
