@@ -48,11 +48,8 @@ class ExecuteView : public QWidget {
   QString commandLine() const;
   bool isRunning() const;
 
-  // For tests: `loom` elsewhere than next to this application, and the options' widgets.
+  // For tests: `loom` elsewhere than next to this application.
   RunProcess& process() { return process_; }
-  void setDataPath(const QString& path);
-  void setBackend(const QString& backend);
-  void setLauncher(const QString& launcher);
   // The last step reported, and how the last run ended ("" while none has).
   qint64 lastStep() const { return last_step_; }
   QString statusText() const;

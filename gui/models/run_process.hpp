@@ -17,7 +17,7 @@ struct RunRequest {
   QString plan_path;
   int steps = 0;             // 0: the plan's train-iters
   QString data_path;         // empty: the built-in corpus
-  QString backend = "cpu";   // cpu or cuda
+  QString backend = "cpu";   // the only one `loom run` accepts until the executor has CUDA
   QString launcher = "mpirun";  // mpirun, srun or none
   QString store_path;        // the SQLite store the run is recorded in
   // The profile whose prediction the run is stored against (a built-in name or a profile file);

@@ -18,14 +18,18 @@
 
 #include <QAbstractItemModelTester>
 #include <QFile>
+#include <QImage>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLabel>
 #include <QSignalSpy>
 #include <QTest>
 #include <QWheelEvent>
 
+#include <algorithm>
 #include <optional>
+#include <set>
 
 namespace loom::gui {
 namespace {
@@ -45,14 +49,12 @@ struct PlanShape {
   core::Recompute recompute = core::Recompute::selective;
 };
 
-// A plan built the way `loom init` builds one: the preset, its vocabulary padded for tp, data
-// parallelism derived from the cluster, and the global batch from the microbatches wanted.
+// A plan built the way `loom init` builds one: the preset (its vocabulary padded for tp by the
+// plan itself), data parallelism derived from the cluster, and the global batch from the
+// microbatches wanted.
 core::Plan make_plan(const PlanShape& shape) {
   core::Plan plan;
   plan.model = core::find_model_preset(shape.model).spec;
-  const int64_t multiple = 128 * shape.tp;
-  plan.model.padded_vocab_size =
-      (plan.model.padded_vocab_size + multiple - 1) / multiple * multiple;
   plan.cluster.nodes = shape.nodes;
   plan.cluster.devices_per_node = 8;
   plan.cluster.profile = "a100-80gb-dgx";
@@ -426,20 +428,115 @@ TEST(TimelineWidgetTest, TooltipsNameTheEventItsStartAndDuration) {
   EXPECT_TRUE(timeline.toolTipAt(QPoint(5, row.center().y())).isEmpty());
 }
 
+// How many pixels of `area` have exactly `colour` (screenshots are PNG: lossless).
+int pixels_of(const QImage& image, const QRect& area, const QColor& colour) {
+  int count = 0;
+  const QRect inside = area.intersected(image.rect());
+  for (int y = inside.top(); y <= inside.bottom(); ++y)
+    for (int x = inside.left(); x <= inside.right(); ++x)
+      count += QColor(image.pixel(x, y)).rgb() == colour.rgb();
+  return count;
+}
+
+int distinct_colours(const QImage& image, const QRect& area) {
+  std::set<QRgb> colours;
+  const QRect inside = area.intersected(image.rect());
+  for (int y = inside.top(); y <= inside.bottom(); ++y)
+    for (int x = inside.left(); x <= inside.right(); ++x)
+      colours.insert(image.pixel(x, y) | 0xff000000u);
+  return int(colours.size());
+}
+
+// Reads back a screenshot, which must have the widget's size in pixels.
+QImage read_screenshot(const QString& path, const QWidget& widget) {
+  const QImage image(path);
+  EXPECT_FALSE(image.isNull()) << path.toStdString();
+  EXPECT_EQ(image.size(), widget.size() * widget.devicePixelRatio()) << path.toStdString();
+  return image;
+}
+
 TEST(PlanDetailViewTest, Screenshots) {
   PlanDetailView view;
-  show_and_wait(view, interleaved_pp4_plan());
+  const core::Plan plan = interleaved_pp4_plan();
+  show_and_wait(view, plan);
   const QString whole = save_screenshot(view, "plan_detail", QSize(1400, 900));
-  EXPECT_TRUE(QFile::exists(whole));
+  ASSERT_EQ(view.devicePixelRatio(), 1.0) << "the pixel checks below read widget coordinates";
+  const QImage shot = read_screenshot(whole, view);
+  ASSERT_EQ(shot.size(), QSize(1400, 900));
+  // A page of text, bars, a table and boxes: far from one flat colour.
+  EXPECT_GT(distinct_colours(shot, shot.rect()), 50);
+
+  // The header shows the plan and its predicted step time, inside the picture.
+  const QString step_time = duration_text(view.prediction()->step_time_s);
+  const QLabel* header = nullptr;
+  for (const QLabel* label : view.findChildren<QLabel*>())
+    if (label->text().contains("gpt3-13b") && label->text().contains(step_time)) header = label;
+  ASSERT_NE(header, nullptr) << "no label names the plan and its step time "
+                             << step_time.toStdString();
+  EXPECT_TRUE(header->isVisible());
+  const QRect header_area(header->mapTo(&view, QPoint(0, 0)), header->size());
+  EXPECT_TRUE(shot.rect().contains(header_area));
+  EXPECT_GT(distinct_colours(shot, header_area), 2) << "the header's text was not drawn";
+
+  // The timeline's first compute row, where it shows in the picture, has forward boxes.
+  const TimelineWidget& timeline = *view.timeline();
+  ASSERT_TRUE(timeline.isVisible());
+  const QRect first_row = timeline.rowRect(0, sim::Stream::compute)
+                              .intersected(timeline.visibleRegion().boundingRect())
+                              .translated(timeline.mapTo(&view, QPoint(0, 0)));
+  ASSERT_FALSE(first_row.isEmpty());
+  EXPECT_GT(pixels_of(shot, first_row, TimelineWidget::colourOf(TimelineEventKind::forward)), 100);
+  EXPECT_GT(pixels_of(shot, first_row, TimelineWidget::colourOf(TimelineEventKind::backward)), 100);
 
   // The warm-up of the interleaved schedule, zoomed in far enough to read every box.
-  TimelineWidget timeline;
-  timeline.setTimeline(view.prediction()->timeline, 4);
+  TimelineWidget zoomed;
+  zoomed.setTimeline(view.prediction()->timeline, 4);
   const double step = view.prediction()->step_time_s;
-  timeline.zoomTo(0, step * 0.3);
-  const QString zoomed =
-      save_screenshot(timeline, "timeline_zoomed", QSize(1400, timeline.sizeHint().height()));
-  EXPECT_TRUE(QFile::exists(zoomed));
+  zoomed.zoomTo(0, step * 0.3);
+  const QString zoomed_path =
+      save_screenshot(zoomed, "timeline_zoomed", QSize(1400, zoomed.sizeHint().height()));
+  const QImage zoomed_shot = read_screenshot(zoomed_path, zoomed);
+
+  // Every compute box shown whole and wider than a label's margins is painted where the layout
+  // puts it, in its kind's colour: forward across, backward at its end (recompute leads it).
+  int boxes_checked = 0;
+  for (const sim::TimelineEvent& e : view.prediction()->timeline.events) {
+    const TimelineEventKind kind = timeline_event_kind(e);
+    if (e.stream != sim::Stream::compute || e.start_s + e.duration_s > step * 0.3) continue;
+    if (kind != TimelineEventKind::forward && kind != TimelineEventKind::backward) continue;
+    const double x0 = zoomed.xOfTime(e.start_s), x1 = zoomed.xOfTime(e.start_s + e.duration_s);
+    if (x1 - x0 < 10) continue;
+    const QRect row = zoomed.rowRect(e.pipeline_rank, sim::Stream::compute);
+    const QPoint inside(kind == TimelineEventKind::forward ? int(x0) + 3 : int(x1) - 3,
+                        row.top() + 4);
+    EXPECT_EQ(QColor(zoomed_shot.pixel(inside)).name().toStdString(),
+              TimelineWidget::colourOf(kind).name().toStdString())
+        << e.name << " of rank " << e.pipeline_rank << " at " << inside.x() << ", " << inside.y();
+    ++boxes_checked;
+  }
+  EXPECT_GE(boxes_checked, 8);
+
+  // Before rank 3's first forward its row shows the hatched bubble, nothing else.
+  const QRect last_row = zoomed.rowRect(3, sim::Stream::compute);
+  double first_start = step;
+  for (const sim::TimelineEvent& e : view.prediction()->timeline.events)
+    if (e.pipeline_rank == 3 && e.stream == sim::Stream::compute)
+      first_start = std::min(first_start, e.start_s);
+  const QRect bubble(QPoint(int(zoomed.xOfTime(0)) + 1, last_row.top() + 1),
+                     QPoint(int(zoomed.xOfTime(first_start)) - 2, last_row.bottom() - 1));
+  ASSERT_GT(bubble.width(), 20);
+  EXPECT_EQ(pixels_of(zoomed_shot, bubble, TimelineWidget::bubbleColour()) +
+                pixels_of(zoomed_shot, bubble, TimelineWidget::bubbleHatchColour()),
+            bubble.width() * bubble.height());
+  EXPECT_GT(pixels_of(zoomed_shot, bubble, TimelineWidget::bubbleHatchColour()), 0);
+
+  // The row labels in the gutter and the axis labels above the plot were drawn.
+  EXPECT_GT(distinct_colours(zoomed_shot, QRect(0, last_row.top(), TimelineLayout::kGutterWidth,
+                                                last_row.height())),
+            2);
+  EXPECT_GT(distinct_colours(zoomed_shot, QRect(TimelineLayout::kGutterWidth, 0, 1400,
+                                                TimelineLayout::kAxisHeight - 2)),
+            2);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include <QComboBox>
 #include <QFile>
 #include <QProcess>
 #include <QSignalSpy>
@@ -148,6 +149,19 @@ TEST(ExecuteForm, AMeasuredCpuProfileSetsTheThreadsTheRunIsComparedWith) {
   EXPECT_TRUE(execute.commandLine().endsWith("--profile a100-80gb-dgx --threads 2"));
   execute.setProfile("cpu-epyc-2core-vm");
   EXPECT_TRUE(execute.commandLine().endsWith("--profile cpu-epyc-2core-vm --threads 1"));
+}
+
+TEST(ExecuteForm, OffersOnlyTheBackendsLoomRunAccepts) {
+  // `loom run --backend cuda` is refused until the executor has a CUDA backend.
+  ExecuteView execute;
+  execute.setPlan(test::loom_tiny_two_stage_plan());
+  const auto* backend = execute.findChild<QComboBox*>(QStringLiteral("backend"));
+  ASSERT_NE(backend, nullptr);
+  QStringList offered;
+  for (int i = 0; i < backend->count(); ++i) offered << backend->itemData(i).toString();
+  EXPECT_EQ(offered, QStringList{"cpu"});
+  EXPECT_TRUE(execute.commandLine().contains(" --backend cpu "))
+      << execute.commandLine().toStdString();
 }
 
 TEST(DesktopApp, APlanFileRunsAgainstTheMeasuredProfileChosenInThePlanView) {
