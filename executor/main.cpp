@@ -2,16 +2,16 @@
 
 #include "core/error.hpp"
 #include "executor/comm/communicator.hpp"
-#include "executor/bench_command.hpp"
+#include "executor/commands/bench_command.hpp"
 #include "executor/process_heap.hpp"
 #include "executor/profile/probe.hpp"
-#include "executor/profile_command.hpp"
+#include "executor/commands/profile_command.hpp"
 #include "executor/engine/model_io.hpp"
-#include "executor/preflight.hpp"
-#include "executor/run_command.hpp"
+#include "executor/commands/preflight.hpp"
+#include "executor/commands/run_command.hpp"
 
 #include <CLI/CLI.hpp>
-#include "executor/comm/mpi_communicator.hpp"  // <mpi.h> without Open MPI's C++ bindings
+#include "executor/comm/mpi_session.hpp"
 
 #include <fmt/format.h>
 
@@ -104,9 +104,7 @@ int main(int argc, char** argv) {
     }
   }
   loom::exec::MpiSession session(&argc, &argv);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int rank = session.world_rank(), size = session.world_size();
   try {
     if (profiler->parsed()) return loom::exec::run_profile(profile_options);
     if (probe->parsed()) return loom::exec::profile::run_probe(probe_json);
@@ -114,11 +112,11 @@ int main(int argc, char** argv) {
   } catch (const loom::Error& e) {
     report_rank_error(rank, e.what());
     // A rank that fails alone would leave the others waiting in a collective: end them all.
-    if (size > 1) MPI_Abort(MPI_COMM_WORLD, e.exit_code());
+    if (size > 1) session.abort_job(e.exit_code());
     return e.exit_code();
   } catch (const std::exception& e) {
     report_rank_error(rank, e.what());
-    if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    if (size > 1) session.abort_job(1);
     return 1;
   }
 }

@@ -31,6 +31,10 @@ class Communicator {
   virtual void send(const float* data, size_t count, int peer, int tag) = 0;
   virtual void recv(float* data, size_t count, int peer, int tag) = 0;
   virtual void barrier() = 0;
+  // A barrier for ranks with nothing to do while others measure: it must not take a core from
+  // the rank that measures (Open MPI's blocking calls busy-poll). A backend whose barrier does
+  // not spin may use barrier().
+  virtual void idle_barrier() = 0;
   // A double-precision sum over ranks (losses, gradient norms), in place.
   virtual void all_reduce_sum(double* data, size_t count) = 0;
 
@@ -53,17 +57,5 @@ struct ProcessGroups {
 
 // `world` must have layout.world_size() ranks; its rank order is the global rank.
 ProcessGroups make_process_groups(Communicator& world, const core::RankLayout& layout);
-
-// MPI_COMM_WORLD wrapped (MPI must be initialised; see MpiSession).
-std::unique_ptr<Communicator> mpi_world();
-
-// Initialises MPI on construction (thread level FUNNELED), finalises on destruction.
-class MpiSession {
- public:
-  MpiSession(int* argc, char*** argv);
-  ~MpiSession();
-  MpiSession(const MpiSession&) = delete;
-  MpiSession& operator=(const MpiSession&) = delete;
-};
 
 }  // namespace loom::exec

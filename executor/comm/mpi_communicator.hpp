@@ -4,6 +4,7 @@
 // contract: code outside executor/comm talks to Communicator only.
 
 #include "executor/comm/communicator.hpp"
+#include "executor/comm/mpi_session.hpp"
 
 // Loom uses MPI's C API only; the C++ bindings that mpi.h pulls in by default are deprecated
 // and warn under -Wextra.
@@ -63,6 +64,8 @@ class MpiCommunicator final : public Communicator {
   void send(const float* data, size_t count, int peer, int tag) override;
   void recv(float* data, size_t count, int peer, int tag) override;
   void barrier() override;
+  // MPI_Ibarrier, then MPI_Test between sleeps of 10 ms until every rank has arrived.
+  void idle_barrier() override;
   void all_reduce_sum(double* data, size_t count) override;
   // color < 0: this rank joins no group (MPI_UNDEFINED) and gets null.
   std::unique_ptr<Communicator> split(int color, int key) override;

@@ -1,8 +1,9 @@
-#include "executor/bench_command.hpp"
+#include "executor/commands/bench_command.hpp"
 
 #include "core/json_reader.hpp"
 #include "core/model_arithmetic.hpp"
 #include "executor/comm/communicator.hpp"
+#include "executor/comm/mpi_session.hpp"  // mpi_world
 #include "executor/data/token_source.hpp"
 #include "executor/engine/trainer.hpp"
 
@@ -71,7 +72,7 @@ int run_benchmark(const BenchOptions& options) {
   const core::Plan plan = benchmark_plan();
   ProcessGroups groups = make_process_groups(*world, core::RankLayout::of(plan.parallel));
   std::unique_ptr<Kernels> kernels = make_cpu_kernels(options.threads);
-  const std::unique_ptr<TokenSource> tokens = open_tokens(default_corpus_path(), plan.model.padded_vocab_size);
+  const std::unique_ptr<TokenSource> tokens = open_tokens(default_corpus_path(), plan.padded_vocab_size());
   Trainer trainer(plan, groups, *world, *kernels, *tokens);
 
   // This machine's speed drifts (shared cores, clocks): measure both in alternating rounds and

@@ -1,4 +1,4 @@
-#include "executor/preflight.hpp"
+#include "executor/commands/preflight.hpp"
 
 #include "core/error.hpp"                  // loom::InvalidInput
 #include "core/output_file.hpp"            // check_output_target
@@ -51,9 +51,9 @@ void check_run_inputs(const RunOptions& options) {
   plan.validate();
   require_trainable_architecture(plan.model);
   const std::string data = options.data_path.empty() ? default_corpus_path() : options.data_path;
-  const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.model.padded_vocab_size);
+  const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.padded_vocab_size());
   global_batch_tokens(*tokens, uint64_t(plan.training.seed), 1, 1, plan.model.seq_length);  // one sequence
-  if (!options.init_from_path.empty()) check_full_model_file(options.init_from_path, plan.model);
+  if (!options.init_from_path.empty()) check_full_model_file(options.init_from_path, plan.trained_model());
   if (options.resume) {
     std::error_code error;
     if (fs::is_directory(options.checkpoint_dir, error)) resumable_checkpoint(options.checkpoint_dir, plan, false);

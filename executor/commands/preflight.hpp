@@ -5,7 +5,7 @@
 // launch, and --save-model's place is checked before training, not after it. The ranks check the
 // same things again as they meet them (a file may change in between).
 
-#include "executor/run_command.hpp"  // RunOptions
+#include "executor/commands/run_command.hpp"  // RunOptions
 
 namespace loom::exec {
 

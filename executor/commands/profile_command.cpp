@@ -2,15 +2,14 @@
 // takes part in the collectives; rank 0 writes the profile. The measurements live in
 // executor/profile/, one file each.
 
-#include "executor/profile_command.hpp"
+#include "executor/commands/profile_command.hpp"
 
 #include "core/error.hpp"
 #include "core/output_file.hpp"  // check_output_target, write_output_file
 #include "core/profile.hpp"
-#include "executor/comm/mpi_communicator.hpp"
+#include "executor/comm/mpi_session.hpp"  // mpi_world
 #include "executor/profile/document.hpp"
 #include "executor/profile/grid.hpp"
-#include "executor/profile/idle_barrier.hpp"
 #include "executor/profile/measure.hpp"
 
 #include <fmt/format.h>
@@ -28,9 +27,9 @@ void write_profile(const core::Json& document, const std::string& path) {
 }  // namespace
 
 int run_profile(const ProfileOptions& options) {
-  // The MPI communicator itself, not the Communicator interface: idle ranks wait at barriers
-  // of their own kind (profile/idle_barrier.hpp).
-  mpi::MpiCommunicator world(mpi::Comm::world());
+  // Idle ranks wait in idle_barrier(), which does not take the measuring rank's core.
+  std::unique_ptr<Communicator> world_communicator = mpi_world();
+  Communicator& world = *world_communicator;
   if (world.size() < 2)
     throw InvalidInput(
         "loom-exec profile needs at least 2 ranks to measure collectives (started with {})",
@@ -46,9 +45,8 @@ int run_profile(const ProfileOptions& options) {
     profile::measure_attention(*kernels, grid, measured);
     profile::measure_memory_kernels(*kernels, grid, measured);
   }
-  profile::barrier_without_spinning(world);
-  profile::measure_collectives(
-      world, [&] { profile::barrier_without_spinning(world); }, grid, measured);
+  world.idle_barrier();
+  profile::measure_collectives(world, [&] { world.idle_barrier(); }, grid, measured);
   if (!root) return 0;
 
   const profile::HostInfo host = profile::describe_host();

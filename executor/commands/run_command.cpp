@@ -1,4 +1,4 @@
-#include "executor/run_command.hpp"
+#include "executor/commands/run_command.hpp"
 
 #include "core/error.hpp"
 #include "core/output_file.hpp"  // finish_standard_output
@@ -7,12 +7,13 @@
 #include "core/store_rows.hpp"
 #include "core/train_spec.hpp"
 #include "executor/comm/communicator.hpp"
+#include "executor/comm/mpi_session.hpp"  // mpi_world
 #include "executor/data/token_source.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/engine/trainer.hpp"
 #include "executor/checkpoint/manifest.hpp"  // prune_checkpoints
 #include "executor/kernels/kernels.hpp"
-#include "executor/preflight.hpp"  // check_run_options
+#include "executor/commands/preflight.hpp"  // check_run_options
 
 #include <fmt/format.h>
 #include <sched.h>
@@ -89,21 +90,23 @@ class RunRecord {
 };
 
 // Every rank's peak memory and its time per category summed over the measured (post-warm-up)
-// steps, gathered to all (rank 0 stores them).
+// steps, gathered to all (rank 0 stores them). Gathered as a sum of doubles in which each rank
+// fills only its own row: exact for byte counts below 2^53 (a float all-gather lost every byte
+// count above 16 MiB to rounding) and for the times at full precision.
 std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& trainer, const ProcessGroups& groups,
                                                  int64_t measured_steps, int64_t warmup_steps) {
   constexpr size_t kFields = 4 + kCategoryCount;
-  std::vector<float> mine(kFields);
-  mine[0] = float(memory_stats(Device::cpu).peak_bytes);
-  mine[1] = float(groups.coords.tensor);
-  mine[2] = float(groups.coords.data);
-  mine[3] = float(groups.coords.pipeline);
-  for (size_t c = 0; c < kCategoryCount; ++c) mine[4 + c] = float(trainer.timers()[Category(c)]);
-  std::vector<float> all(kFields * size_t(world.size()));
-  world.all_gather(mine.data(), all.data(), kFields);
+  std::vector<double> all(kFields * size_t(world.size()), 0.0);
+  double* mine = all.data() + size_t(world.rank()) * kFields;
+  mine[0] = double(memory_stats(Device::cpu).peak_bytes);
+  mine[1] = double(groups.coords.tensor);
+  mine[2] = double(groups.coords.data);
+  mine[3] = double(groups.coords.pipeline);
+  for (size_t c = 0; c < kCategoryCount; ++c) mine[4 + c] = trainer.timers()[Category(c)];
+  world.all_reduce_sum(all.data(), all.size());
   std::vector<core::RankStatRow> rows;
   for (int r = 0; r < world.size(); ++r) {
-    const float* f = all.data() + size_t(r) * kFields;
+    const double* f = all.data() + size_t(r) * kFields;
     core::Json times = core::Json::object();
     for (size_t c = 0; c < kCategoryCount; ++c) times[std::string(to_string(Category(c))) + "_s"] = f[4 + c];
     core::Json stats = {{"tensor_rank", int(f[1])},         {"data_rank", int(f[2])},
@@ -129,7 +132,7 @@ int run_training(const RunOptions& options) {
   const int threads = options.threads > 0 ? options.threads : default_threads(local_ranks());
   std::unique_ptr<Kernels> kernels = make_cpu_kernels(threads);
   const std::string data = options.data_path.empty() ? default_corpus_path() : options.data_path;
-  const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.model.padded_vocab_size);
+  const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.padded_vocab_size());
   const int64_t steps = options.steps.value_or(plan.training.train_iters);
 
   std::optional<RunRecord> record;

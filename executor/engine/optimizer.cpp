@@ -1,6 +1,5 @@
 #include "executor/engine/optimizer.hpp"
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -20,9 +19,9 @@ double learning_rate(const core::TrainSpec& t, int64_t step) {
   return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Communicator& world,
-                     Kernels& kernels, Timers& timers)
-    : plan_(plan), parameters_(parameters), groups_(groups), world_(world), kernels_(kernels), timers_(timers),
+Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Kernels& kernels,
+                     TimerStack& timers)
+    : plan_(plan), parameters_(parameters), groups_(groups), kernels_(kernels), timers_(timers),
       zero_(plan.parallel.distributed_optimizer && groups.data->size() > 1) {
   m_ = Tensor::zeros({shard_size()});
   v_ = Tensor::zeros({shard_size()});
@@ -40,8 +39,10 @@ void Optimizer::synchronize_gradients() {
     for (Parameter& p : parameters_.all())
       if (p.sharding == Sharding::replicated && p.name != "wpe.weight")
         groups_.tensor->all_reduce(p.grad.data<float>(), size_t(p.grad.numel()), ReduceOp::sum);
-  // The tied embedding lives on the first and the last stage; both copies get the sum.
-  if (groups_.embedding && groups_.embedding->size() > 1 && parameters_.contains("wte.weight")) {
+  // The tied embedding lives on the first and the last stage; both copies get the sum. (Untied,
+  // only the first stage holds wte: an all-reduce there alone would wait forever.)
+  const bool tied = !plan_.model.untie_embeddings_and_output_weights;
+  if (tied && groups_.embedding && groups_.embedding->size() > 1 && parameters_.contains("wte.weight")) {
     Tensor& g = parameters_["wte.weight"].grad;
     groups_.embedding->all_reduce(g.data<float>(), size_t(g.numel()), ReduceOp::sum);
   }
@@ -54,22 +55,26 @@ void Optimizer::synchronize_gradients() {
     groups_.data->all_reduce(flat.data<float>(), size_t(flat.numel()), ReduceOp::average);
 }
 
-double Optimizer::step(double lr, int64_t step) {
-  const auto started = std::chrono::steady_clock::now();
-  const double gathered_before = timers_[Category::dp_comm];
+Tensor Optimizer::owned_gradients() {
   // ZeRO-1: this rank's reduced gradients sit in its own block of the gradient buffer.
-  Tensor grads = zero_ ? parameters_.flat_grads().rows(shard_begin(), shard_begin() + shard_size())
-                       : parameters_.flat_grads();
-  const int64_t begin = shard_begin(), size = shard_size();
-  // Global norm: every element counted once across tensor, pipeline and data ranks.
-  const std::vector<float>& weights = parameters_.norm_weights();
-  const float* g = grads.data<float>();
-  double squares = 0;
+  return zero_ ? parameters_.flat_grads().rows(shard_begin(), shard_begin() + shard_size()) : parameters_.flat_grads();
+}
+
+double Optimizer::local_sum_of_squares() {
+  ScopedTimer timer(timers_, Category::optimizer);
+  // With data parallelism and no ZeRO every replica holds the same averaged gradients: one of
+  // them counts them. Under ZeRO-1 each counts its own block.
   const bool contributes = zero_ || groups_.data->rank() == 0;
-  if (contributes) squares = weighted_sum_of_squares(g, weights.data() + begin, size);
-  world_.all_reduce_sum(&squares, 1);
-  const double norm = std::sqrt(squares);
-  if (!std::isfinite(norm)) return norm;  // the caller stops the run, naming the step
+  if (!contributes) return 0.0;
+  Tensor grads = owned_gradients();
+  return weighted_sum_of_squares(grads.data<float>(), parameters_.norm_weights().data() + shard_begin(), shard_size());
+}
+
+void Optimizer::update(double norm, double lr, int64_t step) {
+  // All of it optimizer but the ZeRO-1 all-gather (dp_comm, nested).
+  ScopedTimer timer(timers_, Category::optimizer);
+  Tensor grads = owned_gradients();
+  const int64_t begin = shard_begin(), size = shard_size();
   const double clip = plan_.training.clip_grad;
   if (clip > 0 && norm > clip) kernels_.scale(grads, float(clip / (norm + 1e-6)));
 
@@ -83,15 +88,12 @@ double Optimizer::step(double lr, int64_t step) {
     Tensor value = values.rows(lo, hi), grad = grads.rows(lo - begin, hi - begin);
     Tensor m = m_.rows(lo - begin, hi - begin), v = v_.rows(lo - begin, hi - begin);
     kernels_.adamw(value, grad, m, v, float(lr), float(t.adam_beta1), float(t.adam_beta2), float(t.adam_eps),
-                   p.weight_decay ? float(t.weight_decay) : 0.0f, step);
+                   takes_weight_decay(p.kind) ? float(t.weight_decay) : 0.0f, step);
   }
   if (zero_) {
     ScopedTimer gather(timers_, Category::dp_comm);
     groups_.data->all_gather(values.data<float>() + begin, values.data<float>(), size_t(size));  // in place
   }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  timers_.add(Category::optimizer, elapsed - (timers_[Category::dp_comm] - gathered_before));
-  return norm;
 }
 
 }  // namespace loom::exec

@@ -6,21 +6,27 @@
 
 #include "core/plan.hpp"
 #include "executor/comm/communicator.hpp"
-#include "executor/engine/timers.hpp"
 #include "executor/kernels/kernels.hpp"
 #include "executor/model/parameters.hpp"
+#include "executor/timers/timer_stack.hpp"
 
 namespace loom::exec {
 
 class Optimizer {
  public:
-  Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Communicator& world,
-            Kernels& kernels, Timers& timers);
+  Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Kernels& kernels,
+            TimerStack& timers);
 
   void synchronize_gradients();
-  // Clips to the plan's clip-grad and applies AdamW with `learning_rate`; returns the gradient
-  // norm before clipping. `step` counts from 1 (Adam's bias correction).
-  double step(double learning_rate, int64_t step);
+  // The optimizer step in two halves around the step's one world-wide all-reduce (run by the
+  // trainer, which sums the loss in the same message):
+  // this rank's share of the squared global gradient norm, every element counted once across
+  // tensor, pipeline and data ranks...
+  double local_sum_of_squares();
+  // ...and, given the global norm, clipping to the plan's clip-grad, AdamW with `learning_rate`
+  // and with ZeRO-1 the all-gather of the updated parameters. `step` counts from 1 (Adam's bias
+  // correction).
+  void update(double global_norm, double learning_rate, int64_t step);
 
   // Optimizer state for checkpoints: Adam moments of this rank's part (its ZeRO shard).
   Tensor& first_moment() { return m_; }
@@ -30,13 +36,14 @@ class Optimizer {
   // The range of the flat buffers this rank updates: all of it, or its ZeRO-1 shard.
   int64_t shard_begin() const;
   int64_t shard_size() const;
+  // This rank's gradients after synchronize_gradients: all of them, or its reduced ZeRO-1 block.
+  Tensor owned_gradients();
 
   const core::Plan& plan_;
   ParameterStore& parameters_;
   ProcessGroups& groups_;
-  Communicator& world_;
   Kernels& kernels_;
-  Timers& timers_;
+  TimerStack& timers_;
   bool zero_;
   Tensor m_, v_;
 };

@@ -8,19 +8,6 @@
 
 namespace loom::exec {
 
-std::string_view to_string(Category category) {
-  switch (category) {
-    case Category::forward: return "forward";
-    case Category::backward: return "backward";
-    case Category::recompute: return "recompute";
-    case Category::tp_comm: return "tp_comm";
-    case Category::pp_comm: return "pp_comm";
-    case Category::dp_comm: return "dp_comm";
-    case Category::optimizer: return "optimizer";
-  }
-  return "?";
-}
-
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -37,7 +24,7 @@ Trainer::Trainer(const core::Plan& plan, ProcessGroups& groups, Communicator& wo
   TensorParallel tp(groups.tensor.get(), plan.parallel.sequence_parallel, timers_);
   // Flat buffers padded so that ZeRO-1 splits them evenly over the data-parallel ranks.
   stage_ = std::make_unique<GptStage>(plan, groups.coords.pipeline, tp, kernels, timers_, groups.data->size());
-  optimizer_ = std::make_unique<Optimizer>(plan, stage_->parameters(), groups, world, kernels, timers_);
+  optimizer_ = std::make_unique<Optimizer>(plan, stage_->parameters(), groups, kernels, timers_);
 }
 
 int Trainer::tag(const core::Action& a) const {
@@ -51,14 +38,13 @@ int Trainer::tag(const core::Action& a) const {
   return int(((int64_t(a.microbatch) * stages + producer) * 2 + (activation ? 0 : 1)) % 32768);
 }
 
-void Trainer::run_action(const core::Action& a, float loss_scale) {
+void Trainer::run_action(const core::Action& a, float loss_scale, StepResult& result) {
   using core::ActionKind;
   const std::pair<int64_t, int64_t> key{a.microbatch, a.chunk};
   const int64_t rows = stage_->local_rows(), h = stage_->hidden();
   switch (a.kind) {
     case ActionKind::forward: {
-      const auto started = std::chrono::steady_clock::now();
-      const double tp_before = timers_[Category::tp_comm];
+      ScopedTimer timer(timers_, Category::forward);  // less its collectives, timed as tp_comm
       Tensor input;
       if (auto it = activations_in_.find(key); it != activations_in_.end()) {
         input = it->second;
@@ -67,12 +53,10 @@ void Trainer::run_action(const core::Action& a, float loss_scale) {
       Tensor output = stage_->forward(a.microbatch, a.chunk, input, inputs_[size_t(a.microbatch)].data(),
                                       targets_[size_t(a.microbatch)].data());
       if (output.defined()) activations_out_[key] = output;
-      timers_.add(Category::forward, seconds_since(started) - (timers_[Category::tp_comm] - tp_before));
       break;
     }
     case ActionKind::backward: {
-      const auto started = std::chrono::steady_clock::now();
-      const double tp_before = timers_[Category::tp_comm], recompute_before = timers_[Category::recompute];
+      ScopedTimer timer(timers_, Category::backward);  // less its collectives and recompute
       Tensor grad_output;
       if (auto it = grads_in_.find(key); it != grads_in_.end()) {
         grad_output = it->second;
@@ -80,8 +64,6 @@ void Trainer::run_action(const core::Action& a, float loss_scale) {
       }
       Tensor grad_input = stage_->backward(a.microbatch, a.chunk, grad_output, loss_scale);
       if (grad_input.defined()) grads_out_[key] = grad_input;
-      timers_.add(Category::backward, seconds_since(started) - (timers_[Category::tp_comm] - tp_before) -
-                                          (timers_[Category::recompute] - recompute_before));
       break;
     }
     case ActionKind::send_activation:
@@ -103,8 +85,29 @@ void Trainer::run_action(const core::Action& a, float loss_scale) {
       break;
     }
     case ActionKind::grad_sync: optimizer_->synchronize_gradients(); break;
-    case ActionKind::optimizer_step: break;  // run by train_step, which needs its result
+    case ActionKind::optimizer_step: optimizer_step(result); break;
   }
+}
+
+void Trainer::optimizer_step(StepResult& result) {
+  const double microbatches = double(plan_.microbatches());
+  // The last stage's tensor rank 0 of every data-parallel replica contributes its share of the
+  // loss; every rank its share of the squared gradient norm. One all-reduce for both, untimed by
+  // any category (as the simulator's step-statistics barrier: waiting for the last rank is idle).
+  double statistics[2] = {
+      (stage_->has_output_layer() && groups_.coords.tensor == 0)
+          ? stage_->loss_sum() / microbatches / double(plan_.parallel.data_parallel)
+          : 0.0,
+      optimizer_->local_sum_of_squares(),
+  };
+  world_.all_reduce_sum(statistics, 2);
+  result.loss = statistics[0];
+  result.grad_norm = std::sqrt(statistics[1]);
+  // Every rank holds the same sums, so every rank stops here alike, before a non-finite update.
+  if (!std::isfinite(result.loss)) throw Error("step {}: the loss is {}; stopping the run", result.step, result.loss);
+  if (!std::isfinite(result.grad_norm))
+    throw Error("step {}: the gradient norm is {}; stopping the run", result.step, result.grad_norm);
+  optimizer_->update(result.grad_norm, result.learning_rate, result.step);
 }
 
 StepResult Trainer::train_step(int64_t step) {
@@ -126,23 +129,12 @@ StepResult Trainer::train_step(int64_t step) {
 
   stage_->parameters().flat_grads().fill_zero();
   stage_->reset_loss();
-  const float loss_scale = 1.0f / float(m);  // the step's loss is the mean over its microbatches
-  for (const core::Action& action : schedule_.ranks[size_t(groups_.coords.pipeline)])
-    run_action(action, loss_scale);
-
   StepResult result;
   result.step = step;
   result.learning_rate = learning_rate(plan_.training, step);
-  // Loss: the last stage's tensor rank 0 of every data-parallel replica contributes its share.
-  double loss = (stage_->has_output_layer() && groups_.coords.tensor == 0)
-                    ? stage_->loss_sum() / double(m) / double(p.data_parallel)
-                    : 0.0;
-  world_.all_reduce_sum(&loss, 1);
-  result.loss = loss;
-  if (!std::isfinite(loss)) throw Error("step {}: the loss is {}; stopping the run", step, loss);
-  result.grad_norm = optimizer_->step(result.learning_rate, step);
-  if (!std::isfinite(result.grad_norm))
-    throw Error("step {}: the gradient norm is {}; stopping the run", step, result.grad_norm);
+  const float loss_scale = 1.0f / float(m);  // the step's loss is the mean over its microbatches
+  for (const core::Action& action : schedule_.ranks[size_t(groups_.coords.pipeline)])
+    run_action(action, loss_scale, result);
   result.step_time_s = seconds_since(started);
   result.tokens_per_s = double(plan_.training.global_batch_size * seq) / result.step_time_s;
   return result;

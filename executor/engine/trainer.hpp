@@ -8,8 +8,8 @@
 #include "executor/comm/communicator.hpp"
 #include "executor/data/token_source.hpp"
 #include "executor/engine/optimizer.hpp"
-#include "executor/engine/timers.hpp"
 #include "executor/model/gpt_stage.hpp"
+#include "executor/timers/timer_stack.hpp"
 
 #include <map>
 #include <memory>
@@ -38,10 +38,13 @@ class Trainer {
   const core::Plan& plan() const { return plan_; }
   ProcessGroups& groups() { return groups_; }
   Optimizer& optimizer() { return *optimizer_; }
-  Timers& timers() { return timers_; }
+  TimerStack& timers() { return timers_; }  // this rank's time per category
 
  private:
-  void run_action(const core::Action& action, float loss_scale);
+  void run_action(const core::Action& action, float loss_scale, StepResult& result);
+  // The schedule's optimizer_step: the local gradient norm, the step's one world-wide all-reduce
+  // (loss and squared norm together), the finiteness check, then clipping and AdamW.
+  void optimizer_step(StepResult& result);
   int tag(const core::Action& action) const;
 
   const core::Plan& plan_;
@@ -49,7 +52,7 @@ class Trainer {
   Communicator& world_;
   Kernels& kernels_;
   const TokenSource& tokens_;
-  Timers timers_;
+  TimerStack timers_;
   core::PipelineSchedule schedule_;
   std::unique_ptr<GptStage> stage_;
   std::unique_ptr<Optimizer> optimizer_;

@@ -5,7 +5,6 @@
 
 #include "core/error.hpp"
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -23,26 +22,24 @@ Tensor int_tensor(const int32_t* values, int64_t count) {
 
 }  // namespace
 
-Tensor GptStage::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, bool keep_all) {
+Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerActivations& a, bool keep_all) {
   const core::ModelSpec& m = plan_.model;
   const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t;
   const int64_t b = plan_.parallel.micro_batch_size, s = m.seq_length, rows = b * s, rows_local = x.dim(0);
-  ParameterStore& p = parameters_;
   Kernels& k = kernels_;
-  auto w = [&](const char* part) -> Tensor& { return p[layer_name(layer, part)].value; };
 
   a.input = x;
   a.ln1 = Tensor({rows_local, h});
   a.ln1_mean = Tensor({rows_local});
   a.ln1_rstd = Tensor({rows_local});
-  k.layernorm_forward(x, w("ln_1.weight"), w("ln_1.bias"), kLayerNormEps, a.ln1, a.ln1_mean, a.ln1_rstd);
+  k.layernorm_forward(x, w.ln_1.weight.value, w.ln_1.bias.value, kLayerNormEps, a.ln1, a.ln1_mean, a.ln1_rstd);
   a.ln1_full = tp_.enter(a.ln1);
   a.qkv = Tensor({rows, 3 * h / t});
-  k.matmul(a.ln1_full, false, w("attn.c_attn.weight"), false, a.qkv);
+  k.matmul(a.ln1_full, false, w.attn_c_attn.weight.value, false, a.qkv);
   // With sequence parallelism only this rank's rows are kept; the backward gathers them again
   // for the weight gradient, as Megatron does (Korthikanti et al. §4.2.2 count them so).
   if (tp_.sequence_parallel()) a.ln1_full = Tensor();
-  k.add_bias(a.qkv, w("attn.c_attn.bias"));
+  k.add_bias(a.qkv, w.attn_c_attn.bias.value);
   a.probabilities = Tensor({b, heads, s, s});
   a.attention = Tensor({rows, h / t});
   {
@@ -50,29 +47,29 @@ Tensor GptStage::layer_forward(int64_t layer, const Tensor& x, LayerActivations&
     k.attention_forward(a.qkv.reshaped({b, s, 3 * h / t}), heads, attention, a.probabilities);
   }
   Tensor projection({rows, h});
-  k.matmul(a.attention, false, w("attn.c_proj.weight"), false, projection);
+  k.matmul(a.attention, false, w.attn_c_proj.weight.value, false, projection);
   Tensor projection_local = tp_.leave(projection);
-  k.add_bias(projection_local, w("attn.c_proj.bias"));
+  k.add_bias(projection_local, w.attn_c_proj.bias.value);
   a.after_attention = Tensor({rows_local, h});
   k.add(x, projection_local, a.after_attention);
 
   a.ln2 = Tensor({rows_local, h});
   a.ln2_mean = Tensor({rows_local});
   a.ln2_rstd = Tensor({rows_local});
-  k.layernorm_forward(a.after_attention, w("ln_2.weight"), w("ln_2.bias"), kLayerNormEps, a.ln2, a.ln2_mean,
+  k.layernorm_forward(a.after_attention, w.ln_2.weight.value, w.ln_2.bias.value, kLayerNormEps, a.ln2, a.ln2_mean,
                       a.ln2_rstd);
   a.ln2_full = tp_.enter(a.ln2);
   const int64_t f = m.ffn_hidden_size / t;
   a.fc = Tensor({rows, f});
-  k.matmul(a.ln2_full, false, w("mlp.c_fc.weight"), false, a.fc);
+  k.matmul(a.ln2_full, false, w.mlp_c_fc.weight.value, false, a.fc);
   if (tp_.sequence_parallel()) a.ln2_full = Tensor();
-  k.add_bias(a.fc, w("mlp.c_fc.bias"));
+  k.add_bias(a.fc, w.mlp_c_fc.bias.value);
   a.gelu = Tensor({rows, f});
   k.gelu_forward(a.fc, a.gelu);
   Tensor down({rows, h});
-  k.matmul(a.gelu, false, w("mlp.c_proj.weight"), false, down);
+  k.matmul(a.gelu, false, w.mlp_c_proj.weight.value, false, down);
   Tensor down_local = tp_.leave(down);
-  k.add_bias(down_local, w("mlp.c_proj.bias"));
+  k.add_bias(down_local, w.mlp_c_proj.bias.value);
   Tensor out({rows_local, h});
   k.add(a.after_attention, down_local, out);
 
@@ -91,50 +88,43 @@ Tensor GptStage::layer_forward(int64_t layer, const Tensor& x, LayerActivations&
   return out;
 }
 
-Tensor GptStage::layer_backward(int64_t layer, const Tensor& grad, LayerActivations& a) {
+Tensor GptStage::layer_backward(const LayerParameters& w, const Tensor& grad, LayerActivations& a) {
   const core::ModelSpec& m = plan_.model;
   const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t;
   const int64_t b = plan_.parallel.micro_batch_size, s = m.seq_length, rows = b * s, rows_local = grad.dim(0);
   const int64_t f = m.ffn_hidden_size / t;
-  ParameterStore& p = parameters_;
   Kernels& k = kernels_;
-  auto w = [&](const char* part) -> Tensor& { return p[layer_name(layer, part)].value; };
-  auto g = [&](const char* part) -> Tensor& { return p[layer_name(layer, part)].grad; };
 
   if (!a.complete) {  // full recompute: run the layer again from its input, its collectives too
-    const auto started = std::chrono::steady_clock::now();
-    const double comm_before = timers_[Category::recompute];
-    tp_.set_comm_category(Category::recompute);
-    layer_forward(layer, a.input, a, /*keep_all=*/true);
-    tp_.set_comm_category(Category::tp_comm);
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    timers_.add(Category::recompute, elapsed - (timers_[Category::recompute] - comm_before));
+    // (which TensorParallel times as recompute while this scope is the innermost)
+    ScopedTimer timer(timers_, Category::recompute);
+    layer_forward(w, a.input, a, /*keep_all=*/true);
   }
   // MLP block: out = after_attention + c_proj(gelu(c_fc(ln_2(after_attention)))).
-  k.bias_backward(grad, g("mlp.c_proj.bias"));
+  k.bias_backward(grad, w.mlp_c_proj.bias.grad);
   const Tensor down_full = tp_.leave_backward(grad);
   Tensor dgelu({rows, f});
-  k.matmul(down_full, false, w("mlp.c_proj.weight"), true, dgelu);
-  k.matmul(a.gelu, true, down_full, false, g("mlp.c_proj.weight"), 1.0f, 1.0f);
+  k.matmul(down_full, false, w.mlp_c_proj.weight.value, true, dgelu);
+  k.matmul(a.gelu, true, down_full, false, w.mlp_c_proj.weight.grad, 1.0f, 1.0f);
   Tensor dfc({rows, f});
   k.gelu_backward(dgelu, a.fc, dfc);
-  k.bias_backward(dfc, g("mlp.c_fc.bias"));
+  k.bias_backward(dfc, w.mlp_c_fc.bias.grad);
   const Tensor ln2_full = a.ln2_full.defined() ? a.ln2_full : tp_.enter(a.ln2);
-  k.matmul(ln2_full, true, dfc, false, g("mlp.c_fc.weight"), 1.0f, 1.0f);
+  k.matmul(ln2_full, true, dfc, false, w.mlp_c_fc.weight.grad, 1.0f, 1.0f);
   Tensor dln2_full({rows, h});
-  k.matmul(dfc, false, w("mlp.c_fc.weight"), true, dln2_full);
+  k.matmul(dfc, false, w.mlp_c_fc.weight.value, true, dln2_full);
   const Tensor dln2 = tp_.enter_backward(dln2_full);
   Tensor dafter({rows_local, h});
-  k.layernorm_backward(dln2, a.after_attention, w("ln_2.weight"), a.ln2_mean, a.ln2_rstd, dafter, g("ln_2.weight"),
-                       g("ln_2.bias"));
+  k.layernorm_backward(dln2, a.after_attention, w.ln_2.weight.value, a.ln2_mean, a.ln2_rstd, dafter, w.ln_2.weight.grad,
+                       w.ln_2.bias.grad);
   k.add(dafter, grad, dafter);
 
   // Attention block: after_attention = input + c_proj(attention(c_attn(ln_1(input)))).
-  k.bias_backward(dafter, g("attn.c_proj.bias"));
+  k.bias_backward(dafter, w.attn_c_proj.bias.grad);
   const Tensor projection_full = tp_.leave_backward(dafter);
   Tensor dattention({rows, h / t});
-  k.matmul(projection_full, false, w("attn.c_proj.weight"), true, dattention);
-  k.matmul(a.attention, true, projection_full, false, g("attn.c_proj.weight"), 1.0f, 1.0f);
+  k.matmul(projection_full, false, w.attn_c_proj.weight.value, true, dattention);
+  k.matmul(a.attention, true, projection_full, false, w.attn_c_proj.weight.grad, 1.0f, 1.0f);
   if (!a.probabilities.defined()) {  // selective recompute: the attention core only
     ScopedTimer timer(timers_, Category::recompute);
     a.probabilities = Tensor({b, heads, s, s});
@@ -147,15 +137,15 @@ Tensor GptStage::layer_backward(int64_t layer, const Tensor& grad, LayerActivati
     k.attention_backward(dattention.reshaped({b, s, h / t}), a.qkv.reshaped({b, s, 3 * h / t}), a.probabilities, heads,
                          dqkv3);
   }
-  k.bias_backward(dqkv, g("attn.c_attn.bias"));
+  k.bias_backward(dqkv, w.attn_c_attn.bias.grad);
   const Tensor ln1_full = a.ln1_full.defined() ? a.ln1_full : tp_.enter(a.ln1);
-  k.matmul(ln1_full, true, dqkv, false, g("attn.c_attn.weight"), 1.0f, 1.0f);
+  k.matmul(ln1_full, true, dqkv, false, w.attn_c_attn.weight.grad, 1.0f, 1.0f);
   Tensor dln1_full({rows, h});
-  k.matmul(dqkv, false, w("attn.c_attn.weight"), true, dln1_full);
+  k.matmul(dqkv, false, w.attn_c_attn.weight.value, true, dln1_full);
   const Tensor dln1 = tp_.enter_backward(dln1_full);
   Tensor dinput({rows_local, h});
-  k.layernorm_backward(dln1, a.input, w("ln_1.weight"), a.ln1_mean, a.ln1_rstd, dinput, g("ln_1.weight"),
-                       g("ln_1.bias"));
+  k.layernorm_backward(dln1, a.input, w.ln_1.weight.value, a.ln1_mean, a.ln1_rstd, dinput, w.ln_1.weight.grad,
+                       w.ln_1.bias.grad);
   k.add(dinput, dafter, dinput);
   return dinput;
 }
@@ -165,14 +155,14 @@ Tensor GptStage::embed(const int32_t* tokens, ChunkActivations& saved) {
   const int64_t rows = plan_.parallel.micro_batch_size * m.seq_length, h = m.hidden_size;
   saved.tokens = int_tensor(tokens, rows);
   Tensor partial({rows, h});
-  kernels_.embedding_forward(saved.tokens, parameters_["wte.weight"].value, tp_.rank() * vocab_shard_, partial);
+  kernels_.embedding_forward(saved.tokens, embedding_->wte.value, tp_.rank() * vocab_shard_, partial);
   Tensor x = tp_.leave(partial);  // the vocabulary shards' rows summed (and sliced with SP)
   // Positions of this rank's rows: row r of the microbatch is position r mod s.
   const int64_t first_row = tp_.sequence_parallel() ? tp_.rank() * x.dim(0) : 0;
   std::vector<int32_t> positions(size_t(x.dim(0)));
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t((first_row + int64_t(i)) % m.seq_length);
   Tensor position_rows({x.dim(0), h});
-  kernels_.embedding_forward(int_tensor(positions.data(), x.dim(0)), parameters_["wpe.weight"].value, 0, position_rows);
+  kernels_.embedding_forward(int_tensor(positions.data(), x.dim(0)), embedding_->wpe.value, 0, position_rows);
   kernels_.add(x, position_rows, x);
   return x;
 }
@@ -182,24 +172,24 @@ Tensor GptStage::embed_backward(const Tensor& grad, const ChunkActivations& save
   const Tensor full = tp_.leave_backward(grad);  // every rank needs all rows for its vocabulary shard
   std::vector<int32_t> positions(size_t(full.dim(0)));
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(int64_t(i) % m.seq_length);
-  kernels_.embedding_backward(full, int_tensor(positions.data(), full.dim(0)), 0, parameters_["wpe.weight"].grad);
-  kernels_.embedding_backward(full, saved.tokens, tp_.rank() * vocab_shard_, parameters_["wte.weight"].grad);
+  kernels_.embedding_backward(full, int_tensor(positions.data(), full.dim(0)), 0, embedding_->wpe.grad);
+  kernels_.embedding_backward(full, saved.tokens, tp_.rank() * vocab_shard_, embedding_->wte.grad);
   return Tensor();
 }
 
 void GptStage::output_forward(const Tensor& x, const int32_t* targets, ChunkActivations& saved) {
   const core::ModelSpec& m = plan_.model;
   const int64_t rows = plan_.parallel.micro_batch_size * m.seq_length, h = m.hidden_size;
-  Parameter& head = parameters_[m.untie_embeddings_and_output_weights ? "lm_head.weight" : "wte.weight"];
+  const OutputParameters& w = *output_;
   saved.lnf_input = x;
   saved.lnf = Tensor({x.dim(0), h});
   saved.lnf_mean = Tensor({x.dim(0)});
   saved.lnf_rstd = Tensor({x.dim(0)});
-  kernels_.layernorm_forward(x, parameters_["ln_f.weight"].value, parameters_["ln_f.bias"].value, kLayerNormEps,
+  kernels_.layernorm_forward(x, w.ln_f.weight.value, w.ln_f.bias.value, kLayerNormEps,
                              saved.lnf, saved.lnf_mean, saved.lnf_rstd);
   saved.lnf_full = tp_.enter(saved.lnf);
   saved.logits = Tensor({rows, vocab_shard_});
-  kernels_.matmul(saved.lnf_full, false, head.value, true, saved.logits);
+  kernels_.matmul(saved.lnf_full, false, w.head.value, true, saved.logits);
   if (tp_.sequence_parallel()) saved.lnf_full = Tensor();  // gathered again in the backward
   // Vocab-parallel cross-entropy: no rank ever holds the full logits.
   saved.targets = int_tensor(targets, rows);
@@ -224,18 +214,18 @@ void GptStage::output_forward(const Tensor& x, const int32_t* targets, ChunkActi
 Tensor GptStage::output_backward(const ChunkActivations& saved, float loss_scale) {
   const core::ModelSpec& m = plan_.model;
   const int64_t rows = plan_.parallel.micro_batch_size * m.seq_length, h = m.hidden_size;
-  Parameter& head = parameters_[m.untie_embeddings_and_output_weights ? "lm_head.weight" : "wte.weight"];
+  const OutputParameters& w = *output_;
   Tensor dlogits({rows, vocab_shard_});
   kernels_.cross_entropy_backward(saved.logits, saved.targets, tp_.rank() * vocab_shard_, saved.row_max, saved.sum_exp,
                                   loss_scale / float(rows), dlogits);
   const Tensor lnf_full = saved.lnf_full.defined() ? saved.lnf_full : tp_.enter(saved.lnf);
-  kernels_.matmul(dlogits, true, lnf_full, false, head.grad, 1.0f, 1.0f);
+  kernels_.matmul(dlogits, true, lnf_full, false, w.head.grad, 1.0f, 1.0f);
   Tensor dlnf_full({rows, h});
-  kernels_.matmul(dlogits, false, head.value, false, dlnf_full);
+  kernels_.matmul(dlogits, false, w.head.value, false, dlnf_full);
   const Tensor dlnf = tp_.enter_backward(dlnf_full);
   Tensor dx({saved.lnf_input.dim(0), h});
-  kernels_.layernorm_backward(dlnf, saved.lnf_input, parameters_["ln_f.weight"].value, saved.lnf_mean, saved.lnf_rstd,
-                              dx, parameters_["ln_f.weight"].grad, parameters_["ln_f.bias"].grad);
+  kernels_.layernorm_backward(dlnf, saved.lnf_input, w.ln_f.weight.value, saved.lnf_mean, saved.lnf_rstd, dx,
+                              w.ln_f.weight.grad, w.ln_f.bias.grad);
   return dx;
 }
 

@@ -10,11 +10,14 @@
 
 #include "core/plan.hpp"
 #include "executor/kernels/kernels.hpp"
+#include "executor/model/gpt2_parameters.hpp"
 #include "executor/model/parameters.hpp"
 #include "executor/model/tensor_parallel.hpp"
+#include "executor/timers/timer_stack.hpp"
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -27,7 +30,7 @@ class GptStage {
  public:
   // `pipeline_rank` chooses the chunks: chunk c is virtual stage c·p + pipeline_rank.
   GptStage(const core::Plan& plan, int64_t pipeline_rank, TensorParallel tensor_parallel, Kernels& kernels,
-           Timers& timers, int64_t pad_to);
+           TimerStack& timers, int64_t pad_to);
   ~GptStage();
 
   ParameterStore& parameters() { return parameters_; }
@@ -53,14 +56,15 @@ class GptStage {
   bool first_virtual(int64_t chunk) const { return chunk == 0 && pipeline_rank_ == 0; }
   bool last_virtual(int64_t chunk) const;
   int64_t first_layer(int64_t chunk) const;
-  std::string layer_name(int64_t layer, const char* part) const;
+  std::vector<int64_t> stage_layers() const;  // this rank's layers, in chunk order
   void declare_parameters();
+  void resolve_parameters();
 
   Tensor embed(const int32_t* tokens, ChunkActivations& saved);
   Tensor embed_backward(const Tensor& grad, const ChunkActivations& saved);
   // `keep_all` keeps every activation whatever the recompute mode (when recomputing).
-  Tensor layer_forward(int64_t layer, const Tensor& x, LayerActivations& saved, bool keep_all = false);
-  Tensor layer_backward(int64_t layer, const Tensor& grad, LayerActivations& saved);
+  Tensor layer_forward(const LayerParameters& w, const Tensor& x, LayerActivations& saved, bool keep_all = false);
+  Tensor layer_backward(const LayerParameters& w, const Tensor& grad, LayerActivations& saved);
   void output_forward(const Tensor& x, const int32_t* targets, ChunkActivations& saved);
   Tensor output_backward(const ChunkActivations& saved, float loss_scale);
 
@@ -68,24 +72,22 @@ class GptStage {
   int64_t pipeline_rank_;
   TensorParallel tp_;
   Kernels& kernels_;
-  Timers& timers_;
+  TimerStack& timers_;
   ParameterStore parameters_;
+  // References into parameters_, resolved once it is finalized: this rank's layers in chunk
+  // order (chunk c's l-th layer at c·layers_per_chunk_ + l), the embedding on the first stage,
+  // the output layer on the last.
+  std::vector<LayerParameters> layers_;
+  std::optional<EmbeddingParameters> embedding_;
+  std::optional<OutputParameters> output_;
   int64_t layers_per_chunk_;
   int64_t vocab_shard_;  // vocabulary rows per tensor rank
   double loss_sum_ = 0;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ChunkActivations>> saved_;  // by (microbatch, chunk)
 };
 
-// Hugging Face GPT-2's name of a layer's parameter: "h.3.attn.c_proj.weight".
-std::string gpt2_layer_parameter_name(int64_t layer, const char* part);
-
 // InvalidInput unless the executor can train the model's architecture (GPT-2's, for now).
 void require_trainable_architecture(const core::ModelSpec& model);
-
-// Declares the parameters of the given layers, and of the embedding and the output layer where
-// asked, as GptStage holds them: names, full shapes, sharding, initialisation.
-void declare_gpt2_parameters(ParameterStore& parameters, const core::ModelSpec& model, const std::vector<int64_t>& layers,
-                             bool has_embedding, bool has_output_layer);
 
 // The whole model's parameters as one rank of a one-rank plan declares them, without values:
 // what a full model file (--init-from) must hold.

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -21,6 +22,10 @@ uint64_t hash_name(const std::string& name) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
   for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
   return h;
+}
+
+bool takes_normal_initialisation(ParameterKind kind) {
+  return kind == ParameterKind::weight || kind == ParameterKind::tied_embedding_copy;
 }
 
 int64_t product(const std::vector<int64_t>& shape) {
@@ -46,16 +51,19 @@ std::vector<float> normal_values(uint64_t seed, const std::string& name, int64_t
   return out;
 }
 
-size_t ParameterStore::declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, float init_std,
-                               bool init_ones, bool weight_decay, bool counts_in_norm) {
+bool takes_weight_decay(ParameterKind kind) {
+  return kind == ParameterKind::weight || kind == ParameterKind::tied_embedding_copy;
+}
+
+size_t ParameterStore::declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding,
+                               ParameterKind kind, float init_std) {
+  assert((init_std > 0) == takes_normal_initialisation(kind) && "init_std is for weights, and only for them");
   Parameter p;
   p.name = name;
   p.full_shape = std::move(full_shape);
   p.sharding = sharding;
+  p.kind = kind;
   p.init_std = init_std;
-  p.init_ones = init_ones;
-  p.weight_decay = weight_decay;
-  p.counts_in_norm = counts_in_norm;
   index_[name] = parameters_.size();
   parameters_.push_back(std::move(p));
   return parameters_.size() - 1;
@@ -131,7 +139,8 @@ void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t
                     tensor_size);
       p.local_shape[axis] /= tensor_size;
     }
-    if (p.sharding == Sharding::replicated && tensor_rank != 0) p.counts_in_norm = false;
+    p.counts_in_norm = p.kind != ParameterKind::tied_embedding_copy &&
+                       !(p.sharding == Sharding::replicated && tensor_rank != 0);
     p.offset = total;
     total += product(p.local_shape);
   }
@@ -139,20 +148,18 @@ void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t
   values_ = Tensor::zeros({padded_size_});
   grads_ = Tensor::zeros({padded_size_});
   norm_weights_.assign(size_t(padded_size_), 0.0f);
-  decay_mask_.assign(size_t(padded_size_), 0.0f);
   for (Parameter& p : parameters_) {
     const int64_t n = product(p.local_shape);
     p.value = values_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
     p.grad = grads_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
     std::fill_n(norm_weights_.begin() + p.offset, n, p.counts_in_norm ? 1.0f : 0.0f);
-    std::fill_n(decay_mask_.begin() + p.offset, n, p.weight_decay ? 1.0f : 0.0f);
-    if (p.init_ones) {
+    if (p.kind == ParameterKind::norm_gain) {
       std::fill_n(p.value.data<float>(), n, 1.0f);
-    } else if (p.init_std > 0) {
+    } else if (takes_normal_initialisation(p.kind)) {
       const std::vector<float> full = normal_values(seed, p.name, product(p.full_shape), p.init_std);
       const std::vector<float> mine = shard(full, p, tensor_rank, tensor_size);
       std::memcpy(p.value.data<float>(), mine.data(), mine.size() * sizeof(float));
-    }
+    }  // biases stay zero, as the buffer was allocated
   }
 }
 

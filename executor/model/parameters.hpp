@@ -24,16 +24,28 @@ enum class Sharding : uint8_t {
   rows,        // first axis split (row-parallel weight)
 };
 
+// What a parameter is to training; its initialisation, weight decay and place in the gradient
+// norm follow from it (GPT-2's initialisation, Megatron's weight decay).
+enum class ParameterKind : uint8_t {
+  weight,               // a matrix (linear layer, embedding table): normal(0, init_std), decayed
+  bias,                 // a linear layer's or LayerNorm's bias: zeros, not decayed
+  norm_gain,            // LayerNorm's gain (Hugging Face's "…ln_1.weight"): ones, not decayed
+  tied_embedding_copy,  // Megatron's copy of the tied embedding on the last stage: a weight, left
+                        // out of the gradient norm (the first stage's copy counts it)
+};
+
+// AdamW's weight decay applies to matrices only.
+bool takes_weight_decay(ParameterKind kind);
+
 struct Parameter {
   std::string name;
   std::vector<int64_t> full_shape;
   std::vector<int64_t> local_shape;
   Sharding sharding = Sharding::replicated;
-  float init_std = 0.02f;  // normal(0, std); 0 → zeros
-  bool init_ones = false;  // norms' gains
-  bool weight_decay = true;
-  // Counted in the global gradient norm by this rank: false for replicated parameters on tensor
-  // ranks other than 0 and for the tied embedding's copy on the last stage.
+  ParameterKind kind = ParameterKind::weight;
+  float init_std = 0;  // of the normal initialisation of weights
+  // Counted in the global gradient norm by this rank (set by finalize): false for replicated
+  // parameters on tensor ranks other than 0 and for the tied embedding's copy.
   bool counts_in_norm = true;
   int64_t offset = 0;  // elements into the flat buffers
   Tensor value;
@@ -42,9 +54,10 @@ struct Parameter {
 
 class ParameterStore {
  public:
-  // Declares a parameter (before finalize). Returns its index.
-  size_t declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, float init_std,
-                 bool init_ones = false, bool weight_decay = true, bool counts_in_norm = true);
+  // Declares a parameter (before finalize); `init_std` is given for the kinds that are weights
+  // and only for them. Returns its index.
+  size_t declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, ParameterKind kind,
+                 float init_std = 0);
   // Allocates the flat buffers (padded to a multiple of `pad_to`), computes local shapes for this
   // tensor rank, and initialises every value from `seed`.
   void finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to);
@@ -59,7 +72,6 @@ class ParameterStore {
   Tensor& flat_grads() { return grads_; }
   int64_t padded_size() const { return padded_size_; }
   const std::vector<float>& norm_weights() const { return norm_weights_; }  // 1 or 0 per element
-  const std::vector<float>& decay_mask() const { return decay_mask_; }     // 1 where weight decay applies
 
   // This rank's shard of a full tensor, and the inverse (for checkpoint interchange).
   static std::vector<float> shard(const std::vector<float>& full, const Parameter& p, int64_t tensor_rank,
@@ -72,7 +84,7 @@ class ParameterStore {
   std::map<std::string, size_t> index_;
   Tensor values_, grads_;
   int64_t padded_size_ = 0;
-  std::vector<float> norm_weights_, decay_mask_;
+  std::vector<float> norm_weights_;
 };
 
 // Deterministic standard normals for (seed, name), independent of platform and layout.

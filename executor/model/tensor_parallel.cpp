@@ -5,9 +5,13 @@
 
 namespace loom::exec {
 
+Category TensorParallel::comm_category() const {
+  return timers_.innermost() == Category::recompute ? Category::recompute : Category::tp_comm;
+}
+
 Tensor TensorParallel::enter(const Tensor& local_rows) {
   if (!sequence_parallel()) return local_rows;
-  ScopedTimer timer(timers_, comm_category_);
+  ScopedTimer timer(timers_, comm_category());
   std::vector<int64_t> shape = local_rows.shape();
   shape[0] *= size();
   Tensor full(shape);
@@ -17,7 +21,7 @@ Tensor TensorParallel::enter(const Tensor& local_rows) {
 
 Tensor TensorParallel::leave(const Tensor& partial_full) {
   if (size() == 1) return partial_full;
-  ScopedTimer timer(timers_, comm_category_);
+  ScopedTimer timer(timers_, comm_category());
   if (!sequence_parallel()) {
     Tensor sum = partial_full;  // reduced in place: the partial is not needed afterwards
     group_->all_reduce(sum.data<float>(), size_t(sum.numel()), ReduceOp::sum);
@@ -32,13 +36,13 @@ Tensor TensorParallel::leave(const Tensor& partial_full) {
 
 void TensorParallel::all_reduce(Tensor& x) {
   if (size() == 1) return;
-  ScopedTimer timer(timers_, comm_category_);
+  ScopedTimer timer(timers_, comm_category());
   group_->all_reduce(x.data<float>(), size_t(x.numel()), ReduceOp::sum);
 }
 
 void TensorParallel::all_reduce_max(Tensor& x) {
   if (size() == 1) return;
-  ScopedTimer timer(timers_, comm_category_);
+  ScopedTimer timer(timers_, comm_category());
   const size_t n = size_t(x.numel());
   std::vector<float> gathered(n * size_t(size()));
   group_->all_gather(x.data<float>(), gathered.data(), n);

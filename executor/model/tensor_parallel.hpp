@@ -3,17 +3,18 @@
 // entering a region is the identity forward and an all-reduce backward; leaving it is an
 // all-reduce forward and the identity backward. With sequence parallelism (Korthikanti et al.
 // 2022) the regions outside hold a slice of the token rows, and the pair becomes all-gather /
-// reduce-scatter along the rows. All time spent here is tensor-parallel communication.
+// reduce-scatter along the rows. The time spent here is tensor-parallel communication, except
+// inside a recompute: the simulator counts a recompute's collectives as recompute.
 
 #include "executor/comm/communicator.hpp"
-#include "executor/engine/timers.hpp"
 #include "executor/tensor.hpp"
+#include "executor/timers/timer_stack.hpp"
 
 namespace loom::exec {
 
 class TensorParallel {
  public:
-  TensorParallel(Communicator* group, bool sequence_parallel, Timers& timers)
+  TensorParallel(Communicator* group, bool sequence_parallel, TimerStack& timers)
       : group_(group), sequence_parallel_(sequence_parallel), timers_(timers) {}
 
   int64_t size() const { return group_ ? group_->size() : 1; }
@@ -30,17 +31,16 @@ class TensorParallel {
   Tensor leave_backward(const Tensor& grad_local) { return enter(grad_local); }
 
   void all_reduce(Tensor& x);
-  // Where the time of collectives goes: tensor-parallel communication, except while a recompute
-  // runs (the simulator counts a recompute's collectives as recompute).
-  void set_comm_category(Category category) { comm_category_ = category; }
   // Row maxima over ranks for the vocab-parallel loss (all-gather, then max).
   void all_reduce_max(Tensor& x);
 
  private:
+  // The category of a collective starting now: recompute inside a recompute, tp_comm otherwise.
+  Category comm_category() const;
+
   Communicator* group_;
   bool sequence_parallel_;
-  Timers& timers_;
-  Category comm_category_ = Category::tp_comm;
+  TimerStack& timers_;
 };
 
 }  // namespace loom::exec

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 namespace loom::exec::profile {
 namespace {
 
@@ -29,9 +32,28 @@ TEST(ProfileTiming, TimeCallWarmsUpThenRepeats) {
   int calls = 0;
   TimingPolicy policy;
   policy.min_total_s = 0;
-  const Timing t = time_call([&] { ++calls; }, policy);
+  policy.cold_caches = false;
+  // The warm-up call is slow and the timed ones are not: the median leaves it out, so it is
+  // below the warm-up's sleep (a sleep lasts at least what it asks; the timed calls do nothing).
+  constexpr double kWarmUpS = 0.2;
+  const Timing t = time_call(
+      [&] {
+        if (calls++ == 0) std::this_thread::sleep_for(std::chrono::duration<double>(kWarmUpS));
+      },
+      policy);
   EXPECT_EQ(calls, 1 + policy.min_repeats);
-  EXPECT_GE(t.median_s, 0.0);
+  EXPECT_LT(t.median_s, kWarmUpS);
+}
+
+TEST(ProfileTiming, TimeCallMeasuresWhatTheCallTakes) {
+  TimingPolicy policy;
+  policy.min_total_s = 0;
+  policy.cold_caches = false;
+  // A sleep lasts at least what it asks for: a lower bound that holds on any machine.
+  static constexpr double kCallS = 0.003;
+  const Timing t = time_call([] { std::this_thread::sleep_for(std::chrono::duration<double>(kCallS)); }, policy);
+  EXPECT_GE(t.median_s, kCallS);
+  EXPECT_GE(t.spread, 0.0);
 }
 
 }  // namespace

@@ -89,8 +89,8 @@ fs::path scratch_dir() {
   return dir;
 }
 
-fs::path model_json() {
-  static const fs::path path = [] {
+fs::path model_json(bool untied_output_layer) {
+  static const fs::path tied = [] {
     // The issue's small model: 4 layers, hidden 64, 4 heads, byte vocabulary, sequence 32.
     const fs::path p = scratch_dir() / "model.json";
     std::ofstream(p) << R"({
@@ -106,7 +106,15 @@ fs::path model_json() {
 )";
     return p;
   }();
-  return path;
+  if (!untied_output_layer) return tied;
+  static const fs::path untied = [] {
+    const fs::path p = scratch_dir() / "model_untied.json";
+    core::Json model = core::Json::parse(slurp(tied));
+    model["untie-embeddings-and-output-weights"] = true;
+    std::ofstream(p) << model.dump(2) << "\n";
+    return p;
+  }();
+  return untied;
 }
 
 std::string quote(const std::string& word) {
@@ -141,7 +149,8 @@ ProcessResult run_process(const std::string& command) {
 
 fs::path make_plan(const Layout& layout) {
   const fs::path plan = scratch_dir() / ("plan_" + layout.name + ".json");
-  std::string command = quote(LOOM_BINARY) + " init --model " + quote(model_json().string()) +
+  std::string command = quote(LOOM_BINARY) + " init --model " +
+                        quote(model_json(layout.untied_output_layer).string()) +
                         " --nodes 1 --devices-per-node " + std::to_string(layout.ranks) + " --tp " +
                         std::to_string(layout.tp) + " --pp " + std::to_string(layout.pp) +
                         " --schedule " + layout.schedule + " --recompute-granularity " +
@@ -171,6 +180,7 @@ fs::path make_plan(const Layout& layout) {
       p.sequence_parallel == layout.sequence_parallel &&
       p.distributed_optimizer == layout.distributed_optimizer &&
       p.layers_per_virtual_stage == std::optional<int64_t>(layout.layers_per_virtual_stage) &&
+      read.model.untie_embeddings_and_output_weights == layout.untied_output_layer &&
       read.training.dtype == core::DType::fp32 && read.training.global_batch_size == 8 &&
       read.training.train_iters == kSteps;
   if (!as_asked) fail("loom init wrote a plan other than the layout " + layout.name, init);

@@ -40,6 +40,7 @@ struct Layout {
   bool distributed_optimizer = false;
   std::string recompute = "none";  // none, selective or full
   std::optional<int64_t> seed;     // default: loom init's
+  bool untied_output_layer = false;  // the model's lm_head separate from wte
 
   Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
       : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
@@ -67,6 +68,11 @@ struct Layout {
   Layout with_seed(int64_t s) const {
     Layout l = *this;
     l.seed = s;
+    return l;
+  }
+  Layout with_untied_output_layer() const {
+    Layout l = *this;
+    l.untied_output_layer = true;
     return l;
   }
 };
@@ -97,9 +103,10 @@ struct RunOutput {
 };
 
 // The scratch directory of this test binary (created on first use; removed at exit unless a
-// test failed or LOOM_KEEP_TEST_FILES is set) and the model JSON written into it.
+// test failed or LOOM_KEEP_TEST_FILES is set) and the model JSON written into it (with its output
+// layer tied to the token embedding, as GPT-2's, or untied).
 std::filesystem::path scratch_dir();
-std::filesystem::path model_json();
+std::filesystem::path model_json(bool untied_output_layer = false);
 
 // Runs `command` through /bin/sh with stdout and stderr captured; never throws for a non-zero exit.
 ProcessResult run_process(const std::string& command);

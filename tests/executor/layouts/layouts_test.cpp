@@ -117,6 +117,31 @@ TEST(SavedModel, HasGpt2NamesAndShapes) {
   EXPECT_EQ(actual, expected);
 }
 
+// An untied output layer (lm_head, on the last stage) across tensor and pipeline ranks trains as
+// on one rank. Untied, the first stage alone holds wte: it once all-reduced wte's gradient with
+// the last stage, which never answered, and the run hung.
+TEST(UntiedOutputLayer, Tp2Pp2MatchesOneRank) {
+  const fs::path single_model = scratch_dir() / "model_untied_single.safetensors";
+  const fs::path split_model = scratch_dir() / "model_untied_tp2_pp2.safetensors";
+  const RunOutput single = run_exec(make_plan(Layout("untied_single", 1).with_untied_output_layer()), 1,
+                                    "--steps 3 --save-model " + quote(single_model.string()));
+  const RunOutput split =
+      run_exec(make_plan(Layout("untied_tp2_pp2", 4, 2, 2).with_untied_output_layer()), 4,
+               "--steps 3 --save-model " + quote(split_model.string()));
+  ASSERT_EQ(single.steps, steps_from(1, 3));
+  ASSERT_EQ(split.steps, steps_from(1, 3));
+  const std::vector<std::string> losses =
+      loss_mismatches(single.losses, split.losses, kLossRelativeTolerance);
+  EXPECT_TRUE(losses.empty()) << join_lines(losses);
+  const std::vector<std::string> norms =
+      loss_mismatches(single.grad_norms, split.grad_norms, kLossRelativeTolerance, "grad norm");
+  EXPECT_TRUE(norms.empty()) << join_lines(norms);
+  EXPECT_TRUE(exec::read_safetensors(single_model.string()).contains("lm_head.weight"));
+  const std::vector<std::string> parameters =
+      parameter_mismatches(single_model, split_model, kParameterTolerance);
+  EXPECT_TRUE(parameters.empty()) << join_lines(parameters);
+}
+
 // Controls: the comparisons above can fail.
 // Another seed (other initial weights and other batches) gives other losses and parameters.
 TEST(Controls, AnotherSeedFailsBothComparisons) {

@@ -139,13 +139,36 @@ TEST(MpiCollectives, SplitOrdersByKeyAndLetsRanksOptOut) {
   EXPECT_THAT(members, ElementsAre(2, 1, 0));
 }
 
+// A zero count is a call every rank may make (an empty shard, a stage without biases): it must
+// neither fail, nor touch the buffers, nor leave the ranks out of step for the next collective.
 TEST(MpiCollectives, ZeroCountsAreNoOps) {
   auto world = mpi_world();
-  world->all_reduce(nullptr, 0, ReduceOp::average);
-  world->all_gather(nullptr, nullptr, 0);
-  world->reduce_scatter(nullptr, nullptr, 0, ReduceOp::sum);
-  world->broadcast(nullptr, 0, 0);
-  world->all_reduce_sum(nullptr, 0);
+  std::vector<float> sentinel = {7, 8};
+  std::vector<double> sentinel_double = {9};
+  EXPECT_NO_THROW(world->all_reduce(sentinel.data(), 0, ReduceOp::average));
+  EXPECT_NO_THROW(world->all_gather(sentinel.data(), sentinel.data() + 1, 0));
+  EXPECT_NO_THROW(world->reduce_scatter(sentinel.data(), sentinel.data() + 1, 0, ReduceOp::sum));
+  EXPECT_NO_THROW(world->broadcast(sentinel.data(), 0, 0));
+  EXPECT_NO_THROW(world->all_reduce_sum(sentinel_double.data(), 0));
+  EXPECT_NO_THROW(world->all_reduce(nullptr, 0, ReduceOp::sum));
+  EXPECT_THAT(sentinel, ElementsAre(7, 8));
+  EXPECT_THAT(sentinel_double, ElementsAre(9));
+  std::vector<float> one = {1};
+  world->all_reduce(one.data(), 1, ReduceOp::sum);
+  EXPECT_THAT(one, ElementsAre(float(world->size()))) << "the ranks are still in step";
+}
+
+// The idle barrier (profile: ranks waiting while rank 0 measures) still waits for every rank:
+// ranks that arrive first leave no earlier than rank 0, which arrives after a sleep.
+TEST(MpiCollectives, IdleBarrierWaitsForTheLastRank) {
+  LOOM_REQUIRE_RANKS(2);
+  auto world = mpi_world();
+  constexpr auto kLateBy = std::chrono::milliseconds(300);
+  world->barrier();
+  const auto start = std::chrono::steady_clock::now();
+  if (world->rank() == 0) std::this_thread::sleep_for(kLateBy);
+  world->idle_barrier();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, kLateBy) << "rank " << world->rank() << " left early";
 }
 
 // MPI_ERRORS_RETURN turns MPI failures into loom::Error naming the call; each case fails

@@ -2,7 +2,8 @@
 // usual report, and the exit status is non-zero on every rank when any rank failed, so mpirun
 // and ctest see a failure that happened on rank 3 alone.
 
-#include "executor/comm/mpi_communicator.hpp"  // mpi.h without the deprecated C++ bindings
+#include "executor/comm/mpi_communicator.hpp"  // mpi.h (MPI_Allreduce of the verdicts)
+#include "executor/comm/mpi_session.hpp"
 
 #include <gtest/gtest.h>
 
@@ -33,8 +34,7 @@ int main(int argc, char** argv) {
   try {
     loom::exec::MpiSession session(&argc, &argv);
     ::testing::InitGoogleTest(&argc, argv);
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    const int rank = session.world_rank();
     if (rank != 0) {
       auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
       delete listeners.Release(listeners.default_result_printer());

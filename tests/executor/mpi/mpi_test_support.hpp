@@ -3,6 +3,7 @@
 // Every rank takes the same skip decision, so no rank is left waiting in a collective.
 
 #include "executor/comm/communicator.hpp"
+#include "executor/comm/mpi_session.hpp"  // mpi_world
 
 #include <gtest/gtest.h>
 

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "core/rank_layout.hpp"
 #include "executor/comm/communicator.hpp"
+#include "executor/comm/mpi_session.hpp"  // mpi_world
 #include "tests/executor/mpi/mpi_test_support.hpp"
 
 #include <gtest/gtest.h>
