@@ -1,11 +1,12 @@
 # Optional parts of Loom. Each option is AUTO (built when its dependencies are found,
 # skipped with one configure-time line saying so), ON (required: configuring fails when
-# missing) or OFF (never built). The results are LOOM_HAVE_CUDA, LOOM_HAVE_MPI, LOOM_HAVE_GUI.
+# missing) or OFF (never built). The results are LOOM_HAVE_MPI and LOOM_HAVE_GUI.
+# (There is no CUDA option yet: it comes with the CUDA backend, so that configuring never reports
+# a backend that is not built.)
 
-set(LOOM_WITH_CUDA AUTO CACHE STRING "Build the CUDA executor backend (AUTO, ON, OFF)")
 set(LOOM_WITH_MPI AUTO CACHE STRING "Build the MPI executor (AUTO, ON, OFF)")
 set(LOOM_WITH_GUI AUTO CACHE STRING "Build the Qt 6 desktop app (AUTO, ON, OFF)")
-foreach(option LOOM_WITH_CUDA LOOM_WITH_MPI LOOM_WITH_GUI)
+foreach(option LOOM_WITH_MPI LOOM_WITH_GUI)
   set_property(CACHE ${option} PROPERTY STRINGS AUTO ON OFF)
 endforeach()
 
@@ -22,31 +23,6 @@ function(loom_report_option option part found detail)
     message(STATUS "Loom: ${part}: skipped, ${detail} (set ${option}=OFF to silence)")
   endif()
 endfunction()
-
-# CUDA: nvcc plus cuBLAS and NCCL. /usr/local/cuda is the toolkit's default home.
-set(LOOM_HAVE_CUDA FALSE)
-if(NOT LOOM_WITH_CUDA STREQUAL "OFF")
-  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
-    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
-  endif()
-  include(CheckLanguage)
-  check_language(CUDA)
-  if(CMAKE_CUDA_COMPILER)
-    find_package(CUDAToolkit QUIET)
-    find_package(NCCL QUIET)
-    if(CUDAToolkit_FOUND AND TARGET CUDA::cublas AND NCCL_FOUND)
-      set(LOOM_HAVE_CUDA TRUE)
-      set(cuda_detail "CUDA ${CUDAToolkit_VERSION}, cuBLAS, NCCL ${NCCL_VERSION}")
-    else()
-      set(cuda_detail "nvcc found but cuBLAS or NCCL is missing")
-    endif()
-  else()
-    set(cuda_detail "no CUDA compiler (nvcc) found")
-  endif()
-else()
-  set(cuda_detail "")
-endif()
-loom_report_option(LOOM_WITH_CUDA "CUDA executor backend" ${LOOM_HAVE_CUDA} "${cuda_detail}")
 
 # MPI: the executor's launcher and CPU communicator.
 set(LOOM_HAVE_MPI FALSE)

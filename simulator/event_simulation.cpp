@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 #include <fmt/format.h>
 
@@ -17,7 +18,8 @@ using core::ActionKind;
 struct RankState {
   size_t next = 0;      // index of the next action
   double clock_s = 0;   // when the rank is free
-  bool waiting = false; // blocked on a receive whose message has not been sent
+  bool waiting = false; // blocked on a receive whose message has not been sent, or at the barrier
+  bool at_step_statistics = false;  // computed its gradient norm and waits for the other ranks
 };
 
 class Simulation {
@@ -133,17 +135,42 @@ class Simulation {
     s.clock_s += sync - overlap;
   }
 
-  void run_optimizer(int32_t rank, const Action& a) {
+  // The optimizer step in the executor's order: the local gradient norm, then the world-wide
+  // all-reduce of the step statistics (loss and squared norm), where every rank waits for the
+  // last to arrive, then clipping, AdamW and the ZeRO-1 all-gather. Returns false while this rank
+  // waits for others at the all-reduce. The wait and the all-reduce itself count as idle, as the
+  // executor, which times neither as a category, measures them.
+  bool run_optimizer(int32_t rank, const Action& a, std::vector<int32_t>& ready) {
     RankState& s = state_[size_t(rank)];
     RankTotals& totals = timeline_.ranks[size_t(rank)];
-    const double step = costs_.optimizer_s[size_t(rank)];
+    if (!s.at_step_statistics && !step_statistics_done_) {
+      const double norm = costs_.grad_norm_s[size_t(rank)];
+      totals.optimizer_s += norm;
+      record(rank, Stream::compute, "gradient norm", s.clock_s, norm, a);
+      s.clock_s += norm;
+      s.at_step_statistics = true;
+      if (++ranks_at_step_statistics_ < state_.size()) return false;
+      // The last rank has arrived: the all-reduce ends for all at once.
+      double last_arrival = 0;
+      for (const RankState& other : state_) last_arrival = std::max(last_arrival, other.clock_s);
+      const double done = last_arrival + costs_.step_statistics_s;
+      for (int32_t r = 0; r < int32_t(state_.size()); ++r) {
+        record(r, Stream::dp_comm, "step statistics all-reduce", last_arrival, costs_.step_statistics_s, a);
+        state_[size_t(r)].clock_s = done;
+        if (r != rank) wake(r, ready);
+      }
+      step_statistics_done_ = true;
+    }
+    if (!step_statistics_done_) return false;
+    const double update = costs_.optimizer_s[size_t(rank)] - costs_.grad_norm_s[size_t(rank)];
     const double gather = costs_.optimizer_comm_s[size_t(rank)];
-    totals.optimizer_s += step - gather;
+    totals.optimizer_s += update - gather;
     totals.dp_comm_s += gather;
     totals.dp_comm_exposed_s += gather;
-    record(rank, Stream::compute, "optimizer step", s.clock_s, step - gather, a);
-    record(rank, Stream::dp_comm, "parameter all-gather", s.clock_s + step - gather, gather, a);
-    s.clock_s += step;
+    record(rank, Stream::compute, "optimizer step", s.clock_s, update - gather, a);
+    record(rank, Stream::dp_comm, "parameter all-gather", s.clock_s + update - gather, gather, a);
+    s.clock_s += update;
+    return true;
   }
 
   // What is known of one message, kept under its receiving end: (receiving rank, receive
@@ -264,7 +291,12 @@ class Simulation {
         case ActionKind::forward:
         case ActionKind::backward: run_compute(rank, a); break;
         case ActionKind::grad_sync: run_grad_sync(rank, a); break;
-        case ActionKind::optimizer_step: run_optimizer(rank, a); break;
+        case ActionKind::optimizer_step:
+          if (!run_optimizer(rank, a, ready)) {
+            s.waiting = true;
+            return;
+          }
+          break;
         default:
           if (!(a.is_send() ? run_send(rank, a, ready) : run_recv(rank, a, ready))) {
             s.waiting = true;
@@ -282,8 +314,32 @@ class Simulation {
   const SimulationOptions& options_;
   std::vector<RankState> state_;
   std::vector<Message> messages_;  // see message()
+  size_t ranks_at_step_statistics_ = 0;
+  bool step_statistics_done_ = false;
   Timeline timeline_;
 };
+
+}  // namespace
+
+namespace {
+
+// Costs built for another schedule are a programming error: named here, not read out of bounds.
+void check_cost_shapes(const core::PipelineSchedule& schedule, const StepCosts& costs) {
+  const size_t stages = size_t(schedule.pipeline_size) * size_t(schedule.virtual_stages);
+  const size_t ranks = size_t(schedule.pipeline_size);
+  const auto expect = [](const char* name, size_t actual, size_t expected) {
+    if (actual != expected)
+      throw std::logic_error(fmt::format("StepCosts::{} has {} entries; the schedule needs {}", name, actual, expected));
+  };
+  expect("forward", costs.forward.size(), stages);
+  expect("backward", costs.backward.size(), stages);
+  expect("send_s", costs.send_s.size(), stages);
+  expect("send_rendezvous", costs.send_rendezvous.size(), stages);
+  expect("grad_sync_s", costs.grad_sync_s.size(), ranks);
+  expect("optimizer_s", costs.optimizer_s.size(), ranks);
+  expect("optimizer_comm_s", costs.optimizer_comm_s.size(), ranks);
+  expect("grad_norm_s", costs.grad_norm_s.size(), ranks);
+}
 
 }  // namespace
 
@@ -295,6 +351,7 @@ Timeline simulate_schedule(const core::PipelineSchedule& schedule, const StepCos
                        "Loom simulates",
                        schedule.pipeline_size, schedule.virtual_stages, schedule.microbatches, triples,
                        core::limits::kMaxSimulatedStageMicrobatches);
+  check_cost_shapes(schedule, costs);
   return Simulation(schedule, costs, options).run();
 }
 

@@ -140,6 +140,11 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
   step.grad_sync_s.resize(size_t(p));
   step.optimizer_s.resize(size_t(p));
   step.optimizer_comm_s.resize(size_t(p));
+  step.grad_norm_s.resize(size_t(p));
+  const int64_t world = plan.cluster.world_size();
+  step.step_statistics_s =
+      world > 1 ? costs.collective_s(Collective::all_reduce, 2.0 * sizeof(double), progression_placement(0, 1, world, per_node))
+                : 0.0;
   for (int64_t r = 0; r < p; ++r) {
     // Rank (0, 0, r)'s data group: dp ranks t apart (Megatron order), the same shape for all.
     const int64_t first_rank = layout.rank({0, 0, r});
@@ -150,7 +155,7 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
     if (plan.model.tied_embeddings() && p > 1 && (r == 0 || r == p - 1)) {
       // The first and last stages' ranks with the same tensor and data coordinates.
       const int64_t first_stage_rank = layout.rank({0, 0, 0}), last_stage_rank = layout.rank({0, 0, p - 1});
-      const double embedding_bytes = double(plan.model.padded_vocab_size) * double(plan.model.hidden_size) /
+      const double embedding_bytes = double(plan.padded_vocab_size()) * double(plan.model.hidden_size) /
                                      double(plan.parallel.tensor_parallel) * 4.0;
       sync += costs.collective_s(Collective::all_reduce, embedding_bytes,
                                  progression_placement(first_stage_rank, last_stage_rank - first_stage_rank, 2, per_node));
@@ -161,8 +166,8 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
     const double local = double(parameters[size_t(r)]) / (distributed ? dp : 1.0);
     const double gather = distributed ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
     step.optimizer_comm_s[size_t(r)] = gather;
-    step.optimizer_s[size_t(r)] =
-        costs.elementwise_s(kb::kAdamw, kb::adamw(local)) + costs.elementwise_s(kb::kGradNorm, kb::grad_norm(local)) + gather;
+    step.grad_norm_s[size_t(r)] = costs.elementwise_s(kb::kGradNorm, kb::grad_norm(local));
+    step.optimizer_s[size_t(r)] = step.grad_norm_s[size_t(r)] + costs.elementwise_s(kb::kAdamw, kb::adamw(local)) + gather;
   }
   return step;
 }

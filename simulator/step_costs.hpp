@@ -48,6 +48,11 @@ struct StepCosts {
   std::vector<double> grad_sync_s;   // by pipeline rank: data-parallel (and tied-embedding) reduction
   std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
   std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication
+  std::vector<double> grad_norm_s;       // by pipeline rank: the part of optimizer_s before the step statistics
+  // The step's one world-wide collective: the loss and the squared gradient norm of every rank,
+  // summed (two doubles), between the gradient norm and the AdamW update. Every rank waits there
+  // for the last one (the event simulation's barrier).
+  double step_statistics_s = 0;
 };
 
 // Compute and tensor-parallel communication time of a list of ops.

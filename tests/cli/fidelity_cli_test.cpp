@@ -27,17 +27,33 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   EXPECT_EQ(out.at("format"), "loom-bench-fidelity");
   const core::Json& plans = out.at("plans");
   ASSERT_EQ(plans.size(), 2u);  // the single-rank plans: plain and full recompute
-  for (const core::Json& plan : plans) {
+  // Each row is wired to its own plan and run: its prediction is what `loom simulate` says of the
+  // plan file the bench wrote, and its measurement is what `loom compare` reads from the store for
+  // that run. Exact, so that a wiring mistake (ms for s, another run's numbers) fails the test
+  // while the machine's speed, which a unit test must not judge, does not.
+  const std::string db = (work / "fidelity.db").string();
+  for (size_t index = 0; index < plans.size(); ++index) {
+    const core::Json& plan = plans[index];
     EXPECT_EQ(plan.at("ranks"), 1);
-    EXPECT_GT(plan.at("predicted_step_time_s").get<double>(), 0);
-    EXPECT_GT(plan.at("measured_step_time_s").get<double>(), 0);
-    EXPECT_GT(plan.at("measured_peak_memory_bytes").get<double>(), 0);
     EXPECT_GT(plan.at("machine_slowdown").get<double>(), 0);
-    // The prediction and the measurement of the same run are of one order of magnitude: a
-    // wiring mistake (ms for s, another run's numbers) would not be.
-    const double ratio = plan.at("predicted_step_time_s").get<double>() / plan.at("measured_step_time_s").get<double>();
-    EXPECT_GT(ratio, 0.3);
-    EXPECT_LT(ratio, 3.0);
+    const std::string plan_file = (work / ("plan-0" + std::to_string(index) + ".json")).string();
+    const LoomResult simulated = run_loom("simulate '" + plan_file + "' --format json");
+    ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
+    const core::Json prediction = core::parse_json_text(simulated.out, "simulate output");
+    EXPECT_DOUBLE_EQ(plan.at("predicted_step_time_s").get<double>(), prediction.at("step_time_s").get<double>());
+    const LoomResult compared =
+        run_loom("compare " + std::to_string(index + 1) + " --db '" + db + "' --format json");
+    ASSERT_EQ(compared.exit_code, 0) << compared.err;
+    const core::Json comparison = core::parse_json_text(compared.out, "compare output");
+    EXPECT_EQ(comparison.at("rows").at(0).at("quantity"), "step time");
+    EXPECT_DOUBLE_EQ(plan.at("measured_step_time_s").get<double>(),
+                     comparison.at("rows").at(0).at("measured").get<double>());
+    EXPECT_DOUBLE_EQ(plan.at("predicted_step_time_s").get<double>(),
+                     comparison.at("rows").at(0).at("predicted").get<double>());
+    ASSERT_EQ(comparison.at("ranks").size(), 1u);
+    EXPECT_EQ(plan.at("measured_peak_memory_bytes"), comparison.at("ranks").at(0).at("measured_peak_memory_bytes"));
+    EXPECT_EQ(plan.at("predicted_peak_memory_bytes"), comparison.at("ranks").at(0).at("predicted_peak_memory_bytes"));
+    EXPECT_GT(plan.at("measured_peak_memory_bytes").get<double>(), 0);
   }
   // Full recompute keeps fewer activations than no recompute, measured and predicted alike.
   EXPECT_LT(plans[1].at("measured_peak_memory_bytes").get<double>(), plans[0].at("measured_peak_memory_bytes").get<double>());

@@ -39,6 +39,7 @@ StepCosts synthetic_costs(int32_t p, int32_t v, double send_s = 0, double grad_s
   costs.grad_sync_s.assign(size_t(p), grad_sync_s);
   costs.optimizer_s.assign(size_t(p), optimizer_s);
   costs.optimizer_comm_s.assign(size_t(p), 0.0);
+  costs.grad_norm_s.assign(size_t(p), 0.0);
   return costs;
 }
 
