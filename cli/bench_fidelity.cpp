@@ -155,8 +155,8 @@ std::vector<KernelCheck> check_kernels(const core::Profile& profile, const core:
     errors[fmt::format("gemm {}", core::to_string(s.layout))].push_back(
         sim::error_percent(costs.gemm_s(s.m, s.n, s.k, 1, s.layout), s.time_s));
   for (const core::AttentionSample& s : off_grid.tables.attention)
-    errors[s.backward ? "attention backward" : "attention forward"].push_back(
-        sim::error_percent(costs.attention_s(s.batch, s.seq, s.head_dim, s.backward), s.time_s));
+    errors[fmt::format("attention {} {}", core::to_string(s.backend), s.backward ? "backward" : "forward")].push_back(
+        sim::error_percent(costs.attention_s(s.batch, s.seq, s.head_dim, s.backward, s.backend), s.time_s));
   for (const core::KernelSample& s : off_grid.tables.kernels)
     errors[s.kernel].push_back(sim::error_percent(costs.elementwise_s(s.kernel, double(s.bytes)), s.time_s));
   std::vector<KernelCheck> checks;

@@ -36,6 +36,14 @@ struct InitOptions {
   std::string recompute = "none";
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
+  // Megatron-Core's settings. An overlap the user neither asked for nor turned off follows
+  // Megatron-Core's practice: on wherever the machinery it hides is present (the counts of the
+  // flags' options tell an explicit choice from a default).
+  std::string attention_backend = "flash";
+  bool overlap_grad_reduce = true, overlap_param_gather = false, tp_comm_overlap = false;
+  CLI::Option* overlap_param_gather_flag = nullptr;
+  CLI::Option* tp_comm_overlap_flag = nullptr;
+  std::optional<int64_t> ddp_bucket_size;
   std::string dtype = "bf16";
   int64_t train_iters = 100;
   std::optional<int64_t> seed;
@@ -74,6 +82,15 @@ core::Plan build_plan(const InitOptions& o) {
   plan.parallel.recompute = core::parse_recompute(o.recompute, "--recompute-granularity");
   plan.parallel.sequence_parallel = o.sequence_parallel;
   plan.parallel.distributed_optimizer = o.distributed_optimizer;
+  plan.parallel.attention_backend = core::parse_attention_backend(o.attention_backend, "--attention-backend");
+  plan.parallel.overlap_grad_reduce = o.overlap_grad_reduce;
+  // Defaults only where valid; an explicit --overlap-param-gather or --tp-comm-overlap without
+  // what it needs is left for Plan::validate to refuse with the rule.
+  plan.parallel.overlap_param_gather = o.overlap_param_gather_flag->count() > 0
+                                           ? o.overlap_param_gather
+                                           : o.distributed_optimizer && o.overlap_grad_reduce;
+  plan.parallel.tp_comm_overlap = o.tp_comm_overlap_flag->count() > 0 ? o.tp_comm_overlap : o.sequence_parallel;
+  plan.parallel.ddp_bucket_size = o.ddp_bucket_size;
   core::derive_data_parallel(plan);
   plan.training.dtype = core::parse_dtype(o.dtype, "--dtype");
   plan.training.train_iters = o.train_iters;
@@ -117,6 +134,24 @@ Command add_init_command(CLI::App& parent) {
   app->add_flag("--sequence-parallel", o->sequence_parallel, "Shard norms and dropout along the sequence (needs tp > 1)");
   app->add_flag("--use-distributed-optimizer", o->distributed_optimizer,
                 "Shard optimizer state over data parallelism (ZeRO-1)");
+  app->add_option("--attention-backend", o->attention_backend,
+                  "Attention core: flash (one fused FlashAttention kernel, as Megatron-Core runs it) or unfused "
+                  "(scores written to memory, as Loom assumed before)")
+      ->capture_default_str();
+  app->add_flag("--overlap-grad-reduce,!--no-overlap-grad-reduce", o->overlap_grad_reduce,
+                "Reduce each gradient bucket over data parallelism as soon as the backward fills it, beside the "
+                "rest of the backward [default: on]");
+  o->overlap_param_gather_flag = app->add_flag(
+      "--overlap-param-gather,!--no-overlap-param-gather", o->overlap_param_gather,
+      "Gather the distributed optimizer's updated parameters bucket by bucket beside the next forward (needs "
+      "--use-distributed-optimizer and --overlap-grad-reduce) [default: on with --use-distributed-optimizer]");
+  o->tp_comm_overlap_flag = app->add_flag(
+      "--tp-comm-overlap,!--no-tp-comm-overlap", o->tp_comm_overlap,
+      "Split tensor-parallel all-gathers and reduce-scatters into chunks beside the GEMMs (needs "
+      "--sequence-parallel) [default: on with --sequence-parallel]");
+  app->add_option("--ddp-bucket-size", o->ddp_bucket_size,
+                  "Parameters per gradient bucket (needs --overlap-grad-reduce) [default: Megatron's, "
+                  "max(40,000,000, 1,000,000 × data-parallel size)]");
   app->add_option("--dtype", o->dtype, "Training precision: fp32, bf16 or fp16")->capture_default_str();
   app->add_option("--train-iters", o->train_iters, "Optimizer steps")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of initialization and data order");

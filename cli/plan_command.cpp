@@ -23,12 +23,12 @@ namespace loom::cli {
 namespace {
 
 struct PlanOptions {
-  std::string model, profile, format = "table", db, out, objective = "step-time", dtype;
+  std::string model, profile, format = "table", db, out, objective = "step-time", dtype, attention_backend = "flash";
   std::optional<int64_t> devices, devices_per_node, global_batch_size, seq_length;
   std::optional<double> price;
   int64_t top = 10, max_micro_batch_size = 16;
   int threads = 0;
-  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false, overlap_grad_reduce = false;
+  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false;
 };
 
 // Fills the request from the flags; what is not given comes from the built-in default plan.
@@ -49,7 +49,7 @@ plan::SearchRequest make_request(const PlanOptions& o) {
   r.allow_cross_node_tp = o.cross_node_tp;
   r.allow_fewer_devices = o.fewer_devices;
   r.max_micro_batch_size = o.max_micro_batch_size;
-  r.overlap_grad_reduce = o.overlap_grad_reduce;
+  r.attention_backend = core::parse_attention_backend(o.attention_backend, "--attention-backend");
   return r;
 }
 
@@ -227,7 +227,10 @@ Command add_plan_command(CLI::App& parent) {
   app->add_flag("--explain", o->explain, "Show how many combinations each rule rejected");
   app->add_flag("--allow-cross-node-tp", o->cross_node_tp, "Let tensor parallelism span nodes");
   app->add_flag("--allow-fewer-devices", o->fewer_devices, "Also try plans that leave devices idle");
-  app->add_flag("--overlap-grad-reduce", o->overlap_grad_reduce, "Overlap the data-parallel reduction with the backward");
+  app->add_option("--attention-backend", o->attention_backend,
+                  "Attention kernel of every plan: flash (fused, as current Megatron-Core) or unfused (Megatron-LM of "
+                  "2021); the overlaps of gradient reduce, parameter gather and TP communication are searched")
+      ->capture_default_str();
   app->footer(
       "Examples:\n  loom plan\n"
       "  loom plan --model gpt3-175b --devices 1024 --devices-per-node 8 --profile a100-80gb-dgx \\\n"

@@ -3,6 +3,7 @@
 #include "cli/command.hpp"
 #include "cli/format.hpp"
 #include "core/default_plan.hpp"
+#include "core/json_reader.hpp"
 #include "core/model_arithmetic.hpp"
 #include "core/plan_json.hpp"
 #include "core/profile.hpp"
@@ -11,7 +12,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace loom::cli {
 namespace {
@@ -43,6 +48,48 @@ Derived derive(const core::Plan& plan) {
           core::hardware_flops_per_step(plan)};
 }
 
+// The parallel keys Megatron-Core added (attention backend, communication overlaps, bucket size).
+// A plan written before Loom knew them lacks them and reads as Loom ran it then: unfused
+// attention, no overlap. ParallelPlan cannot tell an absent key from its default, so `show` looks
+// at the document itself.
+constexpr std::string_view kMegatronCoreKeys[] = {"attention-backend", "overlap-grad-reduce", "overlap-param-gather",
+                                                  "tp-comm-overlap", "ddp-bucket-size"};
+
+// A plan as read, with the keys of kMegatronCoreKeys its "parallel" object lacked, in that order.
+struct ShownPlan {
+  core::Plan plan;
+  std::vector<std::string> absent_keys;  // none for the built-in default plan, which has no document
+};
+
+ShownPlan read_shown_plan(const std::string& path) {
+  const std::string text = core::read_text_file(path);
+  const Json document = core::parse_json_text(text, path == "-" ? "<stdin>" : path);
+  ShownPlan shown{core::plan_from_json(document), {}};
+  const Json& parallel = document.at("parallel");  // plan_from_json has required it as an object
+  for (std::string_view key : kMegatronCoreKeys)
+    if (!parallel.contains(key)) shown.absent_keys.emplace_back(key);
+  return shown;
+}
+
+// Megatron-Core reduces all gradients as one bucket without overlap-grad-reduce, so a bucket size
+// is only reported when the overlap uses it.
+std::optional<int64_t> used_bucket_parameters(const core::ParallelPlan& p) {
+  if (!p.overlap_grad_reduce) return std::nullopt;
+  return p.grad_bucket_parameters();
+}
+
+Json megatron_core_settings_json(const ShownPlan& shown) {
+  const core::ParallelPlan& p = shown.plan.parallel;
+  const std::optional<int64_t> bucket = used_bucket_parameters(p);
+  return {{"attention-backend", core::to_string(p.attention_backend)},
+          {"overlap-grad-reduce", p.overlap_grad_reduce},
+          {"overlap-param-gather", p.overlap_param_gather},
+          {"tp-comm-overlap", p.tp_comm_overlap},
+          {"ddp-bucket-size", p.ddp_bucket_size ? Json(*p.ddp_bucket_size) : Json(nullptr)},
+          {"grad_bucket_parameters", bucket ? Json(*bucket) : Json(nullptr)},
+          {"absent_keys", shown.absent_keys}};
+}
+
 Json layout_json(const core::Plan& plan) {
   const core::RankLayout layout = core::RankLayout::of(plan.parallel);
   Json out = Json::object();
@@ -58,7 +105,8 @@ Json layout_json(const core::Plan& plan) {
   return out;
 }
 
-Json show_json(const core::Plan& plan, const Derived& d) {
+Json show_json(const ShownPlan& shown, const Derived& d) {
+  const core::Plan& plan = shown.plan;
   return {{"format", "loom-show"},
           {"version", 1},
           {"plan", core::to_json(plan)},
@@ -74,6 +122,7 @@ Json show_json(const core::Plan& plan, const Derived& d) {
           {"data_parallel_size", plan.parallel.data_parallel},
           {"virtual_stages", plan.virtual_stages()},
           {"layers_per_pipeline_stage", plan.layers_per_pipeline_stage()},
+          {"megatron_core_settings", megatron_core_settings_json(shown)},
           {"layout", layout_json(plan)}};
 }
 
@@ -112,6 +161,40 @@ std::string parallel_line(const core::Plan& plan) {
       p.distributed_optimizer ? "on" : "off");
 }
 
+std::string attention_line(const core::ParallelPlan& p) {
+  return fmt::format("attention-backend {} ({})", core::to_string(p.attention_backend),
+                     p.attention_backend == core::AttentionBackend::flash
+                         ? "one fused FlashAttention kernel; the s × s scores are never stored"
+                         : "scores written to memory, soft-maxed and read back");
+}
+
+std::string overlap_line(const core::ParallelPlan& p) {
+  auto on_off = [](bool on) { return on ? "on" : "off"; };
+  std::string bucket = "none: without overlap-grad-reduce all gradients reduce as one bucket";
+  if (p.ddp_bucket_size) bucket = fmt::format("{} parameters", with_thousands(*p.ddp_bucket_size));
+  else if (p.overlap_grad_reduce)
+    bucket = fmt::format("{} parameters (Megatron default: max(40M, 1M × dp))", with_thousands(p.grad_bucket_parameters()));
+  return fmt::format("overlap-grad-reduce {} · overlap-param-gather {} · tp-comm-overlap {} · ddp-bucket-size {}",
+                     on_off(p.overlap_grad_reduce), on_off(p.overlap_param_gather), on_off(p.tp_comm_overlap), bucket);
+}
+
+// Which keys an older plan lacked and what Loom reads in their place.
+std::string absent_keys_line(const core::ParallelPlan& p, const std::vector<std::string>& absent) {
+  std::vector<std::string> assumed;
+  auto assume = [&](const std::string& what) {
+    if (std::find(assumed.begin(), assumed.end(), what) == assumed.end()) assumed.push_back(what);
+  };
+  for (const std::string& key : absent) {
+    if (key == "attention-backend") assume("unfused attention");
+    else if (key != "ddp-bucket-size") assume("no overlap");
+    else if (p.overlap_grad_reduce) assume("Megatron's default bucket size");  // else no bucket is used
+  }
+  std::string line = fmt::format("the plan has no {} (as plans written before Loom knew {})", fmt::join(absent, ", "),
+                                 absent.size() == 1 ? "it" : "them");
+  if (!assumed.empty()) line += fmt::format("; the old behaviour is assumed: {}", fmt::join(assumed, ", "));
+  return line;
+}
+
 std::string stage_parameters_text(const std::vector<int64_t>& stages) {
   std::string out;
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -148,7 +231,8 @@ void print_layout(const core::Plan& plan) {
   fmt::print("\n{}", ranks.render());
 }
 
-void print_table(const core::Plan& plan, const Derived& d, const std::string& origin) {
+void print_table(const ShownPlan& shown, const Derived& d, const std::string& origin) {
+  const core::Plan& plan = shown.plan;
   const core::Profile profile = core::resolve_profile(plan.cluster.profile);
   const core::TrainSpec& t = plan.training;
   fmt::print("Plan ({}): {} on {} node(s) × {} devices = {} devices\n", origin,
@@ -164,7 +248,11 @@ void print_table(const core::Plan& plan, const Derived& d, const std::string& or
              plan.cluster.price_per_device_hour
                  ? fmt::format(", {:.2f} per device-hour", *plan.cluster.price_per_device_hour)
                  : "");
-  fmt::print("  parallel  {}\n\n", parallel_line(plan));
+  fmt::print("  parallel  {}\n", parallel_line(plan));
+  fmt::print("  attention {}\n", attention_line(plan.parallel));
+  fmt::print("  overlap   {}\n", overlap_line(plan.parallel));
+  if (!shown.absent_keys.empty()) fmt::print("  note      {}\n", absent_keys_line(plan.parallel, shown.absent_keys));
+  fmt::print("\n");
 
   TextTable table({"derived quantity", "value", "note"}, {1});
   table.add_row({"parameters", with_thousands(d.parameters),
@@ -207,14 +295,14 @@ Command add_show_command(CLI::App& parent) {
               "  loom init --model llama3-8b --tp 4 | loom show -");
   return {app, [options] {
             const bool builtin = options->plan_path.empty();
-            const core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(options->plan_path);
-            if (builtin) plan.validate();
-            const Derived derived = derive(plan);
+            const ShownPlan shown = builtin ? ShownPlan{core::default_plan(), {}} : read_shown_plan(options->plan_path);
+            if (builtin) shown.plan.validate();
+            const Derived derived = derive(shown.plan);
             if (options->format == "json") {
-              core::resolve_profile(plan.cluster.profile);  // an unknown profile is an error here too
-              std::cout << show_json(plan, derived).dump(2) << "\n";
+              core::resolve_profile(shown.plan.cluster.profile);  // an unknown profile is an error here too
+              std::cout << show_json(shown, derived).dump(2) << "\n";
             } else {
-              print_table(plan, derived, builtin ? "built-in default" : options->plan_path);
+              print_table(shown, derived, builtin ? "built-in default" : options->plan_path);
             }
           }};
 }

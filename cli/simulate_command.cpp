@@ -33,10 +33,16 @@ void print_prediction(const core::Plan& plan, const sim::Prediction& p, const st
   const core::ParallelPlan& par = plan.parallel;
   fmt::print("Prediction for {} ({}) on {} × {} (profile {})\n", plan.model.name.empty() ? "the model" : plan.model.name,
              origin, plan.cluster.world_size(), p.profile_name, p.profile_name);
-  fmt::print("  tp {} · pp {} · dp {} · vpp {} · micro-batch {} · {} microbatches · {} · recompute {}{}{} · {}\n\n",
+  std::string overlaps;
+  if (par.overlap_grad_reduce) overlaps += " · overlap-grad-reduce";
+  if (par.overlap_param_gather) overlaps += " · overlap-param-gather";
+  if (par.tp_comm_overlap) overlaps += " · tp-comm-overlap";
+  fmt::print("  tp {} · pp {} · dp {} · vpp {} · micro-batch {} · {} microbatches · {} · recompute {}{}{} · {} attention{} · "
+             "{}\n\n",
              par.tensor_parallel, par.pipeline_parallel, par.data_parallel, plan.virtual_stages(), par.micro_batch_size,
              plan.microbatches(), core::to_string(par.schedule), core::to_string(par.recompute),
              par.sequence_parallel ? " · sequence parallel" : "", par.distributed_optimizer ? " · distributed optimizer" : "",
+             core::to_string(par.attention_backend), overlaps,
              p.dtype == plan.training.dtype
                  ? std::string(core::to_string(p.dtype))
                  : fmt::format("{} (the plan asks {}; this device computes in {} only)", core::to_string(p.dtype),
@@ -63,6 +69,8 @@ void print_prediction(const core::Plan& plan, const sim::Prediction& p, const st
   for (const auto& [name, value] : parts) breakdown.add_row({name, seconds(value), share(value, p.step_time_s)});
   breakdown.add_row({"total", seconds(b.total_s()), share(b.total_s(), p.step_time_s)});
   fmt::print("{}", breakdown.render());
+  fmt::print("  hidden behind compute (not in the total): tensor-parallel {}, data-parallel {}\n",
+             seconds(b.tp_comm_hidden_s), seconds(b.dp_comm_hidden_s));
   fmt::print("  on the links (overlapped or not): tensor-parallel {}, pipeline {}, data-parallel {}\n\n",
              seconds(p.on_link.tp_comm_s), seconds(p.on_link.pp_comm_s), seconds(p.on_link.dp_comm_s));
 
@@ -98,18 +106,19 @@ Command add_simulate_command(CLI::App& parent) {
   app->add_option("--trace", o->trace_path,
                   "Write the timeline as Chrome trace-event JSON (open in Perfetto); '-': standard output, alone");
   app->add_flag("--overlap-grad-reduce", o->overlap_grad_reduce,
-                "Overlap the data-parallel gradient reduction with the last backward (Megatron's flag)");
+                "Simulate the plan with overlap-grad-reduce=true (the plan's key, Megatron's flag): gradient buckets "
+                "reduced during the backward");
   app->footer("Examples:\n  loom simulate\n  loom simulate plan.json --format json\n"
               "  loom simulate plan.json --trace step.json   # open step.json in ui.perfetto.dev");
   return {app, [o] {
             const std::vector<std::filesystem::path> inputs = {o->plan_path, profile_file_input(o->profile)};
             if (!o->trace_path.empty()) core::check_output_target(o->trace_path, inputs);
             const bool builtin = o->plan_path.empty();
-            const core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(o->plan_path);
+            core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(o->plan_path);
+            if (o->overlap_grad_reduce) plan.parallel.overlap_grad_reduce = true;
             plan.validate();
             const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
             sim::SimulationOptions options;
-            options.overlap_grad_reduce = o->overlap_grad_reduce;
             options.record_timeline = !o->trace_path.empty();
             const sim::Prediction prediction = sim::simulate(plan, profile, options);
             if (!o->trace_path.empty())

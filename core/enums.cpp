@@ -24,6 +24,9 @@ constexpr Spellings<Normalization, 2> kNormalizations{
 constexpr Spellings<PositionEmbedding, 2> kPositionEmbeddings{
     {{PositionEmbedding::learned_absolute, "learned_absolute"}, {PositionEmbedding::rope, "rope"}}};
 
+constexpr Spellings<AttentionBackend, 2> kAttentionBackends{
+    {{AttentionBackend::unfused, "unfused"}, {AttentionBackend::flash, "flash"}}};
+
 template <typename Enum, std::size_t N>
 std::string_view spelling_of(const Spellings<Enum, N>& table, Enum value) {
   for (const auto& [candidate, text] : table)
@@ -52,6 +55,7 @@ std::string_view to_string(Recompute value) { return spelling_of(kRecomputes, va
 std::string_view to_string(Activation value) { return spelling_of(kActivations, value); }
 std::string_view to_string(Normalization value) { return spelling_of(kNormalizations, value); }
 std::string_view to_string(PositionEmbedding value) { return spelling_of(kPositionEmbeddings, value); }
+std::string_view to_string(AttentionBackend value) { return spelling_of(kAttentionBackends, value); }
 
 DType parse_dtype(std::string_view text, std::string_view field) { return parse_with(kDTypes, text, field); }
 Schedule parse_schedule(std::string_view text, std::string_view field) {
@@ -65,6 +69,9 @@ Normalization parse_normalization(std::string_view text, std::string_view field)
 }
 PositionEmbedding parse_position_embedding(std::string_view text, std::string_view field) {
   return parse_with(kPositionEmbeddings, text, field);
+}
+AttentionBackend parse_attention_backend(std::string_view text, std::string_view field) {
+  return parse_with(kAttentionBackends, text, field);
 }
 
 }  // namespace loom::core

@@ -11,6 +11,10 @@ enum class Recompute { none, selective, full };
 enum class Activation { gelu, swiglu };
 enum class Normalization { layernorm, rmsnorm };
 enum class PositionEmbedding { learned_absolute, rope };
+// How the attention core runs: `unfused` writes the b·a·s² scores, soft-maxes them and reads
+// them back (Megatron-LM of 2021); `flash` is one fused, tiled kernel that keeps only each row's
+// log-sum-exp (FlashAttention; Megatron-Core's --attention-backend flash).
+enum class AttentionBackend { unfused, flash };
 
 // Bytes of one element of dtype.
 int bytes_per_element(DType dtype);
@@ -22,6 +26,7 @@ std::string_view to_string(Recompute value);
 std::string_view to_string(Activation value);
 std::string_view to_string(Normalization value);
 std::string_view to_string(PositionEmbedding value);
+std::string_view to_string(AttentionBackend value);
 
 // Parsers throw InvalidInput naming `field`, the value and the accepted spellings.
 DType parse_dtype(std::string_view text, std::string_view field = "dtype");
@@ -32,5 +37,6 @@ Normalization parse_normalization(std::string_view text,
                                   std::string_view field = "normalization");
 PositionEmbedding parse_position_embedding(std::string_view text,
                                            std::string_view field = "position-embedding-type");
+AttentionBackend parse_attention_backend(std::string_view text, std::string_view field = "attention-backend");
 
 }  // namespace loom::core

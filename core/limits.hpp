@@ -47,6 +47,8 @@ inline constexpr int64_t kMaxPipelineParallel = kMaxLayers;      // pipeline-mod
 // make-vocab-size-divisible-by × tp, so below their maxima's sum.
 inline constexpr int64_t kMaxPaddedVocab = kMaxVocab + kMaxVocabDivisor * kMaxTensorParallel;
 inline constexpr int64_t kMaxMicroBatch = int64_t(1) << 24;      // micro-batch-size
+// ddp-bucket-size: more parameters than any model Loom counts (2^50 ≈ 10^15).
+inline constexpr int64_t kMaxBucketParameters = int64_t(1) << 50;
 
 // Bytes one part of one device's memory (weights, gradients, optimizer state, activations) may
 // come to: 2^60 bytes (1 EiB), 10^7 times an 80 GB device. Five such parts still sum inside

@@ -129,7 +129,11 @@ double hardware_flops_per_step(const ModelSpec& m, int64_t sequences, Recompute 
 }
 
 double hardware_flops_per_step(const Plan& plan) {
-  return hardware_flops_with_vocab(plan.model, plan.training.global_batch_size, plan.parallel.recompute,
+  // Selective recompute re-runs the unfused attention core only; with flash attention it re-runs nothing.
+  const bool nothing_recomputed =
+      plan.parallel.recompute == Recompute::selective && plan.parallel.attention_backend == AttentionBackend::flash;
+  return hardware_flops_with_vocab(plan.model, plan.training.global_batch_size,
+                                   nothing_recomputed ? Recompute::none : plan.parallel.recompute,
                                    plan.padded_vocab_size());
 }
 
@@ -145,20 +149,33 @@ double megatron_full_recompute_flops_per_step(const ModelSpec& m, int64_t sequen
   return 96.0 * B * s * L * h * h * (1.0 + s / (6.0 * h) + V / (16.0 * h * L));
 }
 
+int64_t layer_parameters_per_device(const Plan& plan) {
+  const LayerParameters layer = layer_parameters(plan.model);
+  return layer.sharded / plan.parallel.tensor_parallel + layer.replicated;
+}
+
+int64_t input_parameters_per_device(const Plan& plan) {
+  const ModelSpec& m = plan.model;
+  return parameter_sum(m, embedding_parameters(m, plan.padded_vocab_size()) / plan.parallel.tensor_parallel,
+                       position_parameters(m));
+}
+
+int64_t output_parameters_per_device(const Plan& plan) {
+  const ModelSpec& m = plan.model;
+  // The last stage needs the output projection: its own when untied; when tied and pp > 1,
+  // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
+  const bool holds_projection = m.untie_embeddings_and_output_weights || plan.parallel.pipeline_parallel > 1;
+  const int64_t projection =
+      holds_projection ? embedding_parameters(m, plan.padded_vocab_size()) / plan.parallel.tensor_parallel : 0;
+  return parameter_sum(m, norm_parameters(m), projection);
+}
+
 int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
   const ModelSpec& m = plan.model;
-  const int64_t tp = plan.parallel.tensor_parallel;
-  const int64_t pp = plan.parallel.pipeline_parallel;
-  const LayerParameters layer = layer_parameters(m);
-  int64_t parameters = parameter_product(m, plan.layers_per_pipeline_stage(), layer.sharded / tp + layer.replicated);
-  const int64_t vocab_shard = embedding_parameters(m, plan.padded_vocab_size()) / tp;
-  if (stage == 0) parameters = parameter_sum(m, parameters, parameter_sum(m, vocab_shard, position_parameters(m)));
-  if (stage == pp - 1) {
-    parameters = parameter_sum(m, parameters, norm_parameters(m));
-    // The last stage needs the output projection: its own when untied; when tied and pp > 1,
-    // Megatron keeps a copy of the word embedding there and syncs its gradient with stage 0.
-    if (m.untie_embeddings_and_output_weights || pp > 1) parameters = parameter_sum(m, parameters, vocab_shard);
-  }
+  int64_t parameters = parameter_product(m, plan.layers_per_pipeline_stage(), layer_parameters_per_device(plan));
+  if (stage == 0) parameters = parameter_sum(m, parameters, input_parameters_per_device(plan));
+  if (stage == plan.parallel.pipeline_parallel - 1)
+    parameters = parameter_sum(m, parameters, output_parameters_per_device(plan));
   return parameters;
 }
 

@@ -40,6 +40,11 @@ double megatron_full_recompute_flops_per_step(const ModelSpec& model, int64_t se
 // sharding: layers split evenly, the embedding on the first stage, the final norm and the output
 // layer (or, when tied and pp > 1, Megatron's copy of the embedding) on the last.
 std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan);
+// The parts of a stage's parameters on one device: one transformer layer, the input embedding
+// (and learned positions) of the first stage, the final norm and output projection of the last.
+int64_t layer_parameters_per_device(const Plan& plan);
+int64_t input_parameters_per_device(const Plan& plan);
+int64_t output_parameters_per_device(const Plan& plan);
 int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage);
 
 }  // namespace loom::core

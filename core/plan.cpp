@@ -78,6 +78,34 @@ bool check_parallel_rules(const Plan& plan, Fail&& fail) {
                          m.seq_length);
     });
 
+  // Megatron-Core's overlaps (megatron/training/arguments.py): each needs the machinery it hides.
+  if (p.tp_comm_overlap && !p.sequence_parallel)
+    return fail(PlanRule::tp_comm_overlap_needs_sequence_parallel, [&] {
+      return std::string("tp-comm-overlap=true needs sequence-parallel=true (the overlap splits the sequence-parallel "
+                         "all-gathers and reduce-scatters into chunks beside the GEMMs)");
+    });
+  if (p.overlap_param_gather && !p.distributed_optimizer)
+    return fail(PlanRule::overlap_param_gather_needs_distributed_optimizer, [&] {
+      return std::string("overlap-param-gather=true needs use-distributed-optimizer=true (only the distributed "
+                         "optimizer gathers parameters)");
+    });
+  if (p.overlap_param_gather && !p.overlap_grad_reduce)
+    return fail(PlanRule::overlap_param_gather_needs_overlap_grad_reduce, [&] {
+      return std::string("overlap-param-gather=true needs overlap-grad-reduce=true (the gathers follow the gradient "
+                         "buckets)");
+    });
+  if (p.ddp_bucket_size && (*p.ddp_bucket_size <= 0 || *p.ddp_bucket_size > limits::kMaxBucketParameters))
+    return fail(PlanRule::bucket_size_positive, [&] {
+      return fmt::format("ddp-bucket-size={} must be a number of parameters from 1 to {}", *p.ddp_bucket_size,
+                         limits::kMaxBucketParameters);
+    });
+  if (p.ddp_bucket_size && !p.overlap_grad_reduce)
+    return fail(PlanRule::bucket_size_needs_overlap_grad_reduce, [&] {
+      return fmt::format("ddp-bucket-size={} has no effect without overlap-grad-reduce=true (all gradients are then "
+                         "reduced as one bucket); remove it or set overlap-grad-reduce=true",
+                         *p.ddp_bucket_size);
+    });
+
   // Pipeline parallelism splits the layers, in virtual chunks with the interleaved schedule.
   const int64_t layers = m.num_layers;
   if (layers % p.pipeline_parallel != 0)
@@ -159,6 +187,11 @@ constexpr std::array<std::string_view, kPlanRuleCount> kRuleDescriptions = {
     "padded-vocab-size % tp != 0",
     "sequence parallel needs tp > 1",
     "seq-length % tp != 0 with sequence parallel",
+    "tp-comm-overlap without sequence parallel",
+    "overlap-param-gather without the distributed optimizer",
+    "overlap-param-gather without overlap-grad-reduce",
+    "ddp-bucket-size not positive",
+    "ddp-bucket-size without overlap-grad-reduce",
     "num-layers % pp != 0",
     "virtual stages without the interleaved schedule",
     "interleaved schedule needs pp > 1",

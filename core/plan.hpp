@@ -23,6 +23,11 @@ enum class PlanRule : uint8_t {
   vocab_divisible_by_tp,
   sequence_parallel_needs_tp,
   seq_length_divisible_by_tp,
+  tp_comm_overlap_needs_sequence_parallel,
+  overlap_param_gather_needs_distributed_optimizer,
+  overlap_param_gather_needs_overlap_grad_reduce,
+  bucket_size_positive,
+  bucket_size_needs_overlap_grad_reduce,
   layers_divisible_by_pp,
   virtual_stages_need_interleaved,
   interleaved_needs_pp,
@@ -34,7 +39,7 @@ enum class PlanRule : uint8_t {
   batch_divisible,
   interleaved_microbatches_divisible_by_pp,
 };
-inline constexpr size_t kPlanRuleCount = 17;
+inline constexpr size_t kPlanRuleCount = 22;
 // A short statement of the rule for reject counts: "num-attention-heads % tp != 0".
 std::string_view describe(PlanRule rule);
 

@@ -72,6 +72,11 @@ Json to_json(const ParallelPlan& parallel) {
   };
   out["num-layers-per-virtual-pipeline-stage"] =
       parallel.layers_per_virtual_stage ? Json(*parallel.layers_per_virtual_stage) : Json(nullptr);
+  out["attention-backend"] = to_string(parallel.attention_backend);
+  out["overlap-grad-reduce"] = parallel.overlap_grad_reduce;
+  out["overlap-param-gather"] = parallel.overlap_param_gather;
+  out["tp-comm-overlap"] = parallel.tp_comm_overlap;
+  out["ddp-bucket-size"] = parallel.ddp_bucket_size ? Json(*parallel.ddp_bucket_size) : Json(nullptr);
   return out;
 }
 
@@ -180,6 +185,14 @@ ParallelPlan parallel_from_json(const Json& document, const std::string& path) {
                                        reader.field("recompute-granularity"));
   parallel.sequence_parallel = reader.optional_bool("sequence-parallel", false);
   parallel.distributed_optimizer = reader.optional_bool("use-distributed-optimizer", false);
+  // Absent in plans written before Loom knew them: the old behaviour (unfused attention, no
+  // overlap), which `loom show` states.
+  parallel.attention_backend = parse_attention_backend(reader.optional_string("attention-backend", "unfused"),
+                                                       reader.field("attention-backend"));
+  parallel.overlap_grad_reduce = reader.optional_bool("overlap-grad-reduce", false);
+  parallel.overlap_param_gather = reader.optional_bool("overlap-param-gather", false);
+  parallel.tp_comm_overlap = reader.optional_bool("tp-comm-overlap", false);
+  parallel.ddp_bucket_size = reader.nullable_int("ddp-bucket-size");
   reader.finish();
   return parallel;
 }

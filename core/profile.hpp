@@ -89,6 +89,25 @@ struct EfficiencyModel {
   double gemm_half_saturation_flops = 0.0;
   double memory_bandwidth_fraction = 1.0;  // of memory_bandwidth_bytes_per_s, for memory-bound kernels
   double kernel_launch_s = 0.0;            // added to every kernel
+  // A fused flash-attention kernel (attention-backend=flash) without a measured table: the
+  // fraction of peak FLOP/s its forward and its backward reach on the FLOPs it executes
+  // (ops.hpp: causal tiles only, the backward recomputing the scores). Absent in a profile:
+  // gemm_max_fraction for both.
+  std::optional<double> flash_forward_fraction;
+  std::optional<double> flash_backward_fraction;
+  std::string justification;
+};
+
+// Communication that runs beside compute (Megatron-Core's overlaps): what it hides and what it
+// costs the compute it runs beside. Absent in a profile: nothing is hidden by tp-comm-overlap
+// and overlapped transfers do not slow compute.
+struct OverlapModel {
+  // Compute that runs while a collective of the same device is on its links is this many times
+  // slower (the collective's kernels take SMs and memory bandwidth): 1 = no contention.
+  double compute_slowdown = 1.0;
+  // tp-comm-overlap: the fraction of each tensor-parallel all-gather / reduce-scatter that runs
+  // hidden behind the GEMM it feeds or drains; the rest stays exposed.
+  double tp_comm_hidden_fraction = 0.0;
   std::string justification;
 };
 
@@ -112,6 +131,7 @@ struct AttentionSample {
   DType dtype = DType::bf16;
   bool backward = false;
   double time_s = 0;
+  AttentionBackend backend = AttentionBackend::unfused;  // "backend"; absent: unfused
 };
 
 // A memory-bound kernel measured at one size; names and byte counts in core/kernel_bytes.hpp.
@@ -147,6 +167,7 @@ struct Profile {
   DeviceSpec device;
   std::vector<LinkSpec> links;
   EfficiencyModel efficiency;
+  OverlapModel overlap;
   ProfileTables tables;
 
   const LinkSpec* link(std::string_view level) const;

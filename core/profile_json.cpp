@@ -135,6 +135,27 @@ EfficiencyModel efficiency_from_json(const Json& document) {
       non_negative(reader, "gemm_half_saturation_flops", 0.0, plausible::kHalfSaturationFlops);
   model.memory_bandwidth_fraction = fraction(reader, "memory_bandwidth_fraction", 1.0);
   model.kernel_launch_s = non_negative(reader, "kernel_launch_s", 0.0, plausible::kKernelLaunch);
+  if (reader.has("flash_forward_fraction")) model.flash_forward_fraction = fraction(reader, "flash_forward_fraction", 1.0);
+  else reader.accept("flash_forward_fraction");
+  if (reader.has("flash_backward_fraction"))
+    model.flash_backward_fraction = fraction(reader, "flash_backward_fraction", 1.0);
+  else reader.accept("flash_backward_fraction");
+  model.justification = reader.optional_string("justification", "");
+  reader.finish();
+  return model;
+}
+
+OverlapModel overlap_from_json(const Json& document) {
+  JsonObjectReader reader(document, "overlap");
+  OverlapModel model;
+  model.compute_slowdown = reader.optional_number("compute_slowdown", 1.0);
+  if (!(model.compute_slowdown >= 1.0 && model.compute_slowdown <= 10.0))
+    throw InvalidInput("{}={} is not plausible; expected 1 (no contention) to 10", reader.field("compute_slowdown"),
+                       model.compute_slowdown);
+  model.tp_comm_hidden_fraction = reader.optional_number("tp_comm_hidden_fraction", 0.0);
+  if (!(model.tp_comm_hidden_fraction >= 0.0 && model.tp_comm_hidden_fraction <= 1.0))
+    throw InvalidInput("{}={} must be a fraction in [0, 1]", reader.field("tp_comm_hidden_fraction"),
+                       model.tp_comm_hidden_fraction);
   model.justification = reader.optional_string("justification", "");
   reader.finish();
   return model;
@@ -173,6 +194,8 @@ ProfileTables tables_from_json(const Json& document) {
   });
   read_rows(document, "attention", [&](JsonObjectReader& r) {
     AttentionSample s;
+    if (r.has("backend")) s.backend = parse_attention_backend(r.required_string("backend"), r.field("backend"));
+    else r.accept("backend");
     s.batch = positive_int(r, "batch", plausible::kDimension);
     s.seq = positive_int(r, "seq", plausible::kDimension);
     s.head_dim = positive_int(r, "head_dim", plausible::kDimension);
@@ -234,6 +257,8 @@ Profile read_profile(const Json& document) {
     throw InvalidInput("links has no intra-node level; expected one with its bandwidth_bytes_per_s");
   if (reader.has("efficiency")) profile.efficiency = efficiency_from_json(reader.required_object("efficiency"));
   else reader.accept("efficiency");
+  if (reader.has("overlap")) profile.overlap = overlap_from_json(reader.required_object("overlap"));
+  else reader.accept("overlap");
   if (reader.has("tables")) profile.tables = tables_from_json(reader.required_object("tables"));
   else reader.accept("tables");
   reader.finish();
@@ -281,6 +306,12 @@ Json to_json(const Profile& profile) {
                 {"memory_bandwidth_fraction", e.memory_bandwidth_fraction},
                 {"kernel_launch_s", e.kernel_launch_s},
                 {"justification", e.justification}}}};
+  if (e.flash_forward_fraction) out["efficiency"]["flash_forward_fraction"] = *e.flash_forward_fraction;
+  if (e.flash_backward_fraction) out["efficiency"]["flash_backward_fraction"] = *e.flash_backward_fraction;
+  const OverlapModel& o = profile.overlap;
+  out["overlap"] = {{"compute_slowdown", o.compute_slowdown},
+                    {"tp_comm_hidden_fraction", o.tp_comm_hidden_fraction},
+                    {"justification", o.justification}};
   Json& device = out["device"];
   if (profile.device.host_cores > 0) {
     device["host_cores"] = profile.device.host_cores;
@@ -294,7 +325,7 @@ Json to_json(const Profile& profile) {
                     {"time_s", s.time_s}});
   auto& attention = tables["attention"] = Json::array();
   for (const AttentionSample& s : profile.tables.attention)
-    attention.push_back({{"batch", s.batch}, {"seq", s.seq}, {"head_dim", s.head_dim}, {"dtype", to_string(s.dtype)},
+    attention.push_back({{"backend", to_string(s.backend)}, {"batch", s.batch}, {"seq", s.seq}, {"head_dim", s.head_dim}, {"dtype", to_string(s.dtype)},
                          {"pass", s.backward ? "backward" : "forward"}, {"time_s", s.time_s}});
   auto& kernels = tables["kernels"] = Json::array();
   for (const KernelSample& s : profile.tables.kernels)

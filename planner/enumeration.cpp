@@ -54,6 +54,9 @@ struct InnerChoice {
   core::Recompute recompute = core::Recompute::none;
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
+  bool overlap_grad_reduce = false;
+  bool overlap_param_gather = false;
+  bool tp_comm_overlap = false;
 };
 
 // What the rules that ignore devices and batch say about every inner choice of one (tp, pp).
@@ -152,7 +155,11 @@ class SpaceWalk {
         for (core::Recompute recompute : kWalkedRecomputes)
           for (bool sp : {false, true})
             for (bool distributed : {false, true})
-              out.push_back({micro_batch, int32_t(per_virtual), schedule, recompute, sp, distributed});
+              for (bool grad_reduce : {false, true})
+                for (bool param_gather : {false, true})
+                  for (bool tp_overlap : {false, true})
+                    out.push_back({micro_batch, int32_t(per_virtual), schedule, recompute, sp, distributed, grad_reduce,
+                                   param_gather, tp_overlap});
     return out;
   }
 
@@ -160,7 +167,8 @@ class SpaceWalk {
   // of pp microbatches, which every device and batch rule accepts.
   std::optional<core::PlanRule> split_rule(int64_t tp, int64_t pp, const InnerChoice& c) {
     apply(Candidate{1, int32_t(tp), int32_t(pp), 1, c.micro_batch_size, c.layers_per_virtual_stage, c.schedule,
-                    c.recompute, c.sequence_parallel, c.distributed_optimizer},
+                    c.recompute, c.sequence_parallel, c.distributed_optimizer, c.overlap_grad_reduce,
+                    c.overlap_param_gather, c.tp_comm_overlap},
           request_, probe_);
     probe_.cluster.nodes = 1;
     probe_.cluster.devices_per_node = tp * pp;
@@ -217,7 +225,8 @@ class SpaceWalk {
       const Candidate candidate{int32_t(devices),           int32_t(tp),         int32_t(pp),
                                 int32_t(dp),                c.micro_batch_size,  c.layers_per_virtual_stage,
                                 c.schedule,                 c.recompute,         c.sequence_parallel,
-                                c.distributed_optimizer};
+                                c.distributed_optimizer,    c.overlap_grad_reduce, c.overlap_param_gather,
+                                c.tp_comm_overlap};
       apply(candidate, request_, plan_);
       if (const auto rule = plan_.violated_rule()) {
         ++rejects_.by_rule[size_t(*rule)];
@@ -225,6 +234,10 @@ class SpaceWalk {
       }
       if (c.distributed_optimizer && dp == 1) {
         ++rejects_.distributed_optimizer_without_dp;
+        continue;
+      }
+      if (c.overlap_grad_reduce && dp == 1) {
+        ++rejects_.overlap_without_dp;
         continue;
       }
       if (c.schedule == core::Schedule::gpipe && pp == 1) {

@@ -12,7 +12,6 @@ Evaluator::Evaluator(const SearchRequest& request)
     : request_(request),
       costs_(request.profile, request.training.dtype, request.devices_per_node),
       plan_(make_plan(Candidate{}, request)) {
-  options_.overlap_grad_reduce = request.overlap_grad_reduce;
   options_.record_timeline = false;
 }
 
@@ -25,7 +24,7 @@ void Evaluator::score(const Candidate& candidate, Scored& scored) {
   if (scored.peak_memory_bytes > request_.profile.device.memory_bytes) return;
   const sim::StepCosts step = step_costs_of();
   scored.bound_s = sim::step_time_lower_bound(step, candidate.pipeline_parallel, int32_t(plan_.virtual_stages()),
-                                              int32_t(plan_.microbatches()), options_);
+                                              int32_t(plan_.microbatches()));
 }
 
 double Evaluator::simulate(const Candidate& candidate) {
@@ -37,7 +36,7 @@ double Evaluator::simulate(const Candidate& candidate) {
 sim::StepCosts Evaluator::step_costs_of() {
   const core::ParallelPlan& p = plan_.parallel;
   const auto key = std::make_tuple(p.tensor_parallel, p.sequence_parallel, p.micro_batch_size, int(p.recompute),
-                                   plan_.cluster.devices_per_node);
+                                   plan_.cluster.devices_per_node, p.tp_comm_overlap);
   auto it = layer_costs_.find(key);
   if (it == layer_costs_.end()) it = layer_costs_.emplace(key, sim::layer_costs(plan_, costs_)).first;
   return sim::step_costs(plan_, costs_, it->second, /*with_segments=*/false);

@@ -39,7 +39,7 @@ class Evaluator {
   sim::CostModel costs_;
   core::Plan plan_;  // the working plan, rewritten for each candidate
   sim::SimulationOptions options_;
-  std::map<std::tuple<int64_t, bool, int64_t, int, int64_t>, sim::LayerCosts> layer_costs_;
+  std::map<std::tuple<int64_t, bool, int64_t, int, int64_t, bool>, sim::LayerCosts> layer_costs_;
   std::map<std::tuple<int, int64_t, int64_t, int64_t>, core::PipelineSchedule> schedules_;
   int64_t cached_triples_ = 0;  // pipeline ranks × virtual stages × microbatches in schedules_
 };

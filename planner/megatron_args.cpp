@@ -65,6 +65,13 @@ std::vector<std::string> megatron_arguments(const core::Plan& plan) {
   if (p.layers_per_virtual_stage) value("--num-layers-per-virtual-pipeline-stage", *p.layers_per_virtual_stage);
   if (p.sequence_parallel) flag("--sequence-parallel");
   if (p.distributed_optimizer) flag("--use-distributed-optimizer");
+  // Always given: Megatron-Core's own default is `auto`, which picks by what is installed, and a
+  // plan means one backend.
+  value("--attention-backend", core::to_string(p.attention_backend));
+  if (p.overlap_grad_reduce) flag("--overlap-grad-reduce");
+  if (p.overlap_param_gather) flag("--overlap-param-gather");
+  if (p.tp_comm_overlap) flag("--tp-comm-overlap");
+  if (p.ddp_bucket_size) value("--ddp-bucket-size", *p.ddp_bucket_size);
   if (p.recompute == core::Recompute::selective) value("--recompute-granularity", "selective");
   if (p.recompute == core::Recompute::full) {
     value("--recompute-granularity", "full");
@@ -111,6 +118,9 @@ std::string megatron_command(const core::Plan& plan) {
                      plan.model.name.empty() ? "the model" : plan.model.name, plan.cluster.nodes,
                      plan.cluster.devices_per_node);
   out += vocabulary_note(plan);
+  if (plan.parallel.tp_comm_overlap)
+    out += "# tp-comm-overlap: Megatron-Core sets it up with Transformer Engine's userbuffers; Transformer Engine "
+           "must be installed.\n";
   if (plan.parallel.schedule == core::Schedule::gpipe)
     out += "# Schedule: Megatron-LM has no GPipe schedule; it will run 1F1B (less activation memory, same bubble).\n";
   out += fmt::format("torchrun --nnodes {} --nproc-per-node {} pretrain_gpt.py", plan.cluster.nodes,

@@ -187,7 +187,6 @@ RankedPlan ranked(const Context& ctx, size_t fitting_index) {
   RankedPlan r;
   r.plan = make_plan(c, ctx.request);
   sim::SimulationOptions options;
-  options.overlap_grad_reduce = ctx.request.overlap_grad_reduce;
   options.record_timeline = false;
   r.prediction = sim::simulate(r.plan, ctx.request.profile, options);
   if (ctx.request.price_per_device_hour)

@@ -51,8 +51,8 @@ void SearchRequest::validate() const {
 }
 
 int64_t RejectCounts::total() const {
-  int64_t sum = distributed_optimizer_without_dp + gpipe_without_pipeline + too_large_to_simulate + does_not_fit +
-                not_countable;
+  int64_t sum = distributed_optimizer_without_dp + gpipe_without_pipeline + overlap_without_dp + too_large_to_simulate +
+                does_not_fit + not_countable;
   for (int64_t n : by_rule) sum += n;
   return sum;
 }
@@ -61,6 +61,7 @@ RejectCounts& RejectCounts::operator+=(const RejectCounts& other) {
   for (size_t i = 0; i < by_rule.size(); ++i) by_rule[i] += other.by_rule[i];
   distributed_optimizer_without_dp += other.distributed_optimizer_without_dp;
   gpipe_without_pipeline += other.gpipe_without_pipeline;
+  overlap_without_dp += other.overlap_without_dp;
   too_large_to_simulate += other.too_large_to_simulate;
   does_not_fit += other.does_not_fit;
   not_countable += other.not_countable;
@@ -74,6 +75,8 @@ std::vector<std::pair<std::string, int64_t>> RejectCounts::reasons(int64_t devic
   if (distributed_optimizer_without_dp > 0)
     out.emplace_back("distributed optimizer with dp = 1 (same as without)", distributed_optimizer_without_dp);
   if (gpipe_without_pipeline > 0) out.emplace_back("gpipe with pp = 1 (same as 1f1b)", gpipe_without_pipeline);
+  if (overlap_without_dp > 0)
+    out.emplace_back("overlap-grad-reduce with dp = 1 (same as without)", overlap_without_dp);
   if (too_large_to_simulate > 0)
     out.emplace_back(fmt::format("pp × virtual stages × microbatches above {} (too large to simulate)",
                                  core::limits::kMaxSimulatedStageMicrobatches),
@@ -111,6 +114,10 @@ void apply(const Candidate& c, const SearchRequest& request, core::Plan& plan) {
   p.recompute = c.recompute;
   p.sequence_parallel = c.sequence_parallel;
   p.distributed_optimizer = c.distributed_optimizer;
+  p.overlap_grad_reduce = c.overlap_grad_reduce;
+  p.overlap_param_gather = c.overlap_param_gather;
+  p.tp_comm_overlap = c.tp_comm_overlap;
+  p.attention_backend = request.attention_backend;
 }
 
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request) {

@@ -1,7 +1,8 @@
 #pragma once
 // The space a search covers: every combination of tensor, pipeline and data parallelism with
-// virtual stages, micro-batch size, schedule, recompute, sequence parallelism and the distributed
-// optimizer for one model, batch and cluster, each either valid under Megatron-LM's rules or
+// virtual stages, micro-batch size, schedule, recompute, sequence parallelism, the distributed
+// optimizer and Megatron-Core's overlaps (gradient reduce, parameter gather, TP communication)
+// for one model, batch and cluster, each either valid under Megatron-LM's rules or
 // counted under the rule it breaks.
 
 #include "core/plan.hpp"
@@ -32,7 +33,8 @@ struct SearchRequest {
   bool allow_cross_node_tp = false;  // tp beyond one node
   bool allow_fewer_devices = false;  // also plans that leave devices idle (whole nodes, or part of one)
   int64_t max_micro_batch_size = 16;  // micro-batch sizes tried: powers of two up to this
-  bool overlap_grad_reduce = false;
+  // Kept in every plan (the user's choice, not searched): which attention kernel the model runs.
+  core::AttentionBackend attention_backend = core::AttentionBackend::unfused;
 
   void validate() const;  // InvalidInput for an impossible request
 };
@@ -43,6 +45,7 @@ struct RejectCounts {
   // Planner-level reasons, after Megatron's own rules:
   int64_t distributed_optimizer_without_dp = 0;  // ZeRO-1 over one replica: the same plan as without it
   int64_t gpipe_without_pipeline = 0;            // with pp = 1 every schedule is the same plan
+  int64_t overlap_without_dp = 0;                // overlap-grad-reduce over one replica: nothing to overlap
   // pp × virtual stages × microbatches above core::limits::kMaxSimulatedStageMicrobatches
   int64_t too_large_to_simulate = 0;
   int64_t does_not_fit = 0;                      // peak memory above the device's capacity
@@ -64,6 +67,9 @@ struct Candidate {
   core::Recompute recompute = core::Recompute::none;
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
+  bool overlap_grad_reduce = false;
+  bool overlap_param_gather = false;
+  bool tp_comm_overlap = false;
 
   bool operator==(const Candidate&) const = default;
 };

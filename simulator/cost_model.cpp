@@ -59,7 +59,7 @@ CostModel::CostModel(const core::Profile& profile, core::DType dtype, int64_t ra
   for (const core::AttentionSample& s : profile.tables.attention)
     if (s.dtype == dtype)
       // Profiles bound batch and seq to 2^24 each (core/profile.hpp): the product fits.
-      (s.backward ? attention_backward_ : attention_forward_).add(s.batch * s.seq, s.seq, s.head_dim, s.time_s);
+      attention_tables_[{s.backend, s.backward}].add(s.batch * s.seq, s.seq, s.head_dim, s.time_s);
   for (const core::KernelSample& s : profile.tables.kernels) kernel_curves_[s.kernel].add(double(s.bytes), s.time_s);
   for (const core::CollectiveSample& s : profile.tables.collectives)
     collective_times_[collective_key(s.collective, s.level)][s.ranks].add(double(s.bytes), s.time_s);
@@ -86,9 +86,20 @@ double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch
   return std::max(compute, memory) + e.kernel_launch_s;
 }
 
-double CostModel::attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward) const {
-  const GemmTable& table = backward ? attention_backward_ : attention_forward_;
-  if (!table.empty()) return compute_share_ * table.time_s(double(batch) * double(seq), double(seq), double(head_dim));
+double CostModel::attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward,
+                              core::AttentionBackend backend) const {
+  if (auto it = attention_tables_.find({backend, backward}); it != attention_tables_.end() && !it->second.empty())
+    return compute_share_ * it->second.time_s(double(batch) * double(seq), double(seq), double(head_dim));
+  const core::EfficiencyModel& e = profile_.efficiency;
+  if (backend == core::AttentionBackend::flash) {
+    // One fused kernel: its executed FLOPs at the profile's flash efficiency, or its HBM traffic
+    // if that takes longer (short sequences).
+    const Op op = attention_core("attention", backend, batch, seq, head_dim, backward, core::bytes_per_element(dtype_));
+    const double fraction = (backward ? e.flash_backward_fraction : e.flash_forward_fraction).value_or(e.gemm_max_fraction);
+    const double compute = op.flops / (peak_flops_per_s_ * fraction);
+    const double memory = op.attention_bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction);
+    return compute_share_ * (std::max(compute, memory) + e.kernel_launch_s);
+  }
   // No measured attention: Q·Kᵀ, the masked softmax with dropout and ·V as separate kernels
   // (the backward: both products' data gradients and the softmax's).
   namespace kb = core::kernel_bytes;
@@ -176,7 +187,7 @@ double CostModel::point_to_point_s(double bytes, bool crosses_nodes) const {
 double CostModel::op_s(const Op& op, const GroupPlacement& tensor_group) const {
   switch (op.kind) {
     case OpKind::gemm: return gemm_s(op.m, op.n, op.k, op.batch, op.layout);
-    case OpKind::attention: return attention_s(op.batch, op.m, op.k, op.backward);
+    case OpKind::attention: return attention_s(op.batch, op.m, op.k, op.backward, op.backend);
     case OpKind::elementwise: return elementwise_s(op.kernel, op.bytes);
     case OpKind::collective: return collective_s(op.collective, op.bytes, tensor_group);
   }

@@ -32,8 +32,11 @@ class CostModel {
 
   double gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch = 1,
                 core::GemmLayout layout = core::GemmLayout::nn) const;
-  // Causal attention of `batch` heads of seq × head_dim, forward or backward.
-  double attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward) const;
+  // Causal attention of `batch` heads of seq × head_dim, forward or backward, by the backend's
+  // measured table when the profile has one, else (unfused) as its separate kernels or (flash)
+  // as one kernel at the profile's flash efficiency.
+  double attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward,
+                     core::AttentionBackend backend = core::AttentionBackend::unfused) const;
   // A memory-bound kernel of core/kernel_bytes.hpp charged `bytes`.
   double elementwise_s(std::string_view kernel, double bytes) const;
   // How many times slower compute runs because ranks share cores (1 on GPUs).
@@ -62,8 +65,8 @@ class CostModel {
   double peak_flops_per_s_;
   double compute_share_ = 1.0;
   std::map<core::GemmLayout, GemmTable> gemm_tables_;
-  // Attention time as a GEMM-like table over (batch·seq, seq, head_dim), by pass.
-  GemmTable attention_forward_, attention_backward_;
+  // Attention time as a GEMM-like table over (batch·seq, seq, head_dim), by backend and pass.
+  std::map<std::pair<core::AttentionBackend, bool>, GemmTable> attention_tables_;
   std::map<std::string, LogLogCurve, std::less<>> kernel_curves_;
   // Time by (collective, level) at each measured rank count, as a function of bytes.
   std::map<std::string, std::map<int64_t, LogLogCurve>> collective_times_;

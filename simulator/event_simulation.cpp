@@ -20,6 +20,10 @@ struct RankState {
   double clock_s = 0;   // when the rank is free
   bool waiting = false; // blocked on a receive whose message has not been sent, or at the barrier
   bool at_step_statistics = false;  // computed its gradient norm and waits for the other ranks
+  // The data-parallel stream (overlap-grad-reduce, overlap-param-gather): when it is free, and
+  // the transfers it has run, for the contention they cause on compute.
+  double dp_free_s = 0;
+  std::vector<std::pair<double, double>> dp_busy;
 };
 
 class Simulation {
@@ -31,6 +35,7 @@ class Simulation {
   }
 
   Timeline run() {
+    start_parameter_gathers();
     std::vector<int32_t> ready;
     for (int32_t r = 0; r < int32_t(schedule_.ranks.size()); ++r) ready.push_back(r);
     while (!ready.empty()) {
@@ -98,41 +103,121 @@ class Simulation {
                        options_.max_timeline_events);
   }
 
+  // overlap-param-gather: the all-gathers of the parameters updated at the end of the previous
+  // step run from the start of this one, bucket by bucket in the order the forward needs them
+  // (the rank's first chunk first), on the rank's data-parallel stream.
+  void start_parameter_gathers() {
+    if (costs_.buckets.empty()) return;
+    gather_done_.resize(costs_.buckets.size());
+    for (int32_t rank = 0; rank < int32_t(state_.size()); ++rank) {
+      RankState& s = state_[size_t(rank)];
+      for (int32_t chunk = 0; chunk < schedule_.virtual_stages; ++chunk) {
+        const int32_t stage = schedule_.virtual_stage(rank, chunk);
+        const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+        gather_done_[size_t(stage)].assign(buckets.size(), 0.0);
+        for (size_t k = buckets.size(); k-- > 0;) {  // buckets are listed in backward order
+          if (buckets[k].gather_s <= 0) continue;
+          const double start = s.dp_free_s;
+          s.dp_free_s = start + buckets[k].gather_s;
+          s.dp_busy.emplace_back(start, s.dp_free_s);
+          gather_done_[size_t(stage)][k] = s.dp_free_s;
+          timeline_.ranks[size_t(rank)].dp_comm_s += buckets[k].gather_s;
+          record(rank, Stream::dp_comm, fmt::format("parameter all-gather, bucket {}", k), start, buckets[k].gather_s,
+                 Action{ActionKind::forward, 0, chunk, -1});
+        }
+      }
+    }
+  }
+
+  // How long a rank's data-parallel transfers overlap [start, end).
+  static double dp_overlap_s(const RankState& s, double start, double end) {
+    double overlap = 0;
+    for (const auto& [from, to] : s.dp_busy) overlap += std::max(0.0, std::min(to, end) - std::max(from, start));
+    return overlap;
+  }
+
+  // The first forward of each chunk waits until the gathers of the buckets it reaches are done.
+  double parameter_wait_s(int32_t stage, double start) const {
+    if (gather_done_.empty()) return 0;
+    const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+    double wait = 0;
+    for (size_t k = 0; k < buckets.size(); ++k)
+      wait = std::max(wait, gather_done_[size_t(stage)][k] - (start + buckets[k].needed_s));
+    return wait;
+  }
+
+  // overlap-grad-reduce: during the last microbatch's backward of a chunk, each bucket's
+  // reduction starts on the data-parallel stream once its last gradient is final.
+  void start_gradient_reductions(int32_t rank, int32_t stage, double start, const Action& a) {
+    RankState& s = state_[size_t(rank)];
+    const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      const double begin = std::max(start + buckets[k].ready_s, s.dp_free_s);
+      s.dp_free_s = begin + buckets[k].reduce_s;
+      s.dp_busy.emplace_back(begin, s.dp_free_s);
+      timeline_.ranks[size_t(rank)].dp_comm_s += buckets[k].reduce_s;
+      record(rank, Stream::dp_comm, fmt::format("gradient reduction, bucket {}", k), begin, buckets[k].reduce_s, a);
+    }
+  }
+
   void run_compute(int32_t rank, const Action& a) {
     RankState& s = state_[size_t(rank)];
     RankTotals& totals = timeline_.ranks[size_t(rank)];
     const int32_t stage = virtual_stage(rank, a);
     const bool forward = a.kind == ActionKind::forward;
     const ActionCost& cost = forward ? costs_.forward[size_t(stage)] : costs_.backward[size_t(stage)];
-    (forward ? totals.forward_s : totals.backward_s) += cost.compute_s;
+    const bool overlapped_dp = !costs_.buckets.empty();
+    if (overlapped_dp && forward && a.microbatch == 0) {
+      const double wait = std::max(0.0, parameter_wait_s(stage, s.clock_s));
+      totals.dp_comm_exposed_s += wait;
+      record(rank, Stream::dp_comm, "wait for parameters", s.clock_s, wait, a);
+      s.clock_s += wait;
+    }
+    if (overlapped_dp && !forward && a.microbatch == schedule_.microbatches - 1)
+      start_gradient_reductions(rank, stage, s.clock_s, a);
+    // Compute beside data-parallel transfers runs slower (the profile's contention factor).
+    const double contention =
+        overlapped_dp ? (costs_.overlap_compute_slowdown - 1.0) * dp_overlap_s(s, s.clock_s, s.clock_s + cost.total_s())
+                      : 0.0;
+    (forward ? totals.forward_s : totals.backward_s) += cost.compute_s + contention;
     totals.recompute_s += cost.recompute_s;
     totals.tp_comm_s += cost.tp_comm_s;
+    totals.tp_comm_hidden_s += cost.tp_comm_hidden_s;
     if (options_.record_timeline) {
       const std::string label = schedule_.virtual_stages > 1
                                     ? fmt::format("{}{}.{}", forward ? 'F' : 'B', a.microbatch, a.chunk)
                                     : fmt::format("{}{}", forward ? 'F' : 'B', a.microbatch);
-      record(rank, Stream::compute, label, s.clock_s, cost.total_s(), a);
-      double t = s.clock_s;
+      record(rank, Stream::compute, label, s.clock_s, cost.total_s() + contention, a);
+      double t = s.clock_s, compute_start = s.clock_s;
       for (const Segment& segment : cost.segments) {
+        if (segment.beside_compute) {
+          record(rank, segment.stream, fmt::format("{} (beside compute)", segment.name), compute_start,
+                 segment.duration_s, a);
+          continue;
+        }
         if (segment.stream != Stream::compute) record(rank, segment.stream, std::string(segment.name), t, segment.duration_s, a);
+        else compute_start = t;
         t += segment.duration_s;
       }
     }
-    s.clock_s += cost.total_s();
+    s.clock_s += cost.total_s() + contention;
   }
 
   void run_grad_sync(int32_t rank, const Action& a) {
     RankState& s = state_[size_t(rank)];
     RankTotals& totals = timeline_.ranks[size_t(rank)];
+    // Overlapped buckets: wait for the last one (at least the last bucket, complete only at the
+    // end of the backward, is exposed).
+    const double wait = std::max(0.0, s.dp_free_s - s.clock_s);
+    totals.dp_comm_exposed_s += wait;
+    record(rank, Stream::dp_comm, "wait for gradient buckets", s.clock_s, wait, a);
+    s.clock_s += wait;
+    // What is left to reduce here: everything without overlap-grad-reduce, the tied embedding.
     const double sync = costs_.grad_sync_s[size_t(rank)];
-    // With overlap the reduction starts while the last backward still runs (bucket by bucket).
-    double overlap = 0;
-    if (options_.overlap_grad_reduce)
-      overlap = std::min(sync, costs_.backward[size_t(schedule_.virtual_stage(rank, 0))].compute_s);
     totals.dp_comm_s += sync;
-    totals.dp_comm_exposed_s += sync - overlap;
-    record(rank, Stream::dp_comm, "grad sync", s.clock_s - overlap, sync, a);
-    s.clock_s += sync - overlap;
+    totals.dp_comm_exposed_s += sync;
+    record(rank, Stream::dp_comm, "grad sync", s.clock_s, sync, a);
+    s.clock_s += sync;
   }
 
   // The optimizer step in the executor's order: the local gradient norm, then the world-wide
@@ -314,6 +399,7 @@ class Simulation {
   const SimulationOptions& options_;
   std::vector<RankState> state_;
   std::vector<Message> messages_;  // see message()
+  std::vector<std::vector<double>> gather_done_;  // by virtual stage and bucket: when its gather ends
   size_t ranks_at_step_statistics_ = 0;
   bool step_statistics_done_ = false;
   Timeline timeline_;
@@ -339,6 +425,7 @@ void check_cost_shapes(const core::PipelineSchedule& schedule, const StepCosts& 
   expect("optimizer_s", costs.optimizer_s.size(), ranks);
   expect("optimizer_comm_s", costs.optimizer_comm_s.size(), ranks);
   expect("grad_norm_s", costs.grad_norm_s.size(), ranks);
+  if (!costs.buckets.empty()) expect("buckets", costs.buckets.size(), stages);
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ struct RankTotals {
   double forward_s = 0;
   double backward_s = 0;
   double recompute_s = 0;
-  double tp_comm_s = 0;
+  double tp_comm_s = 0;           // exposed
+  double tp_comm_hidden_s = 0;    // beside GEMMs (tp-comm-overlap)
   double pp_comm_s = 0;           // transfers this rank took part in
   double dp_comm_s = 0;           // on the link, overlapped or not
   double dp_comm_exposed_s = 0;   // the part that held the rank up

@@ -46,13 +46,23 @@ int64_t StageMemory::total_bytes() const {
 
 double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_batch_size,
                                   int64_t tensor_parallel, bool sequence_parallel,
-                                  core::Recompute recompute, core::DType dtype) {
+                                  core::Recompute recompute, core::DType dtype,
+                                  core::AttentionBackend attention) {
   const double s = double(model.seq_length);
   const double h = double(model.hidden_size);
   const double a = double(model.num_attention_heads);
   const double t = double(tensor_parallel);
   const double sbh = s * double(micro_batch_size) * h;
   double bytes = 0;
+  // Flash attention stores no s² tensor: the softmax output, its dropout mask and the dropped-out
+  // scores (the 5·a·s/h term) are never written; it keeps one fp32 log-sum-exp per row and head
+  // instead, 4·a·s·b/t bytes, whatever the training type (FlashAttention-2 §3.1). Selective
+  // recompute then has nothing to drop, and stores what no recompute stores.
+  const bool flash = attention == core::AttentionBackend::flash;
+  const double log_sum_exp = flash && recompute != core::Recompute::full
+                                 ? 4.0 * a * s * double(micro_batch_size) / t
+                                 : 0.0;
+  if (flash && recompute == core::Recompute::none) recompute = core::Recompute::selective;
   switch (recompute) {
     case core::Recompute::full:
       // Only each layer's input is checkpointed (2 bytes per element); with SP it is the
@@ -74,7 +84,7 @@ double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_ba
   // Table 2 assumes 16-bit activations (1-byte dropout masks included); for fp32 training we
   // scale the whole figure, masks too, which overstates by the masks' share — an accepted
   // simplification since fp32 runs are small.
-  return bytes * double(core::bytes_per_element(dtype)) / 2.0;
+  return bytes * double(core::bytes_per_element(dtype)) / 2.0 + log_sum_exp;
 }
 
 double layer_activations_in_flight(const core::Plan& plan, int64_t stage) {
@@ -145,7 +155,7 @@ StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage)
   const double element = double(core::bytes_per_element(plan.training.dtype));
   const double per_layer =
       activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel,
-                                 par.sequence_parallel, par.recompute, plan.training.dtype);
+                                 par.sequence_parallel, par.recompute, plan.training.dtype, par.attention_backend);
   const BytesPerParameter bpp = bytes_per_parameter(plan.training, par);
 
   StageMemoryEstimate mem;
@@ -160,7 +170,7 @@ StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage)
     // whole set for a moment, on top of what the other layers keep (Korthikanti's Table 2
     // counts what is stored between the passes, not this working set).
     activations += activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel, par.sequence_parallel,
-                                              core::Recompute::none, plan.training.dtype) -
+                                              core::Recompute::none, plan.training.dtype, par.attention_backend) -
                    per_layer;
   }
   if (stage == 0) {

@@ -39,9 +39,11 @@ struct MemoryOptions {
 //   SP:     s·b·h/t·(34 + 5·a·s/h);            selective drops 5·a·s/h
 //   full:   2·s·b·h (the layer input only), divided by t with SP.
 // fp32 training doubles every term (scaled by bytes_per_element(dtype) / 2).
+// Flash attention: never the 5·a·s/h term, plus an fp32 log-sum-exp, 4·a·s·b/t bytes.
 double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_batch_size,
                                   int64_t tensor_parallel, bool sequence_parallel,
-                                  core::Recompute recompute, core::DType dtype);
+                                  core::Recompute recompute, core::DType dtype,
+                                  core::AttentionBackend attention = core::AttentionBackend::unfused);
 
 // Layer-microbatches ("activation sets") alive at the peak on pipeline stage `stage`:
 //   gpipe: m · L/p;  1f1b: min(p − stage, m) · L/p;

@@ -95,6 +95,39 @@ Op attention(std::string_view name, int64_t batch, int64_t seq, int64_t head_dim
   return op;
 }
 
+// FlashAttention's causal kernels work on 128 × 128 tiles (FlashAttention-2 §3.1, -3 §3) and
+// skip the tiles wholly above the diagonal: of T×T tiles, T(T+1)/2 run.
+inline constexpr int64_t kFlashTile = 128;
+double causal_tile_fraction(int64_t seq) {
+  const double tiles = double((seq + kFlashTile - 1) / kFlashTile);
+  return (tiles + 1.0) / (2.0 * tiles);
+}
+
+// Flash attention as one fused kernel: the forward runs Q·Kᵀ and P·V on the causal tiles only;
+// the backward recomputes the scores from Q, K and the saved log-sum-exp, then runs dV = Pᵀ·dO,
+// dP = dO·Vᵀ, dQ = dS·K and dK = dSᵀ·Q: five products to the forward's two (FlashAttention-2
+// §3.1.2, which counts the backward at 2.5× the forward). Its HBM traffic is the operands and
+// results: q, k, v and the output (and the forward's output again, dO, dq, dk, dv backward),
+// plus one fp32 log-sum-exp per row.
+Op flash_attention(std::string_view name, int64_t batch, int64_t seq, int64_t head_dim, bool backward,
+                   double element_bytes) {
+  Op op;
+  op.name = name;
+  op.kind = OpKind::attention;
+  op.backend = core::AttentionBackend::flash;
+  op.batch = batch;
+  op.m = seq;
+  op.n = seq;
+  op.k = head_dim;
+  op.backward = backward;
+  const double products = backward ? 5.0 : 2.0;
+  op.flops = products * 2.0 * double(batch) * double(seq) * double(seq) * double(head_dim) * causal_tile_fraction(seq);
+  const double rows = double(batch) * double(seq);
+  const double tensors = backward ? 8.0 : 4.0;
+  op.attention_bytes = tensors * rows * double(head_dim) * element_bytes + rows * 4.0;
+  return op;
+}
+
 Op elementwise(std::string_view name, std::string_view kernel, double bytes) {
   Op op;
   op.name = name;
@@ -179,9 +212,12 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
                                      kb::bias_backward(double(d.tokens), double(d.qkv_width), d.element_bytes)));
   add_gemm_backward(bwd_reversed, qkv, "qkv.dgrad", "qkv.wgrad");
 
-  const Op core = attention("attention", d.micro_batch * d.heads, d.seq, d.head_dim, false);
+  const bool flash = plan.parallel.attention_backend == core::AttentionBackend::flash;
+  const int64_t heads = d.micro_batch * d.heads;
+  const core::AttentionBackend backend = plan.parallel.attention_backend;
+  const Op core = attention_core("attention", backend, heads, d.seq, d.head_dim, false, d.element_bytes);
   fwd.push_back(core);
-  bwd_reversed.push_back(attention("attention.backward", d.micro_batch * d.heads, d.seq, d.head_dim, true));
+  bwd_reversed.push_back(attention_core("attention.backward", backend, heads, d.seq, d.head_dim, true, d.element_bytes));
 
   const Op projection = gemm("attention_projection", d.tokens, d.hidden, d.heads * d.head_dim);
   fwd.push_back(projection);
@@ -212,7 +248,11 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
   ops.backward.assign(bwd_reversed.rbegin(), bwd_reversed.rend());
   switch (plan.parallel.recompute) {
     case core::Recompute::none: break;
-    case core::Recompute::selective: ops.recompute = {core}; break;  // Korthikanti: the attention core only
+    // Korthikanti: the attention core only. Flash attention keeps no s² activations, so there is
+    // nothing left to recompute (as Megatron-Core's selective recompute with flash attention).
+    case core::Recompute::selective:
+      if (!flash) ops.recompute = {core};
+      break;
     case core::Recompute::full: ops.recompute = ops.forward; break;    // the whole layer from its input
   }
   return ops;
@@ -263,6 +303,12 @@ LayerOps output_layer_ops(const core::Plan& plan) {
                                      kb::cross_entropy_backward(double(d.tokens), double(d.vocab), d.element_bytes)));
   ops.backward.assign(bwd_reversed.rbegin(), bwd_reversed.rend());
   return ops;
+}
+
+Op attention_core(std::string_view name, core::AttentionBackend backend, int64_t batch, int64_t seq, int64_t head_dim,
+                  bool backward, double element_bytes) {
+  return backend == core::AttentionBackend::flash ? flash_attention(name, batch, seq, head_dim, backward, element_bytes)
+                                                  : attention(name, batch, seq, head_dim, backward);
 }
 
 double total_flops(const std::vector<Op>& ops) {

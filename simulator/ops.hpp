@@ -26,7 +26,11 @@ struct Op {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   core::GemmLayout layout = core::GemmLayout::nn;
   bool backward = false;
-  double flops = 0;  // GEMMs and attention
+  core::AttentionBackend backend = core::AttentionBackend::unfused;  // attention: which kernel(s)
+  double flops = 0;  // GEMMs and attention: what the kernels execute
+  // Flash attention: HBM traffic of the fused kernel (q, k, v, output, their gradients and the
+  // log-sum-exp), O(b·s·h) where the unfused kernels move O(b·a·s²).
+  double attention_bytes = 0;
   double bytes = 0;  // memory traffic for elementwise ops; payload for collectives (nccl-tests' count)
   std::string_view kernel;  // elementwise: the profile table to look in (core/kernel_bytes.hpp)
   Collective collective = Collective::all_reduce;  // collectives: which one, over the tensor group
@@ -47,5 +51,11 @@ LayerOps embedding_ops(const core::Plan& plan);
 LayerOps output_layer_ops(const core::Plan& plan);
 
 double total_flops(const std::vector<Op>& ops);
+
+// The attention core of `batch` causal heads of seq × head_dim, forward or backward, as the
+// backend runs it: unfused (FLOPs of full s×s products, as Megatron counts them; timed as
+// separate kernels) or flash (one fused kernel; the FLOPs and HBM bytes it executes).
+Op attention_core(std::string_view name, core::AttentionBackend backend, int64_t batch, int64_t seq, int64_t head_dim,
+                  bool backward, double element_bytes);
 
 }  // namespace loom::sim

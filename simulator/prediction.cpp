@@ -48,8 +48,9 @@ Prediction simulate(const core::Plan& requested, const core::Profile& profile, c
                                      }) - ranks.begin());
   const RankTotals& critical = ranks[size_t(p.critical_pipeline_rank)];
   p.breakdown = {critical.forward_s,  critical.backward_s, critical.recompute_s,      critical.tp_comm_s,
-                 critical.pp_comm_s,  critical.idle_s,     critical.dp_comm_exposed_s, critical.optimizer_s};
-  p.on_link = {critical.tp_comm_s, critical.pp_comm_s, critical.dp_comm_s};
+                 critical.pp_comm_s,  critical.idle_s,     critical.dp_comm_exposed_s, critical.optimizer_s,
+                 critical.tp_comm_hidden_s, std::max(0.0, critical.dp_comm_s - critical.dp_comm_exposed_s)};
+  p.on_link = {critical.tp_comm_s + critical.tp_comm_hidden_s, critical.pp_comm_s, critical.dp_comm_s};
   return p;
 }
 
@@ -89,7 +90,9 @@ core::Json to_json(const Prediction& p) {
             {"pp_comm_exposed_s", b.pp_comm_exposed_s},
             {"pp_bubble_s", b.pp_bubble_s},
             {"dp_comm_exposed_s", b.dp_comm_exposed_s},
-            {"optimizer_s", b.optimizer_s}}},
+            {"optimizer_s", b.optimizer_s},
+            {"tp_comm_hidden_s", b.tp_comm_hidden_s},
+            {"dp_comm_hidden_s", b.dp_comm_hidden_s}}},
           {"on_link",
            {{"tp_comm_s", p.on_link.tp_comm_s}, {"pp_comm_s", p.on_link.pp_comm_s}, {"dp_comm_s", p.on_link.dp_comm_s}}},
           {"memory", stages}};

@@ -15,6 +15,8 @@
 namespace loom::sim {
 
 // Where the critical (slowest) pipeline rank's step time went; the parts sum to step_time_s.
+// Communication hidden behind compute (overlap-grad-reduce, overlap-param-gather, tp-comm-overlap)
+// is reported beside them, in the *_hidden_s fields, which are not part of the sum.
 struct Breakdown {
   double forward_s = 0;
   double backward_s = 0;
@@ -24,6 +26,8 @@ struct Breakdown {
   double pp_bubble_s = 0;
   double dp_comm_exposed_s = 0;
   double optimizer_s = 0;
+  double tp_comm_hidden_s = 0;  // tensor-parallel communication run beside GEMMs
+  double dp_comm_hidden_s = 0;  // data-parallel communication run beside the backward or forward
   double total_s() const;
 };
 

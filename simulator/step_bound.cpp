@@ -4,14 +4,16 @@
 
 namespace loom::sim {
 
-double step_time_lower_bound(const StepCosts& costs, int32_t p, int32_t v, int32_t m, const SimulationOptions& options) {
+double step_time_lower_bound(const StepCosts& costs, int32_t p, int32_t v, int32_t m) {
   const int32_t last = p * v - 1;
   // What rank r does after its last backward, as the event simulation charges it (the wait at
   // the step statistics for other ranks only lengthens it, so leaving it out keeps a lower bound).
   auto own_tail = [&](int32_t r) {
-    const double sync = costs.grad_sync_s[size_t(r)];
-    const double overlap = options.overlap_grad_reduce ? std::min(sync, costs.backward[size_t(r)].compute_s) : 0.0;
-    return sync - overlap + costs.optimizer_s[size_t(r)] + costs.step_statistics_s;
+    // With overlap-grad-reduce the last bucket of the rank's first chunk is complete only when
+    // its last backward ends: its reduction is always exposed.
+    const double last_bucket =
+        costs.buckets.empty() || costs.buckets[size_t(r)].empty() ? 0.0 : costs.buckets[size_t(r)].back().reduce_s;
+    return costs.grad_sync_s[size_t(r)] + last_bucket + costs.optimizer_s[size_t(r)] + costs.step_statistics_s;
   };
   double bound = 0, before = 0, after = 0;  // before/after: forwards/backwards of stages 0 … r−1
   for (int32_t r = 0; r < p; ++r) {

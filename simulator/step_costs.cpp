@@ -21,9 +21,40 @@ std::string_view to_string(Stream stream) {
 
 namespace {
 
-OpsTime time_ops(const std::vector<Op>& ops, const CostModel& costs, const GroupPlacement& tensor_group) {
+// With tp-comm-overlap, Megatron-Core (Transformer Engine's userbuffers) splits each
+// sequence-parallel all-gather and reduce-scatter into chunks that run beside the GEMM consuming
+// or producing them: the profile's hidden fraction of the collective hides, up to the GEMM's own
+// time, and the GEMM slows by the profile's contention factor while it does. All-reduces (no
+// sequence parallelism, the loss) stay exposed.
+OpsTime time_ops(const std::vector<Op>& ops, const CostModel& costs, const GroupPlacement& tensor_group,
+                 bool tp_comm_overlap) {
+  const core::OverlapModel& overlap = costs.profile().overlap;
   OpsTime t;
-  for (const Op& op : ops) (op.kind == OpKind::collective ? t.comm_s : t.compute_s) += costs.op_s(op, tensor_group);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    const double time = costs.op_s(op, tensor_group);
+    if (op.kind != OpKind::collective) {
+      t.compute_s += time;
+      continue;
+    }
+    const bool splittable = op.collective == Collective::all_gather || op.collective == Collective::reduce_scatter;
+    if (!tp_comm_overlap || !splittable || overlap.tp_comm_hidden_fraction <= 0) {
+      t.comm_s += time;
+      continue;
+    }
+    // The nearest GEMM in the list: the one the gathered input feeds, or whose output is scattered.
+    double gemm_s = 0;
+    for (size_t distance = 1; distance < ops.size() && gemm_s == 0; ++distance) {
+      if (i + distance < ops.size() && ops[i + distance].kind == OpKind::gemm)
+        gemm_s = costs.op_s(ops[i + distance], tensor_group);
+      else if (distance <= i && ops[i - distance].kind == OpKind::gemm)
+        gemm_s = costs.op_s(ops[i - distance], tensor_group);
+    }
+    const double hidden = std::min(overlap.tp_comm_hidden_fraction * time, gemm_s);
+    t.comm_s += time - hidden;
+    t.comm_hidden_s += hidden;
+    t.compute_s += (overlap.compute_slowdown - 1.0) * hidden;
+  }
   return t;
 }
 
@@ -31,10 +62,51 @@ void add(ActionCost& cost, std::string_view name, const OpsTime& t, double recom
   cost.compute_s += t.compute_s;
   cost.recompute_s += recompute_s;
   cost.tp_comm_s += t.comm_s;
+  cost.tp_comm_hidden_s += t.comm_hidden_s;
   if (!with_segments) return;
   if (recompute_s > 0) cost.segments.push_back({Stream::compute, "recompute", recompute_s});
   cost.segments.push_back({Stream::compute, name, t.compute_s});
+  if (t.comm_hidden_s > 0) cost.segments.push_back({Stream::tp_comm, name, t.comm_hidden_s, true});
   if (t.comm_s > 0) cost.segments.push_back({Stream::tp_comm, name, t.comm_s});
+}
+
+// What a virtual stage's forward and backward hold, in forward order, for bucketing: each part's
+// parameters on one device, when its forward begins and when its backward has finished.
+struct StagePart {
+  int64_t parameters = 0;
+  double forward_start_s = 0;
+  double backward_done_s = 0;
+};
+
+// Megatron-Core's buckets: parameters taken in reverse order of use; a bucket closes once it
+// holds at least `bucket_parameters` (a layer is never split, as Megatron never splits a
+// parameter). Reductions and gathers run over `data_group`.
+std::vector<GradientBucket> make_buckets(const std::vector<StagePart>& parts, int64_t bucket_parameters,
+                                         const core::Plan& plan, const CostModel& costs,
+                                         const GroupPlacement& data_group) {
+  const bool distributed = plan.parallel.distributed_optimizer && plan.parallel.data_parallel > 1;
+  const double element = core::bytes_per_element(plan.training.dtype);
+  std::vector<GradientBucket> buckets;
+  GradientBucket open;
+  const auto close = [&] {
+    // fp32 main gradients are reduced (as without overlap); 16-bit parameters are gathered.
+    open.reduce_s = costs.collective_s(distributed ? Collective::reduce_scatter : Collective::all_reduce,
+                                       double(open.parameters) * 4.0, data_group);
+    open.gather_s = plan.parallel.overlap_param_gather
+                        ? costs.collective_s(Collective::all_gather, double(open.parameters) * element, data_group)
+                        : 0.0;
+    buckets.push_back(open);
+    open = GradientBucket{};
+  };
+  for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
+    if (part->parameters == 0) continue;
+    open.parameters += part->parameters;
+    open.ready_s = part->backward_done_s;  // parts finish their backward in this order
+    open.needed_s = part->forward_start_s;  // and the earliest part in forward order is the last added
+    if (open.parameters >= bucket_parameters) close();
+  }
+  if (open.parameters > 0) close();
+  return buckets;
 }
 
 }  // namespace
@@ -78,11 +150,49 @@ LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs) {
   const LayerOps layer = transformer_layer_ops(plan);
   const LayerOps embedding = embedding_ops(plan);
   const LayerOps output = output_layer_ops(plan);
-  return {time_ops(layer.forward, costs, tensor_group),     time_ops(layer.backward, costs, tensor_group),
-          time_ops(layer.recompute, costs, tensor_group),   time_ops(embedding.forward, costs, tensor_group),
-          time_ops(embedding.backward, costs, tensor_group), time_ops(output.forward, costs, tensor_group),
-          time_ops(output.backward, costs, tensor_group)};
+  const bool overlap = plan.parallel.tp_comm_overlap;
+  const auto time = [&](const std::vector<Op>& ops) { return time_ops(ops, costs, tensor_group, overlap); };
+  return {time(layer.forward),     time(layer.backward), time(layer.recompute), time(embedding.forward),
+          time(embedding.backward), time(output.forward), time(output.backward)};
 }
+
+namespace {
+
+// Each virtual stage's buckets, from its parts' places in its forward and backward actions.
+void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCosts& c, StepCosts& step) {
+  step.overlap_compute_slowdown = costs.profile().overlap.compute_slowdown;
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t stages = p * plan.virtual_stages();
+  const int64_t layers_per_chunk = plan.model.num_layers / stages;
+  const core::RankLayout layout = core::RankLayout::of(plan.parallel);
+  const int64_t per_layer = core::layer_parameters_per_device(plan);
+  const auto total = [](const OpsTime& t) { return t.compute_s + t.comm_s; };
+  step.buckets.resize(size_t(stages));
+  for (int64_t s = 0; s < stages; ++s) {
+    const bool first = s == 0, last = s == stages - 1;
+    // Backward order: output layer, layers last to first (each after its recompute), embedding.
+    const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
+    const double output_backward = last ? total(c.output_backward) : 0.0;
+    const double layers_forward_start = first ? total(c.embedding_forward) : 0.0;
+    std::vector<StagePart> parts;  // forward order
+    if (first) {
+      const double done = output_backward + double(layers_per_chunk) * layer_backward + total(c.embedding_backward);
+      parts.push_back({core::input_parameters_per_device(plan), 0.0, done});
+    }
+    for (int64_t l = 0; l < layers_per_chunk; ++l)
+      parts.push_back({per_layer, layers_forward_start + double(l) * total(c.layer_forward),
+                       output_backward + double(layers_per_chunk - l) * layer_backward});
+    if (last)
+      parts.push_back({core::output_parameters_per_device(plan),
+                       layers_forward_start + double(layers_per_chunk) * total(c.layer_forward), output_backward});
+    const int64_t rank = s % p;
+    const GroupPlacement data_group = progression_placement(layout.rank({0, 0, rank}), plan.parallel.tensor_parallel,
+                                                            plan.parallel.data_parallel, plan.cluster.devices_per_node);
+    step.buckets[size_t(s)] = make_buckets(parts, plan.parallel.grad_bucket_parameters(), plan, costs, data_group);
+  }
+}
+
+}  // namespace
 
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs) {
   return step_costs(plan, costs, layer_costs(plan, costs));
@@ -151,7 +261,11 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
     const GroupPlacement data_group =
         progression_placement(first_rank, plan.parallel.tensor_parallel, plan.parallel.data_parallel, per_node);
     const double grad_bytes = double(parameters[size_t(r)]) * 4.0;
-    double sync = costs.collective_s(distributed ? Collective::reduce_scatter : Collective::all_reduce, grad_bytes, data_group);
+    // With overlap-grad-reduce the reduction runs as buckets during the backward (below).
+    double sync = plan.parallel.overlap_grad_reduce
+                      ? 0.0
+                      : costs.collective_s(distributed ? Collective::reduce_scatter : Collective::all_reduce,
+                                           grad_bytes, data_group);
     if (plan.model.tied_embeddings() && p > 1 && (r == 0 || r == p - 1)) {
       // The first and last stages' ranks with the same tensor and data coordinates.
       const int64_t first_stage_rank = layout.rank({0, 0, 0}), last_stage_rank = layout.rank({0, 0, p - 1});
@@ -164,11 +278,13 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
     // The gradient norm and AdamW over the local shard.
     namespace kb = core::kernel_bytes;
     const double local = double(parameters[size_t(r)]) / (distributed ? dp : 1.0);
-    const double gather = distributed ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
+    // With overlap-param-gather the gather runs as buckets beside the next forward (below).
+    const double gather = distributed && !plan.parallel.overlap_param_gather ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
     step.optimizer_comm_s[size_t(r)] = gather;
     step.grad_norm_s[size_t(r)] = costs.elementwise_s(kb::kGradNorm, kb::grad_norm(local));
     step.optimizer_s[size_t(r)] = step.grad_norm_s[size_t(r)] + costs.elementwise_s(kb::kAdamw, kb::adamw(local)) + gather;
   }
+  if (plan.parallel.overlap_grad_reduce) add_buckets(plan, costs, layers, step);
   return step;
 }
 

@@ -21,20 +21,33 @@ struct Segment {
   Stream stream = Stream::compute;
   std::string_view name;
   double duration_s = 0;
+  // Runs beside the compute segment before it (tp-comm-overlap) instead of after it: it does
+  // not advance the action's clock, and its duration is not part of total_s().
+  bool beside_compute = false;
 };
 
 struct ActionCost {
   double compute_s = 0;    // GEMMs and memory-bound kernels of the pass itself
   double recompute_s = 0;  // forward work repeated before a backward
-  double tp_comm_s = 0;    // tensor-parallel collectives (not overlapped, as in Megatron)
-  std::vector<Segment> segments;  // in execution order; their durations sum to total_s()
+  double tp_comm_s = 0;    // tensor-parallel collectives that hold the compute up (exposed)
+  double tp_comm_hidden_s = 0;  // tensor-parallel collectives run beside GEMMs (tp-comm-overlap)
+  std::vector<Segment> segments;  // in execution order; the durations of those not beside compute sum to total_s()
   double total_s() const { return compute_s + recompute_s + tp_comm_s; }
 };
 
+// One gradient bucket of a virtual stage (Megatron-Core's DistributedDataParallel): parameters
+// grouped in reverse order of use, each bucket's data-parallel reduction starting as soon as
+// the last microbatch's backward has made all its gradients final, and (overlap-param-gather)
+// its parameters all-gathered at the start of the next step, before its first layer's forward.
+struct GradientBucket {
+  int64_t parameters = 0;
+  double ready_s = 0;    // after the start of the stage's backward, when the bucket's last gradient is final
+  double reduce_s = 0;   // its reduce-scatter (distributed optimizer) or all-reduce over the data group
+  double needed_s = 0;   // after the start of the stage's forward, when its first layer begins
+  double gather_s = 0;   // the all-gather of its updated parameters (overlap-param-gather), else 0
+};
+
 struct SimulationOptions {
-  // Megatron's --overlap-grad-reduce: the data-parallel reduction runs during the last
-  // microbatch's backward. Off by default, as in the Megatron-LM of the PTD-P paper.
-  bool overlap_grad_reduce = false;
   bool record_timeline = true;
   // A recorded timeline longer than this is refused (InvalidInput) rather than grown without bound.
   int64_t max_timeline_events = core::limits::kMaxTimelineEvents;
@@ -45,7 +58,15 @@ struct StepCosts {
   std::vector<ActionCost> backward;  // by virtual stage
   std::vector<double> send_s;        // by virtual stage s: one transfer over the link between s and s + 1
   std::vector<bool> send_rendezvous; // by virtual stage, as send_s: the sender waits for the receiver
-  std::vector<double> grad_sync_s;   // by pipeline rank: data-parallel (and tied-embedding) reduction
+  // By pipeline rank: the data-parallel reduction left for the grad_sync action (all of it
+  // without overlap-grad-reduce) and the tied-embedding reduction between the first and last stage.
+  std::vector<double> grad_sync_s;
+  // By virtual stage, in the order they fill during the backward (the last layers' first); empty
+  // without overlap-grad-reduce.
+  std::vector<std::vector<GradientBucket>> buckets;
+  // Compute that runs while a data-parallel bucket is on the links is this many times slower
+  // (the profile's overlap.compute_slowdown).
+  double overlap_compute_slowdown = 1.0;
   std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
   std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication
   std::vector<double> grad_norm_s;       // by pipeline rank: the part of optimizer_s before the step statistics
@@ -58,7 +79,8 @@ struct StepCosts {
 // Compute and tensor-parallel communication time of a list of ops.
 struct OpsTime {
   double compute_s = 0;
-  double comm_s = 0;
+  double comm_s = 0;         // exposed
+  double comm_hidden_s = 0;  // beside GEMMs (tp-comm-overlap)
 };
 
 // Costs of one microbatch through one transformer layer, the embedding and the output layer.

@@ -84,8 +84,11 @@ core::Json profile_document(const Measured& measured, const HostInfo& host,
                                      *host.eager_limit_bytes)
                        : ""),
        host.eager_limit_bytes});
-  p.efficiency = {1.0, 0.0, 1.0, 0.0,
-                  "peaks are the best measured rates; the measured tables cover the GEMMs, "
+  p.efficiency = {.gemm_max_fraction = 1.0,
+                  .gemm_half_saturation_flops = 0.0,
+                  .memory_bandwidth_fraction = 1.0,
+                  .kernel_launch_s = 0.0,
+                  .justification = "peaks are the best measured rates; the measured tables cover the GEMMs, "
                   "attention, kernels and collectives, so no efficiency is assumed"};
   p.tables = tables;
 

@@ -193,7 +193,7 @@ TEST_F(LoomRun, RunsListsTheRunAndCompareSetsItBesideItsPrediction) {
   const LoomResult compared = run_loom("compare 1 --db '" + path("loom.db") + "' --format json");
   ASSERT_EQ(compared.exit_code, 0) << compared.err;
   for (const char* key : {"\"warmup_steps\": 2", "\"measured_steps\": 4", "\"quantity\": \"step time\"",
-                          "\"quantity\": \"tp comm\"", "\"measured_peak_memory_bytes\"", "\"error_percent\""})
+                          "\"quantity\": \"tp comm (exposed)\"", "\"measured_peak_memory_bytes\"", "\"error_percent\""})
     EXPECT_THAT(compared.out, HasSubstr(key));
   const LoomResult missing = run_loom("compare 7 --db '" + path("loom.db") + "'");
   EXPECT_EQ(missing.exit_code, 2);

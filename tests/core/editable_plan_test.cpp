@@ -134,8 +134,19 @@ TEST(EditablePlan, AnOlderPlanReadsBackExactlyAndMeansWhatItMeant) {
   EXPECT_FALSE(plan.model.vocab_size.has_value());
   EXPECT_EQ(plan.model.num_query_groups, 12);
   EXPECT_EQ(plan.padded_vocab_size(), 50432);
-  // The same keys in the same order: a checkpoint's manifest compares the plan's JSON.
-  EXPECT_EQ(to_json(plan).dump(2), std::string(kOlderPlan));
+  // It predates Megatron-Core's settings and runs as Loom ran it then.
+  EXPECT_EQ(plan.parallel.attention_backend, AttentionBackend::unfused);
+  EXPECT_FALSE(plan.parallel.overlap_grad_reduce || plan.parallel.overlap_param_gather || plan.parallel.tp_comm_overlap);
+  EXPECT_FALSE(plan.parallel.ddp_bucket_size.has_value());
+  // The same keys in the same order, then those settings, spelled out with that meaning.
+  Json expected = document;
+  expected["parallel"]["attention-backend"] = "unfused";
+  expected["parallel"]["overlap-grad-reduce"] = false;
+  expected["parallel"]["overlap-param-gather"] = false;
+  expected["parallel"]["tp-comm-overlap"] = false;
+  expected["parallel"]["ddp-bucket-size"] = nullptr;
+  EXPECT_EQ(to_json(plan).dump(2), expected.dump(2));
+  EXPECT_EQ(plan_from_json(to_json(plan)), plan);
 }
 
 TEST(EditablePlan, AnOlderPlanStillPinsItsSizes) {

@@ -11,6 +11,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
+void expect_error(const Json& json, const std::string& fragment);
+
 Plan interleaved_llama_plan() {
   Plan plan;
   plan.model = find_model_preset("llama3-70b").spec;
@@ -32,8 +34,20 @@ Plan interleaved_llama_plan() {
   return plan;
 }
 
+// Every Megatron-Core setting away from what an older plan means: flash attention, each overlap
+// on, a bucket size given.
+Plan megatron_core_plan() {
+  Plan plan = interleaved_llama_plan();
+  plan.parallel.attention_backend = AttentionBackend::flash;
+  plan.parallel.overlap_grad_reduce = true;
+  plan.parallel.overlap_param_gather = true;
+  plan.parallel.tp_comm_overlap = true;
+  plan.parallel.ddp_bucket_size = 25'000'000;
+  return plan;
+}
+
 TEST(PlanJson, RoundTripsEveryField) {
-  for (const Plan& plan : {default_plan(), interleaved_llama_plan()}) {
+  for (const Plan& plan : {default_plan(), interleaved_llama_plan(), megatron_core_plan()}) {
     plan.validate();
     const Json json = to_json(plan);
     EXPECT_EQ(plan_from_json(json), plan);
@@ -42,13 +56,59 @@ TEST(PlanJson, RoundTripsEveryField) {
 }
 
 TEST(PlanJson, PartsRoundTrip) {
-  const Plan plan = interleaved_llama_plan();
-  EXPECT_EQ(model_from_json(to_json(plan.model)), plan.model);
-  EXPECT_EQ(train_from_json(to_json(plan.training)), plan.training);
-  EXPECT_EQ(cluster_from_json(to_json(plan.cluster)), plan.cluster);
-  ParallelPlan parallel = parallel_from_json(to_json(plan.parallel));
-  parallel.data_parallel = plan.parallel.data_parallel;  // derived, never stored
-  EXPECT_EQ(parallel, plan.parallel);
+  for (const Plan& plan : {interleaved_llama_plan(), megatron_core_plan()}) {
+    EXPECT_EQ(model_from_json(to_json(plan.model)), plan.model);
+    EXPECT_EQ(train_from_json(to_json(plan.training)), plan.training);
+    EXPECT_EQ(cluster_from_json(to_json(plan.cluster)), plan.cluster);
+    ParallelPlan parallel = parallel_from_json(to_json(plan.parallel));
+    parallel.data_parallel = plan.parallel.data_parallel;  // derived, never stored
+    EXPECT_EQ(parallel, plan.parallel);
+  }
+}
+
+TEST(PlanJson, WritesMegatronCoreSettingsUnderMegatronsNames) {
+  const Json written = to_json(megatron_core_plan())["parallel"];
+  EXPECT_EQ(written["attention-backend"], "flash");
+  EXPECT_EQ(written["overlap-grad-reduce"], true);
+  EXPECT_EQ(written["overlap-param-gather"], true);
+  EXPECT_EQ(written["tp-comm-overlap"], true);
+  EXPECT_EQ(written["ddp-bucket-size"], 25'000'000);
+  // Megatron's default bucket rule is written as null, not as the number it gives for this dp,
+  // so that the plan keeps following the rule when the cluster is edited.
+  EXPECT_TRUE(to_json(interleaved_llama_plan())["parallel"]["ddp-bucket-size"].is_null());
+}
+
+TEST(PlanJson, AParallelSectionWithoutMegatronCoreKeysMeansUnfusedAttentionWithoutOverlap) {
+  Json json = to_json(megatron_core_plan());
+  for (const char* key : {"attention-backend", "overlap-grad-reduce", "overlap-param-gather", "tp-comm-overlap",
+                          "ddp-bucket-size"})
+    ASSERT_EQ(json["parallel"].erase(key), 1u) << key;
+  const Plan plan = plan_from_json(json);
+  EXPECT_EQ(plan.parallel.attention_backend, AttentionBackend::unfused);
+  EXPECT_FALSE(plan.parallel.overlap_grad_reduce);
+  EXPECT_FALSE(plan.parallel.overlap_param_gather);
+  EXPECT_FALSE(plan.parallel.tp_comm_overlap);
+  EXPECT_FALSE(plan.parallel.ddp_bucket_size.has_value());
+  Plan older_meaning = megatron_core_plan();
+  older_meaning.parallel.attention_backend = AttentionBackend::unfused;
+  older_meaning.parallel.overlap_grad_reduce = older_meaning.parallel.overlap_param_gather = false;
+  older_meaning.parallel.tp_comm_overlap = false;
+  older_meaning.parallel.ddp_bucket_size.reset();
+  EXPECT_EQ(plan, older_meaning);
+}
+
+TEST(PlanJson, MegatronCoreSettingsAreCheckedByType) {
+  Json json = to_json(megatron_core_plan());
+  json["parallel"]["overlap-grad-reduce"] = "yes";
+  expect_error(json, "parallel.overlap-grad-reduce: expected true or false, got a string (\"yes\")");
+  json = to_json(megatron_core_plan());
+  json["parallel"]["attention-backend"] = "fused";  // a Megatron backend Loom does not model
+  expect_error(json, "parallel.attention-backend=\"fused\" is not valid; expected one of unfused, flash");
+  json = to_json(megatron_core_plan());
+  json["parallel"]["ddp-bucket-size"] = 4e7;
+  expect_error(json, "parallel.ddp-bucket-size: expected an integer");
+  json["parallel"]["ddp-bucket-size"] = -1;
+  expect_error(json, "ddp-bucket-size=-1 must be a number of parameters from 1 to");
 }
 
 TEST(PlanJson, UsesMegatronKeysAndNeverStoresDataParallelSize) {
@@ -72,7 +132,9 @@ TEST(PlanJson, UsesMegatronKeysAndNeverStoresDataParallelSize) {
     EXPECT_TRUE(json["cluster"].contains(key)) << key;
   for (const char* key : {"tensor-model-parallel-size", "pipeline-model-parallel-size",
                           "num-layers-per-virtual-pipeline-stage", "micro-batch-size", "schedule",
-                          "recompute-granularity", "sequence-parallel", "use-distributed-optimizer"})
+                          "recompute-granularity", "sequence-parallel", "use-distributed-optimizer",
+                          "attention-backend", "overlap-grad-reduce", "overlap-param-gather", "tp-comm-overlap",
+                          "ddp-bucket-size"})
     EXPECT_TRUE(json["parallel"].contains(key)) << key;
   EXPECT_FALSE(json["parallel"].contains("data-parallel-size"));
 }

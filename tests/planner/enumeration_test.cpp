@@ -29,13 +29,14 @@ struct BruteForce {
   std::set<std::string> valid;  // plan JSON, after the planner's two duplicate skips
   int64_t distributed_optimizer_without_dp = 0;
   int64_t gpipe_without_pipeline = 0;
+  int64_t overlap_without_dp = 0;
 };
 
 // Written from the rules as the issue states them, not from the planner's code: every device
 // count the request allows, every tp (within a node unless cross-node tp is allowed), every pp up
 // to the layers and the devices left, micro-batches in powers of two, each schedule (interleaved
 // with every layers-per-virtual-stage value, letting validate() reject the ones that do not
-// divide), and the three binary/ternary knobs; Plan::validate decides.
+// divide), the binary/ternary knobs and the three overlap switches; Plan::validate decides.
 BruteForce brute_force(const SearchRequest& r) {
   BruteForce out;
   const int64_t node = r.devices_per_node;
@@ -59,7 +60,8 @@ BruteForce brute_force(const SearchRequest& r) {
           for (const auto& [schedule, per_virtual] : schedules)
             for (core::Recompute recompute : {core::Recompute::none, core::Recompute::selective, core::Recompute::full})
               for (bool sp : {false, true})
-                for (bool distributed : {false, true}) {
+                for (bool distributed : {false, true})
+                  for (int overlaps = 0; overlaps < 8; ++overlaps) {
                   core::Plan plan;
                   plan.model = r.model;  // padded for each tp by Megatron's rule (see above)
                   plan.training = r.training;
@@ -76,6 +78,9 @@ BruteForce brute_force(const SearchRequest& r) {
                   plan.parallel.recompute = recompute;
                   plan.parallel.sequence_parallel = sp;
                   plan.parallel.distributed_optimizer = distributed;
+                  plan.parallel.overlap_grad_reduce = overlaps & 1;
+                  plan.parallel.overlap_param_gather = overlaps & 2;
+                  plan.parallel.tp_comm_overlap = overlaps & 4;
                   try {
                     plan.validate();
                   } catch (const loom::Error&) {
@@ -83,6 +88,10 @@ BruteForce brute_force(const SearchRequest& r) {
                   }
                   if (distributed && plan.parallel.data_parallel == 1) {
                     ++out.distributed_optimizer_without_dp;
+                    continue;
+                  }
+                  if (plan.parallel.overlap_grad_reduce && plan.parallel.data_parallel == 1) {
+                    ++out.overlap_without_dp;
                     continue;
                   }
                   if (schedule == core::Schedule::gpipe && pp == 1) {
@@ -129,13 +138,15 @@ TEST_P(Enumeration, EveryCandidateValidatesOnceAndEveryCombinationIsCounted) {
   int64_t by_rule = 0;
   for (int64_t n : rejects.by_rule) by_rule += n;
   EXPECT_EQ(combinations,
-            int64_t(candidates.size()) + by_rule + rejects.distributed_optimizer_without_dp + rejects.gpipe_without_pipeline);
+            int64_t(candidates.size()) + by_rule + rejects.distributed_optimizer_without_dp + rejects.gpipe_without_pipeline +
+                rejects.overlap_without_dp);
 
   // The independent brute force finds the very same plans, and the same duplicates skipped.
   const BruteForce brute = brute_force(request);
   EXPECT_EQ(brute.valid.size(), candidates.size());
   EXPECT_EQ(brute.distributed_optimizer_without_dp, rejects.distributed_optimizer_without_dp);
   EXPECT_EQ(brute.gpipe_without_pipeline, rejects.gpipe_without_pipeline);
+  EXPECT_EQ(brute.overlap_without_dp, rejects.overlap_without_dp);
   std::vector<std::string> only_planner, only_brute;
   std::set_difference(plans.begin(), plans.end(), brute.valid.begin(), brute.valid.end(), std::back_inserter(only_planner));
   std::set_difference(brute.valid.begin(), brute.valid.end(), plans.begin(), plans.end(), std::back_inserter(only_brute));

@@ -179,5 +179,32 @@ TEST(MegatronCommand, GpipePlanSaysMegatronRunsOneFOneBInstead) {
   EXPECT_THAT(command, HasSubstr("--recompute-method uniform \\\n"));
 }
 
+TEST(MegatronArguments, MegatronCoreSettingsUnderMegatronsFlags) {
+  core::Plan plan = llama3_70b_plan();
+  plan.parallel.attention_backend = core::AttentionBackend::flash;
+  plan.parallel.overlap_grad_reduce = true;
+  plan.parallel.overlap_param_gather = true;
+  plan.parallel.tp_comm_overlap = true;
+  plan.parallel.ddp_bucket_size = 25'000'000;
+  plan.validate();
+  const std::vector<std::string> args = megatron_arguments(plan);
+  EXPECT_EQ(value_of(args, "--attention-backend"), "flash");
+  EXPECT_EQ(value_of(args, "--ddp-bucket-size"), "25000000");
+  for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--tp-comm-overlap"}) {
+    EXPECT_EQ(value_of(args, flag), "") << flag << " is a switch without a value";
+    EXPECT_EQ(count_of(args, flag), 1u) << flag;
+  }
+  EXPECT_EQ(parse_command(megatron_command(plan)).args, args);
+
+  // The plan's defaults: Megatron-Core's own default backend is `auto`, so unfused is named; no
+  // overlap switch; Megatron's bucket rule by leaving the flag out.
+  const std::vector<std::string> plain = megatron_arguments(gpt2_plan());
+  EXPECT_EQ(value_of(plain, "--attention-backend"), "unfused");
+  for (const char* absent : {"--overlap-grad-reduce", "--overlap-param-gather", "--tp-comm-overlap", "--ddp-bucket-size"})
+    EXPECT_THAT(plain, Not(Contains(std::string(absent))));
+  plan.parallel.ddp_bucket_size.reset();
+  EXPECT_THAT(megatron_arguments(plan), Not(Contains(std::string("--ddp-bucket-size"))));
+}
+
 }  // namespace
 }  // namespace loom::plan

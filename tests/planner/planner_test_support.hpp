@@ -20,7 +20,7 @@ struct Space {
   Objective objective = Objective::step_time;
   std::optional<double> price{};
   bool allow_fewer_devices = false;
-  bool overlap_grad_reduce = false;
+  core::AttentionBackend attention_backend = core::AttentionBackend::unfused;
   bool allow_cross_node_tp = false;
   int64_t max_micro_batch_size = 16;
 };
@@ -48,7 +48,7 @@ inline SearchRequest request_for(const Space& s) {
   r.price_per_device_hour = s.price;
   r.objective = s.objective;
   r.allow_fewer_devices = s.allow_fewer_devices;
-  r.overlap_grad_reduce = s.overlap_grad_reduce;
+  r.attention_backend = s.attention_backend;
   r.allow_cross_node_tp = s.allow_cross_node_tp;
   r.max_micro_batch_size = s.max_micro_batch_size;
   return r;

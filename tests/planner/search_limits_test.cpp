@@ -21,7 +21,7 @@ namespace {
 using namespace loom::plan::testing;
 
 // The enumeration as it was before the walk learnt to count in blocks (O(combinations)), with
-// the one planner rule added since: schedules too large to simulate.
+// what was added since: schedules too large to simulate, the overlap switches.
 std::vector<Candidate> plain_enumeration(const SearchRequest& request, RejectCounts& rejects, int64_t& combinations) {
   std::vector<Candidate> valid;
   combinations = 0;
@@ -50,9 +50,13 @@ std::vector<Candidate> plain_enumeration(const SearchRequest& request, RejectCou
           for (const auto& [schedule, per_virtual] : schedules)
             for (core::Recompute recompute : {core::Recompute::none, core::Recompute::selective, core::Recompute::full})
               for (bool sp : {false, true})
-                for (bool distributed : {false, true}) {
+                for (bool distributed : {false, true})
+                  for (bool grad_reduce : {false, true})
+                    for (bool param_gather : {false, true})
+                      for (bool tp_overlap : {false, true}) {
                   const Candidate c{int32_t(devices), int32_t(tp), int32_t(pp), int32_t(dp), int32_t(b),
-                                    int32_t(per_virtual), schedule, recompute, sp, distributed};
+                                    int32_t(per_virtual), schedule, recompute, sp, distributed, grad_reduce,
+                                    param_gather, tp_overlap};
                   ++combinations;
                   apply(c, request, plan);
                   if (dp == 0) plan.parallel.data_parallel = 0;
@@ -62,6 +66,10 @@ std::vector<Candidate> plain_enumeration(const SearchRequest& request, RejectCou
                   }
                   if (distributed && dp == 1) {
                     ++rejects.distributed_optimizer_without_dp;
+                    continue;
+                  }
+                  if (grad_reduce && dp == 1) {
+                    ++rejects.overlap_without_dp;
                     continue;
                   }
                   if (schedule == core::Schedule::gpipe && pp == 1) {
@@ -120,6 +128,7 @@ TEST(SpaceWalk, CountsEveryRuleAndEmitsTheSamePlansInTheSameOrderAsThePlainWalk)
     EXPECT_EQ(rejects.by_rule, expected_rejects.by_rule);
     EXPECT_EQ(rejects.distributed_optimizer_without_dp, expected_rejects.distributed_optimizer_without_dp);
     EXPECT_EQ(rejects.gpipe_without_pipeline, expected_rejects.gpipe_without_pipeline);
+    EXPECT_EQ(rejects.overlap_without_dp, expected_rejects.overlap_without_dp);
     EXPECT_EQ(rejects.too_large_to_simulate, expected_rejects.too_large_to_simulate);
     EXPECT_EQ(combinations, int64_t(walked.size()) + rejects.total());
     EXPECT_TRUE(walked == expected) << walked.size() << " plans walked, " << expected.size() << " expected";

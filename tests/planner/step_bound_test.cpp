@@ -72,16 +72,16 @@ std::vector<Comparison> compare_all(const BoundCase& space, bool overlap) {
   const std::vector<Candidate> candidates = enumerate_candidates(request, rejects, combinations);
   const sim::CostModel costs(request.profile, request.training.dtype);
   sim::SimulationOptions options;
-  options.overlap_grad_reduce = overlap;
   options.record_timeline = false;
   std::vector<Comparison> out;
   for (const Candidate& c : candidates) {
+    if (c.overlap_grad_reduce != overlap) continue;  // the search walks both; each half is checked on its own
     const core::Plan plan = make_plan(c, request);
     const sim::Prediction prediction = sim::simulate(plan, request.profile, options);
     if (!prediction.fits) continue;
     const double bound =
         sim::step_time_lower_bound(sim::step_costs(plan, costs), int32_t(plan.parallel.pipeline_parallel),
-                                   int32_t(plan.virtual_stages()), int32_t(plan.microbatches()), options);
+                                   int32_t(plan.virtual_stages()), int32_t(plan.microbatches()));
     out.push_back({core::to_json(plan.parallel).dump() + fmt::format(" on {} devices", plan.cluster.world_size()),
                    plan.microbatches(), bound, prediction.step_time_s});
   }

@@ -43,10 +43,8 @@ StepCosts synthetic_costs(int32_t p, int32_t v, double send_s = 0, double grad_s
   return costs;
 }
 
-Timeline run(Schedule kind, int32_t p, int32_t v, int32_t m, const StepCosts& costs, bool overlap = false,
-             bool record = true) {
+Timeline run(Schedule kind, int32_t p, int32_t v, int32_t m, const StepCosts& costs, bool record = true) {
   SimulationOptions options;
-  options.overlap_grad_reduce = overlap;
   options.record_timeline = record;
   return simulate_schedule(core::build_schedule(kind, p, v, m), costs, options);
 }
@@ -181,6 +179,18 @@ TEST(EventSimulation, SendingNeverMakesTheStepShorter) {
   }
 }
 
+// overlap-grad-reduce: the same reduction in `count` buckets, bucket k's gradients final at
+// (k + 1)/count of each stage's backward (backward 2/v).
+StepCosts with_buckets(StepCosts costs, int32_t v, double sync, int count, double gather_each = 0) {
+  costs.buckets.assign(costs.backward.size(), {});
+  for (std::vector<GradientBucket>& stage : costs.buckets)
+    for (int k = 0; k < count; ++k)
+      stage.push_back({1, (2.0 / v) * double(k + 1) / count, sync / (double(count) * v), (1.0 / v) * double(count - 1 - k) / count,
+                       gather_each});
+  costs.grad_sync_s.assign(costs.grad_sync_s.size(), 0.0);
+  return costs;
+}
+
 TEST(EventSimulation, OverlappedGradientReductionIsNeverLonger) {
   for (const Shape& s : shapes()) {
     for (auto [kind, v] : {std::pair{Schedule::one_f_one_b, 1}, std::pair{Schedule::gpipe, 1},
@@ -188,14 +198,23 @@ TEST(EventSimulation, OverlappedGradientReductionIsNeverLonger) {
       SCOPED_TRACE(describe(s, v) + " " + std::string(core::to_string(kind)));
       for (double sync : {0.1, 1.0, 10.0}) {
         const StepCosts costs = synthetic_costs(s.p, v, 0.05, sync, 0.2);
-        const Timeline exposed = run(kind, s.p, v, s.m, costs, false);
-        const Timeline overlapped = run(kind, s.p, v, s.m, costs, true);
+        const Timeline exposed = run(kind, s.p, v, s.m, costs);
+        const Timeline overlapped = run(kind, s.p, v, s.m, with_buckets(costs, v, sync, 4));
         EXPECT_LE(overlapped.step_time_s, exposed.step_time_s * (1 + 1e-12)) << "sync " << sync;
         // Without overlap the whole reduction and the optimizer step follow the pipeline.
         const double no_sync = run(kind, s.p, v, s.m, synthetic_costs(s.p, v, 0.05)).step_time_s;
         expect_near_relative(exposed.step_time_s, no_sync + sync + 0.2);
-        // With overlap, part of it hides behind the last backward (2/v of compute).
-        expect_near_relative(overlapped.step_time_s, no_sync + sync - std::min(sync, 2.0 / v) + 0.2);
+        // With overlap the last bucket of the first chunk, complete only at the end of the last
+        // backward, is always exposed.
+        EXPECT_GE(overlapped.step_time_s, (no_sync + sync / (4.0 * v) + 0.2) * (1 - 1e-12)) << "sync " << sync;
+        if (v == 1) {
+          // One chunk: the buckets chain on the data-parallel stream from their ready times
+          // (0.5, 1, 1.5, 2 of the 2-unit backward), so the last ends at max_k(ready_k + (4 − k)·r).
+          const double r = sync / 4.0;
+          double end = 0;
+          for (int k = 0; k < 4; ++k) end = std::max(end, 0.5 * (k + 1) + (4 - k) * r);
+          expect_near_relative(overlapped.step_time_s, no_sync + (end - 2.0) + 0.2);
+        }
         for (const Timeline* t : {&exposed, &overlapped}) {
           expect_breakdown_sums_to_step(*t);
           for (const RankTotals& r : t->ranks) {
@@ -209,14 +228,37 @@ TEST(EventSimulation, OverlappedGradientReductionIsNeverLonger) {
   }
 }
 
+// overlap-param-gather: the gathers run from the start of the step; the first forward of each
+// chunk waits only for what its layers need, and never makes the step shorter than without them.
+TEST(EventSimulation, OverlappedParameterGatherDelaysOnlyTheFirstForward) {
+  for (const Shape& s : shapes()) {
+    SCOPED_TRACE(describe(s, 1));
+    const StepCosts base = with_buckets(synthetic_costs(s.p, 1, 0.05, 0.0, 0.2), 1, 0.4, 4);
+    const Timeline free = run(Schedule::one_f_one_b, s.p, 1, s.m, base);
+    double previous = free.step_time_s;
+    for (double gather : {0.01, 0.25, 1.0}) {
+      const Timeline t = run(Schedule::one_f_one_b, s.p, 1, s.m, with_buckets(base, 1, 0.4, 4, gather));
+      EXPECT_GE(t.step_time_s, previous * (1 - 1e-12)) << "gather " << gather;
+      previous = t.step_time_s;
+      // Rank 0 starts at once: its first forward waits until the bucket its layer k needs is in
+      // (gathered in forward order: bucket 3 first, needed at 0; bucket k at (3 − k)/4).
+      double wait = 0;
+      for (int k = 0; k < 4; ++k) wait = std::max(wait, gather * (4 - k) - (3 - k) / 4.0);
+      EXPECT_GE(t.ranks[0].dp_comm_exposed_s, wait * (1 - 1e-9)) << "gather " << gather;
+      expect_near_relative(t.ranks[0].dp_comm_s, 0.4 + 4 * gather);
+      expect_breakdown_sums_to_step(t);
+    }
+  }
+}
+
 TEST(EventSimulation, RecordingTheTimelineDoesNotChangeTheStep) {
   for (const Shape& s : shapes()) {
     for (auto [kind, v] : {std::pair{Schedule::one_f_one_b, 1}, std::pair{Schedule::gpipe, 1},
                            std::pair{Schedule::interleaved, 2}, std::pair{Schedule::interleaved, 4}}) {
       SCOPED_TRACE(describe(s, v));
       const StepCosts costs = synthetic_costs(s.p, v, 0.03, 0.7, 0.1);
-      const Timeline recorded = run(kind, s.p, v, s.m, costs, true, true);
-      const Timeline bare = run(kind, s.p, v, s.m, costs, true, false);
+      const Timeline recorded = run(kind, s.p, v, s.m, with_buckets(costs, v, 1.0, 3, 0.1), true);
+      const Timeline bare = run(kind, s.p, v, s.m, with_buckets(costs, v, 1.0, 3, 0.1), false);
       EXPECT_EQ(bare.step_time_s, recorded.step_time_s);
       ASSERT_EQ(bare.ranks.size(), recorded.ranks.size());
       for (size_t r = 0; r < bare.ranks.size(); ++r) {

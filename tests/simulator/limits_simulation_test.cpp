@@ -82,7 +82,7 @@ TEST_P(SimulatedAtTheMaxima, CountsAreRepresentableOrRefused) {
   for (const std::vector<double>* times : {&step.send_s, &step.grad_sync_s, &step.optimizer_s})
     for (const double t : *times) EXPECT_TRUE(finite_non_negative(t));
   const double bound = step_time_lower_bound(step, int32_t(plan.parallel.pipeline_parallel),
-                                             int32_t(plan.virtual_stages()), int32_t(plan.microbatches()), {});
+                                             int32_t(plan.virtual_stages()), int32_t(plan.microbatches()));
   EXPECT_TRUE(std::isfinite(bound));
   EXPECT_GT(bound, 0);
 
