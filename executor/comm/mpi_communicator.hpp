@@ -67,6 +67,12 @@ class MpiCommunicator final : public Communicator {
   // MPI_Ibarrier, then MPI_Test between sleeps of 10 ms until every rank has arrived.
   void idle_barrier() override;
   void all_reduce_sum(double* data, size_t count) override;
+  // MPI_Iallreduce, MPI_Ireduce_scatter and MPI_Iallgatherv (mpi_nonblocking.cpp); a buffer above
+  // max_count elements goes as several requests (MPI_Ireduce and MPI_Ibcast per block).
+  std::unique_ptr<PendingCollective> start_all_reduce(float* data, size_t count, ReduceOp op) override;
+  std::unique_ptr<PendingCollective> start_reduce_scatter(float* data, std::span<const size_t> block_counts,
+                                                          ReduceOp op) override;
+  std::unique_ptr<PendingCollective> start_all_gather(float* data, std::span<const size_t> block_counts) override;
   // color < 0: this rank joins no group (MPI_UNDEFINED) and gets null.
   std::unique_ptr<Communicator> split(int color, int key) override;
 

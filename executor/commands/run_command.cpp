@@ -196,6 +196,7 @@ int run_training(const RunOptions& options) {
     if (leader) record->finish(core::RunStatus::failed, e.what(), {});
     throw;
   }
+  trainer.finish_parameter_gathers();  // overlap-param-gather leaves the last step's gathers pending
   if (!options.save_model_path.empty()) save_full_model(trainer, *world, options.save_model_path);
   const std::vector<core::RankStatRow> stats =
       gather_rank_stats(*world, trainer, groups, trained - warmup_steps, warmup_steps);

@@ -48,6 +48,7 @@ std::filesystem::path stage_part_path(const std::filesystem::path& target, int64
 }  // namespace
 
 void save_full_model(Trainer& trainer, Communicator& world, const std::filesystem::path& path) {
+  trainer.finish_parameter_gathers();
   ProcessGroups& groups = trainer.groups();
   const int64_t stage = groups.coords.pipeline;
   // Refused before any part is written next to it (`loom run` checked it before launching too).
@@ -108,6 +109,7 @@ void check_full_model_file(const std::filesystem::path& path, const core::ModelS
 }
 
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step) {
+  trainer.finish_parameter_gathers();
   SafeTensorMap tensors;
   for (const Parameter& p : trainer.stage().parameters().all())
     tensors["param/" + p.name] = f32_tensor(p.local_shape, values_of(p.value));
@@ -132,6 +134,20 @@ void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesyste
   world.barrier();
 }
 
+namespace {
+
+// Compares what the stored plan means, not its text: a plan written before a key existed reads
+// with that key's old default, and so still matches the same plan written today.
+bool written_for(const core::Json& stored, const core::Plan& plan) {
+  try {
+    return core::plan_from_json(stored) == plan;
+  } catch (const InvalidInput&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir, const core::Plan& plan,
                                                bool report_skipped) {
   const CheckpointSearch search = latest_complete_checkpoint(dir);
@@ -142,7 +158,7 @@ std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir,
   if (checkpoint.manifest.world_size != plan.cluster.world_size())
     throw InvalidInput("checkpoint {} was written by {} ranks; this run has {}", checkpoint.directory.string(),
                        checkpoint.manifest.world_size, plan.cluster.world_size());
-  if (checkpoint.manifest.plan != core::to_json(plan))
+  if (!written_for(checkpoint.manifest.plan, plan))
     throw InvalidInput("checkpoint {} belongs to another plan; resume with the plan it was written for",
                        checkpoint.directory.string());
   return checkpoint;

@@ -11,7 +11,8 @@
 
 namespace loom::exec {
 
-// Collective over the world. Global rank 0 writes `path` (safetensors) with every parameter at
+// Collective over the world (and waits for the trainer's pending parameter gathers first, as
+// save_checkpoint does). Global rank 0 writes `path` (safetensors) with every parameter at
 // its full shape, gathered over tensor ranks and pipeline stages (through per-stage files next to
 // `path`, removed afterwards: checkpoint directories are shared by the ranks of a run).
 void save_full_model(Trainer& trainer, Communicator& world, const std::filesystem::path& path);

@@ -1,5 +1,7 @@
 #include "executor/engine/optimizer.hpp"
 
+#include "executor/engine/gradient_sums.hpp"
+
 #include <cmath>
 #include <cstring>
 
@@ -20,8 +22,8 @@ double learning_rate(const core::TrainSpec& t, int64_t step) {
 }
 
 Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Kernels& kernels,
-                     TimerStack& timers)
-    : plan_(plan), parameters_(parameters), groups_(groups), kernels_(kernels), timers_(timers),
+                     TimerStack& timers, DataParallelBuckets* buckets)
+    : plan_(plan), parameters_(parameters), groups_(groups), kernels_(kernels), timers_(timers), buckets_(buckets),
       zero_(plan.parallel.distributed_optimizer && groups.data->size() > 1) {
   m_ = Tensor::zeros({shard_size()});
   v_ = Tensor::zeros({shard_size()});
@@ -32,20 +34,13 @@ int64_t Optimizer::shard_begin() const { return zero_ ? groups_.data->rank() * s
 
 void Optimizer::synchronize_gradients() {
   ScopedTimer timer(timers_, Category::dp_comm);
-  // With sequence parallelism each tensor rank saw only its rows: the gradients of the
-  // replicated norms and row-parallel biases are partial sums (the positions' are not: they are
-  // computed from the gathered rows).
-  if (plan_.parallel.sequence_parallel && groups_.tensor->size() > 1)
-    for (Parameter& p : parameters_.all())
-      if (p.sharding == Sharding::replicated && p.name != "wpe.weight")
-        groups_.tensor->all_reduce(p.grad.data<float>(), size_t(p.grad.numel()), ReduceOp::sum);
-  // The tied embedding lives on the first and the last stage; both copies get the sum. (Untied,
-  // only the first stage holds wte: an all-reduce there alone would wait forever.)
-  const bool tied = !plan_.model.untie_embeddings_and_output_weights;
-  if (tied && groups_.embedding && groups_.embedding->size() > 1 && parameters_.contains("wte.weight")) {
-    Tensor& g = parameters_["wte.weight"].grad;
-    groups_.embedding->all_reduce(g.data<float>(), size_t(g.numel()), ReduceOp::sum);
+  if (buckets_) {
+    buckets_->finish_gradient_sync();
+    return;
   }
+  for (Parameter& p : parameters_.all())
+    if (has_partial_sequence_parallel_gradient(p, plan_, groups_)) sum_over_tensor_ranks(p, groups_);
+  if (Parameter* embedding = tied_embedding_to_sum(plan_, groups_, parameters_)) sum_over_embedding_stages(*embedding, groups_);
   Tensor& flat = parameters_.flat_grads();
   if (groups_.data->size() == 1) return;
   if (zero_)
@@ -90,10 +85,13 @@ void Optimizer::update(double norm, double lr, int64_t step) {
     kernels_.adamw(value, grad, m, v, float(lr), float(t.adam_beta1), float(t.adam_beta2), float(t.adam_eps),
                    takes_weight_decay(p.kind) ? float(t.weight_decay) : 0.0f, step);
   }
-  if (zero_) {
-    ScopedTimer gather(timers_, Category::dp_comm);
-    groups_.data->all_gather(values.data<float>() + begin, values.data<float>(), size_t(size));  // in place
+  if (!zero_) return;
+  if (buckets_ && plan_.parallel.overlap_param_gather) {
+    buckets_->start_parameter_gathers();  // waited for by the next forward, bucket by bucket
+    return;
   }
+  ScopedTimer gather(timers_, Category::dp_comm);
+  groups_.data->all_gather(values.data<float>() + begin, values.data<float>(), size_t(size));  // in place
 }
 
 }  // namespace loom::exec

@@ -2,10 +2,12 @@
 // The step after the last backward: gradient reduction (tensor-parallel sums of the
 // sequence-parallel norm and bias gradients, the tied embedding's two copies, data-parallel
 // averaging or ZeRO-1 reduce-scatter), the global gradient norm and clipping, AdamW, and with
-// ZeRO-1 the all-gather of the updated parameters.
+// ZeRO-1 the all-gather of the updated parameters. With overlap-grad-reduce the reductions and
+// gathers run per bucket in DataParallelBuckets, which the optimizer then waits for or starts.
 
 #include "core/plan.hpp"
 #include "executor/comm/communicator.hpp"
+#include "executor/engine/data_parallel_buckets.hpp"
 #include "executor/kernels/kernels.hpp"
 #include "executor/model/parameters.hpp"
 #include "executor/timers/timer_stack.hpp"
@@ -14,9 +16,12 @@ namespace loom::exec {
 
 class Optimizer {
  public:
+  // `buckets`: the overlapped data parallelism (overlap-grad-reduce with dp > 1), or null.
   Optimizer(const core::Plan& plan, ParameterStore& parameters, ProcessGroups& groups, Kernels& kernels,
-            TimerStack& timers);
+            TimerStack& timers, DataParallelBuckets* buckets = nullptr);
 
+  // The schedule's grad_sync: every gradient summed over the ranks that share it. Without
+  // buckets, blocking calls over all of them; with them, waits for the buckets' reductions.
   void synchronize_gradients();
   // The optimizer step in two halves around the step's one world-wide all-reduce (run by the
   // trainer, which sums the loss in the same message):
@@ -24,8 +29,8 @@ class Optimizer {
   // tensor, pipeline and data ranks...
   double local_sum_of_squares();
   // ...and, given the global norm, clipping to the plan's clip-grad, AdamW with `learning_rate`
-  // and with ZeRO-1 the all-gather of the updated parameters. `step` counts from 1 (Adam's bias
-  // correction).
+  // and with ZeRO-1 the all-gather of the updated parameters (started per bucket, not waited for,
+  // with overlap-param-gather). `step` counts from 1 (Adam's bias correction).
   void update(double global_norm, double learning_rate, int64_t step);
 
   // Optimizer state for checkpoints: Adam moments of this rank's part (its ZeRO shard).
@@ -44,6 +49,7 @@ class Optimizer {
   ProcessGroups& groups_;
   Kernels& kernels_;
   TimerStack& timers_;
+  DataParallelBuckets* buckets_;
   bool zero_;
   Tensor m_, v_;
 };

@@ -24,7 +24,37 @@ Trainer::Trainer(const core::Plan& plan, ProcessGroups& groups, Communicator& wo
   TensorParallel tp(groups.tensor.get(), plan.parallel.sequence_parallel, timers_);
   // Flat buffers padded so that ZeRO-1 splits them evenly over the data-parallel ranks.
   stage_ = std::make_unique<GptStage>(plan, groups.coords.pipeline, tp, kernels, timers_, groups.data->size());
-  optimizer_ = std::make_unique<Optimizer>(plan, stage_->parameters(), groups, kernels, timers_);
+  if (plan.parallel.overlap_grad_reduce && groups.data->size() > 1)
+    buckets_ = std::make_unique<DataParallelBuckets>(plan, stage_->parameters(), stage_->parameter_chunks(), groups,
+                                                     timers_);
+  optimizer_ = std::make_unique<Optimizer>(plan, stage_->parameters(), groups, kernels, timers_, buckets_.get());
+  last_backward_microbatch_.assign(size_t(plan.virtual_stages()), -1);
+  for (const core::Action& a : schedule_.ranks[size_t(groups.coords.pipeline)])
+    if (a.kind == core::ActionKind::backward) last_backward_microbatch_[size_t(a.chunk)] = a.microbatch;
+}
+
+void Trainer::finish_parameter_gathers() {
+  if (buckets_) buckets_->finish_parameter_gathers();
+}
+
+ParameterHooks Trainer::forward_hooks() {
+  if (!buckets_) return {};
+  ParameterHooks hooks;
+  if (plan_.parallel.overlap_param_gather)
+    hooks.before_reading = [this](std::span<Parameter* const> parameters) { buckets_->wait_for_parameters(parameters); };
+  else
+    hooks.before_reading = [this](std::span<Parameter* const>) { buckets_->progress(); };
+  return hooks;
+}
+
+ParameterHooks Trainer::backward_hooks(const core::Action& a) {
+  if (!buckets_) return {};
+  ParameterHooks hooks;
+  if (a.microbatch == last_backward_microbatch_[size_t(a.chunk)])
+    hooks.gradients_written = [this](std::span<Parameter* const> parameters) { buckets_->gradients_final(parameters); };
+  else
+    hooks.gradients_written = [this](std::span<Parameter* const>) { buckets_->progress(); };
+  return hooks;
 }
 
 int Trainer::tag(const core::Action& a) const {
@@ -51,7 +81,7 @@ void Trainer::run_action(const core::Action& a, float loss_scale, StepResult& re
         activations_in_.erase(it);
       }
       Tensor output = stage_->forward(a.microbatch, a.chunk, input, inputs_[size_t(a.microbatch)].data(),
-                                      targets_[size_t(a.microbatch)].data());
+                                      targets_[size_t(a.microbatch)].data(), forward_hooks());
       if (output.defined()) activations_out_[key] = output;
       break;
     }
@@ -62,7 +92,7 @@ void Trainer::run_action(const core::Action& a, float loss_scale, StepResult& re
         grad_output = it->second;
         grads_in_.erase(it);
       }
-      Tensor grad_input = stage_->backward(a.microbatch, a.chunk, grad_output, loss_scale);
+      Tensor grad_input = stage_->backward(a.microbatch, a.chunk, grad_output, loss_scale, backward_hooks(a));
       if (grad_input.defined()) grads_out_[key] = grad_input;
       break;
     }

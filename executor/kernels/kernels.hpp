@@ -40,6 +40,13 @@ class Kernels {
   virtual void attention_forward(const Tensor& qkv, int64_t heads, Tensor& out, Tensor& probabilities) = 0;
   virtual void attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& probabilities, int64_t heads,
                                   Tensor& dqkv) = 0;
+  // The same attention as one tiled kernel (FlashAttention-2, for attention-backend flash): it
+  // saves log_sum_exp [b, heads, s] (fp32), each row's log Σ exp of its scaled, masked scores,
+  // instead of the probabilities, and allocates nothing of size s². The backward recomputes the
+  // probabilities tile by tile from qkv, the forward's out and log_sum_exp.
+  virtual void flash_attention_forward(const Tensor& qkv, int64_t heads, Tensor& out, Tensor& log_sum_exp) = 0;
+  virtual void flash_attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                                        const Tensor& log_sum_exp, int64_t heads, Tensor& dqkv) = 0;
   // Token rows of a vocabulary shard: out[i, :] = table[token[i] − vocab_start, :] when the token
   // lies in [vocab_start, vocab_start + table rows), else 0. tokens: i32 [n].
   virtual void embedding_forward(const Tensor& tokens, const Tensor& table, int64_t vocab_start, Tensor& out) = 0;

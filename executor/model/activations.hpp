@@ -12,7 +12,8 @@ struct LayerActivations {
   Tensor ln1, ln1_mean, ln1_rstd;    // [rows_local, h], [rows_local]
   Tensor ln1_full;                   // [rows, h]; with sequence parallelism dropped after use, gathered again
   Tensor qkv;                        // [rows, 3h/t]
-  Tensor probabilities;              // [b, a/t, s, s]: dropped by selective recompute
+  Tensor probabilities;              // [b, a/t, s, s] (unfused): dropped by selective recompute
+  Tensor log_sum_exp;                // [b, a/t, s] (flash), kept in their place
   Tensor attention;                  // [rows, h/t]
   Tensor after_attention;            // [rows_local, h]
   Tensor ln2, ln2_mean, ln2_rstd, ln2_full;

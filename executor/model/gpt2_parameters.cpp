@@ -64,6 +64,15 @@ LayerParameters layer_parameters(ParameterStore& p, int64_t layer) {
                          module("ln_2"), module("mlp.c_fc"),    module("mlp.c_proj")};
 }
 
+std::vector<Parameter*> parameters_of(const LayerParameters& l) {
+  std::vector<Parameter*> out;
+  for (const WeightAndBias* module : {&l.ln_1, &l.attn_c_attn, &l.attn_c_proj, &l.ln_2, &l.mlp_c_fc, &l.mlp_c_proj}) {
+    out.push_back(&module->weight);
+    out.push_back(&module->bias);
+  }
+  return out;
+}
+
 EmbeddingParameters embedding_parameters(ParameterStore& p) {
   return EmbeddingParameters{p["wte.weight"], p["wpe.weight"]};
 }

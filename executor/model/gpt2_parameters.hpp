@@ -47,6 +47,9 @@ struct OutputParameters {
   Parameter& head;
 };
 
+// The twelve parameters of a layer, in declaration order.
+std::vector<Parameter*> parameters_of(const LayerParameters& layer);
+
 // References into a finalized store, valid as long as it lives (its parameters never move).
 LayerParameters layer_parameters(ParameterStore& parameters, int64_t layer);
 EmbeddingParameters embedding_parameters(ParameterStore& parameters);

@@ -1,6 +1,7 @@
 // GptStage's transformer layer, embedding and output layer: forward and backward.
 
 #include "executor/model/activations.hpp"
+#include "executor/model/attention_core.hpp"
 #include "executor/model/gpt_stage.hpp"
 
 #include "core/error.hpp"
@@ -40,12 +41,9 @@ Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerA
   // for the weight gradient, as Megatron does (Korthikanti et al. §4.2.2 count them so).
   if (tp_.sequence_parallel()) a.ln1_full = Tensor();
   k.add_bias(a.qkv, w.attn_c_attn.bias.value);
-  a.probabilities = Tensor({b, heads, s, s});
+  const AttentionCore attention_core(k, plan_.parallel.attention_backend, b, s, heads, h / t);
   a.attention = Tensor({rows, h / t});
-  {
-    Tensor attention = a.attention.reshaped({b, s, h / t});
-    k.attention_forward(a.qkv.reshaped({b, s, 3 * h / t}), heads, attention, a.probabilities);
-  }
+  attention_core.forward(a);
   Tensor projection({rows, h});
   k.matmul(a.attention, false, w.attn_c_proj.weight.value, false, projection);
   Tensor projection_local = tp_.leave(projection);
@@ -77,7 +75,7 @@ Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerA
   if (keep_all) return out;
   switch (plan_.parallel.recompute) {
     case core::Recompute::none: break;
-    case core::Recompute::selective: a.probabilities = Tensor(); break;  // the s² part: recomputed from qkv
+    case core::Recompute::selective: attention_core.drop_for_selective_recompute(a); break;  // recomputed from qkv
     case core::Recompute::full: {
       const Tensor input = a.input;
       a = LayerActivations{};
@@ -125,18 +123,12 @@ Tensor GptStage::layer_backward(const LayerParameters& w, const Tensor& grad, La
   Tensor dattention({rows, h / t});
   k.matmul(projection_full, false, w.attn_c_proj.weight.value, true, dattention);
   k.matmul(a.attention, true, projection_full, false, w.attn_c_proj.weight.grad, 1.0f, 1.0f);
-  if (!a.probabilities.defined()) {  // selective recompute: the attention core only
+  const AttentionCore attention_core(k, plan_.parallel.attention_backend, b, s, heads, h / t);
+  if (attention_core.needs_recompute(a)) {  // selective recompute: the attention core only
     ScopedTimer timer(timers_, Category::recompute);
-    a.probabilities = Tensor({b, heads, s, s});
-    Tensor attention({b, s, h / t});
-    k.attention_forward(a.qkv.reshaped({b, s, 3 * h / t}), heads, attention, a.probabilities);
+    attention_core.recompute(a);
   }
-  Tensor dqkv({rows, 3 * h / t});
-  {
-    Tensor dqkv3 = dqkv.reshaped({b, s, 3 * h / t});
-    k.attention_backward(dattention.reshaped({b, s, h / t}), a.qkv.reshaped({b, s, 3 * h / t}), a.probabilities, heads,
-                         dqkv3);
-  }
+  const Tensor dqkv = attention_core.backward(dattention, a);
   k.bias_backward(dqkv, w.attn_c_attn.bias.grad);
   const Tensor ln1_full = a.ln1_full.defined() ? a.ln1_full : tp_.enter(a.ln1);
   k.matmul(ln1_full, true, dqkv, false, w.attn_c_attn.weight.grad, 1.0f, 1.0f);

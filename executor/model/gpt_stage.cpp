@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -72,36 +73,90 @@ std::vector<Parameter> full_model_parameters(const core::ModelSpec& model) {
 }
 
 Tensor GptStage::forward(int64_t microbatch, int64_t chunk, const Tensor& input, const int32_t* tokens,
-                         const int32_t* targets) {
+                         const int32_t* targets, const ParameterHooks& hooks) {
+  auto before_reading = [&](const std::vector<Parameter*>& parameters) {
+    if (hooks.before_reading) hooks.before_reading(parameters);
+  };
   auto saved = std::make_unique<ChunkActivations>();
   saved->layers.resize(size_t(layers_per_chunk_));
-  Tensor x = first_virtual(chunk) ? embed(tokens, *saved) : input;
+  Tensor x = input;
+  if (first_virtual(chunk)) {
+    if (hooks.before_reading) before_reading({&embedding_->wte, &embedding_->wpe});
+    x = embed(tokens, *saved);
+  }
   const LayerParameters* chunk_layers = layers_.data() + chunk * layers_per_chunk_;
-  for (int64_t l = 0; l < layers_per_chunk_; ++l) x = layer_forward(chunk_layers[l], x, saved->layers[size_t(l)]);
+  for (int64_t l = 0; l < layers_per_chunk_; ++l) {
+    if (hooks.before_reading) before_reading(parameters_of(chunk_layers[l]));
+    x = layer_forward(chunk_layers[l], x, saved->layers[size_t(l)]);
+  }
   Tensor output;
-  if (last_virtual(chunk)) output_forward(x, targets, *saved);
-  else output = x;
+  if (last_virtual(chunk)) {
+    if (hooks.before_reading) before_reading({&output_->ln_f.weight, &output_->ln_f.bias, &output_->head});
+    output_forward(x, targets, *saved);
+  } else {
+    output = x;
+  }
   saved_[{microbatch, chunk}] = std::move(saved);
   return output;
 }
 
-Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_output, float loss_scale) {
+Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_output, float loss_scale,
+                          const ParameterHooks& hooks) {
+  auto gradients_written = [&](const std::vector<Parameter*>& parameters) {
+    if (hooks.gradients_written) hooks.gradients_written(parameters);
+  };
   auto it = saved_.find({microbatch, chunk});
   if (it == saved_.end()) throw Error("backward of microbatch {} chunk {} before its forward", microbatch, chunk);
   ChunkActivations& saved = *it->second;
-  Tensor grad = last_virtual(chunk) ? output_backward(saved, loss_scale) : grad_output;
+  Tensor grad = grad_output;
+  if (last_virtual(chunk)) {
+    grad = output_backward(saved, loss_scale);
+    if (hooks.gradients_written) gradients_written(parameters_done_by_output_backward());
+  }
   const LayerParameters* chunk_layers = layers_.data() + chunk * layers_per_chunk_;
   // Each layer's activations go as soon as its backward is done: with full recompute only one
   // layer's recomputed activations are alive at a time, as the memory model assumes.
   for (int64_t l = layers_per_chunk_ - 1; l >= 0; --l) {
     grad = layer_backward(chunk_layers[l], grad, saved.layers[size_t(l)]);
     saved.layers[size_t(l)] = LayerActivations{};
+    if (hooks.gradients_written) gradients_written(parameters_of(chunk_layers[l]));
   }
   Tensor grad_input;
-  if (first_virtual(chunk)) embed_backward(grad, saved);
-  else grad_input = grad;
+  if (first_virtual(chunk)) {
+    embed_backward(grad, saved);
+    if (hooks.gradients_written) gradients_written({&embedding_->wte, &embedding_->wpe});
+  } else {
+    grad_input = grad;
+  }
   saved_.erase(it);  // the activations are freed as soon as the schedule allows
   return grad_input;
+}
+
+std::vector<Parameter*> GptStage::parameters_done_by_output_backward() const {
+  std::vector<Parameter*> done = {&output_->ln_f.weight, &output_->ln_f.bias};
+  if (!embedding_ || &embedding_->wte != &output_->head) done.push_back(&output_->head);
+  return done;
+}
+
+std::vector<int64_t> GptStage::parameter_chunks() const {
+  const std::vector<Parameter>& all = parameters_.all();
+  std::vector<int64_t> chunks(all.size(), -1);
+  auto set = [&](const Parameter& p, int64_t chunk) { chunks[size_t(&p - all.data())] = chunk; };
+  if (embedding_) {
+    set(embedding_->wte, 0);
+    set(embedding_->wpe, 0);
+  }
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (const Parameter* p : parameters_of(layers_[i])) set(*p, int64_t(i) / layers_per_chunk_);
+  if (output_) {
+    set(output_->ln_f.weight, plan_.virtual_stages() - 1);
+    set(output_->ln_f.bias, plan_.virtual_stages() - 1);
+    // The tied head on one stage is the embedding, used first by chunk 0 (and there is one chunk).
+    if (!embedding_ || &embedding_->wte != &output_->head) set(output_->head, plan_.virtual_stages() - 1);
+  }
+  if (std::find(chunks.begin(), chunks.end(), -1) != chunks.end())
+    throw Error("GptStage: a parameter of this rank belongs to no chunk");
+  return chunks;
 }
 
 }  // namespace loom::exec

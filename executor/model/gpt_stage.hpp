@@ -15,13 +15,24 @@
 #include "executor/model/tensor_parallel.hpp"
 #include "executor/timers/timer_stack.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
 namespace loom::exec {
+
+// What the engine's overlapped data parallelism needs to see of a forward or a backward. Either
+// may be empty.
+struct ParameterHooks {
+  // Before a forward reads these parameters' values (their gathered values must be in place).
+  std::function<void(std::span<Parameter* const>)> before_reading;
+  // After a backward has added its whole contribution to these parameters' gradients.
+  std::function<void(std::span<Parameter* const>)> gradients_written;
+};
 
 struct LayerActivations;  // what one layer keeps for its backward
 struct ChunkActivations;
@@ -43,11 +54,16 @@ class GptStage {
   // on the first); tokens/targets are this microbatch's [b·s] int32 inputs and labels. Returns the
   // output activation for the next virtual stage (empty on the last, which instead adds the
   // microbatch's mean loss to loss_sum()).
-  Tensor forward(int64_t microbatch, int64_t chunk, const Tensor& input, const int32_t* tokens, const int32_t* targets);
+  Tensor forward(int64_t microbatch, int64_t chunk, const Tensor& input, const int32_t* tokens, const int32_t* targets,
+                 const ParameterHooks& hooks = {});
   // Backward(microbatch, chunk): `grad_output` is the gradient from the next virtual stage
   // (unused on the last). Returns the gradient of the chunk's input (empty on the first).
   // Gradients accumulate into parameters(); `loss_scale` multiplies the loss gradient.
-  Tensor backward(int64_t microbatch, int64_t chunk, const Tensor& grad_output, float loss_scale);
+  Tensor backward(int64_t microbatch, int64_t chunk, const Tensor& grad_output, float loss_scale,
+                  const ParameterHooks& hooks = {});
+
+  // The model chunk of each parameter of parameters(), by index.
+  std::vector<int64_t> parameter_chunks() const;
 
   double loss_sum() const { return loss_sum_; }
   void reset_loss() { loss_sum_ = 0; }
@@ -59,6 +75,9 @@ class GptStage {
   std::vector<int64_t> stage_layers() const;  // this rank's layers, in chunk order
   void declare_parameters();
   void resolve_parameters();
+  // The output layer's parameters whose gradients output_backward completes: ln_f, and the head
+  // unless it is also the embedding (pp = 1, tied), which embed_backward adds to.
+  std::vector<Parameter*> parameters_done_by_output_backward() const;
 
   Tensor embed(const int32_t* tokens, ChunkActivations& saved);
   Tensor embed_backward(const Tensor& grad, const ChunkActivations& saved);

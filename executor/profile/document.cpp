@@ -88,6 +88,8 @@ core::Json profile_document(const Measured& measured, const HostInfo& host,
                   .gemm_half_saturation_flops = 0.0,
                   .memory_bandwidth_fraction = 1.0,
                   .kernel_launch_s = 0.0,
+                  .flash_forward_fraction = std::nullopt,  // measured attention tables of both backends
+                  .flash_backward_fraction = std::nullopt,
                   .justification = "peaks are the best measured rates; the measured tables cover the GEMMs, "
                   "attention, kernels and collectives, so no efficiency is assumed"};
   p.tables = tables;

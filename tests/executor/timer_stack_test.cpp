@@ -183,6 +183,13 @@ class OneSecondCollectives final : public Communicator {
   void barrier() override { unexpected(); }
   void idle_barrier() override { unexpected(); }
   void all_reduce_sum(double*, size_t) override { unexpected(); }
+  std::unique_ptr<PendingCollective> start_all_reduce(float*, size_t, ReduceOp) override { return unexpected_start(); }
+  std::unique_ptr<PendingCollective> start_reduce_scatter(float*, std::span<const size_t>, ReduceOp) override {
+    return unexpected_start();
+  }
+  std::unique_ptr<PendingCollective> start_all_gather(float*, std::span<const size_t>) override {
+    return unexpected_start();
+  }
   std::unique_ptr<Communicator> split(int, int) override {
     unexpected();
     return nullptr;
@@ -190,6 +197,10 @@ class OneSecondCollectives final : public Communicator {
 
  private:
   static void unexpected() { ADD_FAILURE() << "TensorParallel made a call it does not make"; }
+  static std::unique_ptr<PendingCollective> unexpected_start() {
+    unexpected();
+    return nullptr;
+  }
   FakeClock& time_;
 };
 

@@ -180,6 +180,31 @@ class CpuKernels final : public Kernels {
                             dqkv.data<float>(), shape);
   }
 
+  void flash_attention_forward(const Tensor& qkv, int64_t heads, Tensor& out,
+                               Tensor& log_sum_exp) override {
+    expect_f32("flash_attention_forward", "out", out);
+    expect_f32("flash_attention_forward", "log_sum_exp", log_sum_exp);
+    const cpu::AttentionShape shape = attention_shape("flash_attention_forward", qkv, heads);
+    expect_numel("flash_attention_forward", "out", out, qkv.numel() / 3);
+    expect_numel("flash_attention_forward", "log_sum_exp", log_sum_exp,
+                 shape.batch * shape.heads * shape.seq);
+    cpu::flash_attention_forward(qkv.data<float>(), out.data<float>(), log_sum_exp.data<float>(),
+                                 shape);
+  }
+
+  void flash_attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                                const Tensor& log_sum_exp, int64_t heads, Tensor& dqkv) override {
+    expect_f32("flash_attention_backward", {&dout, &out, &log_sum_exp, &dqkv});
+    const cpu::AttentionShape shape = attention_shape("flash_attention_backward", qkv, heads);
+    expect_numel("flash_attention_backward", "dout", dout, qkv.numel() / 3);
+    expect_numel("flash_attention_backward", "out", out, qkv.numel() / 3);
+    expect_numel("flash_attention_backward", "log_sum_exp", log_sum_exp,
+                 shape.batch * shape.heads * shape.seq);
+    expect_numel("flash_attention_backward", "dqkv", dqkv, qkv.numel());
+    cpu::flash_attention_backward(dout.data<float>(), qkv.data<float>(), out.data<float>(),
+                                  log_sum_exp.data<float>(), dqkv.data<float>(), shape);
+  }
+
   void embedding_forward(const Tensor& tokens, const Tensor& table, int64_t vocab_start,
                          Tensor& out) override {
     expect_type("embedding_forward", "tokens", tokens, ElementType::i32);

@@ -60,6 +60,15 @@ void attention_forward(const T* qkv, T* out, T* probabilities, AttentionShape sh
 template <typename T>
 void attention_backward(const T* dout, const T* qkv, const T* probabilities, T* dqkv,
                         AttentionShape shape);
+// The same attention as one tiled kernel that never holds a [seq, seq] matrix: it saves each
+// row's log-sum-exp of the scaled, masked scores, log_sum_exp [batch, heads, seq], instead of the
+// probabilities; the backward recomputes them tile by tile from qkv, out and log_sum_exp.
+template <typename T>
+void flash_attention_forward(const T* qkv, T* out, T* log_sum_exp, AttentionShape shape);
+// Writes all of dqkv (the q, k and v parts).
+template <typename T>
+void flash_attention_backward(const T* dout, const T* qkv, const T* out, const T* log_sum_exp,
+                              T* dqkv, AttentionShape shape);
 
 // A vocabulary shard holds rows [vocab_start, vocab_start + shard_rows) of the full table; a
 // token outside it reads zeros and receives no gradient. out/dout [count, cols].

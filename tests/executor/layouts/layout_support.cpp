@@ -163,6 +163,7 @@ fs::path make_plan(const Layout& layout) {
   if (layout.sequence_parallel) command += " --sequence-parallel";
   if (layout.distributed_optimizer) command += " --use-distributed-optimizer";
   if (layout.seed) command += " --seed " + std::to_string(*layout.seed);
+  command += " --attention-backend " + layout.attention_backend;
   command += " -o " + quote(plan.string());
   const ProcessResult init = run_process(command);
   if (init.exit_code != 0) fail("loom init failed for layout " + layout.name, init);
@@ -181,6 +182,7 @@ fs::path make_plan(const Layout& layout) {
       p.distributed_optimizer == layout.distributed_optimizer &&
       p.layers_per_virtual_stage == std::optional<int64_t>(layout.layers_per_virtual_stage) &&
       read.model.untie_embeddings_and_output_weights == layout.untied_output_layer &&
+      core::to_string(p.attention_backend) == layout.attention_backend &&
       read.training.dtype == core::DType::fp32 && read.training.global_batch_size == 8 &&
       read.training.train_iters == kSteps;
   if (!as_asked) fail("loom init wrote a plan other than the layout " + layout.name, init);

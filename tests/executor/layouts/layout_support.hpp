@@ -41,6 +41,9 @@ struct Layout {
   std::string recompute = "none";  // none, selective or full
   std::optional<int64_t> seed;     // default: loom init's
   bool untied_output_layer = false;  // the model's lm_head separate from wte
+  // Said explicitly, whatever loom init's default: these tests cover the unfused kernel unless a
+  // test asks for flash (layouts_flash_test.cpp).
+  std::string attention_backend = "unfused";
 
   Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
       : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
@@ -68,6 +71,11 @@ struct Layout {
   Layout with_seed(int64_t s) const {
     Layout l = *this;
     l.seed = s;
+    return l;
+  }
+  Layout with_attention_backend(std::string backend) const {
+    Layout l = *this;
+    l.attention_backend = std::move(backend);
     return l;
   }
   Layout with_untied_output_layer() const {
@@ -113,7 +121,8 @@ ProcessResult run_process(const std::string& command);
 std::string quote(const std::string& word);  // one shell word
 
 // Writes a plan for `layout` with `loom init` (fp32, global batch 8, micro-batch 2, train-iters
-// 10) and checks that the plan holds the layout; returns its path. Throws on any failure.
+// 10, the layout's attention backend) and checks that the plan holds the layout; returns its
+// path. Throws on any failure.
 std::filesystem::path make_plan(const Layout& layout);
 
 // `mpirun -np <ranks> loom-exec run PLAN --jsonl --threads 1 <extra>`; with `require_success`, a
