@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "core/plan_json.hpp"
 #include "core/profile.hpp"
+#include "gui/models/plan_switches.hpp"
 #include "gui/step_axis.hpp"
 
 #include <QComboBox>
@@ -38,7 +39,7 @@ constexpr int kShownSteps = 2000;
 QString plan_text(const core::Plan& plan) {
   const core::ParallelPlan& p = plan.parallel;
   return QObject::tr("<b>%1</b> on %2 rank(s): tp %3 · pp %4 · dp %5, micro-batch %6, global batch %7 sequences "
-                     "of %8 tokens, %9; profile %10")
+                     "of %8 tokens, %9, %10 attention, %11; profile %12")
       .arg(QString::fromStdString(plan.model.name).toHtmlEscaped())
       .arg(plan.cluster.world_size())
       .arg(p.tensor_parallel)
@@ -48,6 +49,8 @@ QString plan_text(const core::Plan& plan) {
       .arg(plan.training.global_batch_size)
       .arg(plan.model.seq_length)
       .arg(QString::fromUtf8(core::to_string(plan.training.dtype).data()))
+      .arg(attention_backend_text(p.attention_backend))
+      .arg(overlaps_description(p).toHtmlEscaped())
       .arg(QString::fromStdString(plan.cluster.profile).toHtmlEscaped());
 }
 

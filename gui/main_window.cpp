@@ -52,6 +52,8 @@ MainWindow::MainWindow(const QString& store_path, QWidget* parent) : QMainWindow
     showTab(Tab::detail);
   });
   connect(detail_view_, &PlanDetailView::executeRequested, this, [this] { showTab(Tab::execute); });
+  // A plan whose overlaps were switched in the detail view is the one Execute runs.
+  connect(detail_view_, &PlanDetailView::planEdited, this, &MainWindow::offerForExecution);
   connect(execute_view_, &ExecuteView::runStarted, this, [this](qint64 run_id) {
     statusBar()->showMessage(tr("Run %1 started").arg(run_id));
     runs_view_->refresh();
@@ -123,6 +125,10 @@ void MainWindow::showTab(Tab tab) { tabs_->setCurrentIndex(int(tab)); }
 
 void MainWindow::selectPlan(const core::Plan& plan, const core::Profile& profile) {
   detail_view_->showPlan(plan, profile);
+  offerForExecution(plan);
+}
+
+void MainWindow::offerForExecution(const core::Plan& plan) {
   execute_view_->setPlan(plan);
   // A run on this CPU is compared best with a profile measured on a CPU: the one chosen in the
   // Plan view when it is one, whatever profile the plan names (a plan file's is often a datasheet).

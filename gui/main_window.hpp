@@ -42,6 +42,8 @@ class MainWindow : public QMainWindow {
 
  private:
   void selectPlan(const core::Plan& plan, const core::Profile& profile);
+  // Puts `plan` in the Execute view, against the profile the run is best compared with.
+  void offerForExecution(const core::Plan& plan);
   void buildMenus();
 
   QTabWidget* tabs_ = nullptr;

@@ -6,6 +6,8 @@
 #include "core/plan_json.hpp"
 #include "gui/memory_chart.hpp"
 #include "gui/models/breakdown_model.hpp"
+#include "gui/models/plan_switches.hpp"
+#include "gui/plan_switches_editor.hpp"
 #include "gui/timeline_widget.hpp"
 #include "planner/megatron_args.hpp"
 #include "simulator/trace.hpp"
@@ -91,6 +93,8 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
   buttons->addWidget(status_);
   buttons->addWidget(execute_);
 
+  switches_ = new PlanSwitchesEditor;
+
   memory_chart_ = new MemoryChart;
 
   breakdown_model_ = new BreakdownModel(this);
@@ -104,9 +108,14 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
   breakdown_table_->setItemDelegateForColumn(BreakdownModel::share,
                                              new ShareBarDelegate(breakdown_table_));
   breakdown_table_->verticalHeader()->hide();
-  // Compact rows, so that all eight categories show without scrolling.
+  // Compact rows, so that all of them show without taking the timeline's height.
   breakdown_table_->verticalHeader()->setDefaultSectionSize(
       breakdown_table_->fontMetrics().height() + 8);
+  // Tall enough for every row: the hidden communication comes last, easily missed below a scroll.
+  breakdown_table_->setMinimumHeight(breakdown_table_->horizontalHeader()->sizeHint().height() +
+                                     BreakdownModel::category_count *
+                                         breakdown_table_->verticalHeader()->defaultSectionSize() +
+                                     2 * breakdown_table_->frameWidth());
   breakdown_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
   breakdown_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   breakdown_table_->horizontalHeader()->setSectionResizeMode(BreakdownModel::category,
@@ -158,11 +167,13 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
   sections->addWidget(timeline_box);
   sections->setStretchFactor(0, 2);
   sections->setStretchFactor(1, 3);
-  // The timeline of a deep pipeline needs the height more than the chart and the 8-row table do.
-  sections->setSizes({340, 520});
+  // The timeline of a deep pipeline needs the height more than the chart does; the top keeps what
+  // the ten-row table and its note need.
+  sections->setSizes({360, 500});
 
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(header_);
+  layout->addWidget(switches_);
   layout->addLayout(buttons);
   layout->addWidget(sections, 1);
 
@@ -180,6 +191,11 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
                      tr("Chrome trace JSON (*.json);;All files (*)"), &PlanDetailView::exportTrace);
   });
   connect(execute_, &QPushButton::clicked, this, &PlanDetailView::executeRequested);
+  connect(switches_, &PlanSwitchesEditor::planEdited, this, [this](const core::Plan& plan) {
+    if (!profile_) return;
+    showPlan(plan, *profile_);
+    emit planEdited(plan);
+  });
   connect(zoom_out_, &QPushButton::clicked, timeline_, &TimelineWidget::zoomOut);
   connect(whole_step_, &QPushButton::clicked, timeline_, &TimelineWidget::resetZoom);
   connect(timeline_, &TimelineWidget::visibleRangeChanged, this,
@@ -202,6 +218,7 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
 void PlanDetailView::showPlan(const core::Plan& plan, const core::Profile& profile) {
   const quint64 job = ++simulation_job_;
   simulating_ = true;
+  profile_ = profile;
   status_->setText(tr("Simulating %1…").arg(QString::fromStdString(plan.model.name)));
   auto* watcher = new QFutureWatcher<SimulationOutcome>(this);
   connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, job, plan] {
@@ -241,7 +258,7 @@ void PlanDetailView::present(const core::Plan& plan,
          "· vpp %7 · "
          "micro-batch %8 · %9 microbatches · schedule %10 · recompute %11 · sequence parallel %12 "
          "· "
-         "distributed optimizer %13")
+         "distributed optimizer %13 · attention %14 · %15")
           .arg(QString::fromStdString(plan.model.name).toHtmlEscaped())
           .arg(plan.cluster.world_size())
           .arg(QString::fromStdString(p.profile_name).toHtmlEscaped())
@@ -253,7 +270,9 @@ void PlanDetailView::present(const core::Plan& plan,
           .arg(plan.microbatches())
           .arg(QString::fromUtf8(core::to_string(parallel.schedule).data()))
           .arg(QString::fromUtf8(core::to_string(parallel.recompute).data()))
-          .arg(on_off(parallel.sequence_parallel), on_off(parallel.distributed_optimizer));
+          .arg(on_off(parallel.sequence_parallel), on_off(parallel.distributed_optimizer),
+               attention_backend_text(parallel.attention_backend),
+               overlaps_description(parallel).toHtmlEscaped());
   const QString verdict = p.fits ? tr("<span style='color:#2e7d32'><b>fits</b></span>")
                                  : tr("<span style='color:#c62828'><b>does not fit</b></span>");
   const QString metrics = tr("step time <b>%1</b> · <b>%2</b> tokens/s · MFU <b>%3 %</b> · peak "
@@ -269,9 +288,11 @@ void PlanDetailView::present(const core::Plan& plan,
   memory_chart_->setMemory(p.memory, p.device_memory_bytes);
   breakdown_model_->setBreakdown(p.breakdown, p.step_time_s);
   critical_rank_note_->setText(
-      tr("Times of the critical (slowest) pipeline rank, %1; they add up to the step time, %2.")
+      tr("Times of the critical (slowest) pipeline rank, %1; all but the hidden communication add "
+         "up to the step time, %2. Hidden communication ran beside compute and took no step time.")
           .arg(p.critical_pipeline_rank)
           .arg(duration_text(p.step_time_s)));
+  switches_->setPlan(plan);
   timeline_->setTimeline(p.timeline, int(parallel.pipeline_parallel));
   setExportsEnabled(true);
   emit planShown();
@@ -285,6 +306,7 @@ void PlanDetailView::showFailure(const QString& message) {
   memory_chart_->clear();
   breakdown_model_->clear();
   critical_rank_note_->clear();
+  switches_->clear();
   timeline_->clear();
   setExportsEnabled(false);
   emit simulationFailed(message);
@@ -296,8 +318,8 @@ QString PlanDetailView::summaryText() const {
   const sim::Prediction& p = *prediction_;
   return tr("%1: tp %2, pp %3, dp %4, vpp %5, micro-batch %6, schedule %7, recompute %8, sequence "
             "parallel %9, "
-            "distributed optimizer %10\n"
-            "step time %11, %12 tokens/s, MFU %13 %, peak memory %14 GiB of %15 GiB: %16")
+            "distributed optimizer %10, attention %11, overlap %12\n"
+            "step time %13, %14 tokens/s, MFU %15 %, peak memory %16 GiB of %17 GiB: %18")
       .arg(QString::fromStdString(plan_->model.name))
       .arg(parallel.tensor_parallel)
       .arg(parallel.pipeline_parallel)
@@ -306,7 +328,8 @@ QString PlanDetailView::summaryText() const {
       .arg(parallel.micro_batch_size)
       .arg(QString::fromUtf8(core::to_string(parallel.schedule).data()))
       .arg(QString::fromUtf8(core::to_string(parallel.recompute).data()))
-      .arg(on_off(parallel.sequence_parallel), on_off(parallel.distributed_optimizer))
+      .arg(on_off(parallel.sequence_parallel), on_off(parallel.distributed_optimizer),
+           attention_backend_text(parallel.attention_backend), overlaps_text(parallel))
       .arg(duration_text(p.step_time_s))
       .arg(p.tokens_per_s, 0, 'f', 0)
       .arg(p.mfu * 100, 0, 'f', 1)

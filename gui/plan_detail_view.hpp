@@ -1,7 +1,8 @@
 #pragma once
 // Plan detail: one plan's memory per pipeline stage against the device's capacity, where its
-// step time goes, and its pipeline timeline; exports the plan, its Megatron-LM arguments and
-// its Perfetto trace.
+// step time goes (and what communication ran hidden beside it), and its pipeline timeline;
+// exports the plan, its Megatron-LM arguments and its Perfetto trace. Its attention backend and
+// communication overlaps can be switched here: the changed plan is simulated and shown.
 //
 // The simulation runs off the GUI thread (QtConcurrent): each showPlan() starts a job with a new
 // id, and a finished job whose id is no longer the latest is dropped, so picking plans quickly
@@ -25,6 +26,7 @@ namespace loom::gui {
 class TimelineWidget;
 class MemoryChart;
 class BreakdownModel;
+class PlanSwitchesEditor;
 
 class PlanDetailView : public QWidget {
   Q_OBJECT
@@ -45,6 +47,7 @@ class PlanDetailView : public QWidget {
   TimelineWidget* timeline() const;
   MemoryChart* memoryChart() const;
   BreakdownModel* breakdownModel() const { return breakdown_model_; }
+  PlanSwitchesEditor* switchesEditor() const { return switches_; }
   // The plan and prediction shown; null before the first simulation finished.
   const core::Plan* plan() const { return plan_ ? &*plan_ : nullptr; }
   const sim::Prediction* prediction() const { return prediction_.get(); }
@@ -58,6 +61,8 @@ class PlanDetailView : public QWidget {
   void planShown();
   // The latest showPlan()'s plan could not be simulated; the message says why.
   void simulationFailed(const QString& message);
+  // The user switched the shown plan's attention backend or overlaps; it is being simulated.
+  void planEdited(const core::Plan& plan);
 
  private:
   void present(const core::Plan& plan, std::shared_ptr<const sim::Prediction> prediction);
@@ -79,11 +84,13 @@ class PlanDetailView : public QWidget {
   QPushButton* whole_step_ = nullptr;
   MemoryChart* memory_chart_ = nullptr;
   BreakdownModel* breakdown_model_ = nullptr;
+  PlanSwitchesEditor* switches_ = nullptr;
   QTableView* breakdown_table_ = nullptr;
   TimelineWidget* timeline_ = nullptr;
 
   std::optional<core::Plan> plan_;
   std::shared_ptr<const sim::Prediction> prediction_;
+  std::optional<core::Profile> profile_;  // of the latest showPlan(), to simulate an edited plan on
   quint64 simulation_job_ = 0;  // id of the latest showPlan(); older results are stale
   bool simulating_ = false;
   QString export_directory_;

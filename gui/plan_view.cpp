@@ -4,6 +4,7 @@
 #include "core/model_arithmetic.hpp"
 #include "core/model_presets.hpp"
 #include "core/profile.hpp"
+#include "gui/models/plan_switches.hpp"
 #include "gui/models/search_job.hpp"
 
 #include <QCheckBox>
@@ -171,6 +172,14 @@ void PlanView::buildForm() {
   dtype_ = new QComboBox;
   for (core::DType dtype : {core::DType::bf16, core::DType::fp16, core::DType::fp32}) dtype_->addItem(q(core::to_string(dtype)));
   training_form->addRow(tr("Data type"), dtype_);
+  attention_ = new QComboBox;
+  attention_->setObjectName(QStringLiteral("attention-backend"));
+  for (core::AttentionBackend backend : {core::AttentionBackend::flash, core::AttentionBackend::unfused})
+    attention_->addItem(attention_backend_text(backend));
+  attention_->setToolTip(
+      tr("Megatron-LM: --attention-backend, kept in every plan searched. flash: one fused, tiled kernel "
+         "(current Megatron-Core); unfused: the attention scores are written out (Megatron-LM of 2021)"));
+  training_form->addRow(tr("Attention"), attention_);
   objective_ = new QComboBox;
   for (plan::Objective objective : {plan::Objective::step_time, plan::Objective::tokens_per_s, plan::Objective::memory})
     objective_->addItem(q(plan::to_string(objective)));
@@ -201,7 +210,8 @@ void PlanView::buildForm() {
   auto* explanation = new QLabel(
       tr("<b>Search</b> enumerates every split of the model over data, tensor and pipeline parallelism "
          "with virtual stages, micro-batch sizes, schedules (1F1B, interleaved, GPipe), activation "
-         "recompute, sequence parallelism and the distributed optimizer, keeps the combinations "
+         "recompute, sequence parallelism, the distributed optimizer and the overlaps of gradient "
+         "reduce, parameter gather and tensor-parallel communication, keeps the combinations "
          "Megatron-LM accepts, predicts each one's memory per device and step time from the profile, "
          "and ranks those that fit. The results list why every other combination was set aside."));
   explanation->setWordWrap(true);
@@ -270,6 +280,7 @@ PlanInputs PlanView::inputs() const {
   in.profile = profile_->currentText().toStdString();
   in.global_batch_size = value("global-batch-size");
   in.dtype = core::parse_dtype(dtype_->currentText().toStdString());
+  in.attention_backend = core::parse_attention_backend(attention_->currentText().toStdString());
   in.objective = plan::parse_objective(objective_->currentText().toStdString());
   return in;
 }
@@ -293,6 +304,7 @@ void PlanView::setInputs(const PlanInputs& in) {
   profile_->setCurrentText(QString::fromStdString(in.profile));
   numbers_["global-batch-size"]->setValue(int(in.global_batch_size));
   dtype_->setCurrentText(q(core::to_string(in.dtype)));
+  attention_->setCurrentText(attention_backend_text(in.attention_backend));
   objective_->setCurrentText(q(plan::to_string(in.objective)));
   filling_ = false;
   check();
@@ -376,6 +388,7 @@ void PlanView::saveSettings() const {
   settings.setValue("untied", untied_->isChecked());
   settings.setValue("profile", profile_->currentText());
   settings.setValue("dtype", dtype_->currentText());
+  settings.setValue("attention-backend", attention_->currentText());
   settings.setValue("objective", objective_->currentText());
 }
 
@@ -391,6 +404,7 @@ void PlanView::restoreSettings() {
   untied_->setChecked(settings.value("untied").toBool());
   profile_->setCurrentText(settings.value("profile", profile_->currentText()).toString());
   dtype_->setCurrentText(settings.value("dtype", dtype_->currentText()).toString());
+  attention_->setCurrentText(settings.value("attention-backend", attention_->currentText()).toString());
   objective_->setCurrentText(settings.value("objective", objective_->currentText()).toString());
   // A preset that this Loom no longer has leaves the saved fields as a custom model.
   const core::ModelPreset* preset = known_preset(settings.value("preset").toString());

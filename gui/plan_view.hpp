@@ -1,7 +1,8 @@
 #pragma once
 // Plan: the model (a preset, or its fields edited), the cluster (nodes, devices per node,
-// profile) and the training batch, each checked as it is typed with the core's own message
-// shown next to the field; Search runs the planner off the GUI thread with progress and Cancel.
+// profile), the training batch and the attention backend every searched plan keeps, each checked
+// as it is typed with the core's own message shown next to the field; Search runs the planner off
+// the GUI thread with progress and Cancel.
 
 #include "gui/models/plan_inputs.hpp"
 #include "planner/search.hpp"
@@ -66,6 +67,7 @@ class PlanView : public QWidget {
   QCheckBox* untied_ = nullptr;
   QComboBox* profile_ = nullptr;
   QComboBox* dtype_ = nullptr;
+  QComboBox* attention_ = nullptr;
   QComboBox* objective_ = nullptr;
   QLabel* summary_ = nullptr;
   QLabel* general_problem_ = nullptr;

@@ -1,5 +1,7 @@
 #include "gui/models/breakdown_model.hpp"
 
+#include <QColor>
+
 namespace loom::gui {
 namespace {
 
@@ -15,7 +17,7 @@ QString category_explanation(BreakdownModel::Category which) {
           "Forward work repeated before each backward (activation recompute)");
     case BreakdownModel::tp_comm_exposed:
       return BreakdownModel::tr(
-          "Tensor-parallel collectives; Megatron does not overlap them with compute");
+          "Tensor-parallel collectives the compute waited for (all of them without tp-comm-overlap)");
     case BreakdownModel::pp_comm_exposed:
       return BreakdownModel::tr("Pipeline sends and receives the critical rank waited for");
     case BreakdownModel::pipeline_bubble:
@@ -25,6 +27,15 @@ QString category_explanation(BreakdownModel::Category which) {
           "Data-parallel gradient reduction (and ZeRO-1 all-gather) not hidden behind compute");
     case BreakdownModel::optimizer:
       return BreakdownModel::tr("AdamW step and gradient norm");
+    case BreakdownModel::tp_comm_hidden:
+      return BreakdownModel::tr(
+          "Tensor-parallel collectives run in chunks beside the GEMMs (tp-comm-overlap); they took "
+          "no step time, so they are not part of it");
+    case BreakdownModel::dp_comm_hidden:
+      return BreakdownModel::tr(
+          "Gradient buckets reduced beside the backward (overlap-grad-reduce) and parameters "
+          "gathered beside the forward (overlap-param-gather); they took no step time, so they "
+          "are not part of it");
     case BreakdownModel::category_count:
       break;
   }
@@ -50,15 +61,19 @@ QString BreakdownModel::categoryName(Category which) {
     case recompute:
       return tr("recompute");
     case tp_comm_exposed:
-      return tr("TP comm (exposed)");
+      return tr("TP comm exposed");
     case pp_comm_exposed:
-      return tr("PP comm (exposed)");
+      return tr("PP comm exposed");
     case pipeline_bubble:
       return tr("pipeline bubble");
     case dp_comm_exposed:
-      return tr("DP comm (exposed)");
+      return tr("DP comm exposed");
     case optimizer:
       return tr("optimizer");
+    case tp_comm_hidden:
+      return tr("TP comm hidden (beside GEMMs)");
+    case dp_comm_hidden:
+      return tr("DP comm hidden (beside backward/forward)");
     case category_count:
       break;
   }
@@ -71,7 +86,8 @@ void BreakdownModel::setBreakdown(const sim::Breakdown& breakdown, double step_t
   step_time_s_ = step_time_s;
   seconds_ = {breakdown.forward_s,         breakdown.backward_s,        breakdown.recompute_s,
               breakdown.tp_comm_exposed_s, breakdown.pp_comm_exposed_s, breakdown.pp_bubble_s,
-              breakdown.dp_comm_exposed_s, breakdown.optimizer_s};
+              breakdown.dp_comm_exposed_s, breakdown.optimizer_s,       breakdown.tp_comm_hidden_s,
+              breakdown.dp_comm_hidden_s};
   endResetModel();
 }
 
@@ -95,7 +111,9 @@ QVariant BreakdownModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount() || index.column() >= column_count) return {};
   const auto which = Category(index.row());
   const double seconds = seconds_[size_t(which)];
-  const double fraction = step_time_s_ > 0 ? seconds / step_time_s_ : 0.0;
+  // Hidden time is no part of the step: it has no share of it (and no share bar).
+  const bool in_step = isPartOfStepTime(which);
+  const double fraction = in_step && step_time_s_ > 0 ? seconds / step_time_s_ : 0.0;
   switch (role) {
     case Qt::DisplayRole:
       switch (Column(index.column())) {
@@ -104,7 +122,7 @@ QVariant BreakdownModel::data(const QModelIndex& index, int role) const {
         case time:
           return duration_text(seconds);
         case share:
-          return QStringLiteral("%1 %").arg(fraction * 100, 0, 'f', 1);
+          return in_step ? QStringLiteral("%1 %").arg(fraction * 100, 0, 'f', 1) : tr("not in step");
         case column_count:
           break;
       }
@@ -123,6 +141,10 @@ QVariant BreakdownModel::data(const QModelIndex& index, int role) const {
       break;
     case Qt::ToolTipRole:
       return category_explanation(which);
+    case Qt::ForegroundRole:
+      // Greyed, so that the eye sums only the parts of the step.
+      if (!in_step) return QColor(0x75, 0x75, 0x75);
+      break;
     case Qt::TextAlignmentRole:
       return QVariant::fromValue(Qt::Alignment(index.column() == category
                                                    ? Qt::AlignLeft | Qt::AlignVCenter

@@ -82,6 +82,7 @@ plan::SearchRequest to_search_request(const PlanInputs& inputs) {
     throw InvalidInput("profile '{}': {}", inputs.profile, e.what());
   }
   request.objective = inputs.objective;
+  request.attention_backend = inputs.attention_backend;
   request.validate();
   return request;
 }

@@ -18,6 +18,8 @@ struct PlanInputs {
   std::string profile;  // a built-in profile name or a profile JSON file
   int64_t global_batch_size = 0;
   core::DType dtype = core::DType::bf16;
+  // Fixed in every plan searched (the overlaps are searched); flash, as `loom plan` assumes.
+  core::AttentionBackend attention_backend = core::AttentionBackend::flash;
   plan::Objective objective = plan::Objective::step_time;
 
   int64_t devices() const { return nodes * devices_per_node; }

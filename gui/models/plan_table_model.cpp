@@ -1,4 +1,5 @@
 #include "gui/models/plan_table_model.hpp"
+#include "gui/models/plan_switches.hpp"
 #include "gui/models/units.hpp"
 
 #include "core/plan_json.hpp"
@@ -71,9 +72,12 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
   const sim::Prediction* prediction = r.prediction ? &*r.prediction : nullptr;
   if (role == PlanIndexRole) return index.row();
   if (role == Qt::TextAlignmentRole) {
-    const bool text_column = index.column() == schedule || index.column() == recompute;
+    const bool text_column = index.column() == schedule || index.column() == recompute ||
+                             index.column() == attention_backend || index.column() == overlaps;
     return QVariant::fromValue(Qt::Alignment(text_column ? Qt::AlignLeft | Qt::AlignVCenter : Qt::AlignRight | Qt::AlignVCenter));
   }
+  // The short cell, in Megatron-LM's words.
+  if (role == Qt::ToolTipRole && index.column() == overlaps) return overlaps_description(p);
   if (role == Qt::ToolTipRole && !prediction) return tr("Does not fit: %1 GiB needed").arg(double(r.peak_memory_bytes) / kGiB, 0, 'f', 1);
   if (role != Qt::DisplayRole && role != SortRole) return {};
   const bool sort = role == SortRole;
@@ -90,6 +94,8 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
     case recompute: return QString::fromUtf8(core::to_string(p.recompute).data(), qsizetype(core::to_string(p.recompute).size()));
     case sequence_parallel: return sort ? QVariant(p.sequence_parallel) : QVariant(on_off(p.sequence_parallel));
     case distributed_optimizer: return sort ? QVariant(p.distributed_optimizer) : QVariant(on_off(p.distributed_optimizer));
+    case attention_backend: return attention_backend_text(p.attention_backend);
+    case overlaps: return overlaps_text(p);
     case step_time:
       if (sort) return prediction ? prediction->step_time_s : no_time;
       return prediction ? step_time_text(prediction->step_time_s) : QStringLiteral("—");
@@ -117,15 +123,19 @@ QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, in
       case virtual_stages: return tr("Virtual pipeline stages per pipeline rank (interleaved schedule)");
       case micro_batch_size: return tr("Micro-batch size, sequences");
       case mfu: return tr("Model FLOPs utilisation: model FLOPs / (step time × devices × peak)");
+      case attention_backend: return tr("Attention backend: flash (fused, tiled) or unfused (scores written out)");
+      case overlaps:
+        return tr("Communication hidden behind compute: grad = overlap-grad-reduce, param = overlap-param-gather, "
+                  "tp = tp-comm-overlap");
       case peak_memory: return tr("Peak memory of the fullest pipeline stage");
       case pareto: return tr("On the Pareto front of step time against peak memory");
       default: return {};
     }
   }
   if (role != Qt::DisplayRole) return {};
-  static const char* const kNames[column_count] = {"#",          "tp",        "pp",       "dp",     "vpp",    "mbs",
-                                                   "schedule",   "recompute", "sp",       "dist-opt", "step time", "tokens/s",
-                                                   "MFU",        "peak memory", "fits",   "Pareto"};
+  static const char* const kNames[column_count] = {
+      "#",        "tp",        "pp",      "dp",        "vpp",      "mbs",         "schedule", "recompute", "sp",
+      "dist-opt", "attention", "overlap", "step time", "tokens/s", "MFU",         "peak memory", "fits",  "Pareto"};
   return QString::fromUtf8(kNames[section]);
 }
 

@@ -19,6 +19,7 @@
 #include <QAbstractItemModelTester>
 #include <QSignalSpy>
 
+#include <algorithm>
 #include <set>
 
 namespace loom::gui {
@@ -153,6 +154,56 @@ TEST(PlanFilterModel, KeepsTheRowsEveryTermHoldsFor) {
   EXPECT_EQ(filter.rowCount(), 0);
   filter.setFilterExpression("");
   EXPECT_EQ(filter.rowCount(), model.rowCount());
+}
+
+TEST(PlanTableModel, ShowsTheAttentionBackendAndTheOverlaps) {
+  // Two plans of the search: one with tensor parallelism, switched to flash attention with every
+  // overlap (tp-comm-overlap needs sequence parallelism, which needs tp > 1), one left bare.
+  const auto& top = searched().top;
+  const auto with_tp = std::find_if(top.begin(), top.end(),
+                                    [](const plan::RankedPlan& r) { return r.plan.parallel.tensor_parallel > 1; });
+  ASSERT_NE(with_tp, top.end());
+  plan::SearchResult result;
+  result.top = {*with_tp, with_tp == top.begin() ? top[1] : top[0]};
+  core::ParallelPlan& switched = result.top[0].plan.parallel;
+  switched.sequence_parallel = true;
+  switched.distributed_optimizer = true;
+  switched.attention_backend = core::AttentionBackend::flash;
+  switched.overlap_grad_reduce = true;
+  switched.overlap_param_gather = true;
+  switched.tp_comm_overlap = true;
+  switched.ddp_bucket_size = 20'000'000;
+  EXPECT_NO_THROW(result.top[0].plan.validate());
+  core::ParallelPlan& bare = result.top[1].plan.parallel;
+  bare.attention_backend = core::AttentionBackend::unfused;
+  bare.overlap_grad_reduce = bare.overlap_param_gather = bare.tp_comm_overlap = false;
+  bare.ddp_bucket_size.reset();
+
+  PlanTableModel model;
+  QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::Fatal);
+  model.setResult(result);
+  ASSERT_EQ(model.rowCount(), 2);
+  EXPECT_EQ(model.headerData(PlanTableModel::attention_backend, Qt::Horizontal).toString(), "attention");
+  EXPECT_EQ(model.headerData(PlanTableModel::overlaps, Qt::Horizontal).toString(), "overlap");
+  EXPECT_EQ(model.data(model.index(0, PlanTableModel::attention_backend)).toString(), "flash");
+  EXPECT_EQ(model.data(model.index(0, PlanTableModel::overlaps)).toString(), "grad+param+tp");
+  EXPECT_EQ(model.data(model.index(1, PlanTableModel::attention_backend)).toString(), "unfused");
+  EXPECT_EQ(model.data(model.index(1, PlanTableModel::overlaps)).toString(), "none");
+  // The short cell's tooltip names the Megatron-LM arguments and the bucket size.
+  const QString tip = model.data(model.index(0, PlanTableModel::overlaps), Qt::ToolTipRole).toString();
+  EXPECT_TRUE(tip.contains("overlap-grad-reduce, overlap-param-gather")) << tip.toStdString();
+  EXPECT_TRUE(tip.contains("ddp-bucket-size 20,000,000")) << tip.toStdString();
+
+  // The filter finds them by their words.
+  PlanFilterModel filter;
+  filter.setSourceModel(&model);
+  filter.setFilterExpression("flash");
+  ASSERT_EQ(filter.rowCount(), 1);
+  EXPECT_EQ(filter.mapToSource(filter.index(0, 0)).row(), 0);
+  filter.setFilterExpression("grad+param");
+  EXPECT_EQ(filter.rowCount(), 1);
+  filter.setFilterExpression("unfused");
+  EXPECT_EQ(filter.rowCount(), 1);
 }
 
 TEST(PlanTableModel, ShowsTheNearestMissesWhenNothingFits) {

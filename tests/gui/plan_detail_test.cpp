@@ -115,8 +115,9 @@ TEST(BreakdownModelTest, PassesTheModelTesterAndItsRowsSumToTheStepTime) {
   ASSERT_EQ(model.rowCount(), BreakdownModel::category_count);
   ASSERT_EQ(model.columnCount(), BreakdownModel::column_count);
 
+  // The parts of the step sum to it; the hidden communication after them is no part of it.
   double seconds = 0, shares = 0;
-  for (int row = 0; row < model.rowCount(); ++row) {
+  for (int row = 0; row < BreakdownModel::first_hidden; ++row) {
     seconds += model.index(row, BreakdownModel::time).data(BreakdownModel::SortRole).toDouble();
     shares += model.index(row, BreakdownModel::share).data(BreakdownModel::SortRole).toDouble();
   }
@@ -142,6 +143,55 @@ TEST(BreakdownModelTest, PassesTheModelTesterAndItsRowsSumToTheStepTime) {
 
   model.clear();
   EXPECT_EQ(model.rowCount(), 0);
+}
+
+TEST(BreakdownModelTest, HiddenCommunicationIsShownBesideTheStepNotInIt) {
+  sim::Breakdown breakdown;
+  breakdown.forward_s = 0.100;
+  breakdown.backward_s = 0.200;
+  breakdown.recompute_s = 0.050;
+  breakdown.tp_comm_exposed_s = 0.012;
+  breakdown.pp_comm_exposed_s = 0.003;
+  breakdown.pp_bubble_s = 0.030;
+  breakdown.dp_comm_exposed_s = 0.004;
+  breakdown.optimizer_s = 0.001;
+  breakdown.tp_comm_hidden_s = 0.0456;
+  breakdown.dp_comm_hidden_s = 1.25;  // more than the whole step: it is not a share of it
+  const double step_s = 0.400;
+  BreakdownModel model;
+  QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::Fatal);
+  model.setBreakdown(breakdown, step_s);
+  ASSERT_EQ(model.rowCount(), BreakdownModel::category_count);
+
+  auto text = [&](BreakdownModel::Category row, BreakdownModel::Column column) {
+    return model.index(row, column).data().toString();
+  };
+  EXPECT_EQ(text(BreakdownModel::tp_comm_exposed, BreakdownModel::category), "TP comm exposed");
+  EXPECT_EQ(text(BreakdownModel::tp_comm_exposed, BreakdownModel::time), "12.00 ms");
+  EXPECT_EQ(text(BreakdownModel::tp_comm_exposed, BreakdownModel::share), "3.0 %");
+  EXPECT_EQ(text(BreakdownModel::tp_comm_hidden, BreakdownModel::category), "TP comm hidden (beside GEMMs)");
+  EXPECT_EQ(text(BreakdownModel::tp_comm_hidden, BreakdownModel::time), "45.60 ms");
+  EXPECT_EQ(text(BreakdownModel::dp_comm_exposed, BreakdownModel::category), "DP comm exposed");
+  EXPECT_EQ(text(BreakdownModel::dp_comm_exposed, BreakdownModel::time), "4.00 ms");
+  EXPECT_EQ(text(BreakdownModel::dp_comm_hidden, BreakdownModel::category),
+            "DP comm hidden (beside backward/forward)");
+  EXPECT_EQ(text(BreakdownModel::dp_comm_hidden, BreakdownModel::time), "1.250 s");
+  EXPECT_DOUBLE_EQ(model.seconds(BreakdownModel::dp_comm_hidden), 1.25);
+  for (BreakdownModel::Category hidden : {BreakdownModel::tp_comm_hidden, BreakdownModel::dp_comm_hidden}) {
+    EXPECT_FALSE(BreakdownModel::isPartOfStepTime(hidden));
+    EXPECT_EQ(text(hidden, BreakdownModel::share), "not in step");
+    EXPECT_EQ(model.index(hidden, BreakdownModel::share).data(BreakdownModel::SortRole).toDouble(), 0.0);
+    EXPECT_TRUE(model.index(hidden, BreakdownModel::category).data(Qt::ToolTipRole).toString().contains("not part of it"));
+  }
+  // The parts of the step still sum to it, whatever was hidden beside them.
+  double in_step = 0, shares = 0;
+  for (int row = 0; row < model.rowCount(); ++row)
+    if (BreakdownModel::isPartOfStepTime(BreakdownModel::Category(row))) {
+      in_step += model.index(row, BreakdownModel::time).data(BreakdownModel::SortRole).toDouble();
+      shares += model.index(row, BreakdownModel::share).data(BreakdownModel::SortRole).toDouble();
+    }
+  EXPECT_NEAR(in_step, step_s, 1e-12);
+  EXPECT_NEAR(shares, 1.0, 1e-12);
 }
 
 TEST(BreakdownModelTest, DurationsCarryTheirUnits) {

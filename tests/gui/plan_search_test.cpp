@@ -65,6 +65,34 @@ TEST(PlanForm, ShowsTheCoresMessageNextToTheFieldAsItIsTyped) {
   EXPECT_TRUE(view.problemShownFor("num-attention-heads").isEmpty());
 }
 
+TEST(PlanForm, TheAttentionBackendChosenIsKeptInEverySearchedPlan) {
+  PlanView view;
+  view.selectPreset("gpt3-1.3b");
+  PlanInputs in = view.inputs();
+  in.nodes = 1;
+  in.global_batch_size = 64;
+  view.setInputs(in);
+  auto* attention = view.findChild<QComboBox*>(QStringLiteral("attention-backend"));
+  ASSERT_NE(attention, nullptr);
+  EXPECT_EQ(attention->currentText(), "flash") << "as `loom plan` assumes";
+  EXPECT_EQ(view.inputs().attention_backend, core::AttentionBackend::flash);
+  attention->setCurrentText("unfused");
+  EXPECT_EQ(view.inputs().attention_backend, core::AttentionBackend::unfused);
+  EXPECT_EQ(to_search_request(view.inputs()).attention_backend, core::AttentionBackend::unfused);
+
+  QSignalSpy finished(&view, &PlanView::searchFinished);
+  view.search();
+  ASSERT_TRUE(wait_until([&] { return finished.count() == 1; }, std::chrono::minutes(2)));
+  const auto result = finished.at(0).at(0).value<std::shared_ptr<const plan::SearchResult>>();
+  ASSERT_FALSE(result->top.empty());
+  for (const plan::RankedPlan& ranked : result->top)
+    EXPECT_EQ(ranked.plan.parallel.attention_backend, core::AttentionBackend::unfused);
+  // setInputs() shows the choice back.
+  in.attention_backend = core::AttentionBackend::flash;
+  view.setInputs(in);
+  EXPECT_EQ(attention->currentText(), "flash");
+}
+
 TEST(DesktopApp, SearchSelectInspectAndExport) {
   MainWindow window(scratch_dir() + "/plan_search.db");
   window.resize(1400, 900);
