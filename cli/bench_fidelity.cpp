@@ -36,11 +36,14 @@ struct FidelityCase {
   int64_t layers_per_virtual_stage = 0;
   core::Recompute recompute = core::Recompute::none;
   bool sequence_parallel = false, distributed_optimizer = false;
+  core::AttentionBackend attention = core::AttentionBackend::unfused;
+  bool overlap = false;  // overlap-grad-reduce, with the distributed optimizer overlap-param-gather too
 };
 
 // Every layout the executor runs: data, tensor (with and without sequence parallelism) and
 // pipeline parallelism, both pipeline schedules, interleaving, both recompute modes and the
-// distributed optimizer, on 1, 2 and 4 ranks.
+// distributed optimizer, flash attention and the overlapped data-parallel buckets, on 1, 2 and 4
+// ranks.
 const std::vector<FidelityCase>& fidelity_cases() {
   using core::Recompute;
   using core::Schedule;
@@ -57,6 +60,14 @@ const std::vector<FidelityCase>& fidelity_cases() {
       {"tp2 pp2", 2, 2, 1},
       {"dp2 pp2 + distributed optimizer", 1, 2, 2, Schedule::one_f_one_b, 0, Recompute::none, false, true},
       {"dp4", 1, 1, 4},
+      {"1 rank, flash attention", 1, 1, 1, Schedule::one_f_one_b, 0, Recompute::none, false, false,
+       core::AttentionBackend::flash},
+      {"tp2 pp2, flash attention", 2, 2, 1, Schedule::one_f_one_b, 0, Recompute::none, false, false,
+       core::AttentionBackend::flash},
+      {"dp2, overlap-grad-reduce", 1, 1, 2, Schedule::one_f_one_b, 0, Recompute::none, false, false,
+       core::AttentionBackend::unfused, true},
+      {"dp2 pp2 + distributed optimizer, flash, overlaps", 1, 2, 2, Schedule::one_f_one_b, 0, Recompute::none, false,
+       true, core::AttentionBackend::flash, true},
   };
   return cases;
 }
@@ -75,6 +86,9 @@ core::Plan plan_for(const FidelityCase& c, const FidelityOptions& o, const std::
   plan.parallel.recompute = c.recompute;
   plan.parallel.sequence_parallel = c.sequence_parallel;
   plan.parallel.distributed_optimizer = c.distributed_optimizer;
+  plan.parallel.attention_backend = c.attention;
+  plan.parallel.overlap_grad_reduce = c.overlap;
+  plan.parallel.overlap_param_gather = c.overlap && c.distributed_optimizer;
   plan.parallel.micro_batch_size = o.micro_batch_size;
   plan.training.global_batch_size = o.global_batch_size;
   plan.training.dtype = core::DType::fp32;  // what the CPU executor computes in

@@ -107,13 +107,13 @@ class Simulation {
   // step run from the start of this one, bucket by bucket in the order the forward needs them
   // (the rank's first chunk first), on the rank's data-parallel stream.
   void start_parameter_gathers() {
-    if (costs_.buckets.empty()) return;
-    gather_done_.resize(costs_.buckets.size());
+    if (!costs_.has_buckets()) return;
+    gather_done_.resize(costs_.stage_bucket_list.size());
     for (int32_t rank = 0; rank < int32_t(state_.size()); ++rank) {
       RankState& s = state_[size_t(rank)];
       for (int32_t chunk = 0; chunk < schedule_.virtual_stages; ++chunk) {
         const int32_t stage = schedule_.virtual_stage(rank, chunk);
-        const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+        const std::vector<GradientBucket>& buckets = costs_.buckets(stage);
         gather_done_[size_t(stage)].assign(buckets.size(), 0.0);
         for (size_t k = buckets.size(); k-- > 0;) {  // buckets are listed in backward order
           if (buckets[k].gather_s <= 0) continue;
@@ -139,7 +139,7 @@ class Simulation {
   // The first forward of each chunk waits until the gathers of the buckets it reaches are done.
   double parameter_wait_s(int32_t stage, double start) const {
     if (gather_done_.empty()) return 0;
-    const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+    const std::vector<GradientBucket>& buckets = costs_.buckets(stage);
     double wait = 0;
     for (size_t k = 0; k < buckets.size(); ++k)
       wait = std::max(wait, gather_done_[size_t(stage)][k] - (start + buckets[k].needed_s));
@@ -150,7 +150,7 @@ class Simulation {
   // reduction starts on the data-parallel stream once its last gradient is final.
   void start_gradient_reductions(int32_t rank, int32_t stage, double start, const Action& a) {
     RankState& s = state_[size_t(rank)];
-    const std::vector<GradientBucket>& buckets = costs_.buckets[size_t(stage)];
+    const std::vector<GradientBucket>& buckets = costs_.buckets(stage);
     for (size_t k = 0; k < buckets.size(); ++k) {
       const double begin = std::max(start + buckets[k].ready_s, s.dp_free_s);
       s.dp_free_s = begin + buckets[k].reduce_s;
@@ -166,7 +166,7 @@ class Simulation {
     const int32_t stage = virtual_stage(rank, a);
     const bool forward = a.kind == ActionKind::forward;
     const ActionCost& cost = forward ? costs_.forward[size_t(stage)] : costs_.backward[size_t(stage)];
-    const bool overlapped_dp = !costs_.buckets.empty();
+    const bool overlapped_dp = costs_.has_buckets();
     if (overlapped_dp && forward && a.microbatch == 0) {
       const double wait = std::max(0.0, parameter_wait_s(stage, s.clock_s));
       totals.dp_comm_exposed_s += wait;
@@ -425,7 +425,12 @@ void check_cost_shapes(const core::PipelineSchedule& schedule, const StepCosts& 
   expect("optimizer_s", costs.optimizer_s.size(), ranks);
   expect("optimizer_comm_s", costs.optimizer_comm_s.size(), ranks);
   expect("grad_norm_s", costs.grad_norm_s.size(), ranks);
-  if (!costs.buckets.empty()) expect("buckets", costs.buckets.size(), stages);
+  if (costs.has_buckets()) {
+    expect("stage_bucket_list", costs.stage_bucket_list.size(), stages);
+    for (uint8_t list : costs.stage_bucket_list)
+      if (list >= costs.bucket_lists.size())
+        throw std::logic_error(fmt::format("StepCosts::stage_bucket_list names list {} of {}", list, costs.bucket_lists.size()));
+  }
 }
 
 }  // namespace

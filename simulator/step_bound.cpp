@@ -12,7 +12,7 @@ double step_time_lower_bound(const StepCosts& costs, int32_t p, int32_t v, int32
     // With overlap-grad-reduce the last bucket of the rank's first chunk is complete only when
     // its last backward ends: its reduction is always exposed.
     const double last_bucket =
-        costs.buckets.empty() || costs.buckets[size_t(r)].empty() ? 0.0 : costs.buckets[size_t(r)].back().reduce_s;
+        !costs.has_buckets() || costs.buckets(r).empty() ? 0.0 : costs.buckets(r).back().reduce_s;
     return costs.grad_sync_s[size_t(r)] + last_bucket + costs.optimizer_s[size_t(r)] + costs.step_statistics_s;
   };
   double bound = 0, before = 0, after = 0;  // before/after: forwards/backwards of stages 0 … r−1

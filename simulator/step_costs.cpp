@@ -161,17 +161,18 @@ namespace {
 // Each virtual stage's buckets, from its parts' places in its forward and backward actions.
 void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCosts& c, StepCosts& step) {
   step.overlap_compute_slowdown = costs.profile().overlap.compute_slowdown;
-  const int64_t p = plan.parallel.pipeline_parallel;
-  const int64_t stages = p * plan.virtual_stages();
+  const int64_t stages = plan.parallel.pipeline_parallel * plan.virtual_stages();
   const int64_t layers_per_chunk = plan.model.num_layers / stages;
   const core::RankLayout layout = core::RankLayout::of(plan.parallel);
   const int64_t per_layer = core::layer_parameters_per_device(plan);
   const auto total = [](const OpsTime& t) { return t.compute_s + t.comm_s; };
-  step.buckets.resize(size_t(stages));
-  for (int64_t s = 0; s < stages; ++s) {
-    const bool first = s == 0, last = s == stages - 1;
+  // Every pipeline rank's data group has the same shape (Megatron order): rank (0, 0, 0)'s stands for all.
+  const GroupPlacement data_group = progression_placement(layout.rank({0, 0, 0}), plan.parallel.tensor_parallel,
+                                                          plan.parallel.data_parallel, plan.cluster.devices_per_node);
+  const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
+  // The parts of a stage, by whether it holds the input embedding and the output layer.
+  const auto buckets_of = [&](bool first, bool last) {
     // Backward order: output layer, layers last to first (each after its recompute), embedding.
-    const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
     const double output_backward = last ? total(c.output_backward) : 0.0;
     const double layers_forward_start = first ? total(c.embedding_forward) : 0.0;
     std::vector<StagePart> parts;  // forward order
@@ -185,11 +186,19 @@ void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCost
     if (last)
       parts.push_back({core::output_parameters_per_device(plan),
                        layers_forward_start + double(layers_per_chunk) * total(c.layer_forward), output_backward});
-    const int64_t rank = s % p;
-    const GroupPlacement data_group = progression_placement(layout.rank({0, 0, rank}), plan.parallel.tensor_parallel,
-                                                            plan.parallel.data_parallel, plan.cluster.devices_per_node);
-    step.buckets[size_t(s)] = make_buckets(parts, plan.parallel.grad_bucket_parameters(), plan, costs, data_group);
+    return make_buckets(parts, plan.parallel.grad_bucket_parameters(), plan, costs, data_group);
+  };
+  // Lists: 0 the first stage's, 1 the last's (or the only stage's), 2 every other stage's.
+  if (stages == 1) {
+    step.bucket_lists = {buckets_of(true, true)};
+    step.stage_bucket_list = {0};
+    return;
   }
+  step.bucket_lists = {buckets_of(true, false), buckets_of(false, true)};
+  if (stages > 2) step.bucket_lists.push_back(buckets_of(false, false));
+  step.stage_bucket_list.assign(size_t(stages), 2);
+  step.stage_bucket_list.front() = 0;
+  step.stage_bucket_list.back() = 1;
 }
 
 }  // namespace

@@ -61,9 +61,16 @@ struct StepCosts {
   // By pipeline rank: the data-parallel reduction left for the grad_sync action (all of it
   // without overlap-grad-reduce) and the tied-embedding reduction between the first and last stage.
   std::vector<double> grad_sync_s;
-  // By virtual stage, in the order they fill during the backward (the last layers' first); empty
-  // without overlap-grad-reduce.
-  std::vector<std::vector<GradientBucket>> buckets;
+  // overlap-grad-reduce: each virtual stage's buckets, in the order they fill during the backward
+  // (the last layers' first). Stages holding the same parts share one list (a search builds
+  // millions of these): bucket_lists holds the distinct lists, stage_bucket_list says which is
+  // each stage's. Both empty without overlap-grad-reduce.
+  std::vector<std::vector<GradientBucket>> bucket_lists;
+  std::vector<uint8_t> stage_bucket_list;
+  bool has_buckets() const { return !stage_bucket_list.empty(); }
+  const std::vector<GradientBucket>& buckets(int64_t stage) const {
+    return bucket_lists[stage_bucket_list[size_t(stage)]];
+  }
   // Compute that runs while a data-parallel bucket is on the links is this many times slower
   // (the profile's overlap.compute_slowdown).
   double overlap_compute_slowdown = 1.0;

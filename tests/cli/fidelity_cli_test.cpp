@@ -26,7 +26,7 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   const core::Json out = core::parse_json_text(r.out, "bench output");
   EXPECT_EQ(out.at("format"), "loom-bench-fidelity");
   const core::Json& plans = out.at("plans");
-  ASSERT_EQ(plans.size(), 2u);  // the single-rank plans: plain and full recompute
+  ASSERT_EQ(plans.size(), 3u);  // the single-rank plans: plain, full recompute and flash attention
   // Each row is wired to its own plan and run: its prediction is what `loom simulate` says of the
   // plan file the bench wrote, and its measurement is what `loom compare` reads from the store for
   // that run. Exact, so that a wiring mistake (ms for s, another run's numbers) fails the test
@@ -58,13 +58,17 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   // Full recompute keeps fewer activations than no recompute, measured and predicted alike.
   EXPECT_LT(plans[1].at("measured_peak_memory_bytes").get<double>(), plans[0].at("measured_peak_memory_bytes").get<double>());
   EXPECT_LT(plans[1].at("predicted_peak_memory_bytes").get<double>(), plans[0].at("predicted_peak_memory_bytes").get<double>());
+  // Flash attention keeps no s² probabilities: less memory, measured and predicted alike.
+  EXPECT_LT(plans[2].at("measured_peak_memory_bytes").get<double>(), plans[0].at("measured_peak_memory_bytes").get<double>());
+  EXPECT_LT(plans[2].at("predicted_peak_memory_bytes").get<double>(), plans[0].at("predicted_peak_memory_bytes").get<double>());
   // Every table of the off-grid measurement was checked.
   std::set<std::string> tables;
   for (const core::Json& k : out.at("kernels")) {
     tables.insert(k.at("table").get<std::string>());
     EXPECT_GT(k.at("samples").get<int64_t>(), 0);
   }
-  for (const char* table : {"gemm nn", "gemm nt", "gemm tn", "attention forward", "attention backward", "layernorm"})
+  for (const char* table : {"gemm nn", "gemm nt", "gemm tn", "attention unfused forward", "attention unfused backward",
+                            "attention flash forward", "attention flash backward", "layernorm"})
     EXPECT_TRUE(tables.count(table)) << table;
   fs::remove_all(work);
 }

@@ -182,8 +182,9 @@ TEST(EventSimulation, SendingNeverMakesTheStepShorter) {
 // overlap-grad-reduce: the same reduction in `count` buckets, bucket k's gradients final at
 // (k + 1)/count of each stage's backward (backward 2/v).
 StepCosts with_buckets(StepCosts costs, int32_t v, double sync, int count, double gather_each = 0) {
-  costs.buckets.assign(costs.backward.size(), {});
-  for (std::vector<GradientBucket>& stage : costs.buckets)
+  costs.bucket_lists.assign(1, {});
+  costs.stage_bucket_list.assign(costs.backward.size(), 0);
+  for (std::vector<GradientBucket>& stage : costs.bucket_lists)
     for (int k = 0; k < count; ++k)
       stage.push_back({1, (2.0 / v) * double(k + 1) / count, sync / (double(count) * v), (1.0 / v) * double(count - 1 - k) / count,
                        gather_each});

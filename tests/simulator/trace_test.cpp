@@ -2,6 +2,7 @@
 
 #include "core/default_plan.hpp"
 #include "core/profile.hpp"
+#include "simulator/prediction.hpp"
 
 #include <gtest/gtest.h>
 
@@ -160,6 +161,50 @@ TEST(ChromeTrace, SimulatedDefaultPlanExportsItsWholeTimeline) {
   EXPECT_EQ(uses.size(), prediction.timeline.transfers.size());
   for (const auto& [id, count] : uses) EXPECT_EQ(count, 2) << "flow id " << id;
   EXPECT_EQ(core::Json::parse(trace.dump()), trace);
+}
+
+}  // namespace
+}  // namespace loom::sim
+
+namespace loom::sim {
+namespace {
+
+// Overlapped communication sits on its own lane (tid) of the pipeline rank, under the compute
+// that hides it: gradient buckets during the last backward, TP collectives beside the GEMMs.
+TEST(ChromeTrace, OverlappedTransfersRunOnTheirOwnLanesBesideCompute) {
+  core::Plan plan = core::default_plan();
+  plan.cluster.nodes = 1;
+  plan.cluster.devices_per_node = 4;
+  plan.cluster.profile = "a100-80gb-dgx";
+  plan.training.global_batch_size = 16;
+  plan.parallel.tensor_parallel = 2;
+  plan.parallel.pipeline_parallel = 1;
+  plan.parallel.data_parallel = 2;
+  plan.parallel.micro_batch_size = 2;
+  plan.parallel.sequence_parallel = true;
+  plan.parallel.distributed_optimizer = true;
+  plan.parallel.attention_backend = core::AttentionBackend::flash;
+  plan.parallel.overlap_grad_reduce = plan.parallel.overlap_param_gather = plan.parallel.tp_comm_overlap = true;
+  plan.parallel.ddp_bucket_size = 1'000'000;
+  plan.validate();
+  const Prediction prediction = simulate(plan, core::resolve_profile("a100-80gb-dgx"));
+  const core::Json trace = chrome_trace(plan, prediction);
+  std::vector<core::Json> compute, buckets, hidden_tp;
+  for (const core::Json& e : events_of(trace, "X")) {
+    const std::string name = e.at("name");
+    const std::string lane = metadata_name(trace, "thread_name", e.at("pid"), e.at("tid"));
+    if (lane == "compute" && name.starts_with("B")) compute.push_back(e);
+    if (lane == "dp comm" && name.starts_with("gradient reduction")) buckets.push_back(e);
+    if (lane == "tp comm" && name.ends_with("(beside compute)")) hidden_tp.push_back(e);
+  }
+  ASSERT_FALSE(compute.empty());
+  ASSERT_GT(buckets.size(), 1u);
+  ASSERT_FALSE(hidden_tp.empty());
+  // At least one bucket's reduction starts while the last backward still runs.
+  const core::Json& last_backward = compute.back();
+  const double backward_end = last_backward.at("ts").get<double>() + last_backward.at("dur").get<double>();
+  EXPECT_LT(buckets.front().at("ts").get<double>(), backward_end);
+  EXPECT_GE(buckets.front().at("ts").get<double>(), last_backward.at("ts").get<double>());
 }
 
 }  // namespace
