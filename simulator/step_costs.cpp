@@ -152,8 +152,15 @@ LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs) {
   const LayerOps output = output_layer_ops(plan);
   const bool overlap = plan.parallel.tp_comm_overlap;
   const auto time = [&](const std::vector<Op>& ops) { return time_ops(ops, costs, tensor_group, overlap); };
-  return {time(layer.forward),     time(layer.backward), time(layer.recompute), time(embedding.forward),
-          time(embedding.backward), time(output.forward), time(output.backward)};
+  OpsTime pipeline_gather;
+  if (plan.parallel.tensor_parallel > 1 && !plan.parallel.sequence_parallel)
+    pipeline_gather.comm_s =
+        costs.collective_s(Collective::all_gather,
+                           double(plan.parallel.micro_batch_size) * double(plan.model.seq_length) *
+                               double(plan.model.hidden_size) * core::bytes_per_element(plan.training.dtype),
+                           tensor_group);
+  return {time(layer.forward),      time(layer.backward), time(layer.recompute), time(embedding.forward),
+          time(embedding.backward), time(output.forward), time(output.backward), pipeline_gather};
 }
 
 namespace {
@@ -172,9 +179,11 @@ void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCost
   const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
   // The parts of a stage, by whether it holds the input embedding and the output layer.
   const auto buckets_of = [&](bool first, bool last) {
-    // Backward order: output layer, layers last to first (each after its recompute), embedding.
-    const double output_backward = last ? total(c.output_backward) : 0.0;
-    const double layers_forward_start = first ? total(c.embedding_forward) : 0.0;
+    // Backward order: output layer (or the gather of the received gradient), layers last to first
+    // (each after its recompute), embedding; forward order: embedding (or the gather of the
+    // received activation), layers, output layer.
+    const double output_backward = last ? total(c.output_backward) : total(c.pipeline_gather);
+    const double layers_forward_start = first ? total(c.embedding_forward) : total(c.pipeline_gather);
     std::vector<StagePart> parts;  // forward order
     if (first) {
       const double done = output_backward + double(layers_per_chunk) * layer_backward + total(c.embedding_backward);
@@ -222,10 +231,13 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
     ActionCost& fwd = step.forward[size_t(s)];
     ActionCost& bwd = step.backward[size_t(s)];
     if (s == 0) add(fwd, "embedding", c.embedding_forward, 0, with_segments);
+    else add(fwd, "gather pipeline input", c.pipeline_gather, 0, with_segments);
     for (int64_t l = 0; l < layers_per_chunk; ++l) add(fwd, "layer", c.layer_forward, 0, with_segments);
     if (s == stages - 1) {
       add(fwd, "output layer + loss", c.output_forward, 0, with_segments);
       add(bwd, "output layer + loss", c.output_backward, 0, with_segments);
+    } else {
+      add(bwd, "gather pipeline gradient", c.pipeline_gather, 0, with_segments);
     }
     // Recomputed work (compute and its collectives) runs just before each layer's backward.
     for (int64_t l = 0; l < layers_per_chunk; ++l)

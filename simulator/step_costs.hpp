@@ -97,6 +97,12 @@ struct LayerCosts {
   OpsTime layer_forward, layer_backward, layer_recompute;
   OpsTime embedding_forward, embedding_backward;
   OpsTime output_forward, output_backward;
+  // Megatron's scatter/gather between pipeline stages without sequence parallelism (Narayanan et
+  // al. SC21 §4.1): each tensor rank sends 1/t of the activation, and the receiver all-gathers the
+  // whole b·s·h over its tensor group before using it. Charged at the start of every forward but
+  // the first stage's and every backward but the last stage's; zero with sequence parallelism
+  // (the pipeline tensor is already sharded along the sequence) or t = 1.
+  OpsTime pipeline_gather;
 };
 LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs);
 
