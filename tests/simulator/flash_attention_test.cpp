@@ -56,8 +56,8 @@ TEST(FlashAttention, ExecutesTheCausalTilesAndRecomputesScoresInTheBackward) {
     EXPECT_LT(forward.attention_bytes, 8.0 * heads * double(seq) * d * 2.0);
     EXPECT_EQ(forward.backend, AttentionBackend::flash);
     // The unfused core counts full s×s products, as Megatron does.
-    const Op& unfused = find(transformer_layer_ops(gpt3_plan(AttentionBackend::unfused, core::Recompute::none, seq)).forward,
-                             "attention");
+    const LayerOps unfused_ops = transformer_layer_ops(gpt3_plan(AttentionBackend::unfused, core::Recompute::none, seq));
+    const Op& unfused = find(unfused_ops.forward, "attention");
     EXPECT_DOUBLE_EQ(unfused.flops, 4.0 * heads * double(seq) * double(seq) * d);
     if (seq > 128) EXPECT_LT(forward.flops, unfused.flops);  // one tile: the whole square
   }
