@@ -59,7 +59,9 @@ TEST(FlashAttention, ExecutesTheCausalTilesAndRecomputesScoresInTheBackward) {
     const LayerOps unfused_ops = transformer_layer_ops(gpt3_plan(AttentionBackend::unfused, core::Recompute::none, seq));
     const Op& unfused = find(unfused_ops.forward, "attention");
     EXPECT_DOUBLE_EQ(unfused.flops, 4.0 * heads * double(seq) * double(seq) * d);
-    if (seq > 128) EXPECT_LT(forward.flops, unfused.flops);  // one tile: the whole square
+    if (seq > 128) {
+      EXPECT_LT(forward.flops, unfused.flops);  // one tile: the whole square
+    }
   }
 }
 
