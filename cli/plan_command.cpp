@@ -56,6 +56,15 @@ plan::SearchRequest make_request(const PlanOptions& o) {
 std::string seconds(double s) { return s >= 1.0 ? fmt::format("{:.3f} s", s) : fmt::format("{:.2f} ms", s * 1e3); }
 std::string gib(double bytes) { return fmt::format("{:.1f} GiB", bytes / double(int64_t(1) << 30)); }
 
+// Megatron-Core's overlaps a plan turns on, short for a table cell: "grad+param+tp", "none".
+std::string overlaps_of(const core::ParallelPlan& p) {
+  std::string out;
+  for (const auto& [on, name] : {std::pair{p.overlap_grad_reduce, "grad"}, std::pair{p.overlap_param_gather, "param"},
+                                 std::pair{p.tp_comm_overlap, "tp"}})
+    if (on) out += (out.empty() ? "" : "+") + std::string(name);
+  return out.empty() ? "none" : out;
+}
+
 std::vector<std::string> row_cells(int64_t rank, const plan::RankedPlan& r, int64_t capacity) {
   const core::ParallelPlan& p = r.plan.parallel;
   return {std::to_string(rank),
@@ -68,6 +77,7 @@ std::vector<std::string> row_cells(int64_t rank, const plan::RankedPlan& r, int6
           std::string(core::to_string(p.recompute)),
           p.sequence_parallel ? "on" : "off",
           p.distributed_optimizer ? "on" : "off",
+          overlaps_of(p),
           seconds(r.prediction.step_time_s),
           with_thousands(int64_t(r.prediction.tokens_per_s)),
           fmt::format("{:.1f} %", 100.0 * r.prediction.mfu),
@@ -76,8 +86,8 @@ std::vector<std::string> row_cells(int64_t rank, const plan::RankedPlan& r, int6
 }
 
 const std::vector<std::string> kColumns = {"#", "tp", "pp", "dp", "vpp", "mbs", "schedule", "recompute", "sp", "dist-opt",
-                                           "step time", "tokens/s", "MFU", "peak memory", "headroom"};
-const std::vector<size_t> kNumeric = {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14};
+                                           "overlap", "step time", "tokens/s", "MFU", "peak memory", "headroom"};
+const std::vector<size_t> kNumeric = {0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15};
 
 void print_plans(const std::string& title, const std::vector<plan::RankedPlan>& plans, int64_t capacity) {
   TextTable table(kColumns, kNumeric);
@@ -119,11 +129,12 @@ std::string dtype_note(const plan::SearchRequest& request) {
 void print_table(const plan::SearchRequest& request, const plan::SearchResult& result, const PlanOptions& o) {
   const int64_t capacity = request.profile.device.memory_bytes;
   const plan::SearchStats& s = result.stats;
-  fmt::print("Plans for {} ({} parameters) on {} devices ({} per node, profile {}), global batch {} x {} tokens, {}\n",
+  fmt::print("Plans for {} ({} parameters) on {} devices ({} per node, profile {}), global batch {} x {} tokens, {}, "
+             "{} attention\n",
              request.model.name.empty() ? "the model" : request.model.name,
              human_count(double(core::parameter_count(request.model))), request.devices, request.devices_per_node,
              request.profile.name, request.training.global_batch_size, request.model.seq_length,
-             dtype_note(request));
+             dtype_note(request), core::to_string(request.attention_backend));
   fmt::print("Searched {} combinations: {} valid, {} fit in memory, {} simulated in full; {:.2f} s\n\n",
              with_thousands(s.combinations), with_thousands(s.valid), with_thousands(s.fitting),
              with_thousands(s.simulated), s.elapsed_s);
@@ -169,14 +180,16 @@ core::Json result_json(const plan::SearchRequest& request, const plan::SearchRes
 }
 
 void print_csv(const plan::SearchResult& result) {
-  fmt::print("rank,tp,pp,dp,vpp,mbs,schedule,recompute,sequence_parallel,distributed_optimizer,step_time_s,tokens_per_s,"
-             "mfu,peak_memory_bytes\n");
+  fmt::print("rank,tp,pp,dp,vpp,mbs,schedule,recompute,sequence_parallel,distributed_optimizer,attention_backend,"
+             "overlap_grad_reduce,overlap_param_gather,tp_comm_overlap,step_time_s,tokens_per_s,mfu,peak_memory_bytes\n");
   for (size_t i = 0; i < result.top.size(); ++i) {
     const plan::RankedPlan& r = result.top[i];
     const core::ParallelPlan& p = r.plan.parallel;
-    fmt::print("{},{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{}\n", i + 1, p.tensor_parallel, p.pipeline_parallel,
-               p.data_parallel, r.plan.virtual_stages(), p.micro_batch_size, core::to_string(p.schedule),
-               core::to_string(p.recompute), p.sequence_parallel, p.distributed_optimizer, r.prediction.step_time_s,
+    fmt::print("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{}\n", i + 1, p.tensor_parallel,
+               p.pipeline_parallel, p.data_parallel, r.plan.virtual_stages(), p.micro_batch_size,
+               core::to_string(p.schedule), core::to_string(p.recompute), p.sequence_parallel, p.distributed_optimizer,
+               core::to_string(p.attention_backend), p.overlap_grad_reduce, p.overlap_param_gather, p.tp_comm_overlap,
+               r.prediction.step_time_s,
                r.prediction.tokens_per_s, r.prediction.mfu, r.prediction.peak_memory_bytes);
   }
 }

@@ -88,7 +88,7 @@ TEST(LoomPlan, TableShowsTheRankedPlansWithTheirPredictions) {
   const LoomResult result = run_loom(kSmall);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_TRUE(result.err.empty()) << result.err;
-  for (const char* text : {"tp", "pp", "dp", "vpp", "mbs", "schedule", "recompute", "dist-opt", "step time", "tokens/s",
+  for (const char* text : {"tp", "pp", "dp", "vpp", "mbs", "schedule", "recompute", "dist-opt", "overlap", "step time", "tokens/s",
                            "MFU", "peak memory", "headroom", "Best 3"})
     EXPECT_THAT(result.out, HasSubstr(text));
   EXPECT_THAT(result.out, Not(HasSubstr("Rejected combinations")));
