@@ -8,6 +8,7 @@
 // forward 1.4× and backward 1.7× faster than full products; Eigen's triangular products were
 // 1.6× slower than full ones.
 
+#include "executor/kernels/cpu/attention_heads.hpp"
 #include "executor/kernels/cpu/cpu_math.hpp"
 #include "executor/kernels/cpu/eigen_maps.hpp"
 
@@ -24,36 +25,6 @@ constexpr int64_t kPanel = 64;
 template <typename F>
 void for_each_panel(int64_t seq, F&& f) {
   for (int64_t begin = 0; begin < seq; begin += kPanel) f(begin, std::min(kPanel, seq - begin));
-}
-
-// One head's q, k and v ([seq, head_dim] each, rows `3·heads·head_dim` apart) within qkv, and
-// its slice of out (rows `heads·head_dim` apart).
-struct HeadOffsets {
-  int64_t q = 0;
-  int64_t k = 0;
-  int64_t v = 0;
-  int64_t out = 0;
-  int64_t probabilities = 0;
-};
-
-HeadOffsets head_offsets(const AttentionShape& shape, int64_t batch, int64_t head) {
-  const int64_t width = shape.heads * shape.head_dim;
-  HeadOffsets offsets;
-  offsets.q = batch * shape.seq * 3 * width + head * shape.head_dim;
-  offsets.k = offsets.q + width;
-  offsets.v = offsets.q + 2 * width;
-  offsets.out = batch * shape.seq * width + head * shape.head_dim;
-  offsets.probabilities = (batch * shape.heads + head) * shape.seq * shape.seq;
-  return offsets;
-}
-
-template <typename T>
-ConstStridedMatrixMap<T> head_view(const T* data, const AttentionShape& shape, int64_t stride) {
-  return ConstStridedMatrixMap<T>(data, shape.seq, shape.head_dim, Eigen::OuterStride<>(stride));
-}
-template <typename T>
-StridedMatrixMap<T> head_view(T* data, const AttentionShape& shape, int64_t stride) {
-  return StridedMatrixMap<T>(data, shape.seq, shape.head_dim, Eigen::OuterStride<>(stride));
 }
 
 // Row i keeps columns j ≤ i: softmax over them (shifted by their max so exp cannot overflow),
@@ -81,7 +52,7 @@ void attention_forward(const T* qkv, T* out, T* probabilities, AttentionShape sh
       auto q = head_view(qkv + at.q, shape, 3 * width);
       auto k = head_view(qkv + at.k, shape, 3 * width);
       auto v = head_view(qkv + at.v, shape, 3 * width);
-      MatrixMap<T> p(probabilities + at.probabilities, shape.seq, shape.seq);
+      MatrixMap<T> p(probabilities + at.pair * shape.seq * shape.seq, shape.seq, shape.seq);
       auto o = head_view(out + at.out, shape, width);
       // Queries [begin, begin + size) see keys [0, begin + size).
       for_each_panel(shape.seq, [&](int64_t begin, int64_t size) {
@@ -116,7 +87,7 @@ void attention_backward(const T* dout, const T* qkv, const T* probabilities, T* 
       auto k = head_view(qkv + at.k, shape, 3 * width);
       auto v = head_view(qkv + at.v, shape, 3 * width);
       auto d_out = head_view(dout + at.out, shape, width);
-      ConstMatrixMap<T> p(probabilities + at.probabilities, shape.seq, shape.seq);
+      ConstMatrixMap<T> p(probabilities + at.pair * shape.seq * shape.seq, shape.seq, shape.seq);
       auto dq = head_view(dqkv + at.q, shape, 3 * width);
       auto dk = head_view(dqkv + at.k, shape, 3 * width);
       auto dv = head_view(dqkv + at.v, shape, 3 * width);

@@ -12,6 +12,7 @@
 // GEMMs do not nest threads inside an OpenMP region), so the numbers do not depend on the thread
 // count.
 
+#include "executor/kernels/cpu/attention_heads.hpp"
 #include "executor/kernels/cpu/cpu_math.hpp"
 #include "executor/kernels/cpu/eigen_maps.hpp"
 
@@ -23,32 +24,6 @@ namespace loom::exec::cpu {
 namespace {
 
 constexpr int64_t kTile = 64;
-
-// One head's q, k, v (rows 3·width apart in qkv), its rows of out / dout (width apart) and its
-// log-sum-exp row ([seq], contiguous).
-struct HeadViews {
-  int64_t q = 0, k = 0, v = 0, out = 0, log_sum_exp = 0;
-};
-
-HeadViews head_views(const AttentionShape& shape, int64_t batch, int64_t head) {
-  const int64_t width = shape.heads * shape.head_dim;
-  HeadViews at;
-  at.q = batch * shape.seq * 3 * width + head * shape.head_dim;
-  at.k = at.q + width;
-  at.v = at.q + 2 * width;
-  at.out = batch * shape.seq * width + head * shape.head_dim;
-  at.log_sum_exp = (batch * shape.heads + head) * shape.seq;
-  return at;
-}
-
-template <typename T>
-ConstStridedMatrixMap<T> strided(const T* data, const AttentionShape& shape, int64_t stride) {
-  return ConstStridedMatrixMap<T>(data, shape.seq, shape.head_dim, Eigen::OuterStride<>(stride));
-}
-template <typename T>
-StridedMatrixMap<T> strided(T* data, const AttentionShape& shape, int64_t stride) {
-  return StridedMatrixMap<T>(data, shape.seq, shape.head_dim, Eigen::OuterStride<>(stride));
-}
 
 // Calls f over every (batch, head) pair, in parallel where OpenMP is on.
 template <typename F>
@@ -71,11 +46,11 @@ void forward_head(const T* qkv, T* out, T* log_sum_exp, const AttentionShape& sh
                   int64_t head) {
   const int64_t width = shape.heads * shape.head_dim;
   const T scale = T(1) / std::sqrt(T(shape.head_dim));
-  const HeadViews at = head_views(shape, batch, head);
-  const auto q = strided(qkv + at.q, shape, 3 * width);
-  const auto k = strided(qkv + at.k, shape, 3 * width);
-  const auto v = strided(qkv + at.v, shape, 3 * width);
-  auto o = strided(out + at.out, shape, width);
+  const HeadOffsets at = head_offsets(shape, batch, head);
+  const auto q = head_view(qkv + at.q, shape, 3 * width);
+  const auto k = head_view(qkv + at.k, shape, 3 * width);
+  const auto v = head_view(qkv + at.v, shape, 3 * width);
+  auto o = head_view(out + at.out, shape, width);
 
   RowMajorMatrix<T> scores(kTile, kTile);
   Eigen::Array<T, Eigen::Dynamic, 1> row_max(kTile), row_sum(kTile), tile_max(kTile), rescale(kTile);
@@ -103,7 +78,7 @@ void forward_head(const T* qkv, T* out, T* log_sum_exp, const AttentionShape& sh
       row_max.head(rows) = tile_max.head(rows);
     }
     accumulated.array().colwise() /= row_sum.head(rows);
-    ArrayMap<T>(log_sum_exp + at.log_sum_exp + query, rows) = row_max.head(rows) + row_sum.head(rows).log();
+    ArrayMap<T>(log_sum_exp + at.pair * shape.seq + query, rows) = row_max.head(rows) + row_sum.head(rows).log();
   }
 }
 
@@ -115,16 +90,16 @@ void backward_head(const T* dout, const T* qkv, const T* out, const T* log_sum_e
                    const AttentionShape& shape, int64_t batch, int64_t head) {
   const int64_t width = shape.heads * shape.head_dim;
   const T scale = T(1) / std::sqrt(T(shape.head_dim));
-  const HeadViews at = head_views(shape, batch, head);
-  const auto q = strided(qkv + at.q, shape, 3 * width);
-  const auto k = strided(qkv + at.k, shape, 3 * width);
-  const auto v = strided(qkv + at.v, shape, 3 * width);
-  const auto o = strided(out + at.out, shape, width);
-  const auto d_out = strided(dout + at.out, shape, width);
-  auto dq = strided(dqkv + at.q, shape, 3 * width);
-  auto dk = strided(dqkv + at.k, shape, 3 * width);
-  auto dv = strided(dqkv + at.v, shape, 3 * width);
-  const ConstArrayMap<T> lse(log_sum_exp + at.log_sum_exp, shape.seq);
+  const HeadOffsets at = head_offsets(shape, batch, head);
+  const auto q = head_view(qkv + at.q, shape, 3 * width);
+  const auto k = head_view(qkv + at.k, shape, 3 * width);
+  const auto v = head_view(qkv + at.v, shape, 3 * width);
+  const auto o = head_view(out + at.out, shape, width);
+  const auto d_out = head_view(dout + at.out, shape, width);
+  auto dq = head_view(dqkv + at.q, shape, 3 * width);
+  auto dk = head_view(dqkv + at.k, shape, 3 * width);
+  auto dv = head_view(dqkv + at.v, shape, 3 * width);
+  const ConstArrayMap<T> lse(log_sum_exp + at.pair * shape.seq, shape.seq);
 
   const Eigen::Array<T, Eigen::Dynamic, 1> d = d_out.cwiseProduct(o).rowwise().sum().array();
   RowMajorMatrix<T> p(kTile, kTile), ds(kTile, kTile);
