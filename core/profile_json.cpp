@@ -6,6 +6,7 @@
 #include "core/profile.hpp"
 
 #include <cmath>
+#include <optional>
 
 namespace loom::core {
 namespace {
@@ -31,6 +32,15 @@ double fraction(JsonObjectReader& reader, std::string_view key, double fallback)
   if (!(value > 0 && value <= 1))
     throw InvalidInput("{}={} must be a fraction in (0, 1]", reader.field(key), value);
   return value;
+}
+
+// A fraction in (0, 1] that may be left out (then the caller's fallback applies where it is used).
+std::optional<double> optional_fraction(JsonObjectReader& reader, std::string_view key) {
+  if (!reader.has(key)) {
+    reader.accept(key);
+    return std::nullopt;
+  }
+  return fraction(reader, key, 1.0);
 }
 
 double non_negative(JsonObjectReader& reader, std::string_view key, double fallback, const PlausibleRange& range) {
@@ -135,11 +145,8 @@ EfficiencyModel efficiency_from_json(const Json& document) {
       non_negative(reader, "gemm_half_saturation_flops", 0.0, plausible::kHalfSaturationFlops);
   model.memory_bandwidth_fraction = fraction(reader, "memory_bandwidth_fraction", 1.0);
   model.kernel_launch_s = non_negative(reader, "kernel_launch_s", 0.0, plausible::kKernelLaunch);
-  if (reader.has("flash_forward_fraction")) model.flash_forward_fraction = fraction(reader, "flash_forward_fraction", 1.0);
-  else reader.accept("flash_forward_fraction");
-  if (reader.has("flash_backward_fraction"))
-    model.flash_backward_fraction = fraction(reader, "flash_backward_fraction", 1.0);
-  else reader.accept("flash_backward_fraction");
+  model.flash_forward_fraction = optional_fraction(reader, "flash_forward_fraction");
+  model.flash_backward_fraction = optional_fraction(reader, "flash_backward_fraction");
   model.justification = reader.optional_string("justification", "");
   reader.finish();
   return model;

@@ -1,6 +1,6 @@
 // The Plan detail view: the step-time breakdown model, the memory chart against the device's
-// capacity, the pipeline timeline and its zoom stack, the exports, and the background simulation
-// that drops stale results.
+// capacity, the exports, the screenshots, and the background simulation that drops stale results.
+// The timeline widget's own tests are in timeline_widget_test.cpp.
 
 #include "core/error.hpp"
 #include "core/model_presets.hpp"
@@ -10,6 +10,7 @@
 #include "gui/models/breakdown_model.hpp"
 #include "gui/plan_detail_view.hpp"
 #include "gui/timeline_widget.hpp"
+#include "detail_test_plans.hpp"
 #include "gui_test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -37,57 +38,10 @@ namespace {
 using test::save_screenshot;
 using test::scratch_dir;
 using test::wait_until;
-
-struct PlanShape {
-  std::string model = "gpt3-13b";
-  int64_t nodes = 2;
-  int64_t tp = 2;
-  int64_t pp = 4;
-  std::optional<int64_t> layers_per_virtual_stage;
-  int64_t micro_batch_size = 1;
-  int64_t microbatches = 8;
-  core::Recompute recompute = core::Recompute::selective;
-};
-
-// A plan built the way `loom init` builds one: the preset (its vocabulary padded for tp by the
-// plan itself), data parallelism derived from the cluster, and the global batch from the
-// microbatches wanted.
-core::Plan make_plan(const PlanShape& shape) {
-  core::Plan plan;
-  plan.model = core::find_model_preset(shape.model).spec;
-  plan.cluster.nodes = shape.nodes;
-  plan.cluster.devices_per_node = 8;
-  plan.cluster.profile = "a100-80gb-dgx";
-  plan.parallel.tensor_parallel = shape.tp;
-  plan.parallel.pipeline_parallel = shape.pp;
-  plan.parallel.layers_per_virtual_stage = shape.layers_per_virtual_stage;
-  plan.parallel.schedule =
-      shape.layers_per_virtual_stage ? core::Schedule::interleaved : core::Schedule::one_f_one_b;
-  plan.parallel.micro_batch_size = shape.micro_batch_size;
-  plan.parallel.recompute = shape.recompute;
-  plan.parallel.sequence_parallel = shape.tp > 1;
-  plan.parallel.distributed_optimizer = true;
-  core::derive_data_parallel(plan);
-  plan.training.dtype = core::DType::bf16;
-  plan.training.train_iters = 100;
-  plan.training.lr_warmup_iters = 10;
-  plan.training.global_batch_size =
-      shape.microbatches * shape.micro_batch_size * plan.parallel.data_parallel;
-  plan.validate();
-  return plan;
-}
-
-// gpt3-13b on 16 A100s: tp 2, pp 4, dp 2, interleaved with 2 chunks of 5 layers, 8 microbatches.
-core::Plan interleaved_pp4_plan() {
-  PlanShape shape;
-  shape.layers_per_virtual_stage = 5;
-  return make_plan(shape);
-}
-
-const core::Profile& a100() {
-  static const core::Profile profile = core::resolve_profile("a100-80gb-dgx");
-  return profile;
-}
+using test::PlanShape;
+using test::make_plan;
+using test::interleaved_pp4_plan;
+using test::a100;
 
 // Shows `plan` and waits for its simulation to report.
 void show_and_wait(PlanDetailView& view, const core::Plan& plan) {
@@ -374,108 +328,6 @@ TEST(PlanDetailViewTest, APlanThatCannotBeSimulatedSaysWhy) {
   EXPECT_EQ(view.memoryChart()->stageBarCount(), 0);
   EXPECT_EQ(view.breakdownModel()->rowCount(), 0);
   EXPECT_THROW(view.exportPlanJson(scratch_dir() + "/broken.json"), Error);
-}
-
-TEST(TimelineWidgetTest, ZoomingPushesRangesAndZoomingOutRestoresThem) {
-  const sim::Prediction prediction = sim::simulate(interleaved_pp4_plan(), a100());
-  TimelineWidget timeline;
-  timeline.setTimeline(prediction.timeline, 4);
-  timeline.resize(1200, timeline.sizeHint().height());
-  const double full_start = timeline.visibleStartSeconds(), full_end = timeline.visibleEndSeconds();
-  const double step = prediction.step_time_s;
-  EXPECT_DOUBLE_EQ(full_start, 0.0);
-  EXPECT_GE(full_end, step);
-  EXPECT_EQ(timeline.zoomDepth(), 0);
-  EXPECT_FALSE(timeline.zoomOut());
-
-  timeline.zoomTo(step * 0.25, step * 0.5);
-  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), step * 0.25);
-  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), step * 0.5);
-  EXPECT_EQ(timeline.zoomDepth(), 1);
-
-  // A rubber band from x = 300 to x = 600 pushes the range under it.
-  const QRect compute_row = timeline.rowRect(0, sim::Stream::compute);
-  ASSERT_FALSE(compute_row.isEmpty());
-  const double band_start = timeline.timeAtX(300), band_end = timeline.timeAtX(600);
-  QTest::mousePress(&timeline, Qt::LeftButton, {}, QPoint(300, compute_row.center().y()));
-  QTest::mouseMove(&timeline, QPoint(450, compute_row.center().y()));
-  QTest::mouseMove(&timeline, QPoint(600, compute_row.center().y()));
-  QTest::mouseRelease(&timeline, Qt::LeftButton, {}, QPoint(600, compute_row.center().y()));
-  EXPECT_NEAR(timeline.visibleStartSeconds(), band_start, step * 1e-9);
-  EXPECT_NEAR(timeline.visibleEndSeconds(), band_end, step * 1e-9);
-  EXPECT_EQ(timeline.zoomDepth(), 2);
-
-  // The wheel zooms in around the cursor: the time under it stays put.
-  const QPointF cursor(500, compute_row.center().y());
-  const double anchor = timeline.timeAtX(cursor.x());
-  const double span_before = timeline.visibleEndSeconds() - timeline.visibleStartSeconds();
-  QWheelEvent wheel_in(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, 120), Qt::NoButton,
-                       Qt::NoModifier, Qt::NoScrollPhase, false);
-  QCoreApplication::sendEvent(&timeline, &wheel_in);
-  EXPECT_EQ(timeline.zoomDepth(), 3);
-  EXPECT_LT(timeline.visibleEndSeconds() - timeline.visibleStartSeconds(), span_before);
-  EXPECT_NEAR(timeline.timeAtX(cursor.x()), anchor, span_before * 1e-9);
-
-  // Shift + wheel pans without adding to the stack.
-  const double start_before_pan = timeline.visibleStartSeconds();
-  const double span_before_pan = timeline.visibleEndSeconds() - timeline.visibleStartSeconds();
-  QWheelEvent pan(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, -120), Qt::NoButton,
-                  Qt::ShiftModifier, Qt::NoScrollPhase, false);
-  QCoreApplication::sendEvent(&timeline, &pan);
-  EXPECT_EQ(timeline.zoomDepth(), 3);
-  EXPECT_GT(timeline.visibleStartSeconds(), start_before_pan);
-  EXPECT_NEAR(timeline.visibleEndSeconds() - timeline.visibleStartSeconds(), span_before_pan,
-              span_before_pan * 1e-9);
-
-  // Wheel back pops the wheel's zoom; a right click pops the rubber band's.
-  QWheelEvent wheel_out(cursor, timeline.mapToGlobal(cursor), QPoint(), QPoint(0, -120),
-                        Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
-  QCoreApplication::sendEvent(&timeline, &wheel_out);
-  EXPECT_EQ(timeline.zoomDepth(), 2);
-  EXPECT_NEAR(timeline.visibleStartSeconds(), band_start, step * 1e-9);
-  QTest::mouseClick(&timeline, Qt::RightButton, {}, compute_row.center());
-  EXPECT_EQ(timeline.zoomDepth(), 1);
-  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), step * 0.25);
-  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), step * 0.5);
-  EXPECT_TRUE(timeline.zoomOut());
-  EXPECT_DOUBLE_EQ(timeline.visibleStartSeconds(), full_start);
-  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), full_end);
-
-  // A click without a drag is not a zoom; resetZoom forgets the stack.
-  QTest::mouseClick(&timeline, Qt::LeftButton, {}, compute_row.center());
-  EXPECT_EQ(timeline.zoomDepth(), 0);
-  timeline.zoomTo(0, step * 0.1);
-  timeline.zoomTo(0, step * 0.05);
-  timeline.resetZoom();
-  EXPECT_EQ(timeline.zoomDepth(), 0);
-  EXPECT_DOUBLE_EQ(timeline.visibleEndSeconds(), full_end);
-}
-
-TEST(TimelineWidgetTest, TooltipsNameTheEventItsStartAndDuration) {
-  const sim::Prediction prediction = sim::simulate(interleaved_pp4_plan(), a100());
-  TimelineWidget timeline;
-  timeline.setTimeline(prediction.timeline, 4);
-  timeline.resize(1200, timeline.sizeHint().height());
-  const sim::TimelineEvent* forward = nullptr;
-  for (const sim::TimelineEvent& e : prediction.timeline.events)
-    if (e.pipeline_rank == 1 && e.stream == sim::Stream::compute && e.name == "F2.1") forward = &e;
-  ASSERT_NE(forward, nullptr);
-  const QRect row = timeline.rowRect(1, sim::Stream::compute);
-  const int x = int(timeline.xOfTime(forward->start_s + forward->duration_s / 2));
-  const QString tip = timeline.toolTipAt(QPoint(x, row.center().y()));
-  EXPECT_TRUE(tip.contains("F2.1")) << tip.toStdString();
-  EXPECT_TRUE(tip.contains("forward of microbatch 2, model chunk 1")) << tip.toStdString();
-  EXPECT_TRUE(tip.contains("PP rank 1")) << tip.toStdString();
-  EXPECT_TRUE(tip.contains("start " + duration_text(forward->start_s))) << tip.toStdString();
-  EXPECT_TRUE(tip.contains("duration " + duration_text(forward->duration_s))) << tip.toStdString();
-
-  // Before rank 3's first forward its compute row is idle: the pipeline bubble.
-  const QRect last_row = timeline.rowRect(3, sim::Stream::compute);
-  const QString idle =
-      timeline.toolTipAt(QPoint(int(timeline.xOfTime(0)) + 2, last_row.center().y()));
-  EXPECT_TRUE(idle.contains("pipeline bubble")) << idle.toStdString();
-  // The gutter has no tooltip.
-  EXPECT_TRUE(timeline.toolTipAt(QPoint(5, row.center().y())).isEmpty());
 }
 
 // How many pixels of `area` have exactly `colour` (screenshots are PNG: lossless).
