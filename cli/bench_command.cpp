@@ -1,7 +1,10 @@
-// `loom bench planner`: how fast the planner evaluates plans and finishes full searches.
+// `loom bench planner`: how fast the planner evaluates plans and finishes full searches;
+// `loom bench executor`: single-rank training speed (and MFU on a GPU), through `loom-exec bench`;
+// `loom bench fidelity`: cli/bench_fidelity.cpp.
 
 #include "cli/bench_fidelity.hpp"
 #include "cli/command.hpp"
+#include "cli/error_relay.hpp"
 #include "cli/format.hpp"
 #include "cli/launch.hpp"
 #include "cli/process.hpp"
@@ -12,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <optional>
 #include <sys/wait.h>
 
 #include <thread>
@@ -54,6 +58,9 @@ Command add_bench_command(CLI::App& parent) {
     int repeats = 3;
     int threads = 0;
     FidelityOptions fidelity;
+    // executor: passed through to `loom-exec bench` as given (it checks them).
+    std::string backend = "cpu", precision;
+    std::optional<int64_t> seq, micro_batch;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("bench", "Measure Loom's own speed");
@@ -72,16 +79,38 @@ Command add_bench_command(CLI::App& parent) {
                   "executor: threads of its one rank; fidelity: threads per rank of the profile it measures "
                   "[default: cores / ranks]")
       ->check(CLI::Range(1, 1024));
-  app->add_option("--model", o->fidelity.model, "fidelity: model preset to train")->capture_default_str();
-  app->add_option("--profile", o->fidelity.profile, "fidelity: measured CPU profile [default: profile this machine first]");
+  CLI::Option* model = app->add_option(
+      "--model", o->fidelity.model,
+      "fidelity: model preset to train [default: loom-tiny]; executor: bench-gpt-4x256, gpt2-124m or gpt2-350m "
+      "[default: bench-gpt-4x256]");
+  CLI::Option* profile = app->add_option(
+      "--profile", o->fidelity.profile,
+      "fidelity: measured CPU profile [default: profile this machine first]; executor: the profile whose peak FLOP/s "
+      "the MFU is measured against [default: h100-80gb-dgx with cuda, none with cpu]");
+  const std::vector<CLI::Option*> executor_only = {
+      app->add_option("--backend", o->backend, "executor: cpu or cuda")
+          ->check(CLI::IsMember({"cpu", "cuda"}))
+          ->capture_default_str(),
+      app->add_option("--seq", o->seq, "executor: sequence length in tokens [default: 256; GPT-2: 1024]"),
+      app->add_option("--micro-batch", o->micro_batch, "executor: sequences per step [default: 8]"),
+      app->add_option("--precision", o->precision,
+                      "executor: fp32 or bf16 [default: bf16 for GPT-2 with cuda, else fp32; the CPU computes in "
+                      "fp32]")};
   app->add_option("--steps", o->fidelity.steps, "fidelity: steps per plan")->check(CLI::Range(4, 100000))->capture_default_str();
   app->add_option("--max-ranks", o->fidelity.max_ranks, "fidelity: largest plans to train")
       ->check(CLI::IsMember({1, 2, 4}))
       ->capture_default_str();
   app->add_option("--work-dir", o->fidelity.work_dir, "fidelity: keep plans, store and logs here [default: a temporary folder]");
   add_format_option(*app, o->format);
-  app->footer("Examples:\n  loom bench planner --format json\n  loom bench executor\n  loom bench fidelity --work-dir fidelity");
-  return {app, [o] {
+  app->footer(
+      "Examples:\n  loom bench planner --format json\n  loom bench executor\n"
+      "  loom bench executor --backend cuda --model gpt2-124m --seq 1024 --precision bf16\n"
+      "  loom bench fidelity --work-dir fidelity");
+  return {app, [o, model, profile, executor_only] {
+            for (const CLI::Option* option : executor_only)
+              if (option->count() > 0 && o->what != "executor")
+                throw InvalidInput("{} is an option of `loom bench executor`, not of `loom bench {}`",
+                                   option->get_name(), o->what);
             if (o->what == "fidelity") {
               o->fidelity.format = o->format;
               o->fidelity.threads = o->threads;
@@ -95,10 +124,21 @@ Command add_bench_command(CLI::App& parent) {
               std::vector<std::string> command = launch.launcher_args;
               command.insert(command.end(), {executor_path(), "bench", "--threads", std::to_string(launch.threads_per_rank),
                                              "--seconds", fmt::format("{}", o->seconds)});
+              auto add = [&command](const char* flag, const std::string& value) {
+                command.insert(command.end(), {flag, value});
+              };
+              if (o->backend != "cpu") add("--backend", o->backend);
+              if (model->count() > 0) add("--model", o->fidelity.model);
+              if (o->seq) add("--seq", std::to_string(*o->seq));
+              if (o->micro_batch) add("--micro-batch", std::to_string(*o->micro_batch));
+              if (!o->precision.empty()) add("--precision", o->precision);
+              if (profile->count() > 0) add("--profile", o->fidelity.profile);
               if (o->format == "json") command.push_back("--json");
               fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
-              const int status = spawn_and_wait(command);
-              if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("the executor benchmark failed");
+              // A bad option is the executor's one line and status 2, said as `loom`'s own.
+              ErrorRelay errors;
+              const int status = spawn_and_wait(command, "", {}, &errors);
+              if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw_executor_failure(status, errors);
               return;
             }
             const int cores = std::max(1, int(std::thread::hardware_concurrency()));

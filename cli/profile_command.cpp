@@ -1,4 +1,6 @@
-// `loom profile`: measures this machine into a profile (through `loom-exec profile` on N ranks).
+// `loom profile`: measures this machine into a profile (through `loom-exec profile` on N ranks):
+// its CPU (Eigen kernels, MPI collectives) or, with --backend cuda, its GPUs (CUDA kernels in
+// bf16, NCCL collectives; one GPU per rank).
 
 #include "cli/command.hpp"
 #include "cli/error_relay.hpp"
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 namespace loom::cli {
@@ -19,7 +22,7 @@ namespace loom::cli {
 Command add_profile_command(CLI::App& parent) {
   struct Options {
     std::string backend = "cpu", out, name;
-    int ranks = 2;
+    std::optional<int> ranks;
     int threads = 1;
     bool quick = false;
     bool off_grid = false;
@@ -27,23 +30,32 @@ Command add_profile_command(CLI::App& parent) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
-  app->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app->add_option("--ranks", o->ranks, "Ranks for the collectives (at least 2)")->check(CLI::Range(2, 4096))->capture_default_str();
+  app->add_option("--backend", o->backend, "cpu (Eigen, MPI) or cuda (CUDA kernels in bf16, NCCL; one GPU per rank)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  app->add_option("--ranks", o->ranks,
+                  "Ranks for the collectives [default: cpu 2 (at least 2), cuda 1 (no collectives; one GPU per rank)]")
+      ->check(CLI::Range(1, 4096));
   app->add_option("--threads", o->threads, "Threads per rank for the kernels")->check(CLI::Range(1, 1024))->capture_default_str();
   app->add_option("--out", o->out, "Profile JSON to write [default: profiles/NAME.json]");
-  app->add_option("--name", o->name, "Profile name [default: cpu-<host>]");
+  app->add_option("--name", o->name, "Profile name [default: <backend>-<host>]");
   app->add_flag("--quick", o->quick, "A reduced grid (under a minute)");
   app->add_flag("--off-grid", o->off_grid, "Sizes between the quick grid's points, to check interpolation");
   app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
-  app->footer("Example:\n  loom profile --quick --out this-machine.json\n  loom simulate plan.json --profile this-machine.json");
+  app->footer(
+      "Examples:\n  loom profile --quick --out this-machine.json\n  loom simulate plan.json --profile this-machine.json\n"
+      "  loom profile --backend cuda --ranks 8 --out dgx.json");
   return {app, [o] {
-            if (o->backend == "cuda")
-              throw InvalidInput("--backend cuda: this build's executor has no CUDA backend yet; use --backend cpu");
+            const bool gpu = o->backend == "cuda";
+            // A CPU profile's link comes from its collectives; a GPU may be the node's only one.
+            const int ranks = o->ranks.value_or(gpu ? 1 : 2);
+            if (!gpu && ranks < 2)
+              throw InvalidInput("--ranks {}: a CPU profile measures its collectives among at least 2 ranks", ranks);
             std::string name = o->name;
             if (name.empty()) {
               char host[256] = {};
               gethostname(host, sizeof(host) - 1);
-              name = fmt::format("cpu-{}", host);
+              name = fmt::format("{}-{}", o->backend, host);
             }
             // The name becomes a file name (profiles/NAME.json) and a profile name in plans: no path
             // may hide in it ("../escape").
@@ -64,13 +76,14 @@ Command add_profile_command(CLI::App& parent) {
             // Refused before a minute of measuring, not after it.
             if (!(default_folder_missing && o->dry_run)) core::check_output_target(out);
             // Rank 0 times the kernels with all its threads: it must be allowed on as many cores.
-            const Launch launch = launch_for({"mpirun", o->ranks, o->ranks, o->threads, cores_of_this_host()});
+            const Launch launch = launch_for({"mpirun", ranks, ranks, o->threads, cores_of_this_host()});
             print_launch_warning(launch);
             std::vector<std::string> command = launch.launcher_args;
             command.insert(command.end(), {executor_path(), "profile", "--out", out, "--name", name, "--threads",
                                            std::to_string(launch.threads_per_rank)});
             if (o->quick) command.push_back("--quick");
             if (o->off_grid) command.push_back("--off-grid");
+            if (gpu) command.insert(command.end(), {"--backend", "cuda"});
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));
             if (o->dry_run) return;
             ErrorRelay errors;

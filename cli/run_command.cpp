@@ -53,6 +53,7 @@ std::vector<std::string> executor_arguments(const char* subcommand, const RunOpt
   if (o.checkpoint_every) add("--checkpoint-every", std::to_string(*o.checkpoint_every));
   if (o.keep_checkpoints) add("--keep-checkpoints", std::to_string(*o.keep_checkpoints));
   if (o.resume) args.push_back("--resume");
+  if (o.backend != "cpu") add("--backend", o.backend);
   return args;
 }
 
@@ -113,8 +114,6 @@ Command add_run_command(CLI::App& parent) {
   return {app, [o] {
             const core::Plan plan = core::read_plan_file(o->plan_path);
             plan.validate();
-            if (o->backend == "cuda")
-              throw InvalidInput("--backend cuda: this build's executor has no CUDA backend yet; use --backend cpu");
             const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
             if (!o->save_model.empty()) {
               const std::vector<std::filesystem::path> inputs = {o->plan_path, o->data, o->init_from, o->db,

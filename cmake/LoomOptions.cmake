@@ -1,12 +1,11 @@
 # Optional parts of Loom. Each option is AUTO (built when its dependencies are found,
 # skipped with one configure-time line saying so), ON (required: configuring fails when
-# missing) or OFF (never built). The results are LOOM_HAVE_MPI and LOOM_HAVE_GUI.
-# (There is no CUDA option yet: it comes with the CUDA backend, so that configuring never reports
-# a backend that is not built.)
+# missing) or OFF (never built). The results are LOOM_HAVE_MPI, LOOM_HAVE_GUI and LOOM_HAVE_CUDA.
 
 set(LOOM_WITH_MPI AUTO CACHE STRING "Build the MPI executor (AUTO, ON, OFF)")
 set(LOOM_WITH_GUI AUTO CACHE STRING "Build the Qt 6 desktop app (AUTO, ON, OFF)")
-foreach(option LOOM_WITH_MPI LOOM_WITH_GUI)
+set(LOOM_WITH_CUDA AUTO CACHE STRING "Build the executor's CUDA backend (AUTO, ON, OFF)")
+foreach(option LOOM_WITH_MPI LOOM_WITH_GUI LOOM_WITH_CUDA)
   set_property(CACHE ${option} PROPERTY STRINGS AUTO ON OFF)
 endforeach()
 
@@ -53,3 +52,41 @@ else()
   set(gui_detail "")
 endif()
 loom_report_option(LOOM_WITH_GUI "Qt desktop app" ${LOOM_HAVE_GUI} "${gui_detail}")
+
+# CUDA: the executor's GPU backend (nvcc, the CUDA runtime, cuBLASLt and NCCL; it needs MPI to
+# bootstrap NCCL). nvcc is looked for on PATH, then in /usr/local/cuda; NCCL in the toolkit, in
+# NCCL_ROOT or in the system's library folders. Building it needs no GPU.
+set(LOOM_HAVE_CUDA FALSE)
+set(cuda_detail "")
+if(NOT LOOM_WITH_CUDA STREQUAL "OFF")
+  if(NOT LOOM_HAVE_MPI)
+    set(cuda_detail "the CUDA backend needs the MPI executor")
+  else()
+    if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+      set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc CACHE FILEPATH "nvcc")
+    endif()
+    include(CheckLanguage)
+    check_language(CUDA)
+    if(CMAKE_CUDA_COMPILER)
+      enable_language(CUDA)
+      # CMake 3.25 predates nvcc's C++20 mode: tell it the flag (nvcc 12+ takes -std=c++20).
+      if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+        set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+        set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+      endif()
+      find_package(CUDAToolkit QUIET)
+      find_package(NCCL QUIET)
+      if(NOT TARGET CUDA::cublasLt)
+        set(cuda_detail "cuBLASLt not found in the CUDA toolkit")
+      elseif(NOT NCCL_FOUND)
+        set(cuda_detail "NCCL not found (set NCCL_ROOT, or install libnccl-dev)")
+      else()
+        set(LOOM_HAVE_CUDA TRUE)
+        set(cuda_detail "CUDA ${CUDAToolkit_VERSION}, NCCL ${NCCL_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+      endif()
+    else()
+      set(cuda_detail "no CUDA compiler (nvcc) found")
+    endif()
+  endif()
+endif()
+loom_report_option(LOOM_WITH_CUDA "CUDA backend" ${LOOM_HAVE_CUDA} "${cuda_detail}")

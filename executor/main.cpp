@@ -48,24 +48,46 @@ int main(int argc, char** argv) {
     sub->add_option("--keep-checkpoints", options.keep_checkpoints,
                     "Keep only the newest N complete checkpoints (0: keep all)");
     sub->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+    sub->add_option_function<std::string>(
+           "--backend", [&options](const std::string& text) { options.backend = loom::exec::parse_backend(text); },
+           "cpu (Eigen + MPI) or cuda (CUDA + cuBLASLt + NCCL, one GPU per rank) [default: cpu]")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
   };
   CLI::App* run = app.add_subcommand("run", "Train the plan on this rank");
   add_run_options(run);
   CLI::App* check = app.add_subcommand("check", "Check a run's inputs, in one process without MPI (`loom run` does first)");
   add_run_options(check);
   loom::exec::BenchOptions bench_options;
-  CLI::App* bench = app.add_subcommand("bench", "Measure single-rank training speed against the GEMM rate");
-  bench->add_option("--threads", bench_options.threads, "Threads")->capture_default_str();
+  CLI::App* bench = app.add_subcommand("bench", "Measure single-rank training speed against the GEMM rate (and MFU)");
+  bench->add_option("--threads", bench_options.threads, "Threads (cpu)")->capture_default_str();
   bench->add_option("--seconds", bench_options.seconds, "Seconds per measurement")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "JSON output");
+  bench->add_option_function<std::string>(
+      "--backend",
+      [&bench_options](const std::string& text) { bench_options.backend = loom::exec::parse_backend(text); },
+      "cpu or cuda [default: cpu]")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  bench->add_option("--model", bench_options.model, "bench-gpt-4x256, gpt2-124m or gpt2-350m")->capture_default_str();
+  bench->add_option("--seq", bench_options.seq, "Sequence length in tokens, 1 to 65536 [default: 256; GPT-2: 1024]");
+  bench->add_option("--micro-batch", bench_options.micro_batch, "Sequences per step [default: 8]");
+  bench->add_option("--precision", bench_options.precision,
+                    "fp32 or bf16 [default: bf16 for GPT-2 on cuda, else fp32; the CPU computes in fp32]");
+  bench->add_option("--profile", bench_options.profile,
+                    "Profile whose peak FLOP/s the MFU is measured against [default: h100-80gb-dgx on cuda; none "
+                    "on cpu]");
   loom::exec::ProfileOptions profile_options;
   CLI::App* profiler = app.add_subcommand("profile", "Measure this machine's kernels and collectives into a profile");
   profiler->add_option("--out", profile_options.out_path, "Profile JSON to write")->required();
-  profiler->add_option("--name", profile_options.name, "Profile name [default: cpu-<host>]");
+  profiler->add_option("--name", profile_options.name, "Profile name [default: <backend>-<host>]");
   profiler->add_flag("--quick", profile_options.quick, "A reduced grid, under a minute");
   profiler->add_flag("--off-grid", profile_options.off_grid,
-                     "Sizes between the quick grid's points (to check how well a profile interpolates)");
-  profiler->add_option("--threads", profile_options.threads, "Threads per rank")->capture_default_str();
+                     "Sizes between the quick grid's points (to check how well a profile interpolates; cpu)");
+  profiler->add_option("--threads", profile_options.threads, "Threads per rank (cpu)")->capture_default_str();
+  profiler->add_option_function<std::string>(
+      "--backend",
+      [&profile_options](const std::string& text) { profile_options.backend = loom::exec::parse_backend(text); },
+      "cpu (Eigen kernels, MPI) or cuda (CUDA kernels in bf16, NCCL; one GPU per rank) [default: cpu]")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   bool probe_json = false;
   CLI::App* probe = app.add_subcommand("probe", "Time a short fixed workload: how fast this machine runs now");
   probe->add_flag("--json", probe_json, "JSON output");
@@ -89,6 +111,16 @@ int main(int argc, char** argv) {
     try {
       loom::exec::check_run_inputs(options);
       return 0;
+    } catch (const loom::Error& e) {
+      std::cerr << "loom-exec: error: " << e.what() << std::endl;
+      return e.exit_code();
+    }
+  }
+  // Bad benchmark or profile options are one line before MPI starts, as `check` does for a run.
+  if (bench->parsed() || profiler->parsed()) {
+    try {
+      if (bench->parsed()) loom::exec::check_bench_options(bench_options);
+      else loom::exec::check_profile_options(profile_options);
     } catch (const loom::Error& e) {
       std::cerr << "loom-exec: error: " << e.what() << std::endl;
       return e.exit_code();

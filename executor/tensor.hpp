@@ -46,8 +46,9 @@ class Storage {
 class Tensor {
  public:
   Tensor() = default;
-  Tensor(std::vector<int64_t> shape, ElementType type = ElementType::f32, Device device = Device::cpu);
-  static Tensor zeros(std::vector<int64_t> shape, ElementType type = ElementType::f32, Device device = Device::cpu);
+  // No default device: a tensor lives where the kernels that use it run (Kernels::device()).
+  Tensor(std::vector<int64_t> shape, ElementType type, Device device);
+  static Tensor zeros(std::vector<int64_t> shape, ElementType type, Device device);
 
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim(size_t axis) const { return shape_.at(axis); }

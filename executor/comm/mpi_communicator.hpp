@@ -49,6 +49,14 @@ class Comm {
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
+// The ranks of MPI_COMM_WORLD on this rank's node (MPI_COMM_TYPE_SHARED), in world order.
+// Collective over the world.
+Comm node_comm();
+
+// Collectives and point-to-point over MPI on host memory, in every element type. MPI has no
+// bfloat16, so reductions of bf16 widen it to an fp32 host copy, reduce that, and round the
+// result back to bf16 once, to nearest even (executor/bfloat16.hpp). (NCCL rounds to bf16 after
+// each step of its ring: the two may differ in the last bit.) `average` divides after the sum.
 class MpiCommunicator final : public Communicator {
  public:
   // `max_count` caps the elements per MPI call: MPI counts are int, so larger buffers go in
@@ -57,29 +65,36 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  void all_reduce(float* data, size_t count, ReduceOp op) override;
-  void all_gather(const float* send, float* recv, size_t count) override;
-  void reduce_scatter(const float* send, float* recv, size_t count, ReduceOp op) override;
-  void broadcast(float* data, size_t count, int root) override;
-  void send(const float* data, size_t count, int peer, int tag) override;
-  void recv(float* data, size_t count, int peer, int tag) override;
   void barrier() override;
   // MPI_Ibarrier, then MPI_Test between sleeps of 10 ms until every rank has arrived.
   void idle_barrier() override;
   void all_reduce_sum(double* data, size_t count) override;
-  // MPI_Iallreduce, MPI_Ireduce_scatter and MPI_Iallgatherv (mpi_nonblocking.cpp); a buffer above
-  // max_count elements goes as several requests (MPI_Ireduce and MPI_Ibcast per block).
-  std::unique_ptr<PendingCollective> start_all_reduce(float* data, size_t count, ReduceOp op) override;
-  std::unique_ptr<PendingCollective> start_reduce_scatter(float* data, std::span<const size_t> block_counts,
-                                                          ReduceOp op) override;
-  std::unique_ptr<PendingCollective> start_all_gather(float* data, std::span<const size_t> block_counts) override;
   // color < 0: this rank joins no group (MPI_UNDEFINED) and gets null.
   std::unique_ptr<Communicator> split(int color, int key) override;
+  // split() with its concrete type, for the device communicators that hold an MPI one of the
+  // same ranks and split both together.
+  std::unique_ptr<MpiCommunicator> split_mpi(int color, int key);
 
   MPI_Comm handle() const { return comm_.get(); }
 
+ protected:
+  void run_all_reduce(void* data, size_t count, ElementType type, ReduceOp op) override;
+  void run_all_gather(const void* send, void* recv, size_t count, ElementType type) override;
+  void run_reduce_scatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) override;
+  void run_broadcast(void* data, size_t count, ElementType type, int root) override;
+  void run_send(const void* data, size_t count, ElementType type, int peer, int tag) override;
+  void run_recv(void* data, size_t count, ElementType type, int peer, int tag) override;
+  // MPI_Iallreduce, MPI_Ireduce_scatter and MPI_Iallgatherv (mpi_nonblocking.cpp); a buffer above
+  // max_count elements goes as several requests (MPI_Ireduce and MPI_Ibcast per block).
+  std::unique_ptr<PendingCollective> run_start_all_reduce(void* data, size_t count, ElementType type,
+                                                          ReduceOp op) override;
+  std::unique_ptr<PendingCollective> run_start_reduce_scatter(void* data, std::span<const size_t> block_counts,
+                                                              ElementType type, ReduceOp op) override;
+  std::unique_ptr<PendingCollective> run_start_all_gather(void* data, std::span<const size_t> block_counts,
+                                                          ElementType type) override;
+
  private:
-  void reduce_to(const float* send, float* recv, size_t count, int root);
+  void reduce_to(const void* send, void* recv, size_t count, ElementType type, ReduceOp op, int root);
 
   Comm comm_;
   size_t max_count_;

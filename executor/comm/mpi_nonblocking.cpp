@@ -1,12 +1,14 @@
 // The MPI communicator's non-blocking collectives: MPI_Iallreduce, MPI_Ireduce_scatter and
 // MPI_Iallgatherv in place, or, for buffers above max_count elements (MPI counts are int),
 // several requests in chunks. A PendingCollective holds the requests, the count arrays MPI reads
-// until completion, and what is left to do once they complete (averaging; moving an in-place
-// reduce-scatter's result, which MPI leaves at the start of the buffer, to this rank's block).
+// until completion, the fp32 copy a bf16 reduction runs on, and what is left to do once they
+// complete (averaging; moving an in-place reduce-scatter's result, which MPI leaves at the start
+// of the buffer, to this rank's block; rounding a bf16 result back from its fp32 copy).
 
 #include "executor/comm/mpi_communicator.hpp"
 
 #include "core/error.hpp"
+#include "executor/comm/mpi_elements.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -32,6 +34,8 @@ class MpiPendingCollective final : public PendingCollective {
   std::vector<MPI_Request> requests;
   // MPI reads a non-blocking collective's count and displacement arrays until it completes.
   std::vector<int> counts, displacements;
+  // MPI has no bfloat16: a bf16 reduction runs on this fp32 copy, rounded back by `finish`.
+  std::vector<float> wide;
   std::function<void()> finish;  // after every request is complete
 
   bool test() override {
@@ -58,53 +62,63 @@ class MpiPendingCollective final : public PendingCollective {
   bool done_ = false;
 };
 
-void divide_by_ranks(float* data, size_t count, int size) {
-  // As the blocking collectives: divided, not multiplied by a rounded 1/size.
-  const float n = static_cast<float>(size);
-  for (size_t i = 0; i < count; ++i) data[i] /= n;
-}
-
 size_t offset_of_block(std::span<const size_t> block_counts, int rank) {
   return std::accumulate(block_counts.begin(), block_counts.begin() + rank, size_t(0));
 }
 
-void require_one_block_per_rank(std::span<const size_t> block_counts, int size, std::string_view operation) {
-  if (block_counts.size() != size_t(size))
-    throw Error("{}: {} block counts for a communicator of {} ranks", operation, block_counts.size(), size);
-}
-
 }  // namespace
 
-std::unique_ptr<PendingCollective> MpiCommunicator::start_all_reduce(float* data, size_t count, ReduceOp op) {
+std::unique_ptr<PendingCollective> MpiCommunicator::run_start_all_reduce(void* data, size_t count, ElementType type,
+                                                                         ReduceOp op) {
   auto pending = std::make_unique<MpiPendingCollective>("start_all_reduce (MPI_Iallreduce)");
+  // What MPI reduces: the buffer itself, or for bf16 its fp32 copy.
+  void* buffer = data;
+  ElementType reduced = type;
+  if (type == ElementType::bf16) {
+    pending->wide = widen_bf16(data, count);
+    buffer = pending->wide.data();
+    reduced = ElementType::f32;
+  }
   for (size_t offset = 0; offset < count; offset += max_count_) {
     MPI_Request& request = pending->requests.emplace_back(MPI_REQUEST_NULL);
     const int n = int(std::min(max_count_, count - offset));
-    check(MPI_Iallreduce(MPI_IN_PLACE, data + offset, n, MPI_FLOAT, MPI_SUM, handle(), &request),
+    check(MPI_Iallreduce(MPI_IN_PLACE, element_at(buffer, offset, reduced), n, carrier(reduced), reduction(op),
+                         handle(), &request),
           "start_all_reduce (MPI_Iallreduce)");
   }
-  if (op == ReduceOp::average) pending->finish = [data, count, size = size_] { divide_by_ranks(data, count, size); };
+  pending->finish = [=, average = op == ReduceOp::average, size = size_] {
+    if (average) divide_by_ranks(buffer, count, reduced, size);
+    if (type == ElementType::bf16) narrow_to_bf16(static_cast<const float*>(buffer), count, data);
+  };
   return pending;
 }
 
-std::unique_ptr<PendingCollective> MpiCommunicator::start_reduce_scatter(float* data,
-                                                                         std::span<const size_t> block_counts,
-                                                                         ReduceOp op) {
-  require_one_block_per_rank(block_counts, size_, "start_reduce_scatter");
+std::unique_ptr<PendingCollective> MpiCommunicator::run_start_reduce_scatter(void* data,
+                                                                             std::span<const size_t> block_counts,
+                                                                             ElementType type, ReduceOp op) {
   const size_t total = std::accumulate(block_counts.begin(), block_counts.end(), size_t(0));
-  float* own_block = data + offset_of_block(block_counts, rank_);
+  const size_t own_offset = offset_of_block(block_counts, rank_);
   const size_t own_count = block_counts[size_t(rank_)];
   auto pending = std::make_unique<MpiPendingCollective>("start_reduce_scatter (MPI_Ireduce_scatter)");
-  std::function<void()> move_to_own_block;
+  // What MPI reduces: the buffer itself, or for bf16 its fp32 copy.
+  void* buffer = data;
+  ElementType reduced = type;
+  if (type == ElementType::bf16) {
+    pending->wide = widen_bf16(data, total);
+    buffer = pending->wide.data();
+    reduced = ElementType::f32;
+  }
+  void* own_block = element_at(buffer, own_offset, reduced);
+  // In place, MPI leaves this rank's result at the start of the buffer (it may overlap the own
+  // block when blocks differ in size: memmove). The chunked path reduces straight into it.
+  bool result_at_start = false;
   if (total <= max_count_) {
     pending->counts.assign(block_counts.begin(), block_counts.end());
     MPI_Request& request = pending->requests.emplace_back(MPI_REQUEST_NULL);
-    check(MPI_Ireduce_scatter(MPI_IN_PLACE, data, pending->counts.data(), MPI_FLOAT, MPI_SUM, handle(), &request),
+    check(MPI_Ireduce_scatter(MPI_IN_PLACE, buffer, pending->counts.data(), carrier(reduced), reduction(op), handle(),
+                              &request),
           "start_reduce_scatter (MPI_Ireduce_scatter)");
-    // In place, MPI leaves this rank's result at the start of the buffer (it may overlap the
-    // own block when blocks differ in size: memmove).
-    if (own_block != data && own_count > 0)
-      move_to_own_block = [data, own_block, own_count] { std::memmove(own_block, data, own_count * sizeof(float)); };
+    result_at_start = true;
   } else {
     // Too large for int counts: a chunked reduction to each block's owner, straight into its
     // block (the owner's in-place form).
@@ -112,25 +126,29 @@ std::unique_ptr<PendingCollective> MpiCommunicator::start_reduce_scatter(float* 
     for (int root = 0; root < size_; ++root) {
       const size_t block_count = block_counts[size_t(root)];
       for (size_t offset = 0; offset < block_count; offset += max_count_) {
-        float* chunk = data + block_offset + offset;
+        void* chunk = element_at(buffer, block_offset + offset, reduced);
         const int n = int(std::min(max_count_, block_count - offset));
         MPI_Request& request = pending->requests.emplace_back(MPI_REQUEST_NULL);
-        check(MPI_Ireduce(root == rank_ ? MPI_IN_PLACE : chunk, root == rank_ ? chunk : nullptr, n, MPI_FLOAT,
-                          MPI_SUM, root, handle(), &request),
+        check(MPI_Ireduce(root == rank_ ? MPI_IN_PLACE : chunk, root == rank_ ? chunk : nullptr, n, carrier(reduced),
+                          reduction(op), root, handle(), &request),
               "start_reduce_scatter (MPI_Ireduce)");
       }
       block_offset += block_count;
     }
   }
-  pending->finish = [move_to_own_block, own_block, own_count, average = op == ReduceOp::average, size = size_] {
-    if (move_to_own_block) move_to_own_block();
-    if (average) divide_by_ranks(own_block, own_count, size);
+  pending->finish = [=, average = op == ReduceOp::average, size = size_] {
+    if (result_at_start && own_block != buffer && own_count > 0)
+      std::memmove(own_block, buffer, own_count * element_size(reduced));
+    if (average) divide_by_ranks(own_block, own_count, reduced, size);
+    if (type == ElementType::bf16)
+      narrow_to_bf16(static_cast<const float*>(own_block), own_count, element_at(data, own_offset, type));
   };
   return pending;
 }
 
-std::unique_ptr<PendingCollective> MpiCommunicator::start_all_gather(float* data, std::span<const size_t> block_counts) {
-  require_one_block_per_rank(block_counts, size_, "start_all_gather");
+std::unique_ptr<PendingCollective> MpiCommunicator::run_start_all_gather(void* data,
+                                                                         std::span<const size_t> block_counts,
+                                                                         ElementType type) {
   const size_t total = std::accumulate(block_counts.begin(), block_counts.end(), size_t(0));
   auto pending = std::make_unique<MpiPendingCollective>("start_all_gather (MPI_Iallgatherv)");
   if (total <= max_count_) {
@@ -140,7 +158,7 @@ std::unique_ptr<PendingCollective> MpiCommunicator::start_all_gather(float* data
     MPI_Request& request = pending->requests.emplace_back(MPI_REQUEST_NULL);
     // In place: this rank's block is read from its place in `data`.
     check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, pending->counts.data(),
-                          pending->displacements.data(), MPI_FLOAT, handle(), &request),
+                          pending->displacements.data(), carrier(type), handle(), &request),
           "start_all_gather (MPI_Iallgatherv)");
     return pending;
   }
@@ -150,8 +168,8 @@ std::unique_ptr<PendingCollective> MpiCommunicator::start_all_gather(float* data
     const size_t block_count = block_counts[size_t(root)];
     for (size_t offset = 0; offset < block_count; offset += max_count_) {
       MPI_Request& request = pending->requests.emplace_back(MPI_REQUEST_NULL);
-      check(MPI_Ibcast(data + block_offset + offset, int(std::min(max_count_, block_count - offset)), MPI_FLOAT, root,
-                       handle(), &request),
+      check(MPI_Ibcast(element_at(data, block_offset + offset, type), int(std::min(max_count_, block_count - offset)),
+                       carrier(type), root, handle(), &request),
             "start_all_gather (MPI_Ibcast)");
     }
     block_offset += block_count;

@@ -1,4 +1,5 @@
-// MPI as a process: initialisation, the world, abort, and the library's own description.
+// MPI as a process: initialisation, the world and this node's part of it, abort, and the library's
+// own description.
 #include "executor/comm/mpi_session.hpp"
 
 #include "core/error.hpp"
@@ -8,6 +9,14 @@
 #include <string>
 
 namespace loom::exec {
+
+mpi::Comm mpi::node_comm() {
+  MPI_Comm node = MPI_COMM_NULL;
+  // Key 0 for every rank: ties keep the world order.
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type (the ranks of this node)");
+  return Comm(node);
+}
 
 std::unique_ptr<Communicator> mpi_world() {
   int initialized = 0;

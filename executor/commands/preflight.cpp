@@ -26,6 +26,9 @@ void check_run_options(const RunOptions& options) {
     throw InvalidInput("--keep-checkpoints={} must be 0 (keep all) or positive", options.keep_checkpoints);
   if (options.keep_checkpoints > 0 && options.checkpoint_dir.empty())
     throw InvalidInput("--keep-checkpoints={} needs --checkpoint-dir, where the checkpoints go", options.keep_checkpoints);
+  if (options.backend == Backend::cuda && !cuda_built())
+    throw InvalidInput("--backend cuda: this build of Loom has no CUDA backend (configured without nvcc, cuBLASLt or "
+                       "NCCL); use --backend cpu");
   if (options.resume && options.checkpoint_dir.empty())
     throw InvalidInput("--resume needs --checkpoint-dir, where the checkpoints are");
   if (options.threads < 0) throw InvalidInput("--threads={} must be positive (or 0: cores / ranks)", options.threads);

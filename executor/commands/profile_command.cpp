@@ -7,14 +7,13 @@
 #include "core/error.hpp"
 #include "core/output_file.hpp"  // check_output_target, write_output_file
 #include "core/profile.hpp"
-#include "executor/comm/mpi_session.hpp"  // mpi_world
+#include "executor/comm/world.hpp"  // make_world_communicator, node_local_rank
+#include "executor/commands/bench_command.hpp"  // require_usable
 #include "executor/profile/document.hpp"
 #include "executor/profile/grid.hpp"
 #include "executor/profile/measure.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
-
 
 namespace loom::exec {
 namespace {
@@ -24,44 +23,78 @@ void write_profile(const core::Json& document, const std::string& path) {
   core::write_output_file(path, document.dump(2) + "\n");
 }
 
+profile::ProfileGrid grid_for(const ProfileOptions& options) {
+  if (options.backend == Backend::cuda) return profile::gpu_profile_grid(options.quick);
+  return options.off_grid ? profile::off_grid() : profile::profile_grid(options.quick);
+}
+
+// The last line: the figures a simulation of this machine will rest on.
+void print_summary(const ProfileOptions& options, const core::Json& document, int ranks) {
+  const core::Json& device = document["device"];
+  const core::Json& link = document["links"][0];
+  const char* dtype = options.backend == Backend::cuda ? "bf16" : "fp32";
+  fmt::print("wrote {}: best {} GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s", options.out_path, dtype,
+             device["peak_flops_per_s"][dtype].get<double>() / 1e9,
+             device["memory_bandwidth_bytes_per_s"].get<double>() / 1e9);
+  if (options.backend == Backend::cuda && ranks < 2) {
+    fmt::print(", no link measured (one GPU)\n");
+    return;
+  }
+  fmt::print(", send/recv {:.1f} GB/s and {:.1f} us latency\n", link["bandwidth_bytes_per_s"].get<double>() / 1e9,
+             link["latency_s"].get<double>() * 1e6);
+}
+
 }  // namespace
 
+void check_profile_options(const ProfileOptions& options) {
+  require_usable(options.backend);
+  if (options.backend == Backend::cuda && options.off_grid)
+    throw InvalidInput("--off-grid checks the CPU grid's interpolation; with --backend cuda leave it out");
+}
+
 int run_profile(const ProfileOptions& options) {
+  const bool gpu = options.backend == Backend::cuda;
+  const int local_rank = node_local_rank();
+  // The kernels first: the CUDA backend picks this rank's device, which NCCL then uses.
+  std::unique_ptr<Kernels> kernels = make_kernels(options.backend, options.threads, local_rank);
+  // A GPU shared by two ranks would measure neither its kernels nor NCCL (which refuses it).
+  const std::optional<profile::GpuInfo> device = gpu ? std::optional(profile::describe_cuda_device()) : std::nullopt;
+  if (device && local_rank >= device->devices)
+    throw InvalidInput("--backend cuda profiles one GPU per rank, but this node has {} GPU(s) for more ranks; start "
+                       "at most {} rank(s) per node",
+                       device->devices, device->devices);
   // Idle ranks wait in idle_barrier(), which does not take the measuring rank's core.
-  std::unique_ptr<Communicator> world_communicator = mpi_world();
+  std::unique_ptr<Communicator> world_communicator = make_world_communicator(options.backend);
   Communicator& world = *world_communicator;
-  if (world.size() < 2)
-    throw InvalidInput(
-        "loom-exec profile needs at least 2 ranks to measure collectives (started with {})",
-        world.size());
+  // A CPU profile's only link figures come from its collectives; a GPU may be alone on its node.
+  if (!gpu && world.size() < 2)
+    throw InvalidInput("loom-exec profile needs at least 2 ranks to measure collectives (started with {})",
+                       world.size());
   const bool root = world.rank() == 0;
   // Refused before a minute of measuring rather than after it.
   if (root) core::check_output_target(options.out_path);
-  const profile::ProfileGrid grid = options.off_grid ? profile::off_grid() : profile::profile_grid(options.quick);
-  std::unique_ptr<Kernels> kernels = make_cpu_kernels(options.threads);
+  const profile::ProfileGrid grid = grid_for(options);
   profile::Measured measured;
   if (root) {
     profile::measure_gemms(*kernels, grid, measured);
+    // Plans in fp32 need their own peak on a GPU, whose tables are bf16.
+    if (gpu) profile::measure_gemm_peak(*kernels, ElementType::f32, grid.timing, measured);
     profile::measure_attention(*kernels, grid, measured);
     profile::measure_memory_kernels(*kernels, grid, measured);
   }
   world.idle_barrier();
-  profile::measure_collectives(world, [&] { world.idle_barrier(); }, grid, measured);
+  if (world.size() > 1)
+    profile::measure_collectives(world, *kernels, [&] { world.idle_barrier(); }, grid, measured);
   if (!root) return 0;
 
   const profile::HostInfo host = profile::describe_host();
-  const std::string name =
-      options.name.empty() ? fmt::format("cpu-{}", host.host_name) : options.name;
-  const core::Json document = profile::profile_document(
-      measured, host, {name, options.quick, options.threads, world.size()});
+  const std::string name = options.name.empty()
+                               ? fmt::format("{}-{}", to_string(options.backend), host.host_name)
+                               : options.name;
+  const profile::RunSettings run{name, options.quick, options.threads, world.size(), device};
+  const core::Json document = profile::profile_document(measured, host, run);
   write_profile(document, options.out_path);
-  const core::Json& device = document["device"];
-  const core::Json& link = document["links"][0];
-  fmt::print("wrote {}: best GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s, send/recv {:.1f} GB/s",
-             options.out_path, device["peak_flops_per_s"]["fp32"].get<double>() / 1e9,
-             device["memory_bandwidth_bytes_per_s"].get<double>() / 1e9,
-             link["bandwidth_bytes_per_s"].get<double>() / 1e9);
-  fmt::print(" and {:.1f} us latency\n", link["latency_s"].get<double>() * 1e6);
+  print_summary(options, document, world.size());
   return 0;
 }
 

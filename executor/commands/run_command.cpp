@@ -7,7 +7,8 @@
 #include "core/store_rows.hpp"
 #include "core/train_spec.hpp"
 #include "executor/comm/communicator.hpp"
-#include "executor/comm/mpi_session.hpp"  // mpi_world
+#include "executor/comm/world.hpp"  // make_world_communicator, node_local_rank
+#include "executor/model/precision.hpp"
 #include "executor/data/token_source.hpp"
 #include "executor/engine/model_io.hpp"
 #include "executor/engine/trainer.hpp"
@@ -60,6 +61,7 @@ std::string host_name() {
 class RunRecord {
  public:
   RunRecord(const RunOptions& options, const core::Plan& plan) {
+    // (`loom run` creates the row itself and passes --run-id; this is loom-exec started alone.)
     if (options.db_path.empty()) return;
     store_.emplace(core::Store::open(options.db_path));
     if (options.run_id) {
@@ -69,7 +71,7 @@ class RunRecord {
     }
     core::RunRow run;
     run.plan_id = store_->insert_plan(core::plan_row(plan, options.plan_path));
-    run.backend = "cpu";
+    run.backend = std::string(to_string(options.backend));
     run.profile_name = plan.cluster.profile;
     run.host = host_name();
     run_id_ = store_->begin_run(run);
@@ -94,11 +96,11 @@ class RunRecord {
 // fills only its own row: exact for byte counts below 2^53 (a float all-gather lost every byte
 // count above 16 MiB to rounding) and for the times at full precision.
 std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& trainer, const ProcessGroups& groups,
-                                                 int64_t measured_steps, int64_t warmup_steps) {
+                                                 Device device, int64_t measured_steps, int64_t warmup_steps) {
   constexpr size_t kFields = 4 + kCategoryCount;
   std::vector<double> all(kFields * size_t(world.size()), 0.0);
   double* mine = all.data() + size_t(world.rank()) * kFields;
-  mine[0] = double(memory_stats(Device::cpu).peak_bytes);
+  mine[0] = double(memory_stats(device).peak_bytes);
   mine[1] = double(groups.coords.tensor);
   mine[2] = double(groups.coords.data);
   mine[3] = double(groups.coords.pipeline);
@@ -117,20 +119,30 @@ std::vector<core::RankStatRow> gather_rank_stats(Communicator& world, Trainer& t
   return rows;
 }
 
+// What the run computes in, said once: a bf16 plan runs in fp32 on the CPU.
+std::string precision_note(const core::Plan& plan, const Kernels& kernels) {
+  const ElementType compute = compute_type_for(plan, kernels);
+  if (compute == ElementType::bf16) return "bf16 mixed precision (fp32 master weights, gradients and Adam state)";
+  if (plan.training.dtype == core::DType::fp32) return "fp32";
+  return fmt::format("the {} backend computes in fp32 (the plan says {})",
+                     kernels.device() == Device::cpu ? "CPU" : "CUDA", core::to_string(plan.training.dtype));
+}
+
 }  // namespace
 
 int run_training(const RunOptions& options) {
   check_run_options(options);
-  std::unique_ptr<Communicator> world = mpi_world();
   const core::Plan plan = core::read_plan_file(options.plan_path);
+  const int threads = options.threads > 0 ? options.threads : default_threads(local_ranks());
+  // The kernels first: the CUDA backend picks this rank's device, which NCCL then uses.
+  std::unique_ptr<Kernels> kernels = make_kernels(options.backend, threads, node_local_rank());
+  std::unique_ptr<Communicator> world = make_world_communicator(options.backend);
   if (world->size() != plan.cluster.world_size())
     throw InvalidInput("the plan needs {} ranks (dp {} × tp {} × pp {}) but {} were started", plan.cluster.world_size(),
                        plan.parallel.data_parallel, plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel,
                        world->size());
   const bool leader = world->rank() == 0;
   ProcessGroups groups = make_process_groups(*world, core::RankLayout::of(plan.parallel));
-  const int threads = options.threads > 0 ? options.threads : default_threads(local_ranks());
-  std::unique_ptr<Kernels> kernels = make_cpu_kernels(threads);
   const std::string data = options.data_path.empty() ? default_corpus_path() : options.data_path;
   const std::unique_ptr<TokenSource> tokens = open_tokens(data, plan.padded_vocab_size());
   const int64_t steps = options.steps.value_or(plan.training.train_iters);
@@ -146,24 +158,23 @@ int run_training(const RunOptions& options) {
       if (leader && !options.jsonl) fmt::print("loom-exec: resuming after step {}\n", *resumed);
     }
   // A launcher of the user's own may have pinned the rank to fewer CPUs than its threads.
-  if (leader && threads > cpus_allowed())
+  if (leader && options.backend == Backend::cpu && threads > cpus_allowed())
     fmt::print(stderr, "loom-exec: warning: {} threads on the {} CPU(s) rank 0 is allowed on: they will share cores "
                "and slow each other (bind each rank to as many cores as threads, or pass fewer --threads)\n",
                threads, cpus_allowed());
   if (leader && !options.jsonl)
-    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {} thread(s) each, rank 0 allowed on {} CPU(s), "
-               "data {}{}\n",
-               plan.model.name, world->size(), plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel,
-               plan.parallel.data_parallel, threads, cpus_allowed(), tokens->description(),
-               plan.training.dtype == core::DType::fp32
-                   ? ""
-                   : fmt::format("; the CPU backend computes in fp32 (the plan says {})", core::to_string(plan.training.dtype)));
+    fmt::print("loom-exec: {} on {} rank(s) (tp {} pp {} dp {}), {}, data {}; {}\n", plan.model.name, world->size(),
+               plan.parallel.tensor_parallel, plan.parallel.pipeline_parallel, plan.parallel.data_parallel,
+               options.backend == Backend::cpu
+                   ? fmt::format("CPU backend, {} thread(s) each, rank 0 allowed on {} CPU(s)", threads, cpus_allowed())
+                   : std::string("CUDA backend, one device per rank"),
+               tokens->description(), precision_note(plan, *kernels));
   // The first steps (allocations, caches) are warm-up: time per category counts from after them.
   const int64_t trained = std::max<int64_t>(0, steps - first_step + 1);
   const int64_t warmup_steps = core::warmup_steps(trained);
   // Peak memory is that of training, what the simulator predicts: temporaries of initialization
   // and of loading weights or a checkpoint are not counted.
-  reset_peak_memory(Device::cpu);
+  reset_peak_memory(kernels->device());
   try {
     for (int64_t step = first_step; step <= steps; ++step) {
       const StepResult r = trainer.train_step(step);
@@ -199,7 +210,7 @@ int run_training(const RunOptions& options) {
   trainer.finish_parameter_gathers();  // overlap-param-gather leaves the last step's gathers pending
   if (!options.save_model_path.empty()) save_full_model(trainer, *world, options.save_model_path);
   const std::vector<core::RankStatRow> stats =
-      gather_rank_stats(*world, trainer, groups, trained - warmup_steps, warmup_steps);
+      gather_rank_stats(*world, trainer, groups, kernels->device(), trained - warmup_steps, warmup_steps);
   if (leader) record->finish(core::RunStatus::completed, "", stats);
   return 0;
 }

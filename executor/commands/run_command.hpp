@@ -1,6 +1,8 @@
 #pragma once
 // `loom-exec run`: one rank of a training run launched by mpirun/srun (usually via `loom run`).
 
+#include "executor/kernels/backend.hpp"
+
 #include <optional>
 #include <string>
 
@@ -20,6 +22,7 @@ struct RunOptions {
   int64_t checkpoint_every = 0;       // 0: only at the end
   int64_t keep_checkpoints = 0;       // the newest N complete checkpoints are kept; 0: all
   bool resume = false;                // continue from the newest complete checkpoint in checkpoint_dir
+  Backend backend = Backend::cpu;     // cpu (Eigen + MPI) or cuda (CUDA + cuBLASLt + NCCL)
 };
 
 // Runs the whole training on this rank; returns the exit status.

@@ -119,16 +119,19 @@ void DataParallelBuckets::wait_for_parameters(std::span<Parameter* const> parame
     ScopedTimer timer(timers_, Category::dp_comm);
     gather->wait();
     gather.reset();
+    const GradientBucket& bucket = buckets_[bucket_of_[index_of(parameters_, *p)]];
+    parameters_.refresh_working_copy(bucket.begin, bucket.end);
   }
   progress();
 }
 
 void DataParallelBuckets::finish_parameter_gathers() {
   ScopedTimer timer(timers_, Category::dp_comm);
-  for (auto& gather : gathers_) {
-    if (!gather) continue;
-    gather->wait();
-    gather.reset();
+  for (size_t b = 0; b < gathers_.size(); ++b) {
+    if (!gathers_[b]) continue;
+    gathers_[b]->wait();
+    gathers_[b].reset();
+    parameters_.refresh_working_copy(buckets_[b].begin, buckets_[b].end);
   }
 }
 

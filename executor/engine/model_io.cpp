@@ -12,25 +12,33 @@
 namespace loom::exec {
 namespace {
 
-std::vector<float> values_of(const Tensor& t) {
-  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+// An f32 tensor of the kernels' device (optimizer moments) on the host, and back.
+std::vector<float> values_of(Kernels& kernels, const Tensor& t) {
+  Tensor host({t.numel()}, ElementType::f32, Device::cpu);
+  kernels.copy(t, host);
+  return std::vector<float>(host.data<float>(), host.data<float>() + host.numel());
 }
 
-void copy_into(Tensor& t, const std::vector<float>& values, const std::string& what) {
+void copy_into(Kernels& kernels, Tensor& t, const std::vector<float>& values, const std::string& what) {
   if (int64_t(values.size()) != t.numel())
     throw InvalidInput("{}: {} values where {} were expected", what, values.size(), t.numel());
-  std::memcpy(t.data<float>(), values.data(), values.size() * sizeof(float));
+  Tensor host({t.numel()}, ElementType::f32, Device::cpu);
+  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
+  kernels.copy(host, t);
 }
 
-// The full tensors of this stage's parameters (on tensor rank 0 of data replica 0).
+// The full tensors of this stage's parameters (on tensor rank 0 of data replica 0), gathered
+// from the master weights on the kernels' device.
 SafeTensorMap gather_stage(Trainer& trainer) {
   ProcessGroups& groups = trainer.groups();
   Communicator& tensor = *groups.tensor;
   SafeTensorMap out;
   for (const Parameter& p : trainer.stage().parameters().all()) {
-    std::vector<float> gathered(size_t(p.value.numel()) * size_t(tensor.size()));
-    tensor.all_gather(p.value.data<float>(), gathered.data(), size_t(p.value.numel()));
-    if (tensor.rank() == 0) out[p.name] = f32_tensor(p.full_shape, ParameterStore::unshard(gathered, p, tensor.size()));
+    Tensor gathered({p.master.numel() * tensor.size()}, ElementType::f32, p.master.device());
+    tensor.all_gather(p.master.data<float>(), gathered.data<float>(), size_t(p.master.numel()));
+    if (tensor.rank() == 0)
+      out[p.name] = f32_tensor(p.full_shape, ParameterStore::unshard(values_of(trainer.kernels(), gathered), p,
+                                                                     tensor.size()));
   }
   return out;
 }
@@ -99,8 +107,8 @@ std::vector<float> full_values(const SafeTensorsFile& file, const Parameter& p) 
 void load_full_model(Trainer& trainer, const std::filesystem::path& path) {
   const SafeTensorsFile file = read_safetensors(path.string());
   const int64_t t = trainer.groups().tensor->size(), rank = trainer.groups().tensor->rank();
-  for (Parameter& p : trainer.stage().parameters().all())
-    copy_into(p.value, ParameterStore::shard(full_values(file, p), p, rank, t), p.name);
+  ParameterStore& parameters = trainer.stage().parameters();
+  for (Parameter& p : parameters.all()) parameters.write_values(p, ParameterStore::shard(full_values(file, p), p, rank, t));
 }
 
 void check_full_model_file(const std::filesystem::path& path, const core::ModelSpec& model) {
@@ -111,10 +119,13 @@ void check_full_model_file(const std::filesystem::path& path, const core::ModelS
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step) {
   trainer.finish_parameter_gathers();
   SafeTensorMap tensors;
-  for (const Parameter& p : trainer.stage().parameters().all())
-    tensors["param/" + p.name] = f32_tensor(p.local_shape, values_of(p.value));
-  tensors["optimizer/m"] = f32_tensor({trainer.optimizer().first_moment().numel()}, values_of(trainer.optimizer().first_moment()));
-  tensors["optimizer/v"] = f32_tensor({trainer.optimizer().second_moment().numel()}, values_of(trainer.optimizer().second_moment()));
+  const ParameterStore& parameters = trainer.stage().parameters();
+  for (const Parameter& p : parameters.all()) tensors["param/" + p.name] = f32_tensor(p.local_shape, parameters.read_values(p));
+  Kernels& kernels = trainer.kernels();
+  const Tensor& m = trainer.optimizer().first_moment();
+  const Tensor& v = trainer.optimizer().second_moment();
+  tensors["optimizer/m"] = f32_tensor({m.numel()}, values_of(kernels, m));
+  tensors["optimizer/v"] = f32_tensor({v.numel()}, values_of(kernels, v));
   // How each parameter is sharded, so that `loom checkpoint export` can rebuild full tensors
   // from the shards alone.
   SafeTensorMetadata sharding;
@@ -169,9 +180,10 @@ std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, 
   if (!found) return std::nullopt;
   const Checkpoint& checkpoint = *found;
   const SafeTensorsFile shard = read_rank_shard(checkpoint, world.rank());
-  for (Parameter& p : trainer.stage().parameters().all()) copy_into(p.value, shard.f32("param/" + p.name), p.name);
-  copy_into(trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
-  copy_into(trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
+  ParameterStore& parameters = trainer.stage().parameters();
+  for (Parameter& p : parameters.all()) parameters.write_values(p, shard.f32("param/" + p.name));
+  copy_into(trainer.kernels(), trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
+  copy_into(trainer.kernels(), trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
   return checkpoint.manifest.step;
 }
 

@@ -7,13 +7,6 @@
 
 namespace loom::exec {
 
-double weighted_sum_of_squares(const float* gradients, const float* weights, int64_t count) {
-  double squares = 0;
-  for (int64_t i = 0; i < count; ++i)
-    squares += double(weights[i]) * double(gradients[i]) * double(gradients[i]);
-  return squares;
-}
-
 double learning_rate(const core::TrainSpec& t, int64_t step) {
   if (t.lr_warmup_iters > 0 && step <= t.lr_warmup_iters) return t.lr * double(step) / double(t.lr_warmup_iters);
   const double span = double(std::max<int64_t>(1, t.train_iters - t.lr_warmup_iters));
@@ -25,8 +18,8 @@ Optimizer::Optimizer(const core::Plan& plan, ParameterStore& parameters, Process
                      TimerStack& timers, DataParallelBuckets* buckets)
     : plan_(plan), parameters_(parameters), groups_(groups), kernels_(kernels), timers_(timers), buckets_(buckets),
       zero_(plan.parallel.distributed_optimizer && groups.data->size() > 1) {
-  m_ = Tensor::zeros({shard_size()});
-  v_ = Tensor::zeros({shard_size()});
+  m_ = Tensor::zeros({shard_size()}, ElementType::f32, kernels.device());
+  v_ = Tensor::zeros({shard_size()}, ElementType::f32, kernels.device());
 }
 
 int64_t Optimizer::shard_size() const { return zero_ ? parameters_.padded_size() / groups_.data->size() : parameters_.padded_size(); }
@@ -61,8 +54,9 @@ double Optimizer::local_sum_of_squares() {
   // them counts them. Under ZeRO-1 each counts its own block.
   const bool contributes = zero_ || groups_.data->rank() == 0;
   if (!contributes) return 0.0;
-  Tensor grads = owned_gradients();
-  return weighted_sum_of_squares(grads.data<float>(), parameters_.norm_weights().data() + shard_begin(), shard_size());
+  const Tensor grads = owned_gradients();
+  const Tensor weights = parameters_.norm_weights().rows(shard_begin(), shard_begin() + shard_size());
+  return kernels_.sum_of_squares(grads, &weights);
 }
 
 void Optimizer::update(double norm, double lr, int64_t step) {
@@ -77,13 +71,17 @@ void Optimizer::update(double norm, double lr, int64_t step) {
   // rank owns.
   const core::TrainSpec& t = plan_.training;
   Tensor& values = parameters_.flat_values();
+  Tensor* working = parameters_.working_values();
   for (const Parameter& p : parameters_.all()) {
     const int64_t lo = std::max(begin, p.offset), hi = std::min(begin + size, p.offset + p.value.numel());
     if (lo >= hi) continue;
     Tensor value = values.rows(lo, hi), grad = grads.rows(lo - begin, hi - begin);
     Tensor m = m_.rows(lo - begin, hi - begin), v = v_.rows(lo - begin, hi - begin);
-    kernels_.adamw(value, grad, m, v, float(lr), float(t.adam_beta1), float(t.adam_beta2), float(t.adam_eps),
-                   takes_weight_decay(p.kind) ? float(t.weight_decay) : 0.0f, step);
+    Tensor working_part = working ? working->rows(lo, hi) : Tensor();
+    const AdamWSettings settings{float(lr),          float(t.adam_beta1),
+                                 float(t.adam_beta2), float(t.adam_eps),
+                                 takes_weight_decay(p.kind) ? float(t.weight_decay) : 0.0f, step};
+    kernels_.adamw(value, grad, m, v, settings, working ? &working_part : nullptr);
   }
   if (!zero_) return;
   if (buckets_ && plan_.parallel.overlap_param_gather) {
@@ -92,6 +90,7 @@ void Optimizer::update(double norm, double lr, int64_t step) {
   }
   ScopedTimer gather(timers_, Category::dp_comm);
   groups_.data->all_gather(values.data<float>() + begin, values.data<float>(), size_t(size));  // in place
+  parameters_.refresh_working_copy();  // the other ranks' shards
 }
 
 }  // namespace loom::exec

@@ -54,11 +54,6 @@ class Optimizer {
   Tensor m_, v_;
 };
 
-// Σ weight·g² in double over `count` gradients: a rank's part of the global gradient norm, the
-// weights (1 or 0) counting each element once across ranks. A function of its own so that
-// `loom-exec profile` times this very loop.
-double weighted_sum_of_squares(const float* gradients, const float* weights, int64_t count);
-
 // Learning rate at `step` (from 1): linear warm-up over lr-warmup-iters, then cosine decay from
 // lr to min-lr at train-iters (Megatron's "cosine" style).
 double learning_rate(const core::TrainSpec& training, int64_t step);

@@ -19,6 +19,12 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 Trainer::Trainer(const core::Plan& plan, ProcessGroups& groups, Communicator& world, Kernels& kernels,
                  const TokenSource& tokens)
     : plan_(plan), groups_(groups), world_(world), kernels_(kernels), tokens_(tokens),
+      // A device backend's kernels run asynchronously: each reading of the clock first waits for
+      // them, so that a category is charged the work launched in it, not the launches.
+      timers_([&kernels] {
+        kernels.synchronize();
+        return steady_clock_seconds();
+      }),
       schedule_(core::build_schedule(plan.parallel.schedule, int32_t(plan.parallel.pipeline_parallel),
                                      int32_t(plan.virtual_stages()), int32_t(plan.microbatches()))) {
   TensorParallel tp(groups.tensor.get(), plan.parallel.sequence_parallel, timers_);
@@ -102,15 +108,16 @@ void Trainer::run_action(const core::Action& a, float loss_scale, StepResult& re
       auto& outbox = a.kind == ActionKind::send_activation ? activations_out_ : grads_out_;
       auto it = outbox.find(key);
       if (it == outbox.end()) throw Error("schedule sends microbatch {} chunk {} before computing it", a.microbatch, a.chunk);
-      groups_.pipeline->send(it->second.data<float>(), size_t(it->second.numel()), a.peer, tag(a));
+      const Tensor& sent = it->second;
+      groups_.pipeline->send(sent.data<char>(), size_t(sent.numel()), sent.type(), a.peer, tag(a));
       outbox.erase(it);
       break;
     }
     case ActionKind::recv_activation:
     case ActionKind::recv_grad: {
       ScopedTimer timer(timers_, Category::pp_comm);
-      Tensor buffer({rows, h});
-      groups_.pipeline->recv(buffer.data<float>(), size_t(buffer.numel()), a.peer, tag(a));
+      Tensor buffer = stage_->precision().activation({rows, h});
+      groups_.pipeline->recv(buffer.data<char>(), size_t(buffer.numel()), buffer.type(), a.peer, tag(a));
       (a.kind == ActionKind::recv_activation ? activations_in_ : grads_in_)[key] = buffer;
       break;
     }
@@ -165,6 +172,7 @@ StepResult Trainer::train_step(int64_t step) {
   const float loss_scale = 1.0f / float(m);  // the step's loss is the mean over its microbatches
   for (const core::Action& action : schedule_.ranks[size_t(groups_.coords.pipeline)])
     run_action(action, loss_scale, result);
+  kernels_.synchronize();
   result.step_time_s = seconds_since(started);
   result.tokens_per_s = double(plan_.training.global_batch_size * seq) / result.step_time_s;
   return result;

@@ -43,6 +43,7 @@ class Trainer {
   ProcessGroups& groups() { return groups_; }
   Optimizer& optimizer() { return *optimizer_; }
   TimerStack& timers() { return timers_; }  // this rank's time per category
+  Kernels& kernels() { return kernels_; }
   // Waits for the parameter gathers still pending (overlap-param-gather), so that every value is
   // in place: before a checkpoint or a model is written, and at the end of the run.
   void finish_parameter_gathers();

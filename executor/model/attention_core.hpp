@@ -8,6 +8,7 @@
 #include "core/enums.hpp"
 #include "executor/kernels/kernels.hpp"
 #include "executor/model/activations.hpp"
+#include "executor/model/precision.hpp"
 
 #include <cstdint>
 
@@ -16,9 +17,15 @@ namespace loom::exec {
 class AttentionCore {
  public:
   // `heads` and `width` (= heads · head_dim) are this tensor rank's: a/t and h/t.
-  AttentionCore(Kernels& kernels, core::AttentionBackend backend, int64_t batch, int64_t seq, int64_t heads,
-                int64_t width)
-      : kernels_(kernels), backend_(backend), batch_(batch), seq_(seq), heads_(heads), width_(width) {}
+  AttentionCore(Kernels& kernels, const Precision& precision, core::AttentionBackend backend, int64_t batch,
+                int64_t seq, int64_t heads, int64_t width)
+      : kernels_(kernels),
+        precision_(precision),
+        backend_(backend),
+        batch_(batch),
+        seq_(seq),
+        heads_(heads),
+        width_(width) {}
 
   // a.attention [b·s, width] from a.qkv, saving a.probabilities (unfused) or a.log_sum_exp (flash).
   void forward(LayerActivations& a) const;
@@ -36,6 +43,7 @@ class AttentionCore {
   Tensor rows_view(const Tensor& rows) const { return rows.reshaped({batch_, seq_, width_}); }
 
   Kernels& kernels_;
+  const Precision& precision_;
   core::AttentionBackend backend_;
   int64_t batch_, seq_, heads_, width_;
 };

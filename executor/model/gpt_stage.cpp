@@ -12,13 +12,18 @@ namespace loom::exec {
 
 GptStage::GptStage(const core::Plan& plan, int64_t pipeline_rank, TensorParallel tensor_parallel, Kernels& kernels,
                    TimerStack& timers, int64_t pad_to)
-    : plan_(plan), pipeline_rank_(pipeline_rank), tp_(tensor_parallel), kernels_(kernels), timers_(timers) {
+    : plan_(plan),
+      pipeline_rank_(pipeline_rank),
+      tp_(tensor_parallel),
+      kernels_(kernels),
+      precision_{compute_type_for(plan, kernels), kernels.device()},
+      timers_(timers) {
   const core::ModelSpec& m = plan.model;
   require_trainable_architecture(m);
   layers_per_chunk_ = m.num_layers / (plan.parallel.pipeline_parallel * plan.virtual_stages());
   vocab_shard_ = plan.padded_vocab_size() / tp_.size();
   declare_parameters();
-  parameters_.finalize(tp_.rank(), tp_.size(), uint64_t(plan.training.seed), pad_to);
+  parameters_.finalize(tp_.rank(), tp_.size(), uint64_t(plan.training.seed), pad_to, kernels, precision_.compute);
   resolve_parameters();
 }
 

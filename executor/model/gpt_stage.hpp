@@ -12,6 +12,7 @@
 #include "executor/kernels/kernels.hpp"
 #include "executor/model/gpt2_parameters.hpp"
 #include "executor/model/parameters.hpp"
+#include "executor/model/precision.hpp"
 #include "executor/model/tensor_parallel.hpp"
 #include "executor/timers/timer_stack.hpp"
 
@@ -45,6 +46,7 @@ class GptStage {
   ~GptStage();
 
   ParameterStore& parameters() { return parameters_; }
+  const Precision& precision() const { return precision_; }
   bool has_embedding() const { return pipeline_rank_ == 0; }
   bool has_output_layer() const { return pipeline_rank_ == plan_.parallel.pipeline_parallel - 1; }
   int64_t local_rows() const;   // token rows of one microbatch on this rank ([b·s] or [b·s/t] with SP)
@@ -86,11 +88,15 @@ class GptStage {
   Tensor layer_backward(const LayerParameters& w, const Tensor& grad, LayerActivations& saved);
   void output_forward(const Tensor& x, const int32_t* targets, ChunkActivations& saved);
   Tensor output_backward(const ChunkActivations& saved, float loss_scale);
+  // Small f32 vectors (loss partials) between the kernels' device and the host.
+  std::vector<float> host_floats(const Tensor& x);
+  void upload_floats(const std::vector<float>& values, Tensor& x);
 
   const core::Plan& plan_;
   int64_t pipeline_rank_;
   TensorParallel tp_;
   Kernels& kernels_;
+  Precision precision_;
   TimerStack& timers_;
   ParameterStore parameters_;
   // References into parameters_, resolved once it is finalized: this rank's layers in chunk

@@ -128,7 +128,8 @@ std::vector<float> ParameterStore::unshard(const std::vector<float>& gathered, c
   return full;
 }
 
-void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to) {
+void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to,
+                              Kernels& kernels, ElementType compute_type) {
   int64_t total = 0;
   for (Parameter& p : parameters_) {
     p.local_shape = p.full_shape;
@@ -144,23 +145,60 @@ void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t
     p.offset = total;
     total += product(p.local_shape);
   }
+  kernels_ = &kernels;
+  compute_type_ = compute_type;
   padded_size_ = (total + pad_to - 1) / pad_to * pad_to;
-  values_ = Tensor::zeros({padded_size_});
-  grads_ = Tensor::zeros({padded_size_});
-  norm_weights_.assign(size_t(padded_size_), 0.0f);
+  const Device device = kernels.device();
+  // Initialised on the host (a function of seed and name only), then copied to the device once.
+  Tensor host_values = Tensor::zeros({padded_size_}, ElementType::f32, Device::cpu);
+  Tensor host_weights = Tensor::zeros({padded_size_}, ElementType::f32, Device::cpu);
   for (Parameter& p : parameters_) {
     const int64_t n = product(p.local_shape);
-    p.value = values_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
-    p.grad = grads_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
-    std::fill_n(norm_weights_.begin() + p.offset, n, p.counts_in_norm ? 1.0f : 0.0f);
+    float* value = host_values.data<float>() + p.offset;
+    std::fill_n(host_weights.data<float>() + p.offset, n, p.counts_in_norm ? 1.0f : 0.0f);
     if (p.kind == ParameterKind::norm_gain) {
-      std::fill_n(p.value.data<float>(), n, 1.0f);
+      std::fill_n(value, n, 1.0f);
     } else if (takes_normal_initialisation(p.kind)) {
       const std::vector<float> full = normal_values(seed, p.name, product(p.full_shape), p.init_std);
       const std::vector<float> mine = shard(full, p, tensor_rank, tensor_size);
-      std::memcpy(p.value.data<float>(), mine.data(), mine.size() * sizeof(float));
-    }  // biases stay zero, as the buffer was allocated
+      std::memcpy(value, mine.data(), mine.size() * sizeof(float));
+    }  // biases stay zero
   }
+  values_ = Tensor({padded_size_}, ElementType::f32, device);
+  kernels.copy(host_values, values_);
+  norm_weights_ = Tensor({padded_size_}, ElementType::f32, device);
+  kernels.copy(host_weights, norm_weights_);
+  grads_ = Tensor::zeros({padded_size_}, ElementType::f32, device);
+  working_ = compute_type == ElementType::f32 ? Tensor() : Tensor({padded_size_}, compute_type, device);
+  for (Parameter& p : parameters_) {
+    const int64_t n = product(p.local_shape);
+    p.master = values_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
+    p.value = working_.defined() ? working_.rows(p.offset, p.offset + n).reshaped(p.local_shape) : p.master;
+    p.grad = grads_.rows(p.offset, p.offset + n).reshaped(p.local_shape);
+  }
+  refresh_working_copy();
+}
+
+void ParameterStore::refresh_working_copy(int64_t begin, int64_t end) {
+  if (!working_.defined() || begin >= end) return;
+  Tensor to = working_.rows(begin, end);
+  kernels_->cast(values_.rows(begin, end), to);
+}
+
+std::vector<float> ParameterStore::read_values(const Parameter& p) const {
+  Tensor host({p.master.numel()}, ElementType::f32, Device::cpu);
+  kernels_->copy(p.master.reshaped({p.master.numel()}), host);
+  return std::vector<float>(host.data<float>(), host.data<float>() + host.numel());
+}
+
+void ParameterStore::write_values(Parameter& p, const std::vector<float>& values) {
+  if (int64_t(values.size()) != p.master.numel())
+    throw InvalidInput("{}: {} values where {} were expected", p.name, values.size(), p.master.numel());
+  Tensor host({p.master.numel()}, ElementType::f32, Device::cpu);
+  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
+  Tensor master = p.master.reshaped({p.master.numel()});
+  kernels_->copy(host, master);
+  refresh_working_copy(p.offset, p.offset + p.master.numel());
 }
 
 Parameter& ParameterStore::operator[](const std::string& name) {

@@ -3,10 +3,16 @@
 // how tensor parallelism shards it. Values and gradients live in two flat buffers (views per
 // parameter), so data-parallel reduction and ZeRO-1 sharding are single calls over one buffer.
 //
+// Mixed precision (Megatron's scheme): the flat values are the f32 MASTER weights the optimizer
+// updates and checkpoints hold; gradients are f32 main gradients; when the compute type is bf16 a
+// third flat buffer holds the bf16 WORKING copy the forward and backward read (Parameter::value),
+// rewritten from the masters after every update. In f32, value and master are one tensor.
+//
 // Initialisation is a function of (seed, name) only: every rank generates a parameter's full
 // tensor from its own random stream and keeps its shard, so every layout of a model starts from
 // the same weights as the single-rank run.
 
+#include "executor/kernels/kernels.hpp"
 #include "executor/tensor.hpp"
 
 #include <cstdint>
@@ -48,8 +54,9 @@ struct Parameter {
   // parameters on tensor ranks other than 0 and for the tied embedding's copy.
   bool counts_in_norm = true;
   int64_t offset = 0;  // elements into the flat buffers
-  Tensor value;
-  Tensor grad;
+  Tensor value;   // what kernels read: the working copy (compute type)
+  Tensor master;  // f32 master weights (the same tensor as value in f32)
+  Tensor grad;    // f32
 };
 
 class ParameterStore {
@@ -58,9 +65,11 @@ class ParameterStore {
   // and only for them. Returns its index.
   size_t declare(std::string name, std::vector<int64_t> full_shape, Sharding sharding, ParameterKind kind,
                  float init_std = 0);
-  // Allocates the flat buffers (padded to a multiple of `pad_to`), computes local shapes for this
-  // tensor rank, and initialises every value from `seed`.
-  void finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to);
+  // Allocates the flat buffers on the kernels' device (padded to a multiple of `pad_to`), computes
+  // local shapes for this tensor rank, and initialises every value from `seed`. `compute_type`
+  // (f32 or bf16) is the working copy's.
+  void finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t seed, int64_t pad_to, Kernels& kernels,
+                ElementType compute_type);
 
   Parameter& operator[](const std::string& name);
   const Parameter& operator[](const std::string& name) const;
@@ -68,10 +77,22 @@ class ParameterStore {
   std::vector<Parameter>& all() { return parameters_; }
   const std::vector<Parameter>& all() const { return parameters_; }
 
-  Tensor& flat_values() { return values_; }
+  Tensor& flat_values() { return values_; }  // f32 masters
   Tensor& flat_grads() { return grads_; }
   int64_t padded_size() const { return padded_size_; }
-  const std::vector<float>& norm_weights() const { return norm_weights_; }  // 1 or 0 per element
+  const Tensor& norm_weights() const { return norm_weights_; }  // f32, 1 or 0 per element
+  ElementType compute_type() const { return compute_type_; }
+  // The bf16 working copy's flat buffer, or null in f32.
+  Tensor* working_values() { return working_.defined() ? &working_ : nullptr; }
+  // Rewrites the working copy of master elements [begin, end) (after an update or a gather);
+  // nothing in f32.
+  void refresh_working_copy(int64_t begin, int64_t end);
+  void refresh_working_copy() { refresh_working_copy(0, padded_size_); }
+
+  // A parameter's master values on the host, and back (checkpoints, model files); writing
+  // refreshes its working copy.
+  std::vector<float> read_values(const Parameter& p) const;
+  void write_values(Parameter& p, const std::vector<float>& values);
 
   // This rank's shard of a full tensor, and the inverse (for checkpoint interchange).
   static std::vector<float> shard(const std::vector<float>& full, const Parameter& p, int64_t tensor_rank,
@@ -82,9 +103,10 @@ class ParameterStore {
  private:
   std::vector<Parameter> parameters_;
   std::map<std::string, size_t> index_;
-  Tensor values_, grads_;
+  Tensor values_, grads_, working_, norm_weights_;
   int64_t padded_size_ = 0;
-  std::vector<float> norm_weights_;
+  ElementType compute_type_ = ElementType::f32;
+  Kernels* kernels_ = nullptr;
 };
 
 // Deterministic standard normals for (seed, name), independent of platform and layout.

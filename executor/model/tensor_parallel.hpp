@@ -31,7 +31,7 @@ class TensorParallel {
   Tensor leave_backward(const Tensor& grad_local) { return enter(grad_local); }
 
   void all_reduce(Tensor& x);
-  // Row maxima over ranks for the vocab-parallel loss (all-gather, then max).
+  // Row maxima over ranks for the vocab-parallel loss.
   void all_reduce_max(Tensor& x);
 
  private:

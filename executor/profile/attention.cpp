@@ -1,9 +1,9 @@
 // Causal self-attention through the Kernels, called as executor/model/attention_core.cpp calls
 // them, once per attention backend: unfused (attention_forward / attention_backward, saving the
 // probabilities [b, heads, s, s]) and flash (flash_attention_forward / flash_attention_backward,
-// saving the log-sum-exp [b, heads, s]); qkv [b, s, 3·heads·d], out [b, s, heads·d]. Both kernels
-// loop over (micro-batch, head) pairs alike, so one micro-batch of `batch` heads stands for
-// b × heads.
+// saving the log-sum-exp [b, heads, s]); qkv [b, s, 3·heads·d], out [b, s, heads·d], in
+// profiled_type (the log-sum-exp in fp32). Both kernels loop over (micro-batch, head) pairs
+// alike, so one micro-batch of `batch` heads stands for b × heads.
 
 #include "executor/profile/measure.hpp"
 #include "executor/profile/random_tensors.hpp"
@@ -19,48 +19,47 @@ struct PassTimes {
   Timing forward, backward;
 };
 
-PassTimes time_unfused(Kernels& kernels, const Tensor& qkv, const Tensor& dout, int64_t heads,
-                       const TimingPolicy& policy) {
+PassTimes time_unfused(Kernels& kernels, KernelTimer& timer, const Tensor& qkv, const Tensor& dout, int64_t heads) {
   const int64_t seq = qkv.dim(1), d = dout.dim(2) / heads;
-  Tensor out({1, seq, heads * d}), probabilities({1, heads, seq, seq}), dqkv(qkv.shape());
-  return {time_call([&] { kernels.attention_forward(qkv, heads, out, probabilities); }, policy),
-          time_call([&] { kernels.attention_backward(dout, qkv, probabilities, heads, dqkv); },
-                    policy)};
+  const ElementType type = qkv.type();
+  Tensor out({1, seq, heads * d}, type, kernels.device()), probabilities({1, heads, seq, seq}, type, kernels.device()),
+      dqkv(qkv.shape(), type, kernels.device());
+  return {timer([&] { kernels.attention_forward(qkv, heads, out, probabilities); }),
+          timer([&] { kernels.attention_backward(dout, qkv, probabilities, heads, dqkv); })};
 }
 
-PassTimes time_flash(Kernels& kernels, const Tensor& qkv, const Tensor& dout, int64_t heads,
-                     const TimingPolicy& policy) {
+PassTimes time_flash(Kernels& kernels, KernelTimer& timer, const Tensor& qkv, const Tensor& dout, int64_t heads) {
   const int64_t seq = qkv.dim(1), d = dout.dim(2) / heads;
-  Tensor out({1, seq, heads * d}), log_sum_exp({1, heads, seq}), dqkv(qkv.shape());
-  return {
-      time_call([&] { kernels.flash_attention_forward(qkv, heads, out, log_sum_exp); }, policy),
-      time_call(
-          [&] { kernels.flash_attention_backward(dout, qkv, out, log_sum_exp, heads, dqkv); },
-          policy)};
+  const ElementType type = qkv.type();
+  Tensor out({1, seq, heads * d}, type, kernels.device()),
+      log_sum_exp({1, heads, seq}, ElementType::f32, kernels.device()), dqkv(qkv.shape(), type, kernels.device());
+  return {timer([&] { kernels.flash_attention_forward(qkv, heads, out, log_sum_exp); }),
+          timer([&] { kernels.flash_attention_backward(dout, qkv, out, log_sum_exp, heads, dqkv); })};
 }
 
 }  // namespace
 
 void measure_attention(Kernels& kernels, const ProfileGrid& grid, Measured& measured) {
-  RandomTensors random;
+  RandomTensors random(kernels);
+  KernelTimer timer(kernels, grid.timing);
+  const ElementType type = profiled_type(kernels);
   const int64_t heads = grid.attention_batch;
-  fmt::print("# attention, {} heads (fp32)\n#  seq  head_dim  backend   forward (us)  backward (us)\n",
-             heads);
+  fmt::print("# attention, {} heads ({})\n#  seq  head_dim  backend   forward (us)  backward (us)\n", heads,
+             core::to_string(dtype_of(type)));
   for (int64_t seq : grid.attention_seq)
     for (int64_t d : grid.attention_head_dim) {
-      const Tensor qkv = random.uniform({1, seq, 3 * heads * d}),
-                   dout = random.uniform({1, seq, heads * d});
-      for (const core::AttentionBackend backend :
-           {core::AttentionBackend::unfused, core::AttentionBackend::flash}) {
+      const Tensor qkv = random.uniform({1, seq, 3 * heads * d}, type),
+                   dout = random.uniform({1, seq, heads * d}, type);
+      for (const core::AttentionBackend backend : {core::AttentionBackend::unfused, core::AttentionBackend::flash}) {
         const PassTimes times = backend == core::AttentionBackend::flash
-                                    ? time_flash(kernels, qkv, dout, heads, grid.timing)
-                                    : time_unfused(kernels, qkv, dout, heads, grid.timing);
+                                    ? time_flash(kernels, timer, qkv, dout, heads)
+                                    : time_unfused(kernels, timer, qkv, dout, heads);
         for (const bool is_backward : {false, true}) {
           const Timing& t = is_backward ? times.backward : times.forward;
           measured.add(core::AttentionSample{.batch = heads,
                                              .seq = seq,
                                              .head_dim = d,
-                                             .dtype = core::DType::fp32,
+                                             .dtype = dtype_of(type),
                                              .backward = is_backward,
                                              .time_s = t.median_s,
                                              .backend = backend},

@@ -1,7 +1,8 @@
 // Collectives through the executor's Communicator, nccl-tests style: for each group of the first
 // g ranks, all-reduce, all-gather, reduce-scatter and broadcast by message size, and send/recv
 // between ranks 0 and 1; bytes counted as nccl-tests counts them (the whole array for all-gather
-// and reduce-scatter), one table per collective and group size on rank 0.
+// and reduce-scatter), one table per collective and group size on rank 0. Buffers are fp32 on the
+// kernels' device: host memory for MPI, the GPU's for NCCL.
 
 #include "executor/profile/measure.hpp"
 #include "executor/profile/random_tensors.hpp"
@@ -25,42 +26,50 @@ double bus_factor(std::string_view collective, int g) {
   return 1.0;
 }
 
+// Every member's `mine`, rank after rank. Through all_reduce_sum, the one collective whose buffer
+// is host memory on every backend: each rank fills its own slots of zeros.
+std::vector<double> gathered(Communicator& group, std::initializer_list<double> mine) {
+  const size_t n = mine.size();
+  std::vector<double> all(n * size_t(group.size()), 0.0);
+  std::copy(mine.begin(), mine.end(), all.begin() + std::ptrdiff_t(n * size_t(group.rank())));
+  group.all_reduce_sum(all.data(), all.size());
+  return all;
+}
+
 // Every member times its own calls; the collective's time is the slowest member's median. The
 // members agree on the repeat count first (from the slowest warm-up): they must call equally
-// often. `between` runs before each call, untimed.
-Timing time_collective(Communicator& group, const std::function<void()>& call,
+// often. `between` runs before each call, untimed. A device communicator's calls return once
+// queued: the clock is read after Kernels::synchronize(), before each call (so that `between` is
+// not timed) and after it.
+Timing time_collective(Communicator& group, Kernels& kernels, const std::function<void()>& call,
                        const std::function<void()>& between, const TimingPolicy& policy) {
-  const int g = group.size();
-  auto slowest = [&](float mine) {
-    std::vector<float> all(static_cast<size_t>(g));
-    group.all_gather(&mine, all.data(), 1);
-    return *std::max_element(all.begin(), all.end());
-  };
   double start = seconds_now();
   call();
-  const int repeats = planned_repeats(slowest(float(seconds_now() - start)), policy);
+  kernels.synchronize();
+  const std::vector<double> warm_ups = gathered(group, {seconds_now() - start});
+  const int repeats = planned_repeats(*std::max_element(warm_ups.begin(), warm_ups.end()), policy);
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
     if (between) between();
+    kernels.synchronize();
     start = seconds_now();
     call();
+    kernels.synchronize();
     times.push_back(seconds_now() - start);
   }
   const Timing mine = summarize(std::move(times));
-  std::vector<float> all(2 * size_t(g));
-  const float pair[2] = {float(mine.median_s), float(mine.spread)};
-  group.all_gather(pair, all.data(), 2);
+  const std::vector<double> all = gathered(group, {mine.median_s, mine.spread});
   size_t worst = 0;
-  for (size_t r = 1; r < size_t(g); ++r)
+  for (size_t r = 1; r < size_t(group.size()); ++r)
     if (all[2 * r] > all[2 * worst]) worst = r;
   return {all[2 * worst], all[2 * worst + 1]};
 }
 
 class CollectiveTables {
  public:
-  CollectiveTables(Communicator& group, const ProfileGrid& grid, Measured& measured)
-      : group_(group), grid_(grid), measured_(measured) {
-    RandomTensors random(1000 + uint32_t(group.rank()));
+  CollectiveTables(Communicator& group, Kernels& kernels, const ProfileGrid& grid, Measured& measured)
+      : group_(group), kernels_(kernels), grid_(grid), measured_(measured) {
+    RandomTensors random(kernels, 1000 + uint32_t(group.rank()));
     send_ = random.uniform({grid.largest_message_bytes / 4});
     recv_ = random.uniform({grid.largest_message_bytes / 4});
   }
@@ -72,7 +81,8 @@ class CollectiveTables {
     measure(
         "all_reduce", 1, [this](size_t n) { group_.all_reduce(send(), n, ReduceOp::sum); },
         [this, inverse](size_t n) {
-          for (size_t i = 0; i < n; ++i) send()[i] *= inverse;
+          Tensor sent = send_.rows(0, int64_t(n));
+          kernels_.scale(sent, inverse);
         });
   }
   void all_gather() {
@@ -118,7 +128,8 @@ class CollectiveTables {
     const bool printing = group_.rank() == 0;
     if (printing) {
       constexpr std::string_view header = "#{:>11} {:>12} {:>6} {:>12} {:>9} {:>9} {:>7}\n";
-      fmt::print("# {} on {} ranks (intra-node, MPI)\n", collective, g);
+      fmt::print("# {} on {} ranks (intra-node, {})\n", collective, g,
+                 kernels_.device() == Device::cpu ? "MPI" : "NCCL");
       fmt::print(header, "size", "count", "type", "time", "algbw", "busbw", "spread");
       fmt::print(header, "(B)", "(elements)", "", "(us)", "(GB/s)", "(GB/s)", "(%)");
     }
@@ -127,7 +138,7 @@ class CollectiveTables {
       const size_t count = size_t(size / 4 / parts);
       const int64_t bytes = int64_t(count) * parts * 4;
       Timing t = time_collective(
-          group_, [&] { call(count); },
+          group_, kernels_, [&] { call(count); },
           between ? std::function<void()>([&] { between(count); }) : nullptr, grid_.timing);
       t.median_s *= scale;
       if (!printing) continue;
@@ -146,6 +157,7 @@ class CollectiveTables {
   }
 
   Communicator& group_;
+  Kernels& kernels_;
   const ProfileGrid& grid_;
   Measured& measured_;
   Tensor send_, recv_;
@@ -153,14 +165,14 @@ class CollectiveTables {
 
 }  // namespace
 
-void measure_collectives(Communicator& world, const std::function<void()>& wait,
+void measure_collectives(Communicator& world, Kernels& kernels, const std::function<void()>& wait,
                          const ProfileGrid& grid, Measured& measured) {
   for (int g : collective_group_sizes(world.size())) {
     // Split is collective over world: every rank calls it; the first g ranks form the group.
     const std::unique_ptr<Communicator> group =
         world.split(world.rank() < g ? 0 : -1, world.rank());
     if (group) {
-      CollectiveTables tables(*group, grid, measured);
+      CollectiveTables tables(*group, kernels, grid, measured);
       tables.all_reduce();
       tables.all_gather();
       tables.reduce_scatter();

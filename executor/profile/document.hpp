@@ -6,6 +6,7 @@
 #include "executor/profile/host.hpp"
 #include "executor/profile/measured.hpp"
 
+#include <optional>
 #include <string>
 
 namespace loom::exec::profile {
@@ -15,6 +16,8 @@ struct RunSettings {
   bool quick = false;
   int threads = 1;
   int ranks = 2;
+  // The GPU measured (the CUDA backend, one per rank); absent: the CPU was.
+  std::optional<GpuInfo> gpu;
 };
 
 // A "loom-profile" v1 document that reads back through core::profile_from_json; each table row

@@ -3,6 +3,8 @@
 //   nt  matmul(dy, false, W, true, dx)           data gradient   dx[tokens, in] = dy · Wᵀ
 //   tn  matmul(x, true, dy, false, dW, 1, 1)     weight gradient dW[in, out] += xᵀ · dy
 // A sample's (m, n, k) is C = m × n with reduction depth k, as the simulator looks them up.
+// Operands are of profiled_type (bf16 on CUDA, as a bf16 plan's activations and weights), and so
+// is C, except that of "tn": a weight gradient, accumulated into its fp32 main gradient.
 
 #include "executor/profile/measure.hpp"
 #include "executor/profile/random_tensors.hpp"
@@ -51,12 +53,15 @@ int64_t largest(const std::vector<int64_t>& values) {
 }  // namespace
 
 void measure_gemms(Kernels& kernels, const ProfileGrid& grid, Measured& measured) {
-  RandomTensors random;
+  RandomTensors random(kernels);
+  KernelTimer timer(kernels, grid.timing);
+  const ElementType type = profiled_type(kernels);
   for (const LayoutAxes& axes : layout_axes(grid)) {
     const double started = seconds_now();
     const int64_t max_m = largest(axes.m), max_n = largest(axes.n), max_k = largest(axes.k);
-    const Tensor a_pool = random.uniform({max_m * max_k}), b_pool = random.uniform({max_k * max_n});
-    const Tensor c_pool = random.uniform({max_m * max_n});  // read too, by the accumulating "tn"
+    const Tensor a_pool = random.uniform({max_m * max_k}, type), b_pool = random.uniform({max_k * max_n}, type);
+    const ElementType c_type = axes.layout == core::GemmLayout::tn ? ElementType::f32 : type;
+    const Tensor c_pool = random.uniform({max_m * max_n}, c_type);  // read too, by the accumulating "tn"
     double best = 0;
     std::string best_shape;
     for (int64_t m : axes.m)
@@ -65,13 +70,12 @@ void measure_gemms(Kernels& kernels, const ProfileGrid& grid, Measured& measured
           const Tensor a = axes.transpose_a ? view(a_pool, k, m) : view(a_pool, m, k);
           const Tensor b = axes.transpose_b ? view(b_pool, n, k) : view(b_pool, k, n);
           Tensor c = view(c_pool, m, n);
-          const Timing t = time_call(
-              [&] { kernels.matmul(a, axes.transpose_a, b, axes.transpose_b, c, 1.0f, axes.beta); },
-              grid.timing);
+          const Timing t =
+              timer([&] { kernels.matmul(a, axes.transpose_a, b, axes.transpose_b, c, 1.0f, axes.beta); });
           measured.add(core::GemmSample{.m = m,
                                         .n = n,
                                         .k = k,
-                                        .dtype = core::DType::fp32,
+                                        .dtype = dtype_of(type),
                                         .time_s = t.median_s,
                                         .layout = axes.layout},
                        t.spread);
@@ -81,11 +85,27 @@ void measure_gemms(Kernels& kernels, const ProfileGrid& grid, Measured& measured
             best_shape = fmt::format("{}×{}×{}", m, n, k);
           }
         }
-    fmt::print("gemm {}: {} × {} × {} shapes (m × n × k) in {:.1f} s, best {:.1f} GFLOP/s at {}\n",
-               core::to_string(axes.layout), axes.m.size(), axes.n.size(), axes.k.size(),
-               seconds_now() - started, best / 1e9, best_shape);
+    fmt::print("gemm {} ({}): {} × {} × {} shapes (m × n × k) in {:.1f} s, best {:.1f} GFLOP/s at {}\n",
+               core::to_string(axes.layout), core::to_string(dtype_of(type)), axes.m.size(), axes.n.size(),
+               axes.k.size(), seconds_now() - started, best / 1e9, best_shape);
     std::fflush(stdout);
   }
+}
+
+void measure_gemm_peak(Kernels& kernels, ElementType type, const TimingPolicy& policy, Measured& measured) {
+  RandomTensors random(kernels);
+  KernelTimer timer(kernels, policy);
+  // Square forward GEMMs from where a GPU is nearly saturated to where it surely is.
+  for (const int64_t size : {4096, 8192}) {
+    const Tensor a = random.uniform({size, size}, type), b = random.uniform({size, size}, type);
+    Tensor c({size, size}, type, kernels.device());
+    const Timing t = timer([&] { kernels.matmul(a, false, b, false, c); });
+    const double rate = 2.0 * double(size) * double(size) * double(size) / t.median_s;
+    measured.add_gemm_rate(dtype_of(type), rate);
+    fmt::print("gemm peak ({}): {}×{}×{} at {:.1f} GFLOP/s\n", core::to_string(dtype_of(type)), size, size, size,
+               rate / 1e9);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace loom::exec::profile

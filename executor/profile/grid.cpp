@@ -43,6 +43,41 @@ ProfileGrid profile_grid(bool quick) {
   return grid;
 }
 
+// A GPU trains GPT-2 and GPT-3 sizes: micro-batches of 1 to 16 sequences of 1024 to 4096
+// tokens, hidden sizes 768 to 12288 split by tp up to 8 (3·h/t, h/t, f/t), vocabulary shards
+// of 50304 / t. Small shapes leave most SMs idle, so the grids reach far below and above them.
+ProfileGrid gpu_profile_grid(bool quick) {
+  ProfileGrid grid;
+  // Heads of 8 micro-batch sequences × 16 heads: enough (head, query block) pairs to fill the
+  // SMs, as a training step's attention does; 8 heads would measure an idle GPU.
+  grid.attention_batch = 128;
+  grid.attention_head_dim = {64, 128};  // GPT-2's and GPT-3's (≥ 1.3B) and Llama's
+  // Rows of GPT-2 124M's hidden size and above; the embedding and the cross-entropy of GPT-2's
+  // vocabulary at its sequence length, over a micro-batch of 8.
+  grid.activation_width = 1024;
+  grid.cross_entropy_tokens = 8192;
+  if (quick) {
+    grid.gemm_tokens = {1024, 4096, 16384};
+    grid.gemm_widths = {256, 1024, 4096, 16384};
+    grid.gemm_vocab = {32768};
+    grid.attention_seq = {512, 1024, 2048};
+    grid.activation_bytes = {1 << 20, 16 << 20, 256 << 20};
+    grid.vocab_shards = {512, 8192, 50304};
+    grid.largest_message_bytes = int64_t(64) << 20;
+    grid.timing.min_repeats = 3;
+    return grid;
+  }
+  grid.gemm_tokens = {256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+  grid.gemm_widths = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+  grid.gemm_vocab = {32768, 65536};
+  grid.attention_seq = {256, 512, 1024, 2048, 4096};
+  // From a few thousand elements (launch-bound) to far beyond the 50 MiB L2 cache.
+  grid.activation_bytes = {64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30};
+  grid.vocab_shards = {512, 2048, 6288, 12576, 25152, 50304};  // GPT-2's shards at tp 8 … 1
+  grid.largest_message_bytes = int64_t(1) << 30;
+  return grid;
+}
+
 ProfileGrid off_grid() {
   ProfileGrid grid;
   grid.gemm_tokens = {256, 1024};          // between 128, 512 and 2048

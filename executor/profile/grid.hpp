@@ -1,7 +1,7 @@
 #pragma once
 // What `loom-exec profile` measures: the sizes of every table, chosen from the shapes the
-// executor's own calls take for the models a CPU can train (grid.cpp says which), and how long
-// it may spend on each.
+// executor's own calls take for the models a CPU, or a GPU, can train (grid.cpp says which),
+// and how long it may spend on each.
 
 #include "executor/profile/timing.hpp"
 
@@ -19,7 +19,8 @@ struct ProfileGrid {
   // Causal attention of attention_batch heads (micro-batch × heads) by sequence and head size.
   int64_t attention_batch = 8;
   std::vector<int64_t> attention_seq, attention_head_dim;
-  // Memory-bound kernels: one fp32 activation of these sizes, rows of activation_width.
+  // Memory-bound kernels: one activation (of the compute type) of these sizes, rows of
+  // activation_width.
   std::vector<int64_t> activation_bytes;
   int64_t activation_width = 256;
   // Embedding lookups into a table of embedding_vocab rows; positions repeat every
@@ -34,6 +35,9 @@ struct ProfileGrid {
 };
 
 ProfileGrid profile_grid(bool quick);
+// The grid of a GPU (the CUDA backend, in bf16): sizes of GPT models a GPU trains, far beyond
+// the CPU's; `quick` stays under a minute on one H100.
+ProfileGrid gpu_profile_grid(bool quick);
 // Sizes between the quick grid's points on every axis (and none of them on it): a profile of
 // these, compared with what the quick profile predicts for them, shows how well interpolation
 // works (`loom bench fidelity`).

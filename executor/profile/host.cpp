@@ -3,7 +3,13 @@
 #include "core/error.hpp"
 #include "executor/comm/mpi_session.hpp"  // the MPI library's version and control variables
 
+#include <fmt/format.h>
 #include <unistd.h>
+
+#if defined(LOOM_HAVE_CUDA)
+// Only the runtime's device queries; the kernels themselves stay behind kernels/cuda.
+#include <cuda_runtime_api.h>
+#endif
 
 #include <fstream>
 #include <thread>
@@ -48,5 +54,33 @@ HostInfo describe_host() {
   host.mpi_library = mpi_library_version();
   return host;
 }
+
+#if defined(LOOM_HAVE_CUDA)
+namespace {
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess)
+    throw Error("cannot describe the CUDA device: {} failed: {}", what, cudaGetErrorString(status));
+}
+
+// 13000 → "13.0"
+std::string cuda_version(int version) { return fmt::format("{}.{}", version / 1000, version % 1000 / 10); }
+
+}  // namespace
+
+GpuInfo describe_cuda_device() {
+  int device = 0, devices = 0, runtime = 0, driver = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties");
+  check_cuda(cudaRuntimeGetVersion(&runtime), "cudaRuntimeGetVersion");
+  check_cuda(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
+  return {properties.name, int64_t(properties.totalGlobalMem),
+          fmt::format("CUDA runtime {}, driver {}", cuda_version(runtime), cuda_version(driver)), devices};
+}
+#else
+GpuInfo describe_cuda_device() { throw Error("this build of Loom has no CUDA backend"); }
+#endif
 
 }  // namespace loom::exec::profile

@@ -20,4 +20,15 @@ struct HostInfo {
 
 HostInfo describe_host();
 
+// The CUDA device this process's kernels run on (the current one, which make_kernels selected).
+struct GpuInfo {
+  std::string name;          // "NVIDIA H100 80GB HBM3"
+  int64_t memory_bytes = 0;  // global memory
+  std::string software;      // "CUDA runtime 13.0, driver 13.0"
+  int devices = 0;           // CUDA devices this process sees
+};
+
+// Throws loom::Error in a build without the CUDA backend, or when the runtime cannot say.
+GpuInfo describe_cuda_device();
+
 }  // namespace loom::exec::profile

@@ -8,9 +8,10 @@
 
 namespace loom::exec::profile {
 
+// The CPU's kernels, which finish before they return: host clocks time them (time_call).
 double probe_seconds() {
   std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
-  RandomTensors random;
+  RandomTensors random(*kernels);
   TimingPolicy policy;
   policy.min_repeats = 25;  // a median over many calls: single calls vary by 20 % here
   policy.min_total_s = 0.05;
@@ -27,11 +28,12 @@ double probe_seconds() {
     total += time_call([&] { kernels->matmul(at, true, b, false, c, 1.0f, 1.0f); }, policy).median_s;
   }
   const Tensor x = random.uniform({int64_t(1) << 18}), y = random.uniform({int64_t(1) << 18});
-  Tensor sum({int64_t(1) << 18});
+  Tensor sum({int64_t(1) << 18}, ElementType::f32, Device::cpu);
   total += time_call([&] { kernels->add(x, y, sum); }, policy).median_s;
   const int64_t batch = 2, heads = 4, seq = 64, head_dim = 32;
   const Tensor qkv = random.uniform({batch, seq, 3 * heads * head_dim});
-  Tensor out({batch, seq, heads * head_dim}), probabilities({batch, heads, seq, seq});
+  Tensor out({batch, seq, heads * head_dim}, ElementType::f32, Device::cpu),
+      probabilities({batch, heads, seq, seq}, ElementType::f32, Device::cpu);
   total += time_call([&] { kernels->attention_forward(qkv, heads, out, probabilities); }, policy).median_s;
   return total;
 }

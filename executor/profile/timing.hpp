@@ -2,6 +2,8 @@
 // How `loom-exec profile` times one call: warm-up, then repeats until the median is worth
 // keeping, bounded so that the large shapes of a grid do not dominate its run time.
 
+#include "executor/kernels/kernels.hpp"
+
 #include <functional>
 #include <vector>
 
@@ -38,8 +40,25 @@ void evict_caches();
 
 Timing summarize(std::vector<double> times_s);
 
-// One warm-up call, then timed calls until the policy has enough.
+// One warm-up call, then timed calls until the policy has enough. For host code: a call that
+// only queues work (a GPU kernel) needs KernelTimer.
 Timing time_call(const std::function<void()>& call, const TimingPolicy& policy);
+
+// time_call for calls of a backend's kernels. The CUDA backend's calls return as soon as their
+// kernels are queued, so the clock is read only after Kernels::synchronize(), before the call
+// (earlier work is not this call's) and after it (the call's own kernels have run). Cold caches
+// are the host's on the CPU and the GPU's L2 on CUDA (a device buffer larger than it, rewritten).
+class KernelTimer {
+ public:
+  KernelTimer(Kernels& kernels, const TimingPolicy& policy);
+  Timing operator()(const std::function<void()>& call);
+  const TimingPolicy& policy() const { return policy_; }
+
+ private:
+  Kernels& kernels_;
+  TimingPolicy policy_;
+  Tensor l2_flush_;  // CUDA with cold caches only
+};
 
 // The number of timed calls the policy asks for when each lasts `call_s`. The ranks of a
 // collective must call it equally often, so they agree on this count before timing it.

@@ -1,6 +1,8 @@
 // `loom profile` as a user runs it: real ranks under mpirun measure this machine's executor
 // kernels and collectives, and the profile they write reads back with every table the simulator
-// looks up, each kernel recorded at the bytes core/kernel_bytes.hpp charges.
+// looks up, each kernel recorded at the bytes core/kernel_bytes.hpp charges. And `loom bench
+// executor` / `loom-exec bench`, the executor's other measurement: its options, its refusals and
+// its JSON.
 
 #include "core/kernel_bytes.hpp"
 #include "core/profile.hpp"
@@ -9,7 +11,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,6 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace kb = core::kernel_bytes;
 using ::testing::HasSubstr;
+using namespace std::string_literals;
 
 // The bytes each kernel is charged for, from the size arguments its table line prints
 // ("rows=64 width=256"); the CPU computes in fp32.
@@ -158,6 +164,106 @@ TEST_F(LoomProfile, AQuickProfileHasEveryTableTheSimulatorLooksUp) {
   const LoomResult simulated = run_loom("simulate --profile '" + out + "' --format json");
   ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
   EXPECT_THAT(simulated.out, HasSubstr("\"profile\": \"test-cpu\""));
+}
+
+// `loom profile --backend cuda` launches one rank per GPU (one by default) and passes the backend
+// on; a CPU profile needs two ranks for its collectives.
+TEST_F(LoomProfile, TheCudaBackendIsPassedToTheExecutor) {
+  const std::string out = (dir_ / "gpu.json").string();
+  const LoomResult gpu = run_loom("profile --backend cuda --quick --dry-run --out '" + out + "'");
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
+  EXPECT_THAT(gpu.err, HasSubstr("mpirun -np 1 "));
+  EXPECT_THAT(gpu.err, HasSubstr("--name cuda-"));
+  EXPECT_THAT(gpu.err, HasSubstr("--backend cuda"));
+  const LoomResult one_cpu = run_loom("profile --ranks 1 --dry-run --out '" + out + "'");
+  EXPECT_EQ(one_cpu.exit_code, 2) << one_cpu.err;
+  EXPECT_THAT(one_cpu.err, HasSubstr("at least 2 ranks"));
+}
+
+// `loom-exec` itself, beside `loom`: its refusals are its own one line.
+LoomResult run_executor(const std::string& arguments) {
+  const fs::path dir = fs::temp_directory_path() / ("loom_exec_test_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const fs::path executor = fs::path(LOOM_BINARY).parent_path() / "loom-exec";
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) about "'" + a temporary string.
+  std::string command = "'";
+  for (const std::string& piece : {executor.string(), "' "s, arguments, " </dev/null >'"s, (dir / "out").string(),
+                                   "' 2>'"s, (dir / "err").string(), "'"s})
+    command += piece;
+  const int status = std::system(command.c_str());
+  LoomResult result;
+  result.signalled = !WIFEXITED(status);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_file(dir / "out");
+  result.err = read_file(dir / "err");
+  fs::remove_all(dir);
+  return result;
+}
+
+// Bad input: status 2 and one line, `loom-exec: error: …` naming `word`, before any MPI.
+void expect_refusal(const LoomResult& r, const std::string& word) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("loom-exec: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(word));
+}
+
+TEST(LoomExecBench, BadOptionsAreRefusedInOneLine) {
+  expect_refusal(run_executor("bench --model nonsense"), "nonsense");
+  expect_refusal(run_executor("bench --model gpt2-124m --seq 0"), "--seq");
+  expect_refusal(run_executor("bench --model gpt2-124m --seq 65537"), "65536");
+  expect_refusal(run_executor("bench --micro-batch 0"), "--micro-batch");
+  expect_refusal(run_executor("bench --precision fp16"), "fp16");
+  expect_refusal(run_executor("bench --profile no-such-profile"), "no-such-profile");
+  expect_refusal(run_executor("bench --backend tpu"), "tpu");
+  // The executor-only options are not the planner's.
+  const LoomResult planner = run_loom("bench planner --seq 64");
+  EXPECT_EQ(planner.exit_code, 2) << planner.err;
+  EXPECT_THAT(planner.err, HasSubstr("--seq is an option of `loom bench executor`"));
+}
+
+// Without a usable GPU (no device here, or a build without CUDA) cuda is refused in one line,
+// by `loom-exec` and through `loom`; with one, the benchmark runs on it.
+TEST(LoomExecBench, CudaRunsOnAGpuOrIsRefusedInOneLine) {
+  const LoomResult via_loom = run_loom("bench executor --backend cuda --seconds 0.05 --format json");
+  if (via_loom.exit_code == 0) {
+    const core::Json out = core::parse_json_text(via_loom.out, "bench output");
+    EXPECT_EQ(out.at("backend"), "cuda");
+    EXPECT_GT(out.at("mfu_fraction").get<double>(), 0);
+    EXPECT_EQ(out.at("peak_profile"), "h100-80gb-dgx");
+    return;
+  }
+  EXPECT_EQ(via_loom.exit_code, 2) << via_loom.err;
+  EXPECT_THAT(via_loom.err, HasSubstr("loom: error: --backend cuda: "));
+  expect_refusal(run_executor("bench --backend cuda"), "cuda");
+  const std::string out = (fs::temp_directory_path() / "x.json").string();
+  expect_refusal(run_executor("profile --backend cuda --quick --out '" + out + "'"), "cuda");
+}
+
+// GPT-2 small on the CPU, one short sequence: every field of the JSON, in its units. bf16 is
+// asked for and fp32 computed, and the MFU is against a CPU profile's fp32 peak.
+TEST(LoomExecBench, Gpt2OnTheCpuReportsItsSpeedAsJson) {
+  const LoomResult r = run_loom(
+      "bench executor --model gpt2-124m --backend cpu --seq 64 --micro-batch 1 --seconds 0.2 --precision bf16 "
+      "--profile cpu-epyc-2core-vm --threads 2 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const core::Json out = core::parse_json_text(r.out, "bench output");
+  EXPECT_EQ(out.at("model"), "gpt2-124m");
+  EXPECT_EQ(out.at("backend"), "cpu");
+  EXPECT_EQ(out.at("precision"), "fp32");
+  EXPECT_EQ(out.at("requested_precision"), "bf16");
+  EXPECT_EQ(out.at("seq_length"), 64);
+  EXPECT_EQ(out.at("micro_batch_size"), 1);
+  const double step = out.at("step_time_s").get<double>();
+  EXPECT_GT(step, 0);
+  EXPECT_NEAR(out.at("tokens_per_s").get<double>(), 64 / step, 1e-6 * 64 / step);
+  EXPECT_GT(out.at("model_flops_per_s").get<double>(), 1e8);
+  const core::Profile cpu = core::resolve_profile("cpu-epyc-2core-vm");
+  EXPECT_EQ(out.at("peak_flops_per_s").get<double>(), cpu.peak_flops_per_s(core::DType::fp32));
+  EXPECT_NEAR(out.at("mfu_fraction").get<double>(),
+              out.at("model_flops_per_s").get<double>() / cpu.peak_flops_per_s(core::DType::fp32), 1e-9);
+  // At least the fp32 weights, gradients and both Adam moments of 124M parameters.
+  EXPECT_GT(out.at("peak_memory_bytes").get<int64_t>(), int64_t(124e6) * 16);
 }
 
 }  // namespace

@@ -21,6 +21,13 @@
 namespace loom::exec {
 namespace {
 
+// The CPU kernels the stores are finalized with (parameter values live on the CPU).
+Kernels& dp_bucket_test_kernels() {
+  static std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
+  return *kernels;
+}
+
+
 using ::testing::ElementsAreArray;
 
 struct FakeClock {
@@ -50,9 +57,10 @@ class OneSecondWait final : public PendingCollective {
 
 struct StartedCall {
   std::string kind;  // "all_reduce", "reduce_scatter", "all_gather"
-  const float* data = nullptr;
+  const void* data = nullptr;
   size_t count = 0;
   std::vector<size_t> blocks;
+  ElementType type = ElementType::f32;
   ReduceOp op = ReduceOp::sum;
 };
 
@@ -62,35 +70,39 @@ class FakeGroup final : public Communicator {
   FakeGroup(FakeClock& time, int size) : time_(time), size_(size) {}
   int rank() const override { return 0; }
   int size() const override { return size_; }
-  void all_reduce(float*, size_t, ReduceOp) override { ++blocking_calls; }
-  void all_gather(const float*, float*, size_t) override { ++blocking_calls; }
-  void reduce_scatter(const float*, float*, size_t, ReduceOp) override { ++blocking_calls; }
-  void broadcast(float*, size_t, int) override { ++blocking_calls; }
-  void send(const float*, size_t, int, int) override { ++blocking_calls; }
-  void recv(float*, size_t, int, int) override { ++blocking_calls; }
   void barrier() override { ++blocking_calls; }
   void idle_barrier() override { ++blocking_calls; }
   void all_reduce_sum(double*, size_t) override { ++blocking_calls; }
-  std::unique_ptr<PendingCollective> start_all_reduce(float* data, size_t count, ReduceOp op) override {
-    started.push_back({"all_reduce", data, count, {}, op});
-    return std::make_unique<OneSecondWait>(time_, waits);
-  }
-  std::unique_ptr<PendingCollective> start_reduce_scatter(float* data, std::span<const size_t> blocks,
-                                                          ReduceOp op) override {
-    started.push_back({"reduce_scatter", data, std::accumulate(blocks.begin(), blocks.end(), size_t(0)),
-                       std::vector<size_t>(blocks.begin(), blocks.end()), op});
-    return std::make_unique<OneSecondWait>(time_, waits);
-  }
-  std::unique_ptr<PendingCollective> start_all_gather(float* data, std::span<const size_t> blocks) override {
-    started.push_back({"all_gather", data, std::accumulate(blocks.begin(), blocks.end(), size_t(0)),
-                       std::vector<size_t>(blocks.begin(), blocks.end()), ReduceOp::sum});
-    return std::make_unique<OneSecondWait>(time_, waits);
-  }
   std::unique_ptr<Communicator> split(int, int) override { return nullptr; }
 
   std::vector<StartedCall> started;
   int waits = 0;
   int blocking_calls = 0;
+
+ protected:
+  void run_all_reduce(void*, size_t, ElementType, ReduceOp) override { ++blocking_calls; }
+  void run_all_gather(const void*, void*, size_t, ElementType) override { ++blocking_calls; }
+  void run_reduce_scatter(const void*, void*, size_t, ElementType, ReduceOp) override { ++blocking_calls; }
+  void run_broadcast(void*, size_t, ElementType, int) override { ++blocking_calls; }
+  void run_send(const void*, size_t, ElementType, int, int) override { ++blocking_calls; }
+  void run_recv(void*, size_t, ElementType, int, int) override { ++blocking_calls; }
+  std::unique_ptr<PendingCollective> run_start_all_reduce(void* data, size_t count, ElementType type,
+                                                          ReduceOp op) override {
+    started.push_back({"all_reduce", data, count, {}, type, op});
+    return std::make_unique<OneSecondWait>(time_, waits);
+  }
+  std::unique_ptr<PendingCollective> run_start_reduce_scatter(void* data, std::span<const size_t> blocks,
+                                                              ElementType type, ReduceOp op) override {
+    started.push_back({"reduce_scatter", data, std::accumulate(blocks.begin(), blocks.end(), size_t(0)),
+                       std::vector<size_t>(blocks.begin(), blocks.end()), type, op});
+    return std::make_unique<OneSecondWait>(time_, waits);
+  }
+  std::unique_ptr<PendingCollective> run_start_all_gather(void* data, std::span<const size_t> blocks,
+                                                          ElementType type) override {
+    started.push_back({"all_gather", data, std::accumulate(blocks.begin(), blocks.end(), size_t(0)),
+                       std::vector<size_t>(blocks.begin(), blocks.end()), type, ReduceOp::sum});
+    return std::make_unique<OneSecondWait>(time_, waits);
+  }
 
  private:
   FakeClock& time_;
@@ -123,7 +135,7 @@ struct Fixture {
       : plan(small_plan(distributed_optimizer, bucket_parameters)), groups(fake_groups(plan, time)),
         data(static_cast<FakeGroup*>(groups.data.get())) {
     declare_gpt2_parameters(store, plan.model, {0, 1}, true, true);
-    store.finalize(0, 1, 7, /*pad_to=*/2);
+    store.finalize(0, 1, 7, /*pad_to=*/2, dp_bucket_test_kernels(), ElementType::f32);
   }
 
   static ProcessGroups fake_groups(const core::Plan& plan, FakeClock& time) {
@@ -133,8 +145,12 @@ struct Fixture {
   }
 
   // Offsets of a started call's buffer in the flat gradients or values.
-  int64_t grad_offset(const StartedCall& c) { return c.data - store.flat_grads().data<float>(); }
-  int64_t value_offset(const StartedCall& c) { return c.data - store.flat_values().data<float>(); }
+  int64_t grad_offset(const StartedCall& c) {
+    return static_cast<const float*>(c.data) - store.flat_grads().data<float>();
+  }
+  int64_t value_offset(const StartedCall& c) {
+    return static_cast<const float*>(c.data) - store.flat_values().data<float>();
+  }
 
   core::Plan plan;
   FakeClock time;

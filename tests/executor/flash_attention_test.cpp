@@ -136,10 +136,10 @@ TEST_F(CpuKernelsTest, FlashAttentionKernelsMatchUnfusedInFloat) {
     const AttentionResult flash_double = run_flash(qkv, dout, shape);
     const Tensor qkvt = to_tensor(qkv, {b, s, 3 * heads * d}), doutt = to_tensor(dout, {b, s, heads * d});
 
-    Tensor unfused_out({b, s, heads * d}), probabilities({b, heads, s, s}), unfused_dqkv({b, s, 3 * heads * d});
+    Tensor unfused_out({b, s, heads * d}, ElementType::f32, Device::cpu), probabilities({b, heads, s, s}, ElementType::f32, Device::cpu), unfused_dqkv({b, s, 3 * heads * d}, ElementType::f32, Device::cpu);
     kernels->attention_forward(qkvt, heads, unfused_out, probabilities);
     kernels->attention_backward(doutt, qkvt, probabilities, heads, unfused_dqkv);
-    Tensor flash_out({b, s, heads * d}), log_sum_exp({b, heads, s}), flash_dqkv({b, s, 3 * heads * d});
+    Tensor flash_out({b, s, heads * d}, ElementType::f32, Device::cpu), log_sum_exp({b, heads, s}, ElementType::f32, Device::cpu), flash_dqkv({b, s, 3 * heads * d}, ElementType::f32, Device::cpu);
     kernels->flash_attention_forward(qkvt, heads, flash_out, log_sum_exp);
     kernels->flash_attention_backward(doutt, qkvt, flash_out, log_sum_exp, heads, flash_dqkv);
 
@@ -159,7 +159,7 @@ TEST(FlashAttention, ThreadsDoNotChangeTheResult) {
   const Tensor dout = to_tensor(random_vector(b * s * heads * d, 42), {b, s, heads * d});
   auto run = [&](int threads) {
     std::unique_ptr<Kernels> kernels = make_cpu_kernels(threads);
-    Tensor out({b, s, heads * d}), log_sum_exp({b, heads, s}), dqkv({b, s, 3 * heads * d});
+    Tensor out({b, s, heads * d}, ElementType::f32, Device::cpu), log_sum_exp({b, heads, s}, ElementType::f32, Device::cpu), dqkv({b, s, 3 * heads * d}, ElementType::f32, Device::cpu);
     kernels->flash_attention_forward(qkv, heads, out, log_sum_exp);
     kernels->flash_attention_backward(dout, qkv, out, log_sum_exp, heads, dqkv);
     Vec all = to_vec(out);
@@ -176,10 +176,10 @@ TEST(FlashAttention, ThreadsDoNotChangeTheResult) {
 }
 
 TEST_F(CpuKernelsTest, FlashAttentionRejectsAMisshapenLogSumExp) {
-  const Tensor qkv({1, 8, 3 * 2 * 4});
-  Tensor out({1, 8, 2 * 4}), too_small({1, 2, 7}), probabilities_shaped({1, 2, 8, 8});
+  const Tensor qkv({1, 8, 3 * 2 * 4}, ElementType::f32, Device::cpu);
+  Tensor out({1, 8, 2 * 4}, ElementType::f32, Device::cpu), too_small({1, 2, 7}, ElementType::f32, Device::cpu), probabilities_shaped({1, 2, 8, 8}, ElementType::f32, Device::cpu);
   EXPECT_THROW(kernels->flash_attention_forward(qkv, 2, out, too_small), Error);
-  Tensor dqkv({1, 8, 3 * 2 * 4});
+  Tensor dqkv({1, 8, 3 * 2 * 4}, ElementType::f32, Device::cpu);
   EXPECT_THROW(kernels->flash_attention_backward(out, qkv, out, probabilities_shaped, 2, dqkv), Error);
 }
 

@@ -19,6 +19,13 @@
 namespace loom::exec {
 namespace {
 
+// The CPU kernels the stores are finalized with (parameter values live on the CPU).
+Kernels& bucket_test_kernels() {
+  static std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
+  return *kernels;
+}
+
+
 using ::testing::ElementsAre;
 
 // Parameters of the given sizes and chunks laid out one after the other, as ParameterStore does.
@@ -107,7 +114,7 @@ TEST(GradientBuckets, Gpt2StageProperties) {
   m.seq_length = 4;
   ParameterStore store;
   declare_gpt2_parameters(store, m, {0, 1, 2, 3}, true, true);
-  store.finalize(0, 1, 7, 4);
+  store.finalize(0, 1, 7, 4, bucket_test_kernels(), ElementType::f32);
   std::vector<BucketedParameter> parameters;
   for (size_t i = 0; i < store.all().size(); ++i) {
     const Parameter& p = store.all()[i];

@@ -55,13 +55,13 @@ TEST_F(CpuKernelsTest, MatmulAllTransposesForwardAndBackward) {
 TEST_F(CpuKernelsTest, MatmulFoldsLeadingAxesAndRejectsMismatches) {
   Tensor x = to_tensor(random_vector(2 * 3 * 4, 5), {2, 3, 4});
   Tensor w = to_tensor(random_vector(4 * 6, 6), {4, 6});
-  Tensor y({2, 3, 6});
+  Tensor y({2, 3, 6}, ElementType::f32, Device::cpu);
   std::fill_n(y.data<float>(), y.numel(), std::numeric_limits<float>::quiet_NaN());
   kernels->matmul(x, false, w, false, y);  // beta = 0 ignores what c held, NaN included
   Vec expected(36);
   cpu::matmul(to_vec(x).data(), false, to_vec(w).data(), false, expected.data(), 6, 6, 4, 1.0, 0.0);
   expect_float_close(y, expected);
-  Tensor wrong({5, 6});
+  Tensor wrong({5, 6}, ElementType::f32, Device::cpu);
   EXPECT_THROW(kernels->matmul(x, false, wrong, false, y), Error);
   EXPECT_THROW(kernels->matmul(y, false, w, true, y), Error);  // c aliases a
 }
@@ -134,8 +134,8 @@ TEST_F(CpuKernelsTest, LayernormForwardNormalisesAndBackwardMatchesDifferences) 
   expect_gradient(gamma, loss, dgamma);
   expect_gradient(beta, loss, dbeta);
 
-  Tensor yt({rows, cols}), mt({rows}), rt({rows}), dxt({rows, cols});
-  Tensor dgt = Tensor::zeros({cols}), dbt = Tensor::zeros({cols});
+  Tensor yt({rows, cols}, ElementType::f32, Device::cpu), mt({rows}, ElementType::f32, Device::cpu), rt({rows}, ElementType::f32, Device::cpu), dxt({rows, cols}, ElementType::f32, Device::cpu);
+  Tensor dgt = Tensor::zeros({cols}, ElementType::f32, Device::cpu), dbt = Tensor::zeros({cols}, ElementType::f32, Device::cpu);
   Tensor xt = to_tensor(x, {rows, cols}), gt = to_tensor(gamma, {cols});
   kernels->layernorm_forward(xt, gt, to_tensor(beta, {cols}), float(eps), yt, mt, rt);
   kernels->layernorm_backward(to_tensor(w, {rows, cols}), xt, gt, mt, rt, dxt, dgt, dbt);
@@ -166,7 +166,7 @@ TEST_F(CpuKernelsTest, Gelu) {
   expect_gradient(
       x, [&] { return dot(w, forward()); }, dx);
 
-  Tensor xt = to_tensor(x, {n}), yt({n}), dxt({n});
+  Tensor xt = to_tensor(x, {n}), yt({n}, ElementType::f32, Device::cpu), dxt({n}, ElementType::f32, Device::cpu);
   kernels->gelu_forward(xt, yt);
   kernels->gelu_backward(to_tensor(w, {n}), xt, dxt);
   expect_float_close(yt, expected);
@@ -222,9 +222,9 @@ TEST_F(CpuKernelsTest, CausalAttention) {
     expect_gradient(
         qkv, [&] { return dot(w, forward()); }, dqkv);
 
-    Tensor qkvt = to_tensor(qkv, {b, s, 3 * heads * d}), outt({b, s, heads * d}),
-           pt({b, heads, s, s});
-    Tensor dqkvt({b, s, 3 * heads * d});
+    Tensor qkvt = to_tensor(qkv, {b, s, 3 * heads * d}), outt({b, s, heads * d}, ElementType::f32, Device::cpu),
+           pt({b, heads, s, s}, ElementType::f32, Device::cpu);
+    Tensor dqkvt({b, s, 3 * heads * d}, ElementType::f32, Device::cpu);
     kernels->attention_forward(qkvt, heads, outt, pt);
     kernels->attention_backward(to_tensor(w, {b, s, heads * d}), qkvt, pt, heads, dqkvt);
     expect_float_close(outt, expected);

@@ -75,13 +75,13 @@ inline void expect_gradient(Vec& x, const std::function<double()>& loss, const V
 }
 
 inline Tensor to_tensor(const Vec& v, std::vector<int64_t> shape) {
-  Tensor t(std::move(shape));
+  Tensor t(std::move(shape), ElementType::f32, Device::cpu);
   EXPECT_EQ(size_t(t.numel()), v.size());
   std::transform(v.begin(), v.end(), t.data<float>(), [](double x) { return float(x); });
   return t;
 }
 inline Tensor to_tensor(const std::vector<int32_t>& v) {
-  Tensor t({int64_t(v.size())}, ElementType::i32);
+  Tensor t({int64_t(v.size())}, ElementType::i32, Device::cpu);
   std::copy(v.begin(), v.end(), t.data<int32_t>());
   return t;
 }

@@ -16,6 +16,13 @@
 namespace loom::exec {
 namespace {
 
+// The CPU kernels the stores are finalized with (parameter values live on the CPU).
+Kernels& test_kernels() {
+  static std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
+  return *kernels;
+}
+
+
 constexpr uint64_t kSeed = 1234;
 
 core::ModelSpec small_model(bool untied = false) {
@@ -68,7 +75,7 @@ TEST(Gpt2Parameters, HuggingFaceNamesInBufferOrder) {
 TEST(Gpt2Parameters, KindsOfALayer) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(), {0}, false, false);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   const LayerParameters layer = layer_parameters(store, 0);
   for (const WeightAndBias* norm : {&layer.ln_1, &layer.ln_2}) {
     EXPECT_EQ(norm->weight.kind, ParameterKind::norm_gain) << norm->weight.name;
@@ -84,7 +91,7 @@ TEST(Gpt2Parameters, KindsOfALayer) {
 TEST(Gpt2Parameters, KindDecidesInitialisation) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(), {0}, true, false);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   for (const Parameter& p : store.all()) {
     switch (p.kind) {
       case ParameterKind::norm_gain:
@@ -121,7 +128,7 @@ TEST(Gpt2Parameters, TheLastStagesTiedCopyIsLeftOutOfTheNorm) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(), {1}, /*has_embedding=*/false,
                           /*has_output_layer=*/true);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   const Parameter& copy = store["wte.weight"];
   EXPECT_EQ(copy.kind, ParameterKind::tied_embedding_copy);
   EXPECT_FALSE(copy.counts_in_norm);
@@ -134,7 +141,7 @@ TEST(Gpt2Parameters, TheLastStagesTiedCopyIsLeftOutOfTheNorm) {
 TEST(Gpt2Parameters, UntiedLastStageHasItsOwnOutputLayer) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(/*untied=*/true), {1}, false, true);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   EXPECT_FALSE(store.contains("wte.weight"));
   const OutputParameters output = output_parameters(store, small_model(true));
   EXPECT_EQ(&output.head, &store["lm_head.weight"]);
@@ -147,7 +154,7 @@ TEST(Gpt2Parameters, UntiedLastStageHasItsOwnOutputLayer) {
 TEST(Gpt2Parameters, TiedOutputLayerIsTheEmbedding) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(), {0, 1}, true, true);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   EXPECT_EQ(&output_parameters(store, small_model()).head, &store["wte.weight"]);
   const EmbeddingParameters embedding = embedding_parameters(store);
   EXPECT_EQ(&embedding.wte, &store["wte.weight"]);
@@ -158,13 +165,13 @@ TEST(Gpt2Parameters, ReplicatedParametersCountInTheNormOnTensorRankZeroOnly) {
   for (const int64_t tensor_rank : {0, 1}) {
     ParameterStore store;
     declare_gpt2_parameters(store, small_model(), {0}, true, true);
-    store.finalize(tensor_rank, 2, kSeed, 1);
+    store.finalize(tensor_rank, 2, kSeed, 1, test_kernels(), ElementType::f32);
     for (const Parameter& p : store.all()) {
       const bool expected = p.sharding != Sharding::replicated || tensor_rank == 0;
       EXPECT_EQ(p.counts_in_norm, expected) << p.name << " on tensor rank " << tensor_rank;
       const float weight = expected ? 1.0f : 0.0f;
-      EXPECT_TRUE(std::all_of(store.norm_weights().begin() + p.offset,
-                              store.norm_weights().begin() + p.offset + p.value.numel(),
+      const float* weights = store.norm_weights().data<float>();
+      EXPECT_TRUE(std::all_of(weights + p.offset, weights + p.offset + p.value.numel(),
                               [&](float w) { return w == weight; }))
           << p.name;
     }
@@ -174,7 +181,7 @@ TEST(Gpt2Parameters, ReplicatedParametersCountInTheNormOnTensorRankZeroOnly) {
 TEST(Gpt2Parameters, LayerReferencesAreTheNamedParameters) {
   ParameterStore store;
   declare_gpt2_parameters(store, small_model(), {0, 1}, false, false);
-  store.finalize(0, 1, kSeed, 1);
+  store.finalize(0, 1, kSeed, 1, test_kernels(), ElementType::f32);
   const LayerParameters layer = layer_parameters(store, 1);
   const std::vector<std::pair<const Parameter*, std::string>> expected = {
       {&layer.ln_1.weight, "h.1.ln_1.weight"},

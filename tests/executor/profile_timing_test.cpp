@@ -1,10 +1,14 @@
-// The profile's timing rules: the median and spread it records, and how many repeats a call gets.
+// The profile's timing rules: the median and spread it records, and how many repeats a call gets;
+// and its random inputs.
 
+#include "executor/bfloat16.hpp"
+#include "executor/profile/random_tensors.hpp"
 #include "executor/profile/timing.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 namespace loom::exec::profile {
@@ -54,6 +58,42 @@ TEST(ProfileTiming, TimeCallMeasuresWhatTheCallTakes) {
   const Timing t = time_call([] { std::this_thread::sleep_for(std::chrono::duration<double>(kCallS)); }, policy);
   EXPECT_GE(t.median_s, kCallS);
   EXPECT_GE(t.spread, 0.0);
+}
+
+// A backend's calls are timed by the same rule as host calls (the CPU's synchronize() returns
+// at once; the CUDA one's is what makes the clock see its kernels).
+TEST(ProfileTiming, KernelTimerWarmsUpThenRepeats) {
+  const std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
+  TimingPolicy policy;
+  policy.min_total_s = 0;
+  policy.cold_caches = false;
+  KernelTimer timer(*kernels, policy);
+  int calls = 0;
+  const Timing t = timer([&] { ++calls; });
+  EXPECT_EQ(calls, 1 + policy.min_repeats);
+  EXPECT_GE(t.median_s, 0.0);
+}
+
+// Inputs lie in [-1, 1) on the kernels' device, in the type asked for; one seed, one sequence.
+TEST(ProfileRandomTensors, UniformValuesOfEitherTypeFromAFixedSeed) {
+  const std::unique_ptr<Kernels> kernels = make_cpu_kernels(1);
+  RandomTensors random(*kernels), again(*kernels);
+  const Tensor f32 = random.uniform({1000}), same = again.uniform({1000});
+  ASSERT_EQ(f32.type(), ElementType::f32);
+  ASSERT_EQ(f32.device(), kernels->device());
+  for (int64_t i = 0; i < f32.numel(); ++i) {
+    EXPECT_GE(f32.data<float>()[i], -1.0f);
+    EXPECT_LT(f32.data<float>()[i], 1.0f);
+    EXPECT_EQ(f32.data<float>()[i], same.data<float>()[i]);
+  }
+  const Tensor bf16 = random.uniform({1000}, ElementType::bf16);
+  ASSERT_EQ(bf16.type(), ElementType::bf16);
+  for (int64_t i = 0; i < bf16.numel(); ++i) EXPECT_LE(std::abs(bf16_bits_to_float(bf16.data<uint16_t>()[i])), 1.0f);
+  const Tensor tokens = random.tokens(1000, 7);
+  for (int64_t i = 0; i < tokens.numel(); ++i) {
+    EXPECT_GE(tokens.data<int32_t>()[i], 0);
+    EXPECT_LT(tokens.data<int32_t>()[i], 7);
+  }
 }
 
 }  // namespace

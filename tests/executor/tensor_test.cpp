@@ -14,15 +14,15 @@ namespace loom::exec {
 namespace {
 
 TEST(Tensor, ShapeNumelAndBytes) {
-  Tensor t({4, 32, 64});
+  Tensor t({4, 32, 64}, ElementType::f32, Device::cpu);
   EXPECT_TRUE(t.defined());
   EXPECT_EQ(t.rank(), 3u);
   EXPECT_EQ(t.dim(1), 32);
   EXPECT_EQ(t.numel(), 4 * 32 * 64);
   EXPECT_EQ(t.bytes(), size_t(4 * 32 * 64 * 4));
   EXPECT_EQ(t.shape_string(), "[4, 32, 64]");
-  EXPECT_EQ(Tensor({3}, ElementType::f64).bytes(), 24u);
-  EXPECT_EQ(Tensor({3}, ElementType::bf16).bytes(), 6u);
+  EXPECT_EQ(Tensor({3}, ElementType::f64, Device::cpu).bytes(), 24u);
+  EXPECT_EQ(Tensor({3}, ElementType::bf16, Device::cpu).bytes(), 6u);
   EXPECT_EQ(to_string(ElementType::i32), "i32");
   EXPECT_FALSE(Tensor().defined());
   EXPECT_EQ(Tensor().numel(), 0);
@@ -30,15 +30,15 @@ TEST(Tensor, ShapeNumelAndBytes) {
 
 TEST(Tensor, CpuStorageIs64ByteAligned) {
   for (int64_t n : {1, 3, 17, 1000}) {
-    Tensor t({n});
+    Tensor t({n}, ElementType::f32, Device::cpu);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data<float>()) % 64, 0u) << n;
   }
 }
 
 TEST(Tensor, ZerosAndFillZero) {
-  Tensor z = Tensor::zeros({5, 7});
+  Tensor z = Tensor::zeros({5, 7}, ElementType::f32, Device::cpu);
   for (int64_t i = 0; i < z.numel(); ++i) EXPECT_EQ(z.data<float>()[i], 0.0f);
-  Tensor t({6}, ElementType::i32);
+  Tensor t({6}, ElementType::i32, Device::cpu);
   for (int i = 0; i < 6; ++i) t.data<int32_t>()[i] = i + 1;
   t.rows(2, 4).fill_zero();  // only the view's elements
   EXPECT_EQ(t.data<int32_t>()[1], 2);
@@ -48,7 +48,7 @@ TEST(Tensor, ZerosAndFillZero) {
 }
 
 TEST(Tensor, ReshapedSharesStorage) {
-  Tensor t = Tensor::zeros({2, 3, 4});
+  Tensor t = Tensor::zeros({2, 3, 4}, ElementType::f32, Device::cpu);
   Tensor flat = t.reshaped({6, 4});
   EXPECT_EQ(flat.shape(), (std::vector<int64_t>{6, 4}));
   EXPECT_EQ(flat.data<float>(), t.data<float>());
@@ -58,7 +58,7 @@ TEST(Tensor, ReshapedSharesStorage) {
 }
 
 TEST(Tensor, RowsViewSharesStorage) {
-  Tensor t({4, 3});
+  Tensor t({4, 3}, ElementType::f32, Device::cpu);
   for (int i = 0; i < 12; ++i) t.data<float>()[i] = float(i);
   Tensor middle = t.rows(1, 3);
   EXPECT_EQ(middle.shape(), (std::vector<int64_t>{2, 3}));
@@ -74,7 +74,7 @@ TEST(Tensor, RowsViewSharesStorage) {
 }
 
 TEST(Tensor, CopySharesCloneCopies) {
-  Tensor t({3});
+  Tensor t({3}, ElementType::f32, Device::cpu);
   for (int i = 0; i < 3; ++i) t.data<float>()[i] = float(i + 1);
   Tensor shared = t;
   Tensor copy = t.clone();
@@ -84,7 +84,7 @@ TEST(Tensor, CopySharesCloneCopies) {
   EXPECT_EQ(copy.data<float>()[2], 3.0f);
   EXPECT_NE(copy.data<float>(), t.data<float>());
   // Cloning a view copies only its rows.
-  Tensor rows = Tensor({4, 2}).rows(1, 3).clone();
+  Tensor rows = Tensor({4, 2}, ElementType::f32, Device::cpu).rows(1, 3).clone();
   EXPECT_EQ(rows.numel(), 4);
 }
 
@@ -93,10 +93,10 @@ TEST(Tensor, MemoryAccountingRisesAndFalls) {
   const MemoryStats before = memory_stats(Device::cpu);
   EXPECT_EQ(before.peak_bytes, before.current_bytes);
   {
-    Tensor a({1000});  // 4000 bytes
+    Tensor a({1000}, ElementType::f32, Device::cpu);  // 4000 bytes
     EXPECT_EQ(memory_stats(Device::cpu).current_bytes, before.current_bytes + 4000);
     {
-      Tensor b({250}, ElementType::f64);  // 2000 bytes
+      Tensor b({250}, ElementType::f64, Device::cpu);  // 2000 bytes
       Tensor view = b.rows(0, 10);        // a view allocates nothing
       EXPECT_EQ(memory_stats(Device::cpu).current_bytes, before.current_bytes + 6000);
     }
@@ -115,7 +115,7 @@ TEST(Tensor, SharedStorageIsFreedWithItsLastTensor) {
   const int64_t start = memory_stats(Device::cpu).current_bytes;
   Tensor view;
   {
-    Tensor owner({100});
+    Tensor owner({100}, ElementType::f32, Device::cpu);
     view = owner.rows(0, 1);
   }
   EXPECT_EQ(memory_stats(Device::cpu).current_bytes, start + 400);

@@ -174,25 +174,30 @@ class OneSecondCollectives final : public Communicator {
   explicit OneSecondCollectives(FakeClock& time) : time_(time) {}
   int rank() const override { return 0; }
   int size() const override { return 2; }
-  void all_reduce(float*, size_t, ReduceOp) override { time_.now_s += 1; }
-  void all_gather(const float*, float*, size_t) override { time_.now_s += 1; }
-  void reduce_scatter(const float*, float*, size_t, ReduceOp) override { time_.now_s += 1; }
-  void broadcast(float*, size_t, int) override { unexpected(); }
-  void send(const float*, size_t, int, int) override { unexpected(); }
-  void recv(float*, size_t, int, int) override { unexpected(); }
   void barrier() override { unexpected(); }
   void idle_barrier() override { unexpected(); }
   void all_reduce_sum(double*, size_t) override { unexpected(); }
-  std::unique_ptr<PendingCollective> start_all_reduce(float*, size_t, ReduceOp) override { return unexpected_start(); }
-  std::unique_ptr<PendingCollective> start_reduce_scatter(float*, std::span<const size_t>, ReduceOp) override {
-    return unexpected_start();
-  }
-  std::unique_ptr<PendingCollective> start_all_gather(float*, std::span<const size_t>) override {
-    return unexpected_start();
-  }
   std::unique_ptr<Communicator> split(int, int) override {
     unexpected();
     return nullptr;
+  }
+
+ protected:
+  void run_all_reduce(void*, size_t, ElementType, ReduceOp) override { time_.now_s += 1; }
+  void run_all_gather(const void*, void*, size_t, ElementType) override { time_.now_s += 1; }
+  void run_reduce_scatter(const void*, void*, size_t, ElementType, ReduceOp) override { time_.now_s += 1; }
+  void run_broadcast(void*, size_t, ElementType, int) override { unexpected(); }
+  void run_send(const void*, size_t, ElementType, int, int) override { unexpected(); }
+  void run_recv(void*, size_t, ElementType, int, int) override { unexpected(); }
+  std::unique_ptr<PendingCollective> run_start_all_reduce(void*, size_t, ElementType, ReduceOp) override {
+    return unexpected_start();
+  }
+  std::unique_ptr<PendingCollective> run_start_reduce_scatter(void*, std::span<const size_t>, ElementType,
+                                                              ReduceOp) override {
+    return unexpected_start();
+  }
+  std::unique_ptr<PendingCollective> run_start_all_gather(void*, std::span<const size_t>, ElementType) override {
+    return unexpected_start();
   }
 
  private:
@@ -209,7 +214,7 @@ TEST(TensorParallelTiming, CollectivesAreTpCommExceptInsideARecompute) {
   TimerStack timers(time.clock());
   OneSecondCollectives group(time);
   TensorParallel tp(&group, /*sequence_parallel=*/true, timers);
-  Tensor rows({2, 4});
+  Tensor rows({2, 4}, ElementType::f32, Device::cpu);
   {
     ScopedTimer forward(timers, Category::forward);
     time.now_s += 5;
@@ -217,7 +222,7 @@ TEST(TensorParallelTiming, CollectivesAreTpCommExceptInsideARecompute) {
     {
       ScopedTimer recompute(timers, Category::recompute);
       time.now_s += 2;
-      tp.leave(Tensor({4, 4}));  // reduce-scatter inside the recompute: 1 s of recompute
+      tp.leave(Tensor({4, 4}, ElementType::f32, Device::cpu));  // reduce-scatter inside the recompute: 1 s of recompute
     }
     tp.all_reduce(rows);  // 1 s
   }

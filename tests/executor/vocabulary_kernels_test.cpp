@@ -32,7 +32,7 @@ TEST_F(CpuKernelsTest, EmbeddingShard) {
   expect_gradient(
       table, [&] { return dot(w, forward()); }, dtable);
 
-  Tensor tokens_t = to_tensor(tokens), out({n, cols}), dtable_t = Tensor::zeros({shard_rows, cols});
+  Tensor tokens_t = to_tensor(tokens), out({n, cols}, ElementType::f32, Device::cpu), dtable_t = Tensor::zeros({shard_rows, cols}, ElementType::f32, Device::cpu);
   kernels->embedding_forward(tokens_t, to_tensor(table, {shard_rows, cols}), vocab_start, out);
   kernels->embedding_backward(to_tensor(w, {n, cols}), tokens_t, vocab_start, dtable_t);
   expect_float_close(out, expected);
@@ -107,7 +107,7 @@ TEST_F(CpuKernelsTest, CrossEntropySingleShardAndSplitShards) {
   EXPECT_LE(relative_error(combined, dlogits), 1e-14);
 
   Tensor lt = to_tensor(logits, {rows, vocab}), tt = to_tensor(targets);
-  Tensor mt({rows}), st({rows}), ttl({rows});
+  Tensor mt({rows}, ElementType::f32, Device::cpu), st({rows}, ElementType::f32, Device::cpu), ttl({rows}, ElementType::f32, Device::cpu);
   kernels->cross_entropy_partials(lt, tt, 0, mt, st, ttl);
   expect_float_close(mt, row_max);
   expect_float_close(st, sum_exp);
@@ -137,13 +137,13 @@ TEST_F(CpuKernelsTest, AdamWTwoStepsByHand) {
     }
   }
   Vec p = p0, md(3, 0.0), vd(3, 0.0);
-  Tensor pt = to_tensor(p0, {3}), mt = Tensor::zeros({3}), vt = Tensor::zeros({3});
+  Tensor pt = to_tensor(p0, {3}), mt = Tensor::zeros({3}, ElementType::f32, Device::cpu), vt = Tensor::zeros({3}, ElementType::f32, Device::cpu);
   for (int step = 1; step <= 2; ++step) {
     const Vec& g = step == 1 ? g1 : g2;
     cpu::adamw(p.data(), g.data(), md.data(), vd.data(), 3,
                cpu::AdamWSettings<double>{lr, beta1, beta2, eps, wd, step});
-    kernels->adamw(pt, to_tensor(g, {3}), mt, vt, float(lr), float(beta1), float(beta2), float(eps),
-                   float(wd), step);
+    kernels->adamw(pt, to_tensor(g, {3}), mt, vt,
+                   AdamWSettings{float(lr), float(beta1), float(beta2), float(eps), float(wd), step});
   }
   EXPECT_LE(relative_error(p, expected), 1e-15);
   EXPECT_LE(relative_error(md, m), 1e-15);
@@ -159,10 +159,10 @@ TEST_F(CpuKernelsTest, BackwardAccumulatesParameterGradientsAndOverwritesActivat
   Tensor dy = to_tensor(random_vector(rows * cols, 25), {rows, cols});
   Tensor gamma = to_tensor(random_vector(cols, 26), {cols}),
          beta = to_tensor(random_vector(cols, 27), {cols});
-  Tensor y({rows, cols}), mean({rows}), rstd({rows}), dx({rows, cols});
-  Tensor dgamma = Tensor::zeros({cols}), dbeta = Tensor::zeros({cols}),
-         dbias = Tensor::zeros({cols});
-  Tensor tokens = to_tensor(std::vector<int32_t>{1, 2, 1, 0}), dtable = Tensor::zeros({3, cols});
+  Tensor y({rows, cols}, ElementType::f32, Device::cpu), mean({rows}, ElementType::f32, Device::cpu), rstd({rows}, ElementType::f32, Device::cpu), dx({rows, cols}, ElementType::f32, Device::cpu);
+  Tensor dgamma = Tensor::zeros({cols}, ElementType::f32, Device::cpu), dbeta = Tensor::zeros({cols}, ElementType::f32, Device::cpu),
+         dbias = Tensor::zeros({cols}, ElementType::f32, Device::cpu);
+  Tensor tokens = to_tensor(std::vector<int32_t>{1, 2, 1, 0}), dtable = Tensor::zeros({3, cols}, ElementType::f32, Device::cpu);
   kernels->layernorm_forward(x, gamma, beta, 1e-5f, y, mean, rstd);
   auto backward = [&] {
     kernels->layernorm_backward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta);
@@ -195,12 +195,12 @@ TEST_F(CpuKernelsTest, SumOfSquaresScaleAndCopy) {
   Vec scaled = values;
   for (double& v : scaled) v *= -2.0;
   expect_float_close(x, scaled);
-  Tensor y({37});
+  Tensor y({37}, ElementType::f32, Device::cpu);
   kernels->copy(x, y);
   EXPECT_EQ(to_vec(y), to_vec(x));
-  Tensor wrong({36});
+  Tensor wrong({36}, ElementType::f32, Device::cpu);
   EXPECT_THROW(kernels->copy(x, wrong), Error);
-  Tensor integers({37}, ElementType::i32);
+  Tensor integers({37}, ElementType::i32, Device::cpu);
   EXPECT_THROW(kernels->scale(integers, 1.0f), Error);
 }
 
