@@ -26,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::AnyOf;
 
 // CPUs this test may run on, as the ranks it starts would be without binding.
 int cpus_allowed_here() {
@@ -75,7 +76,6 @@ TEST_F(LoomRun, BadInputIsRefusedBeforeAnyRankStarts) {
   const std::pair<std::string, std::string> cases[] = {
       {"--data '" + path("missing.bin") + "'", "no such file"},
       {"--resume", "--resume needs --checkpoint-dir"},
-      {"--backend cuda", "no CUDA backend"},
       {"--steps -1", "must be 0 (load and save only) or positive"},
       {"--init-from '" + path("missing.safetensors") + "'", "no such file"},
   };
@@ -86,6 +86,17 @@ TEST_F(LoomRun, BadInputIsRefusedBeforeAnyRankStarts) {
   }
   const LoomResult missing = run_loom("run '" + path("nope.json") + "'");
   EXPECT_EQ(missing.exit_code, 2);
+}
+
+// A build without CUDA refuses before the launch; a CUDA build refuses on the ranks, where the
+// devices are (the launcher may sit on a login node without one): either way in one line.
+TEST_F(LoomRun, TheCudaBackendWithoutAUsableDeviceIsRefusedInOneLine) {
+  const std::string split = plan("tp2.json", 2, "--tp 2");
+  const LoomResult r = run_loom("run '" + split + "' --backend cuda --steps 1");
+  if (r.exit_code == 0) GTEST_SKIP() << "this machine has usable CUDA devices: the run trained";
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, AnyOf(HasSubstr("no CUDA backend"), HasSubstr("no usable CUDA device"))) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--backend cuda")) << r.err;
 }
 
 TEST_F(LoomRun, DryRunShowsTheLauncherCommand) {
