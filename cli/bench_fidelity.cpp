@@ -1,5 +1,5 @@
 // `loom bench fidelity`: how well the simulator, fed by a profile measured on this machine,
-// predicts the executor on this machine. Profiles (quick), trains a set of small-GPT plans on
+// predicts the executor on this machine. Profiles (quick), trains a set of small-GPT plans (GPT-2 and Llama) on
 // 1, 2 and 4 CPU ranks covering every kind of parallelism, and sets each plan's measured step
 // time and peak memory beside its prediction, with how much the machine's own speed drifted.
 
@@ -38,7 +38,11 @@ struct FidelityCase {
   bool sequence_parallel = false, distributed_optimizer = false;
   core::AttentionBackend attention = core::AttentionBackend::unfused;
   bool overlap = false;  // overlap-grad-reduce, with the distributed optimizer overlap-param-gather too
+  // The model instead of --model's: the Llama cases train loom-tiny-llama whatever --model says.
+  const char* model = nullptr;
 };
+
+constexpr const char* kLlamaModel = "loom-tiny-llama";
 
 // Every layout the executor runs: data, tensor (with and without sequence parallelism) and
 // pipeline parallelism, both pipeline schedules, interleaving, both recompute modes and the
@@ -68,13 +72,23 @@ const std::vector<FidelityCase>& fidelity_cases() {
        core::AttentionBackend::unfused, true},
       {"dp2 pp2 + distributed optimizer, flash, overlaps", 1, 2, 2, Schedule::one_f_one_b, 0, Recompute::none, false,
        true, core::AttentionBackend::flash, true},
+      // The Llama architecture (GQA, SwiGLU, RMSNorm, rope, untied), in the layouts that split it
+      // differently from GPT-2: query groups over tensor ranks, the untied head on the last stage.
+      {"llama: 1 rank", 1, 1, 1, Schedule::one_f_one_b, 0, Recompute::none, false, false,
+       core::AttentionBackend::unfused, false, kLlamaModel},
+      {"llama: tp2 + sp, selective recompute", 2, 1, 1, Schedule::one_f_one_b, 0, Recompute::selective, true, false,
+       core::AttentionBackend::unfused, false, kLlamaModel},
+      {"llama: pp2 interleaved", 1, 2, 1, Schedule::interleaved, 1, Recompute::none, false, false,
+       core::AttentionBackend::unfused, false, kLlamaModel},
+      {"llama: dp2 + distributed optimizer, flash", 1, 1, 2, Schedule::one_f_one_b, 0, Recompute::none, false, true,
+       core::AttentionBackend::flash, false, kLlamaModel},
   };
   return cases;
 }
 
 core::Plan plan_for(const FidelityCase& c, const FidelityOptions& o, const std::string& profile_path) {
   core::Plan plan;
-  plan.model = core::resolve_model(o.model);
+  plan.model = core::resolve_model(c.model ? std::string(c.model) : o.model);
   plan.cluster.nodes = 1;
   plan.cluster.devices_per_node = c.tp * c.pp * c.dp;
   plan.cluster.profile = profile_path;

@@ -1,5 +1,5 @@
 // `loom checkpoint export DIR --out model.safetensors`: a run's newest checkpoint as one model file
-// with Hugging Face GPT-2 names (done by loom-exec, which owns the checkpoint format).
+// with Hugging Face GPT-2 or Llama names (done by loom-exec, which owns the checkpoint format).
 
 #include "cli/command.hpp"
 #include "cli/error_relay.hpp"
@@ -22,7 +22,7 @@ Command add_checkpoint_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand("checkpoint", "Work with a run's checkpoints");
   app->add_option("action", o->action, "export")->required()->check(CLI::IsMember({"export"}));
   app->add_option("dir", o->dir, "Checkpoint directory (--checkpoint-dir of the run)")->required();
-  app->add_option("--out", o->out, "Output file (safetensors, GPT-2 names)")->required();
+  app->add_option("--out", o->out, "Output file (safetensors, Hugging Face GPT-2 or Llama names)")->required();
   app->footer("Example:\n  loom checkpoint export ckpt --out model.safetensors");
   return {app, [o] {
             if (!std::filesystem::is_directory(o->dir)) throw InvalidInput("'{}' is not a directory", o->dir);

@@ -96,8 +96,8 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--keep-checkpoints", o->keep_checkpoints,
                   "Keep only the newest N complete checkpoints, removing older ones [default: keep all]");
   app->add_flag("--resume", o->resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
-  app->add_option("--save-model", o->save_model, "Write the trained model (safetensors, GPT-2 names)");
-  app->add_option("--init-from", o->init_from, "Start from these weights (safetensors, GPT-2 names)");
+  app->add_option("--save-model", o->save_model, "Write the trained model (safetensors, Hugging Face GPT-2 or Llama names)");
+  app->add_option("--init-from", o->init_from, "Start from these weights (safetensors, Hugging Face GPT-2 or Llama names)");
   app->add_option("--launcher", o->launcher, "mpirun, srun, or none (already under a launcher)")
       ->check(CLI::IsMember({"mpirun", "srun", "none"}))
       ->capture_default_str();

@@ -147,7 +147,9 @@ std::string model_line(const core::Plan& plan) {
       m.num_layers, m.hidden_size, m.num_attention_heads, m.query_groups(), m.ffn_hidden_size,
       vocabulary_text(plan), with_thousands(m.seq_length),
       m.activation == core::Activation::swiglu ? "SwiGLU" : "GELU", core::to_string(m.normalization),
-      m.position_embedding == core::PositionEmbedding::rope ? "rotary positions" : "learned positions",
+      m.position_embedding == core::PositionEmbedding::rope
+          ? fmt::format("rotary positions (base {})", with_thousands(m.rotary_base))
+          : std::string("learned positions"),
       m.tied_embeddings() ? "tied" : "untied");
 }
 

@@ -3,7 +3,8 @@
 namespace loom::core::kernel_bytes {
 
 bool charged_only_when_measured(std::string_view kernel) {
-  return kernel == kBias || kernel == kBiasBackward || kernel == kDropout;
+  return kernel == kBias || kernel == kBiasBackward || kernel == kDropout || kernel == kQueryGroups ||
+         kernel == kQueryGroupsBackward;
 }
 
 std::string_view forward_name(std::string_view kernel) {

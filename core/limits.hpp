@@ -22,6 +22,7 @@ inline constexpr int64_t kMaxVocab = int64_t(1) << 24;           // vocab-size, 
 // With tp at its maximum, a derived padded vocabulary stays below kMaxPaddedVocab.
 inline constexpr int64_t kMaxVocabDivisor = int64_t(1) << 16;
 inline constexpr int64_t kMaxSeqLength = int64_t(1) << 24;       // seq-length
+inline constexpr int64_t kMaxRotaryBase = int64_t(1) << 30;      // rotary-base (an f32 holds it exactly)
 
 // training
 inline constexpr int64_t kMaxGlobalBatch = int64_t(1) << 24;     // global-batch-size (sequences)

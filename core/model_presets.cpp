@@ -40,6 +40,13 @@ ModelSpec llama_style(std::string_view name, Shape s) {
   return m;
 }
 
+// Llama 3 raised the rotary base from 10,000 to 500,000 (its paper, §3.1.1 and Table 3).
+ModelSpec llama3_style(std::string_view name, Shape s) {
+  ModelSpec m = llama_style(name, s);
+  m.rotary_base = 500000;
+  return m;
+}
+
 constexpr std::string_view kGpt2 =
     "Radford et al. 2019, 'Language Models are Unsupervised Multitask Learners', Table 2; "
     "hyper-parameters as in OpenAI's released GPT-2 checkpoints (n_ctx 1024, vocab 50257)";
@@ -83,10 +90,10 @@ std::vector<ModelPreset> build_presets() {
   add("llama2-13b", "Llama 2", kLlama2, llama_style("llama2-13b", {40, 5120, 40, 40, 13824, 32000, 4096}));
   add("llama2-70b", "Llama 2", kLlama2, llama_style("llama2-70b", {80, 8192, 64, 8, 28672, 32000, 4096}));
   // Llama 3 / 3.1 (grouped-query attention with 8 key/value heads throughout).
-  add("llama3-8b", "Llama 3", kLlama3, llama_style("llama3-8b", {32, 4096, 32, 8, 14336, 128256, 8192}));
-  add("llama3-70b", "Llama 3", kLlama3, llama_style("llama3-70b", {80, 8192, 64, 8, 28672, 128256, 8192}));
+  add("llama3-8b", "Llama 3", kLlama3, llama3_style("llama3-8b", {32, 4096, 32, 8, 14336, 128256, 8192}));
+  add("llama3-70b", "Llama 3", kLlama3, llama3_style("llama3-70b", {80, 8192, 64, 8, 28672, 128256, 8192}));
   add("llama3-405b", "Llama 3", kLlama3,
-      llama_style("llama3-405b", {126, 16384, 128, 8, 53248, 128256, 8192}));
+      llama3_style("llama3-405b", {126, 16384, 128, 8, 53248, 128256, 8192}));
   // Megatron-LM PTD-P paper, Table 1 (GPT architecture, 4h MLP).
   const Shape megatron[] = {
       {24, 2304, 24, 24, 4 * 2304, 51200, 2048},     {30, 3072, 32, 32, 4 * 3072, 51200, 2048},
@@ -106,6 +113,14 @@ std::vector<ModelPreset> build_presets() {
   ModelSpec tiny = gpt_style("loom-tiny", {4, 128, 4, 4, 512, 256, 64});
   tiny.make_vocab_size_divisible_by = 64;
   add("loom-tiny", "Loom", "Loom's test model: GPT-2 architecture, 4 layers, 128 wide, 256 tokens", std::move(tiny));
+  // Its Llama twin: grouped-query attention (4 heads in 2 groups), SwiGLU, RMSNorm, rotary
+  // positions, untied output layer. ffn 384 = 3·h gives its linear layers exactly loom-tiny's
+  // FLOPs per token (3h² + 3·h·f = 12h²), so the two architectures' throughputs compare directly.
+  ModelSpec tiny_llama = llama_style("loom-tiny-llama", {4, 128, 4, 2, 384, 256, 64});
+  tiny_llama.make_vocab_size_divisible_by = 64;
+  add("loom-tiny-llama", "Loom",
+      "Loom's Llama test model: 4 layers, 128 wide, 4 heads in 2 query groups, SwiGLU 384, 256 tokens",
+      std::move(tiny_llama));
   return p;
 }
 

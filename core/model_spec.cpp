@@ -31,6 +31,10 @@ void ModelSpec::validate() const {
   if (hidden_size % num_attention_heads != 0)
     throw InvalidInput("num-attention-heads={} does not divide hidden-size={}", num_attention_heads,
                        hidden_size);
+  if (rotary_base < 2 || rotary_base > limits::kMaxRotaryBase)
+    throw InvalidInput("rotary-base={} is out of range; expected an integer from 2 to {} (10000 for Llama 2, 500000 "
+                       "for Llama 3)",
+                       rotary_base, limits::kMaxRotaryBase);
   if (num_query_groups && (*num_query_groups > num_attention_heads || num_attention_heads % *num_query_groups != 0))
     throw InvalidInput("num-query-groups={} does not divide num-attention-heads={}; leave num-query-groups out "
                        "for one group per head",

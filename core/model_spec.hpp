@@ -11,6 +11,8 @@ namespace loom::core {
 
 // Megatron's --make-vocab-size-divisible-by default.
 inline constexpr int64_t kDefaultMakeVocabSizeDivisibleBy = 128;
+// Megatron's --rotary-base default (RoFormer's and Llama 2's θ).
+inline constexpr int64_t kDefaultRotaryBase = 10000;
 
 struct ModelSpec {
   std::string name;  // preset name or the user's label; informational only
@@ -36,6 +38,9 @@ struct ModelSpec {
   Normalization normalization = Normalization::layernorm;
   PositionEmbedding position_embedding = PositionEmbedding::learned_absolute;
   bool add_bias_linear = true;
+  // Rotary positions' base θ (Megatron's --rotary-base): 10,000 for Llama 2, 500,000 for Llama 3.
+  // Only meaningful with position-embedding-type rope.
+  int64_t rotary_base = kDefaultRotaryBase;
 
   int64_t kv_channels() const { return hidden_size / num_attention_heads; }
   int64_t query_groups() const { return num_query_groups.value_or(num_attention_heads); }

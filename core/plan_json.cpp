@@ -28,6 +28,7 @@ Json to_json(const ModelSpec& model) {
   out["swiglu"] = model.activation == Activation::swiglu;
   out["normalization"] = to_string(model.normalization);
   out["position-embedding-type"] = to_string(model.position_embedding);
+  if (model.position_embedding == PositionEmbedding::rope) out["rotary-base"] = model.rotary_base;
   out["add-bias-linear"] = model.add_bias_linear;
   return out;
 }
@@ -135,6 +136,10 @@ ModelSpec model_from_json(const Json& document, const std::string& path) {
       reader.optional_string("position-embedding-type", "learned_absolute"),
       reader.field("position-embedding-type"));
   model.add_bias_linear = reader.optional_bool("add-bias-linear", true);
+  if (reader.has("rotary-base") && model.position_embedding != PositionEmbedding::rope)
+    throw InvalidInput("{} has no effect with position-embedding-type {}: remove it, or use rope",
+                       reader.field("rotary-base"), to_string(model.position_embedding));
+  model.rotary_base = reader.optional_int("rotary-base", kDefaultRotaryBase);
   reader.finish();
   return model;
 }

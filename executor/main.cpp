@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
     sub->add_flag("--jsonl", options.jsonl, "One JSON line per step on standard output");
     sub->add_option("--db", options.db_path, "SQLite store where rank 0 records the run");
     sub->add_option("--run-id", options.run_id, "Record into this existing run (created by `loom run`)");
-    sub->add_option("--save-model", options.save_model_path, "Write the whole model at the end (safetensors, GPT-2 names)");
-    sub->add_option("--init-from", options.init_from_path, "Start from these weights (safetensors, GPT-2 names)");
+    sub->add_option("--save-model", options.save_model_path, "Write the whole model at the end (safetensors, Hugging Face GPT-2 or Llama names)");
+    sub->add_option("--init-from", options.init_from_path, "Start from these weights (safetensors, Hugging Face GPT-2 or Llama names)");
     sub->add_option("--checkpoint-dir", options.checkpoint_dir, "Write per-rank checkpoints here");
     sub->add_option("--checkpoint-every", options.checkpoint_every, "Checkpoint every N steps (and always at the end)");
     sub->add_option("--keep-checkpoints", options.keep_checkpoints,
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
       [&bench_options](const std::string& text) { bench_options.backend = loom::exec::parse_backend(text); },
       "cpu or cuda [default: cpu]")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  bench->add_option("--model", bench_options.model, "bench-gpt-4x256, gpt2-124m or gpt2-350m")->capture_default_str();
+  bench->add_option("--model", bench_options.model, "bench-gpt-4x256, bench-llama-4x256 (its Llama twin of equal FLOPs), gpt2-124m or gpt2-350m")->capture_default_str();
   bench->add_option("--seq", bench_options.seq, "Sequence length in tokens, 1 to 65536 [default: 256; GPT-2: 1024]");
   bench->add_option("--micro-batch", bench_options.micro_batch, "Sequences per step [default: 8]");
   bench->add_option("--precision", bench_options.precision,

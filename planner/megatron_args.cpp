@@ -93,7 +93,10 @@ std::vector<std::string> megatron_arguments(const core::Plan& plan) {
   value("--max-position-embeddings", m.seq_length);
   if (m.activation == core::Activation::swiglu) flag("--swiglu");
   if (m.normalization == core::Normalization::rmsnorm) value("--normalization", "RMSNorm");
-  if (m.position_embedding == core::PositionEmbedding::rope) value("--position-embedding-type", "rope");
+  if (m.position_embedding == core::PositionEmbedding::rope) {
+    value("--position-embedding-type", "rope");
+    value("--rotary-base", m.rotary_base);
+  }
   if (!m.add_bias_linear) flag("--disable-bias-linear");
   if (m.untie_embeddings_and_output_weights) flag("--untie-embeddings-and-output-weights");
   if (t.dtype == core::DType::bf16) flag("--bf16");

@@ -40,6 +40,29 @@ int64_t interleaved_chunk0_peak(int64_t p, int64_t v, int64_t m) {
   return peak;
 }
 
+namespace {
+
+// What a layer stores inside its tensor-parallel regions (split over t), per s·b·h, with 16-bit
+// activations: Korthikanti §4.1's 24 for GPT, counted from the model's widths so that it holds
+// for grouped-query attention and SwiGLU too.
+//   q (2), the projection's input (2), k and v (2 each, at their width over h);
+//   MLP with GELU: the up projection's output, GELU's input (2·f/h), and its output, the down
+//   projection's input (2·f/h); with SwiGLU: the fused [gate | up] output it reads back (4·f/h)
+//   and its output (2·f/h).
+// `grouped_key_value`: k and v are kept at the query groups' width. Flash attention reads the
+// groups as they are, and selective recompute keeps the attention core's inputs, the groups;
+// Megatron's unfused attention copies each group's k and v to every head of the group
+// (repeat_interleave) and its products keep those copies, as wide as q.
+double tensor_parallel_bytes_per_sbh(const core::ModelSpec& model, bool grouped_key_value) {
+  const double h = double(model.hidden_size);
+  const double key_value = grouped_key_value ? double(model.query_groups() * model.kv_channels()) : h;
+  const double f = double(model.ffn_hidden_size);
+  const double mlp = model.activation == core::Activation::swiglu ? 6.0 : 4.0;
+  return 4.0 + 4.0 * key_value / h + mlp * f / h;
+}
+
+}  // namespace
+
 int64_t StageMemory::total_bytes() const {
   return weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + other_bytes;
 }
@@ -63,6 +86,12 @@ double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_ba
                                  ? 4.0 * a * s * double(micro_batch_size) / t
                                  : 0.0;
   if (flash && recompute == core::Recompute::none) recompute = core::Recompute::selective;
+  const double sharded = tensor_parallel_bytes_per_sbh(model, recompute != core::Recompute::none);
+  // Outside the tensor-parallel regions (replicated over t, or split along the sequence with
+  // SP), 10·s·b·h: the inputs of both norms, of the QKV projection and of the MLP's up
+  // projection (2 each) and the two dropout masks (1 each). RMSNorm keeps its input as LayerNorm
+  // does; the norms' fp32 statistics (LayerNorm's mean and 1/σ, RMSNorm's 1/rms), O(s·b), are
+  // left out, as Korthikanti leaves them out.
   switch (recompute) {
     case core::Recompute::full:
       // Only each layer's input is checkpointed (2 bytes per element); with SP it is the
@@ -72,13 +101,13 @@ double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_ba
     case core::Recompute::selective:
       // Selective recompute re-runs the attention core, so the 5·a·s/h term (softmax output,
       // its dropout mask, QKᵀ inputs) is not stored (Korthikanti §4.2).
-      bytes = sequence_parallel ? sbh / t * 34.0 : sbh * (10.0 + 24.0 / t);
+      bytes = sequence_parallel ? sbh / t * (10.0 + sharded) : sbh * (10.0 + sharded / t);
       break;
     case core::Recompute::none:
       // Without SP the LayerNorms and dropouts (10·s·b·h) stay replicated over the TP group;
       // SP shards them along the sequence too (Korthikanti §4.2.2, Table 2).
-      bytes = sequence_parallel ? sbh / t * (34.0 + 5.0 * a * s / h)
-                                : sbh * (10.0 + 24.0 / t + 5.0 * a * s / (h * t));
+      bytes = sequence_parallel ? sbh / t * (10.0 + sharded + 5.0 * a * s / h)
+                                : sbh * (10.0 + sharded / t + 5.0 * a * s / (h * t));
       break;
   }
   // Table 2 assumes 16-bit activations (1-byte dropout masks included); for fp32 training we

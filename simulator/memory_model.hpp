@@ -38,6 +38,11 @@ struct MemoryOptions {
 //   no SP:  s·b·h·(10 + 24/t + 5·a·s/(h·t));  selective recompute drops the 5·a·s/(h·t) term
 //   SP:     s·b·h/t·(34 + 5·a·s/h);            selective drops 5·a·s/h
 //   full:   2·s·b·h (the layer input only), divided by t with SP.
+// The 24 is GPT's (multi-head attention, GELU MLP of 4h); in general it is
+//   4 + 4·k/h + 4·f/h (GELU) or 4 + 4·k/h + 6·f/h (SwiGLU: [gate | up] 2f wide kept, f out),
+// with k the width at which keys and values are kept: g·d with grouped-query attention under
+// flash attention or selective recompute, h where Megatron's unfused attention keeps each
+// head's copy of its group's.
 // fp32 training doubles every term (scaled by bytes_per_element(dtype) / 2).
 // Flash attention: never the 5·a·s/h term, plus an fp32 log-sum-exp, 4·a·s·b/t bytes.
 double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_batch_size,

@@ -24,6 +24,7 @@ struct Dims {
   int64_t hidden;         // h
   int64_t qkv_width;      // (h + 2·g·d)/t
   int64_t heads;          // a/t
+  int64_t query_groups;   // g/t (key/value heads)
   int64_t head_dim;       // d
   int64_t seq;            // s
   int64_t micro_batch;    // b
@@ -33,6 +34,10 @@ struct Dims {
   double element_bytes;   // 2 for bf16/fp16, 4 for fp32
   bool sequence_parallel;
   int64_t tp;
+  bool rmsnorm;           // RMSNorm (Llama) instead of LayerNorm
+  bool swiglu;            // SwiGLU (Llama) instead of GELU
+  bool rotary;            // rotary positions on q and k (Llama) instead of learned ones
+  bool biases;            // biases on the linear layers (GPT-2; Megatron's add-bias-linear)
 };
 
 Dims dims_of(const core::Plan& plan) {
@@ -46,6 +51,7 @@ Dims dims_of(const core::Plan& plan) {
   d.hidden = m.hidden_size;
   d.qkv_width = (m.hidden_size + 2 * m.query_groups() * m.kv_channels()) / t;
   d.heads = m.num_attention_heads / t;
+  d.query_groups = m.query_groups() / t;
   d.head_dim = m.kv_channels();
   d.seq = m.seq_length;
   d.micro_batch = b;
@@ -55,6 +61,10 @@ Dims dims_of(const core::Plan& plan) {
   d.element_bytes = core::bytes_per_element(plan.training.dtype);
   d.sequence_parallel = sp;
   d.tp = t;
+  d.rmsnorm = m.normalization == core::Normalization::rmsnorm;
+  d.swiglu = m.activation == core::Activation::swiglu;
+  d.rotary = m.position_embedding == core::PositionEmbedding::rope;
+  d.biases = m.add_bias_linear;
   return d;
 }
 
@@ -175,23 +185,68 @@ void add_leave_tp_region(std::vector<Op>& forward, std::vector<Op>& backward, co
   }
 }
 
+// LayerNorm, or RMSNorm, over the rows this device holds (all of them, or 1/t with sequence
+// parallelism).
 void add_norm(std::vector<Op>& forward, std::vector<Op>& backward, std::string_view name,
               std::string_view backward_name, const Dims& d) {
-  forward.push_back(elementwise(name, kb::kLayernorm, kb::layernorm_forward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
-  backward.push_back(elementwise(backward_name, kb::kLayernormBackward,
-                                 kb::layernorm_backward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
+  const double rows = double(d.norm_tokens), width = double(d.hidden), e = d.element_bytes;
+  if (d.rmsnorm) {
+    forward.push_back(elementwise(name, kb::kRmsnorm, kb::rmsnorm_forward(rows, width, e)));
+    backward.push_back(elementwise(backward_name, kb::kRmsnormBackward, kb::rmsnorm_backward(rows, width, e)));
+    return;
+  }
+  forward.push_back(elementwise(name, kb::kLayernorm, kb::layernorm_forward(rows, width, e)));
+  backward.push_back(elementwise(backward_name, kb::kLayernormBackward, kb::layernorm_backward(rows, width, e)));
+}
+
+// A linear layer's bias and its gradient, where the model has biases (GPT-2; Llama has none).
+void add_bias(std::vector<Op>& forward, std::vector<Op>& backward, std::string_view name,
+              std::string_view backward_name, double rows, double width, const Dims& d) {
+  if (!d.biases) return;
+  forward.push_back(elementwise(name, kb::kBias, kb::bias(rows, width, d.element_bytes)));
+  backward.push_back(elementwise(backward_name, kb::kBiasBackward, kb::bias_backward(rows, width, d.element_bytes)));
 }
 
 // Bias + dropout + residual add of a block's output (Megatron fuses them), and its backward:
 // the residual's gradient added to the branch's, and the bias gradient.
 void add_residual(std::vector<Op>& forward, std::vector<Op>& backward, std::string_view name,
                   std::string_view backward_name, std::string_view bias_backward_name, const Dims& d) {
-  const double elements = double(d.norm_tokens) * double(d.hidden);
-  forward.push_back(elementwise(name, kb::kBias, kb::bias(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
+  const double rows = double(d.norm_tokens), width = double(d.hidden), elements = rows * width;
+  if (d.biases) forward.push_back(elementwise(name, kb::kBias, kb::bias(rows, width, d.element_bytes)));
   forward.push_back(elementwise(name, kb::kResidual, kb::residual(elements, d.element_bytes)));
   backward.push_back(elementwise(backward_name, kb::kResidualBackward, kb::residual_backward(elements, d.element_bytes)));
-  backward.push_back(elementwise(bias_backward_name, kb::kBiasBackward,
-                                 kb::bias_backward(double(d.norm_tokens), double(d.hidden), d.element_bytes)));
+  if (d.biases)
+    backward.push_back(
+        elementwise(bias_backward_name, kb::kBiasBackward, kb::bias_backward(rows, width, d.element_bytes)));
+}
+
+// Rotary positions turn q and k in place after the QKV projection (and their gradients back
+// before its backward); with fewer query groups than heads, Loom's executor then copies each
+// group's k and v to every head of the group for its multi-head attention kernels, and sums the
+// copies' gradients back into the groups. `backward` is in forward order, reversed by the caller.
+void add_positions_and_query_groups(std::vector<Op>& forward, std::vector<Op>& backward, const Dims& d) {
+  const double rows = double(d.tokens), heads = double(d.heads), groups = double(d.query_groups),
+               head_dim = double(d.head_dim), e = d.element_bytes;
+  if (d.rotary) {
+    forward.push_back(elementwise("rotary", kb::kRotary, kb::rotary_forward(rows, heads, groups, head_dim, e)));
+    backward.push_back(
+        elementwise("rotary.backward", kb::kRotaryBackward, kb::rotary_backward(rows, heads, groups, head_dim, e)));
+  }
+  if (d.query_groups == d.heads) return;
+  forward.push_back(elementwise("expand_query_groups", kb::kQueryGroups,
+                                kb::query_groups_forward(rows, heads, groups, head_dim, e)));
+  backward.push_back(elementwise("reduce_query_groups", kb::kQueryGroupsBackward,
+                                 kb::query_groups_backward(rows, heads, groups, head_dim, e)));
+}
+
+// With flash attention or recompute the executor keeps the groups only, not their copies (as
+// Megatron's memory does): it copies them again just before the attention's backward. The unfused
+// core without recompute keeps the copies (Megatron's repeat_interleave) and needs no second copy.
+void add_query_groups_again(std::vector<Op>& backward, const Dims& d, bool keeps_groups_only) {
+  if (d.query_groups == d.heads || !keeps_groups_only) return;
+  backward.push_back(elementwise("expand_query_groups.again", kb::kQueryGroups,
+                                 kb::query_groups_forward(double(d.tokens), double(d.heads), double(d.query_groups),
+                                                          double(d.head_dim), d.element_bytes)));
 }
 
 }  // namespace
@@ -207,10 +262,9 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
   add_enter_tp_region(fwd, bwd_reversed, d);
   const Op qkv = gemm("qkv", d.tokens, d.qkv_width, d.hidden);
   fwd.push_back(qkv);
-  fwd.push_back(elementwise("qkv.bias", kb::kBias, kb::bias(double(d.tokens), double(d.qkv_width), d.element_bytes)));
-  bwd_reversed.push_back(elementwise("qkv.bias.backward", kb::kBiasBackward,
-                                     kb::bias_backward(double(d.tokens), double(d.qkv_width), d.element_bytes)));
+  add_bias(fwd, bwd_reversed, "qkv.bias", "qkv.bias.backward", double(d.tokens), double(d.qkv_width), d);
   add_gemm_backward(bwd_reversed, qkv, "qkv.dgrad", "qkv.wgrad");
+  add_positions_and_query_groups(fwd, bwd_reversed, d);
 
   const bool flash = plan.parallel.attention_backend == core::AttentionBackend::flash;
   const int64_t heads = d.micro_batch * d.heads;
@@ -218,6 +272,7 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
   const Op core = attention_core("attention", backend, heads, d.seq, d.head_dim, false, d.element_bytes);
   fwd.push_back(core);
   bwd_reversed.push_back(attention_core("attention.backward", backend, heads, d.seq, d.head_dim, true, d.element_bytes));
+  add_query_groups_again(bwd_reversed, d, flash || plan.parallel.recompute != core::Recompute::none);
 
   const Op projection = gemm("attention_projection", d.tokens, d.hidden, d.heads * d.head_dim);
   fwd.push_back(projection);
@@ -230,15 +285,20 @@ LayerOps transformer_layer_ops(const core::Plan& plan) {
   add_enter_tp_region(fwd, bwd_reversed, d);
   const Op up = gemm("mlp_up", d.tokens, d.ffn_up_width, d.hidden);
   fwd.push_back(up);
-  fwd.push_back(elementwise("mlp_up.bias", kb::kBias, kb::bias(double(d.tokens), double(d.ffn_up_width), d.element_bytes)));
-  bwd_reversed.push_back(elementwise("mlp_up.bias.backward", kb::kBiasBackward,
-                                     kb::bias_backward(double(d.tokens), double(d.ffn_up_width), d.element_bytes)));
+  add_bias(fwd, bwd_reversed, "mlp_up.bias", "mlp_up.bias.backward", double(d.tokens), double(d.ffn_up_width), d);
   add_gemm_backward(bwd_reversed, up, "mlp_up.dgrad", "mlp_up.wgrad");
-  // GELU (or SwiGLU's gate) over the b·s·f/t outputs of the up projection.
-  const double inputs = double(d.tokens) * double(d.ffn_up_width), outputs = double(d.tokens) * double(d.ffn);
-  fwd.push_back(elementwise("mlp_activation", kb::kGelu, kb::gelu_forward(inputs, outputs, d.element_bytes)));
-  bwd_reversed.push_back(
-      elementwise("mlp_activation.backward", kb::kGeluBackward, kb::gelu_backward(inputs, outputs, d.element_bytes)));
+  // GELU over the b·s·f/t outputs of the up projection, or SwiGLU over its fused gate and up
+  // halves (2·b·s·f/t) giving b·s·f/t.
+  const double rows = double(d.tokens), ffn = double(d.ffn);
+  if (d.swiglu) {
+    fwd.push_back(elementwise("mlp_activation", kb::kSwiglu, kb::swiglu_forward(rows, ffn, d.element_bytes)));
+    bwd_reversed.push_back(
+        elementwise("mlp_activation.backward", kb::kSwigluBackward, kb::swiglu_backward(rows, ffn, d.element_bytes)));
+  } else {
+    fwd.push_back(elementwise("mlp_activation", kb::kGelu, kb::gelu_forward(rows * ffn, rows * ffn, d.element_bytes)));
+    bwd_reversed.push_back(elementwise("mlp_activation.backward", kb::kGeluBackward,
+                                       kb::gelu_backward(rows * ffn, rows * ffn, d.element_bytes)));
+  }
   const Op down = gemm("mlp_down", d.tokens, d.hidden, d.ffn);
   fwd.push_back(down);
   add_gemm_backward(bwd_reversed, down, "mlp_down.dgrad", "mlp_down.wgrad");

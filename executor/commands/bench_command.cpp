@@ -25,11 +25,12 @@ namespace loom::exec {
 namespace {
 
 constexpr std::string_view kBenchModel = "bench-gpt-4x256";
-constexpr std::string_view kModels[] = {kBenchModel, "gpt2-124m", "gpt2-350m"};
+constexpr std::string_view kBenchLlamaModel = "bench-llama-4x256";
+constexpr std::string_view kModels[] = {kBenchModel, kBenchLlamaModel, "gpt2-124m", "gpt2-350m"};
 constexpr int64_t kMaxSeq = 65536;
 constexpr std::string_view kDefaultGpuProfile = "h100-80gb-dgx";
 
-bool is_gpt2(const BenchOptions& o) { return o.model != kBenchModel; }
+bool is_gpt2(const BenchOptions& o) { return o.model != kBenchModel && o.model != kBenchLlamaModel; }
 
 // The plan's dtype: what --precision says, else bf16 for GPT-2 on a GPU (Megatron's mixed
 // precision) and fp32 otherwise (the CPU computes in fp32 whatever a plan says).
@@ -60,12 +61,29 @@ core::ModelSpec bench_gpt_4x256() {
   return m;
 }
 
+// Its Llama twin of equal FLOPs per token: 4 heads in 2 query groups (q, k, v: 2h² weights), the
+// output projection (h²) and SwiGLU with ffn 3h (3·h·3h) make 12h² per layer, as GPT-2's 3h² +
+// h² + 8h²; the attention core and the output layer are the same.
+core::ModelSpec bench_llama_4x256() {
+  core::ModelSpec m = bench_gpt_4x256();
+  m.name = std::string(kBenchLlamaModel);
+  m.num_query_groups = 2;
+  m.ffn_hidden_size = 3 * 256;
+  m.activation = core::Activation::swiglu;
+  m.normalization = core::Normalization::rmsnorm;
+  m.position_embedding = core::PositionEmbedding::rope;
+  m.add_bias_linear = false;
+  m.untie_embeddings_and_output_weights = true;
+  return m;
+}
+
 // One rank, one microbatch per step. GPT-2 small and medium keep the tokenizer's vocabulary
 // (50257), which the plan pads to a multiple of 128 as Megatron does (50304), and use flash
 // attention, as a GPU run of them would.
 core::Plan benchmark_plan(const BenchOptions& o) {
   core::Plan plan;
-  plan.model = is_gpt2(o) ? core::find_model_preset(o.model).spec : bench_gpt_4x256();
+  plan.model = is_gpt2(o) ? core::find_model_preset(o.model).spec
+                          : o.model == kBenchLlamaModel ? bench_llama_4x256() : bench_gpt_4x256();
   plan.model.seq_length = o.seq.value_or(is_gpt2(o) ? 1024 : 256);
   const int64_t micro_batch = o.micro_batch.value_or(8);
   plan.training.global_batch_size = micro_batch;

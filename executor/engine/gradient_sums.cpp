@@ -1,5 +1,7 @@
 #include "executor/engine/gradient_sums.hpp"
 
+#include "executor/model/model_parameters.hpp"
+
 namespace loom::exec {
 
 bool has_partial_sequence_parallel_gradient(const Parameter& p, const core::Plan& plan, const ProcessGroups& groups) {
@@ -9,8 +11,9 @@ bool has_partial_sequence_parallel_gradient(const Parameter& p, const core::Plan
 
 Parameter* tied_embedding_to_sum(const core::Plan& plan, const ProcessGroups& groups, ParameterStore& parameters) {
   const bool tied = !plan.model.untie_embeddings_and_output_weights;
-  if (!tied || !groups.embedding || groups.embedding->size() < 2 || !parameters.contains("wte.weight")) return nullptr;
-  return &parameters["wte.weight"];
+  const std::string embedding = token_embedding_name(plan.model);
+  if (!tied || !groups.embedding || groups.embedding->size() < 2 || !parameters.contains(embedding)) return nullptr;
+  return &parameters[embedding];
 }
 
 void sum_over_tensor_ranks(Parameter& p, ProcessGroups& groups) {

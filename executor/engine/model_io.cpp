@@ -86,10 +86,13 @@ namespace {
 // A parameter's full tensor from a full model file, checked against what the model needs: the
 // name (the tied output layer may be stored as the embedding), the dtype and the shape; a
 // vocabulary padded beyond the file's rows gets zero rows (never predicted).
-std::vector<float> full_values(const SafeTensorsFile& file, const Parameter& p) {
+std::vector<float> full_values(const SafeTensorsFile& file, const Parameter& p, const core::ModelSpec& model) {
   std::string name = p.name;
-  if (!file.contains(name) && name == "lm_head.weight" && file.contains("wte.weight")) name = "wte.weight";
-  if (!file.contains(name)) throw InvalidInput("'{}' has no tensor {}; expected GPT-2 names", file.path, name);
+  const std::string embedding = token_embedding_name(model);
+  if (!file.contains(name) && name == "lm_head.weight" && file.contains(embedding)) name = embedding;
+  if (!file.contains(name))
+    throw InvalidInput("'{}' has no tensor {}; expected Hugging Face {} names", file.path, name,
+                       architecture_of(model) == Architecture::gpt2 ? "GPT-2" : "Llama");
   std::vector<float> full = file.f32(name);
   const std::vector<int64_t>& shape = file.tensor(name).shape;
   const std::vector<int64_t>& expected = p.full_shape;
@@ -108,12 +111,12 @@ void load_full_model(Trainer& trainer, const std::filesystem::path& path) {
   const SafeTensorsFile file = read_safetensors(path.string());
   const int64_t t = trainer.groups().tensor->size(), rank = trainer.groups().tensor->rank();
   ParameterStore& parameters = trainer.stage().parameters();
-  for (Parameter& p : parameters.all()) parameters.write_values(p, ParameterStore::shard(full_values(file, p), p, rank, t));
+  for (Parameter& p : parameters.all()) parameters.write_values(p, ParameterStore::shard(full_values(file, p, trainer.plan().model), p, rank, t));
 }
 
 void check_full_model_file(const std::filesystem::path& path, const core::ModelSpec& model) {
   const SafeTensorsFile file = read_safetensors(path.string());
-  for (const Parameter& p : full_model_parameters(model)) full_values(file, p);
+  for (const Parameter& p : full_model_parameters(model)) full_values(file, p, model);
 }
 
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step) {

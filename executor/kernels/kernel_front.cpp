@@ -82,6 +82,17 @@ class Checks {
     }
     return AttentionShape{qkv.dim(0), qkv.dim(1), heads, qkv.dim(2) / (3 * heads)};
   }
+  GroupedShape grouped(const char* name, const Tensor& qkv, int64_t heads, int64_t kv_heads) const {
+    compute_type(name, qkv);
+    if (heads < 1 || kv_heads < 1 || heads % kv_heads != 0) {
+      throw Error("{}: {} query heads cannot share {} key/value groups evenly", kernel_, heads, kv_heads);
+    }
+    if (qkv.rank() != 3 || qkv.dim(2) % (heads + 2 * kv_heads) != 0) {
+      throw Error("{}: {} {} is not [batch, seq, (heads + 2·kv_heads)·head_dim] for {} heads and {} groups",
+                  kernel_, name, qkv.shape_string(), heads, kv_heads);
+    }
+    return GroupedShape{qkv.dim(0), qkv.dim(1), heads, kv_heads, qkv.dim(2) / (heads + 2 * kv_heads)};
+  }
 
  private:
   const char* kernel_;
@@ -188,6 +199,98 @@ void Kernels::gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
   check.numel("dy", dy, x.numel());
   check.numel("dx", dx, x.numel());
   run_gelu_backward(dy, x, dx);
+}
+
+void Kernels::rmsnorm_forward(const Tensor& x, const Tensor& gamma, float eps, Tensor& y, Tensor& rstd) {
+  const Checks check("rmsnorm_forward", *this);
+  const ElementType t = check.compute_type("x", x);
+  check.type("gamma", gamma, t);
+  check.type("y", y, t);
+  check.f32("rstd", rstd);
+  const Folded fx = fold(x);
+  check.numel("gamma", gamma, fx.cols);
+  check.numel("y", y, x.numel());
+  check.numel("rstd", rstd, fx.rows);
+  run_rmsnorm_forward(x, gamma, eps, y, rstd, fx.rows, fx.cols);
+}
+
+void Kernels::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& rstd, Tensor& dx,
+                               Tensor& dgamma) {
+  const Checks check("rmsnorm_backward", *this);
+  const ElementType t = check.compute_type("x", x);
+  check.type("dy", dy, t);
+  check.type("gamma", gamma, t);
+  check.type("dx", dx, t);
+  check.f32("rstd", rstd);
+  check.f32("dgamma", dgamma);
+  const Folded fx = fold(x);
+  check.numel("dy", dy, x.numel());
+  check.numel("dx", dx, x.numel());
+  check.numel("gamma", gamma, fx.cols);
+  check.numel("dgamma", dgamma, fx.cols);
+  check.numel("rstd", rstd, fx.rows);
+  run_rmsnorm_backward(dy, x, gamma, rstd, dx, dgamma, fx.rows, fx.cols);
+}
+
+void Kernels::swiglu_forward(const Tensor& gate_up, Tensor& y) {
+  const Checks check("swiglu_forward", *this);
+  check.type("y", y, check.compute_type("gate_up", gate_up));
+  const Folded fg = fold(gate_up);
+  if (fg.cols % 2 != 0) throw Error("swiglu_forward: gate_up {} has an odd last axis, expected [gate | up]", gate_up.shape_string());
+  check.cols("y", y, fg.cols / 2);
+  check.numel("y", y, gate_up.numel() / 2);
+  if (overlaps(y, gate_up)) throw Error("swiglu_forward: y overlaps gate_up");
+  run_swiglu_forward(gate_up, y, fg.rows, fg.cols / 2);
+}
+
+void Kernels::swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& dgate_up) {
+  const Checks check("swiglu_backward", *this);
+  const ElementType t = check.compute_type("gate_up", gate_up);
+  check.type("dy", dy, t);
+  check.type("dgate_up", dgate_up, t);
+  const Folded fg = fold(gate_up);
+  if (fg.cols % 2 != 0) throw Error("swiglu_backward: gate_up {} has an odd last axis, expected [gate | up]", gate_up.shape_string());
+  check.cols("dy", dy, fg.cols / 2);
+  check.numel("dy", dy, gate_up.numel() / 2);
+  check.numel("dgate_up", dgate_up, gate_up.numel());
+  if (overlaps(dgate_up, gate_up) || overlaps(dgate_up, dy)) throw Error("swiglu_backward: dgate_up overlaps an input");
+  run_swiglu_backward(dy, gate_up, dgate_up, fg.rows, fg.cols / 2);
+}
+
+void Kernels::rotary_forward(Tensor& qkv, int64_t heads, int64_t kv_heads, float base) {
+  const Checks check("rotary_forward", *this);
+  const GroupedShape shape = check.grouped("qkv", qkv, heads, kv_heads);
+  if (shape.head_dim % 2 != 0 || !(base > 1.0f)) {
+    throw Error("rotary_forward: head_dim {} must be even and base {} above 1", shape.head_dim, base);
+  }
+  run_rotary(qkv, shape, base, /*inverse=*/false);
+}
+
+void Kernels::rotary_backward(Tensor& dqkv, int64_t heads, int64_t kv_heads, float base) {
+  const Checks check("rotary_backward", *this);
+  const GroupedShape shape = check.grouped("dqkv", dqkv, heads, kv_heads);
+  if (shape.head_dim % 2 != 0 || !(base > 1.0f)) {
+    throw Error("rotary_backward: head_dim {} must be even and base {} above 1", shape.head_dim, base);
+  }
+  run_rotary(dqkv, shape, base, /*inverse=*/true);
+}
+
+void Kernels::expand_query_groups(const Tensor& grouped, int64_t heads, int64_t kv_heads, Tensor& full) {
+  const Checks check("expand_query_groups", *this);
+  const GroupedShape shape = check.grouped("grouped", grouped, heads, kv_heads);
+  check.type("full", full, grouped.type());
+  check.numel("full", full, shape.batch * shape.seq * 3 * heads * shape.head_dim);
+  if (overlaps(full, grouped)) throw Error("expand_query_groups: full overlaps grouped");
+  run_expand_query_groups(grouped, full, shape);
+}
+
+void Kernels::reduce_query_groups(const Tensor& full, int64_t heads, int64_t kv_heads, Tensor& grouped) {
+  const Checks check("reduce_query_groups", *this);
+  const GroupedShape shape = check.grouped("grouped", grouped, heads, kv_heads);
+  check.type("full", full, grouped.type());
+  check.numel("full", full, shape.batch * shape.seq * 3 * heads * shape.head_dim);
+  if (overlaps(full, grouped)) throw Error("reduce_query_groups: grouped overlaps full");
+  run_reduce_query_groups(full, grouped, shape);
 }
 
 void Kernels::attention_forward(const Tensor& qkv, int64_t heads, Tensor& out, Tensor& probabilities) {

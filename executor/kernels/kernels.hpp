@@ -31,6 +31,17 @@ struct AttentionShape {
   int64_t head_dim = 0;
 };
 
+// qkv of grouped-query attention [batch, seq, (heads + 2·kv_heads)·head_dim], laid out as
+// [q heads | k groups | v groups]; query head i shares the key and value of group
+// i / (heads / kv_heads). With kv_heads = heads it is AttentionShape's qkv.
+struct GroupedShape {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+};
+
 // One AdamW step's settings; `step` counts from 1.
 struct AdamWSettings {
   float lr = 0;
@@ -69,6 +80,28 @@ class Kernels {
   // GELU with the tanh approximation (GPT-2): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
   void gelu_forward(const Tensor& x, Tensor& y);
   void gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx);
+  // RMSNorm (Llama): y = x·rstd·gamma with rstd = 1/√(mean(x²) + eps) over the last axis (x,
+  // gamma, y of T); rstd [rows] (f32) is saved. The backward writes dx and accumulates dgamma (f32).
+  void rmsnorm_forward(const Tensor& x, const Tensor& gamma, float eps, Tensor& y, Tensor& rstd);
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& rstd, Tensor& dx,
+                        Tensor& dgamma);
+  // SwiGLU over Megatron's fused layout: gate_up [rows, 2f] holds [gate | up] in each row (one
+  // GEMM of the fused gate and up projections); y [rows, f] = silu(gate)·up with silu(x) = x·σ(x).
+  // The backward writes all of dgate_up.
+  void swiglu_forward(const Tensor& gate_up, Tensor& y);
+  void swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& dgate_up);
+  // Rotary position embedding, in place on the q heads and k groups of a grouped qkv
+  // (GroupedShape; v is left alone), Hugging Face Llama's convention ("rotate half"): for the
+  // token at sequence position p (axis 1) and i < d/2, the pair (x[i], x[i + d/2]) turns by the
+  // angle p·base^(−2i/d). The backward turns a gradient back by the same angles (the rotation is
+  // orthogonal, so its transpose is its inverse).
+  void rotary_forward(Tensor& qkv, int64_t heads, int64_t kv_heads, float base);
+  void rotary_backward(Tensor& dqkv, int64_t heads, int64_t kv_heads, float base);
+  // Grouped-query attention through the multi-head kernels: full [batch, seq, 3·heads·d] gets each
+  // query head's own copy of its group's k and v; the reverse sums the k and v gradients of a
+  // group's heads into the group (overwriting grouped) and copies q's.
+  void expand_query_groups(const Tensor& grouped, int64_t heads, int64_t kv_heads, Tensor& full);
+  void reduce_query_groups(const Tensor& full, int64_t heads, int64_t kv_heads, Tensor& grouped);
   // Causal self-attention for `heads` heads of size d = width/(3·heads) over qkv (AttentionShape);
   // scores scaled by 1/√d, masked so position i sees j ≤ i. probabilities [b, heads, s, s] (T)
   // are saved. The backward writes all of dqkv.
@@ -126,6 +159,18 @@ class Kernels {
                                       int64_t cols) = 0;
   virtual void run_gelu_forward(const Tensor& x, Tensor& y) = 0;
   virtual void run_gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) = 0;
+  virtual void run_rmsnorm_forward(const Tensor& x, const Tensor& gamma, float eps, Tensor& y, Tensor& rstd,
+                                   int64_t rows, int64_t cols) = 0;
+  virtual void run_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& rstd,
+                                    Tensor& dx, Tensor& dgamma, int64_t rows, int64_t cols) = 0;
+  // gate_up [rows, 2·f], y [rows, f].
+  virtual void run_swiglu_forward(const Tensor& gate_up, Tensor& y, int64_t rows, int64_t f) = 0;
+  virtual void run_swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& dgate_up, int64_t rows,
+                                   int64_t f) = 0;
+  // `inverse` turns by the negated angles (the backward).
+  virtual void run_rotary(Tensor& qkv, const GroupedShape& shape, float base, bool inverse) = 0;
+  virtual void run_expand_query_groups(const Tensor& grouped, Tensor& full, const GroupedShape& shape) = 0;
+  virtual void run_reduce_query_groups(const Tensor& full, Tensor& grouped, const GroupedShape& shape) = 0;
   virtual void run_attention_forward(const Tensor& qkv, Tensor& out, Tensor& probabilities,
                                      const AttentionShape& shape) = 0;
   virtual void run_attention_backward(const Tensor& dout, const Tensor& qkv, const Tensor& probabilities,

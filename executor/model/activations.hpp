@@ -9,16 +9,17 @@ namespace loom::exec {
 
 struct LayerActivations {
   Tensor input;                      // [rows_local, h]: all that full recompute keeps
-  Tensor ln1, ln1_mean, ln1_rstd;    // [rows_local, h], [rows_local]
+  Tensor ln1, ln1_mean, ln1_rstd;    // [rows_local, h], [rows_local] (no mean with RMSNorm)
   Tensor ln1_full;                   // [rows, h]; with sequence parallelism dropped after use, gathered again
-  Tensor qkv;                        // [rows, 3h/t]
+  Tensor qkv;                        // [rows, 3h/t], one k and v per query head
+  Tensor qkv_grouped;                // [rows, (a + 2g)·d/t] with grouped-query attention, in qkv's place
   Tensor probabilities;              // [b, a/t, s, s] (unfused): dropped by selective recompute
   Tensor log_sum_exp;                // [b, a/t, s] (flash), kept in their place
   Tensor attention;                  // [rows, h/t]
   Tensor after_attention;            // [rows_local, h]
   Tensor ln2, ln2_mean, ln2_rstd, ln2_full;
-  Tensor fc;                         // [rows, f/t] before GELU
-  Tensor gelu;                       // [rows, f/t]
+  Tensor fc;                         // [rows, f/t] before GELU; SwiGLU's [gate | up], [rows, 2f/t]
+  Tensor gelu;                       // [rows, f/t]: the activation's output (GELU or SwiGLU)
   bool complete = false;             // false while full recompute has dropped all but the input
 };
 

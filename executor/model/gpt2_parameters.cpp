@@ -55,32 +55,4 @@ void declare_gpt2_parameters(ParameterStore& p, const core::ModelSpec& m,
   }
 }
 
-LayerParameters layer_parameters(ParameterStore& p, int64_t layer) {
-  auto module = [&](std::string_view name) {
-    const std::string prefix = gpt2_layer_parameter_name(layer, name);
-    return WeightAndBias{p[prefix + ".weight"], p[prefix + ".bias"]};
-  };
-  return LayerParameters{module("ln_1"), module("attn.c_attn"), module("attn.c_proj"),
-                         module("ln_2"), module("mlp.c_fc"),    module("mlp.c_proj")};
-}
-
-std::vector<Parameter*> parameters_of(const LayerParameters& l) {
-  std::vector<Parameter*> out;
-  for (const WeightAndBias* module : {&l.ln_1, &l.attn_c_attn, &l.attn_c_proj, &l.ln_2, &l.mlp_c_fc, &l.mlp_c_proj}) {
-    out.push_back(&module->weight);
-    out.push_back(&module->bias);
-  }
-  return out;
-}
-
-EmbeddingParameters embedding_parameters(ParameterStore& p) {
-  return EmbeddingParameters{p["wte.weight"], p["wpe.weight"]};
-}
-
-OutputParameters output_parameters(ParameterStore& p, const core::ModelSpec& model) {
-  return OutputParameters{
-      WeightAndBias{p["ln_f.weight"], p["ln_f.bias"]},
-      p[model.untie_embeddings_and_output_weights ? "lm_head.weight" : "wte.weight"]};
-}
-
 }  // namespace loom::exec

@@ -13,7 +13,8 @@ namespace loom::exec {
 
 namespace {
 
-constexpr float kLayerNormEps = 1e-5f;
+// GPT-2's LayerNorm and Llama 2's RMSNorm epsilon (Megatron's --norm-epsilon default).
+constexpr float kNormEps = 1e-5f;
 
 }  // namespace
 
@@ -29,51 +30,113 @@ void GptStage::upload_floats(const std::vector<float>& values, Tensor& x) {
   kernels_.copy(host, x);
 }
 
+// The layer's building blocks, the same for both families: what differs is read off the
+// parameters (a norm's bias or none, a weight's layout, a linear's bias or none).
+
+void GptStage::norm_forward(const NormParameters& n, const Tensor& x, Tensor& y, Tensor& mean, Tensor& rstd) {
+  rstd = precision_.f32({x.dim(0)});
+  if (n.bias) {
+    mean = precision_.f32({x.dim(0)});
+    kernels_.layernorm_forward(x, n.gain->value, n.bias->value, kNormEps, y, mean, rstd);
+  } else {
+    kernels_.rmsnorm_forward(x, n.gain->value, kNormEps, y, rstd);
+  }
+}
+
+void GptStage::norm_backward(const NormParameters& n, const Tensor& dy, const Tensor& x, const Tensor& mean,
+                             const Tensor& rstd, Tensor& dx) {
+  if (n.bias)
+    kernels_.layernorm_backward(dy, x, n.gain->value, mean, rstd, dx, n.gain->grad, n.bias->grad);
+  else
+    kernels_.rmsnorm_backward(dy, x, n.gain->value, rstd, dx, n.gain->grad);
+}
+
+// y = x·W ([in, out] storage) or x·Wᵀ ([out, in]).
+void GptStage::linear_forward(const LinearParameters& l, const Tensor& x, Tensor& y) {
+  kernels_.matmul(x, false, l.weight, l.out_major, y);
+}
+
+// dx = dy·Wᵀ, and the weight gradient accumulated: xᵀ·dy ([in, out]) or dyᵀ·x ([out, in]).
+void GptStage::linear_backward_input(const LinearParameters& l, const Tensor& dy, Tensor& dx) {
+  kernels_.matmul(dy, false, l.weight, !l.out_major, dx);
+}
+
+void GptStage::linear_backward_weight(const LinearParameters& l, const Tensor& x, const Tensor& dy) {
+  Tensor grad = l.weight_grad;
+  if (l.out_major)
+    kernels_.matmul(dy, true, x, false, grad, 1.0f, 1.0f);
+  else
+    kernels_.matmul(x, true, dy, false, grad, 1.0f, 1.0f);
+}
+
 Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerActivations& a, bool keep_all) {
   const core::ModelSpec& m = plan_.model;
-  const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t;
+  const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t, groups = m.query_groups() / t;
   const int64_t b = plan_.parallel.micro_batch_size, s = m.seq_length, rows = b * s, rows_local = x.dim(0);
+  const int64_t head_dim = m.kv_channels(), f = m.ffn_hidden_size / t;
+  const bool swiglu = m.activation == core::Activation::swiglu;
   Kernels& k = kernels_;
 
   a.input = x;
   a.ln1 = precision_.activation({rows_local, h});
-  a.ln1_mean = precision_.f32({rows_local});
-  a.ln1_rstd = precision_.f32({rows_local});
-  k.layernorm_forward(x, w.ln_1.weight.value, w.ln_1.bias.value, kLayerNormEps, a.ln1, a.ln1_mean, a.ln1_rstd);
+  norm_forward(w.norm_1, x, a.ln1, a.ln1_mean, a.ln1_rstd);
   a.ln1_full = tp_.enter(a.ln1);
-  a.qkv = precision_.activation({rows, 3 * h / t});
-  k.matmul(a.ln1_full, false, w.attn_c_attn.weight.value, false, a.qkv);
+  // q, k and v of this rank's heads and query groups, [q | k | v] along each row.
+  Tensor qkv = precision_.activation({rows, (heads + 2 * groups) * head_dim});
+  linear_forward(w.qkv, a.ln1_full, qkv);
   // With sequence parallelism only this rank's rows are kept; the backward gathers them again
   // for the weight gradient, as Megatron does (Korthikanti et al. §4.2.2 count them so).
   if (tp_.sequence_parallel()) a.ln1_full = Tensor();
-  k.add_bias(a.qkv, w.attn_c_attn.bias.value);
+  if (w.qkv.bias) k.add_bias(qkv, w.qkv.bias->value);
+  if (m.position_embedding == core::PositionEmbedding::rope) {
+    Tensor qkv3 = qkv.reshaped({b, s, qkv.dim(1)});
+    k.rotary_forward(qkv3, heads, groups, float(m.rotary_base));
+  }
+  if (groups != heads) {  // the attention kernels read one k and v per head: expand, keep the groups
+    a.qkv_grouped = qkv;
+    a.qkv = precision_.activation({rows, 3 * heads * head_dim});
+    Tensor full = a.qkv.reshaped({b, s, a.qkv.dim(1)});
+    k.expand_query_groups(qkv.reshaped({b, s, qkv.dim(1)}), heads, groups, full);
+  } else {
+    a.qkv = qkv;
+  }
   const AttentionCore attention_core(k, precision_, plan_.parallel.attention_backend, b, s, heads, h / t);
   a.attention = precision_.activation({rows, h / t});
   attention_core.forward(a);
+  // Which of the two a grouped layer keeps is Megatron's choice, which the memory model counts:
+  // the unfused core's products saved the per-head copies of k and v (repeat_interleave), so
+  // those stay and the groups go; flash attention and recompute keep the groups only, and the
+  // backward expands them again.
+  if (groups != heads) {
+    if (plan_.parallel.attention_backend == core::AttentionBackend::unfused &&
+        plan_.parallel.recompute == core::Recompute::none)
+      a.qkv_grouped = Tensor();
+    else
+      a.qkv = Tensor();
+  }
   Tensor projection = precision_.activation({rows, h});
-  k.matmul(a.attention, false, w.attn_c_proj.weight.value, false, projection);
+  linear_forward(w.projection, a.attention, projection);
   Tensor projection_local = tp_.leave(projection);
-  k.add_bias(projection_local, w.attn_c_proj.bias.value);
+  if (w.projection.bias) k.add_bias(projection_local, w.projection.bias->value);
   a.after_attention = precision_.activation({rows_local, h});
   k.add(x, projection_local, a.after_attention);
 
   a.ln2 = precision_.activation({rows_local, h});
-  a.ln2_mean = precision_.f32({rows_local});
-  a.ln2_rstd = precision_.f32({rows_local});
-  k.layernorm_forward(a.after_attention, w.ln_2.weight.value, w.ln_2.bias.value, kLayerNormEps, a.ln2, a.ln2_mean,
-                      a.ln2_rstd);
+  norm_forward(w.norm_2, a.after_attention, a.ln2, a.ln2_mean, a.ln2_rstd);
   a.ln2_full = tp_.enter(a.ln2);
-  const int64_t f = m.ffn_hidden_size / t;
-  a.fc = precision_.activation({rows, f});
-  k.matmul(a.ln2_full, false, w.mlp_c_fc.weight.value, false, a.fc);
+  a.fc = precision_.activation({rows, swiglu ? 2 * f : f});  // SwiGLU: [gate | up]
+  linear_forward(w.fc, a.ln2_full, a.fc);
   if (tp_.sequence_parallel()) a.ln2_full = Tensor();
-  k.add_bias(a.fc, w.mlp_c_fc.bias.value);
+  if (w.fc.bias) k.add_bias(a.fc, w.fc.bias->value);
   a.gelu = precision_.activation({rows, f});
-  k.gelu_forward(a.fc, a.gelu);
+  if (swiglu)
+    k.swiglu_forward(a.fc, a.gelu);
+  else
+    k.gelu_forward(a.fc, a.gelu);
   Tensor down = precision_.activation({rows, h});
-  k.matmul(a.gelu, false, w.mlp_c_proj.weight.value, false, down);
+  linear_forward(w.fc_out, a.gelu, down);
   Tensor down_local = tp_.leave(down);
-  k.add_bias(down_local, w.mlp_c_proj.bias.value);
+  if (w.fc_out.bias) k.add_bias(down_local, w.fc_out.bias->value);
   Tensor out = precision_.activation({rows_local, h});
   k.add(a.after_attention, down_local, out);
 
@@ -94,9 +157,10 @@ Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerA
 
 Tensor GptStage::layer_backward(const LayerParameters& w, const Tensor& grad, LayerActivations& a) {
   const core::ModelSpec& m = plan_.model;
-  const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t;
+  const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t, groups = m.query_groups() / t;
   const int64_t b = plan_.parallel.micro_batch_size, s = m.seq_length, rows = b * s, rows_local = grad.dim(0);
-  const int64_t f = m.ffn_hidden_size / t;
+  const int64_t head_dim = m.kv_channels(), f = m.ffn_hidden_size / t;
+  const bool swiglu = m.activation == core::Activation::swiglu;
   Kernels& k = kernels_;
 
   if (!a.complete) {  // full recompute: run the layer again from its input, its collectives too
@@ -104,46 +168,62 @@ Tensor GptStage::layer_backward(const LayerParameters& w, const Tensor& grad, La
     ScopedTimer timer(timers_, Category::recompute);
     layer_forward(w, a.input, a, /*keep_all=*/true);
   }
-  // MLP block: out = after_attention + c_proj(gelu(c_fc(ln_2(after_attention)))).
-  k.bias_backward(grad, w.mlp_c_proj.bias.grad);
+  // MLP block: out = after_attention + fc_out(act(fc(norm_2(after_attention)))).
+  if (w.fc_out.bias) k.bias_backward(grad, w.fc_out.bias->grad);
   const Tensor down_full = tp_.leave_backward(grad);
-  Tensor dgelu = precision_.activation({rows, f});
-  k.matmul(down_full, false, w.mlp_c_proj.weight.value, true, dgelu);
-  k.matmul(a.gelu, true, down_full, false, w.mlp_c_proj.weight.grad, 1.0f, 1.0f);
-  Tensor dfc = precision_.activation({rows, f});
-  k.gelu_backward(dgelu, a.fc, dfc);
-  k.bias_backward(dfc, w.mlp_c_fc.bias.grad);
+  Tensor dact = precision_.activation({rows, f});
+  linear_backward_input(w.fc_out, down_full, dact);
+  linear_backward_weight(w.fc_out, a.gelu, down_full);
+  Tensor dfc = precision_.activation({rows, swiglu ? 2 * f : f});
+  if (swiglu)
+    k.swiglu_backward(dact, a.fc, dfc);
+  else
+    k.gelu_backward(dact, a.fc, dfc);
+  if (w.fc.bias) k.bias_backward(dfc, w.fc.bias->grad);
   const Tensor ln2_full = a.ln2_full.defined() ? a.ln2_full : tp_.enter(a.ln2);
-  k.matmul(ln2_full, true, dfc, false, w.mlp_c_fc.weight.grad, 1.0f, 1.0f);
+  linear_backward_weight(w.fc, ln2_full, dfc);
   Tensor dln2_full = precision_.activation({rows, h});
-  k.matmul(dfc, false, w.mlp_c_fc.weight.value, true, dln2_full);
+  linear_backward_input(w.fc, dfc, dln2_full);
   const Tensor dln2 = tp_.enter_backward(dln2_full);
   Tensor dafter = precision_.activation({rows_local, h});
-  k.layernorm_backward(dln2, a.after_attention, w.ln_2.weight.value, a.ln2_mean, a.ln2_rstd, dafter, w.ln_2.weight.grad,
-                       w.ln_2.bias.grad);
+  norm_backward(w.norm_2, dln2, a.after_attention, a.ln2_mean, a.ln2_rstd, dafter);
   k.add(dafter, grad, dafter);
 
-  // Attention block: after_attention = input + c_proj(attention(c_attn(ln_1(input)))).
-  k.bias_backward(dafter, w.attn_c_proj.bias.grad);
+  // Attention block: after_attention = input + projection(attention(qkv(norm_1(input)))).
+  if (w.projection.bias) k.bias_backward(dafter, w.projection.bias->grad);
   const Tensor projection_full = tp_.leave_backward(dafter);
   Tensor dattention = precision_.activation({rows, h / t});
-  k.matmul(projection_full, false, w.attn_c_proj.weight.value, true, dattention);
-  k.matmul(a.attention, true, projection_full, false, w.attn_c_proj.weight.grad, 1.0f, 1.0f);
+  linear_backward_input(w.projection, projection_full, dattention);
+  linear_backward_weight(w.projection, a.attention, projection_full);
+  if (!a.qkv.defined()) {  // grouped-query attention keeps the groups only: expand them again
+    a.qkv = precision_.activation({rows, 3 * heads * head_dim});
+    Tensor full = a.qkv.reshaped({b, s, a.qkv.dim(1)});
+    k.expand_query_groups(a.qkv_grouped.reshaped({b, s, a.qkv_grouped.dim(1)}), heads, groups, full);
+  }
   const AttentionCore attention_core(k, precision_, plan_.parallel.attention_backend, b, s, heads, h / t);
   if (attention_core.needs_recompute(a)) {  // selective recompute: the attention core only
     ScopedTimer timer(timers_, Category::recompute);
     attention_core.recompute(a);
   }
-  const Tensor dqkv = attention_core.backward(dattention, a);
-  k.bias_backward(dqkv, w.attn_c_attn.bias.grad);
+  Tensor dqkv = attention_core.backward(dattention, a);
+  if (groups != heads) {  // each group's k and v gradients summed over the heads that shared them
+    Tensor grouped = precision_.activation({rows, (heads + 2 * groups) * head_dim});
+    Tensor grouped3 = grouped.reshaped({b, s, grouped.dim(1)});
+    k.reduce_query_groups(dqkv.reshaped({b, s, dqkv.dim(1)}), heads, groups, grouped3);
+    dqkv = grouped;
+  }
+  if (m.position_embedding == core::PositionEmbedding::rope) {
+    Tensor dqkv3 = dqkv.reshaped({b, s, dqkv.dim(1)});
+    k.rotary_backward(dqkv3, heads, groups, float(m.rotary_base));
+  }
+  if (w.qkv.bias) k.bias_backward(dqkv, w.qkv.bias->grad);
   const Tensor ln1_full = a.ln1_full.defined() ? a.ln1_full : tp_.enter(a.ln1);
-  k.matmul(ln1_full, true, dqkv, false, w.attn_c_attn.weight.grad, 1.0f, 1.0f);
+  linear_backward_weight(w.qkv, ln1_full, dqkv);
   Tensor dln1_full = precision_.activation({rows, h});
-  k.matmul(dqkv, false, w.attn_c_attn.weight.value, true, dln1_full);
+  linear_backward_input(w.qkv, dqkv, dln1_full);
   const Tensor dln1 = tp_.enter_backward(dln1_full);
   Tensor dinput = precision_.activation({rows_local, h});
-  k.layernorm_backward(dln1, a.input, w.ln_1.weight.value, a.ln1_mean, a.ln1_rstd, dinput, w.ln_1.weight.grad,
-                       w.ln_1.bias.grad);
+  norm_backward(w.norm_1, dln1, a.input, a.ln1_mean, a.ln1_rstd, dinput);
   k.add(dinput, dafter, dinput);
   return dinput;
 }
@@ -153,14 +233,15 @@ Tensor GptStage::embed(const int32_t* tokens, ChunkActivations& saved) {
   const int64_t rows = plan_.parallel.micro_batch_size * m.seq_length, h = m.hidden_size;
   saved.tokens = precision_.tokens(tokens, rows, kernels_);
   Tensor partial = precision_.activation({rows, h});
-  kernels_.embedding_forward(saved.tokens, embedding_->wte.value, tp_.rank() * vocab_shard_, partial);
+  kernels_.embedding_forward(saved.tokens, embedding_->tokens.value, tp_.rank() * vocab_shard_, partial);
   Tensor x = tp_.leave(partial);  // the vocabulary shards' rows summed (and sliced with SP)
+  if (!embedding_->positions) return x;  // rotary positions are applied in each layer's attention
   // Positions of this rank's rows: row r of the microbatch is position r mod s.
   const int64_t first_row = tp_.sequence_parallel() ? tp_.rank() * x.dim(0) : 0;
   std::vector<int32_t> positions(size_t(x.dim(0)));
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t((first_row + int64_t(i)) % m.seq_length);
   Tensor position_rows = precision_.activation({x.dim(0), h});
-  kernels_.embedding_forward(precision_.tokens(positions.data(), x.dim(0), kernels_), embedding_->wpe.value, 0, position_rows);
+  kernels_.embedding_forward(precision_.tokens(positions.data(), x.dim(0), kernels_), embedding_->positions->value, 0, position_rows);
   kernels_.add(x, position_rows, x);
   return x;
 }
@@ -168,10 +249,13 @@ Tensor GptStage::embed(const int32_t* tokens, ChunkActivations& saved) {
 Tensor GptStage::embed_backward(const Tensor& grad, const ChunkActivations& saved) {
   const core::ModelSpec& m = plan_.model;
   const Tensor full = tp_.leave_backward(grad);  // every rank needs all rows for its vocabulary shard
-  std::vector<int32_t> positions(size_t(full.dim(0)));
-  for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(int64_t(i) % m.seq_length);
-  kernels_.embedding_backward(full, precision_.tokens(positions.data(), full.dim(0), kernels_), 0, embedding_->wpe.grad);
-  kernels_.embedding_backward(full, saved.tokens, tp_.rank() * vocab_shard_, embedding_->wte.grad);
+  if (embedding_->positions) {
+    std::vector<int32_t> positions(size_t(full.dim(0)));
+    for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(int64_t(i) % m.seq_length);
+    kernels_.embedding_backward(full, precision_.tokens(positions.data(), full.dim(0), kernels_), 0,
+                                embedding_->positions->grad);
+  }
+  kernels_.embedding_backward(full, saved.tokens, tp_.rank() * vocab_shard_, embedding_->tokens.grad);
   return Tensor();
 }
 
@@ -181,10 +265,7 @@ void GptStage::output_forward(const Tensor& x, const int32_t* targets, ChunkActi
   const OutputParameters& w = *output_;
   saved.lnf_input = x;
   saved.lnf = precision_.activation({x.dim(0), h});
-  saved.lnf_mean = precision_.f32({x.dim(0)});
-  saved.lnf_rstd = precision_.f32({x.dim(0)});
-  kernels_.layernorm_forward(x, w.ln_f.weight.value, w.ln_f.bias.value, kLayerNormEps,
-                             saved.lnf, saved.lnf_mean, saved.lnf_rstd);
+  norm_forward(w.norm, x, saved.lnf, saved.lnf_mean, saved.lnf_rstd);
   saved.lnf_full = tp_.enter(saved.lnf);
   saved.logits = precision_.activation({rows, vocab_shard_});
   kernels_.matmul(saved.lnf_full, false, w.head.value, true, saved.logits);
@@ -228,8 +309,7 @@ Tensor GptStage::output_backward(const ChunkActivations& saved, float loss_scale
   kernels_.matmul(dlogits, false, w.head.value, false, dlnf_full);
   const Tensor dlnf = tp_.enter_backward(dlnf_full);
   Tensor dx = precision_.activation({saved.lnf_input.dim(0), h});
-  kernels_.layernorm_backward(dlnf, saved.lnf_input, w.ln_f.weight.value, saved.lnf_mean, saved.lnf_rstd, dx,
-                              w.ln_f.weight.grad, w.ln_f.bias.grad);
+  norm_backward(w.norm, dlnf, saved.lnf_input, saved.lnf_mean, saved.lnf_rstd, dx);
   return dx;
 }
 

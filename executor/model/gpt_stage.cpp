@@ -50,22 +50,21 @@ std::vector<int64_t> GptStage::stage_layers() const {
 }
 
 void GptStage::declare_parameters() {
-  declare_gpt2_parameters(parameters_, plan_.trained_model(), stage_layers(), has_embedding(), has_output_layer());
+  declare_model_parameters(parameters_, plan_.trained_model(), stage_layers(), has_embedding(), has_output_layer());
 }
 
 void GptStage::resolve_parameters() {
-  for (const int64_t layer : stage_layers()) layers_.push_back(layer_parameters(parameters_, layer));
-  if (has_embedding()) embedding_.emplace(embedding_parameters(parameters_));
+  for (const int64_t layer : stage_layers()) layers_.push_back(layer_parameters(parameters_, plan_.model, layer));
+  if (has_embedding()) embedding_.emplace(embedding_parameters(parameters_, plan_.model));
   if (has_output_layer()) output_.emplace(output_parameters(parameters_, plan_.model));
 }
 
 void require_trainable_architecture(const core::ModelSpec& m) {
-  if (m.activation != core::Activation::gelu || m.normalization != core::Normalization::layernorm ||
-      m.position_embedding != core::PositionEmbedding::learned_absolute || !m.add_bias_linear ||
-      m.query_groups() != m.num_attention_heads)
-    throw InvalidInput("the executor trains GPT-2's architecture (GELU, LayerNorm, learned positions, biases, "
-                       "multi-head attention); model '{}' differs",
-                       m.name);
+  architecture_of(m);
+  if (m.position_embedding == core::PositionEmbedding::rope && m.kv_channels() % 2 != 0)
+    throw InvalidInput("rotary positions turn pairs of a head's channels; model '{}' has heads of {} channels "
+                       "(hidden-size / num-attention-heads), expected an even number",
+                       m.name, m.kv_channels());
 }
 
 std::vector<Parameter> full_model_parameters(const core::ModelSpec& model) {
@@ -73,7 +72,7 @@ std::vector<Parameter> full_model_parameters(const core::ModelSpec& model) {
   std::vector<int64_t> layers(size_t(model.num_layers));
   for (int64_t l = 0; l < model.num_layers; ++l) layers[size_t(l)] = l;
   ParameterStore store;
-  declare_gpt2_parameters(store, model, layers, true, true);
+  declare_model_parameters(store, model, layers, true, true);
   return store.all();
 }
 
@@ -86,7 +85,7 @@ Tensor GptStage::forward(int64_t microbatch, int64_t chunk, const Tensor& input,
   saved->layers.resize(size_t(layers_per_chunk_));
   Tensor x = input;
   if (first_virtual(chunk)) {
-    if (hooks.before_reading) before_reading({&embedding_->wte, &embedding_->wpe});
+    if (hooks.before_reading) before_reading(embedding_members());
     x = embed(tokens, *saved);
   }
   const LayerParameters* chunk_layers = layers_.data() + chunk * layers_per_chunk_;
@@ -96,7 +95,11 @@ Tensor GptStage::forward(int64_t microbatch, int64_t chunk, const Tensor& input,
   }
   Tensor output;
   if (last_virtual(chunk)) {
-    if (hooks.before_reading) before_reading({&output_->ln_f.weight, &output_->ln_f.bias, &output_->head});
+    if (hooks.before_reading) {
+      std::vector<Parameter*> read = output_norm_members();
+      read.push_back(&output_->head);
+      before_reading(read);
+    }
     output_forward(x, targets, *saved);
   } else {
     output = x;
@@ -129,7 +132,7 @@ Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_
   Tensor grad_input;
   if (first_virtual(chunk)) {
     embed_backward(grad, saved);
-    if (hooks.gradients_written) gradients_written({&embedding_->wte, &embedding_->wpe});
+    if (hooks.gradients_written) gradients_written(embedding_members());
   } else {
     grad_input = grad;
   }
@@ -137,27 +140,43 @@ Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_
   return grad_input;
 }
 
+Tensor GptStage::saved_logits(int64_t microbatch, int64_t chunk) const {
+  auto it = saved_.find({microbatch, chunk});
+  if (it == saved_.end() || !it->second->logits.defined())
+    throw Error("no logits saved for microbatch {} chunk {} on this rank", microbatch, chunk);
+  return it->second->logits;
+}
+
 std::vector<Parameter*> GptStage::parameters_done_by_output_backward() const {
-  std::vector<Parameter*> done = {&output_->ln_f.weight, &output_->ln_f.bias};
-  if (!embedding_ || &embedding_->wte != &output_->head) done.push_back(&output_->head);
+  std::vector<Parameter*> done = output_norm_members();
+  if (!embedding_ || &embedding_->tokens != &output_->head) done.push_back(&output_->head);
   return done;
+}
+
+std::vector<Parameter*> GptStage::embedding_members() const {
+  std::vector<Parameter*> members = {&embedding_->tokens};
+  if (embedding_->positions) members.push_back(embedding_->positions);
+  return members;
+}
+
+std::vector<Parameter*> GptStage::output_norm_members() const {
+  std::vector<Parameter*> members = {output_->norm.gain};
+  if (output_->norm.bias) members.push_back(output_->norm.bias);
+  return members;
 }
 
 std::vector<int64_t> GptStage::parameter_chunks() const {
   const std::vector<Parameter>& all = parameters_.all();
   std::vector<int64_t> chunks(all.size(), -1);
   auto set = [&](const Parameter& p, int64_t chunk) { chunks[size_t(&p - all.data())] = chunk; };
-  if (embedding_) {
-    set(embedding_->wte, 0);
-    set(embedding_->wpe, 0);
-  }
+  if (embedding_)
+    for (const Parameter* p : embedding_members()) set(*p, 0);
   for (size_t i = 0; i < layers_.size(); ++i)
     for (const Parameter* p : parameters_of(layers_[i])) set(*p, int64_t(i) / layers_per_chunk_);
   if (output_) {
-    set(output_->ln_f.weight, plan_.virtual_stages() - 1);
-    set(output_->ln_f.bias, plan_.virtual_stages() - 1);
+    for (const Parameter* p : output_norm_members()) set(*p, plan_.virtual_stages() - 1);
     // The tied head on one stage is the embedding, used first by chunk 0 (and there is one chunk).
-    if (!embedding_ || &embedding_->wte != &output_->head) set(output_->head, plan_.virtual_stages() - 1);
+    if (!embedding_ || &embedding_->tokens != &output_->head) set(output_->head, plan_.virtual_stages() - 1);
   }
   if (std::find(chunks.begin(), chunks.end(), -1) != chunks.end())
     throw Error("GptStage: a parameter of this rank belongs to no chunk");

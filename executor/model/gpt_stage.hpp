@@ -1,16 +1,19 @@
 #pragma once
-// The part of a GPT-2 model one rank holds under a plan — its pipeline stage's model chunks
+// The part of a decoder-only model (GPT-2 or Llama) one rank holds under a plan — its pipeline stage's model chunks
 // (virtual stages), each a run of transformer layers, with the token and position embeddings on
 // the first virtual stage and the final norm, output layer and loss on the last — and its
 // forward and backward per (microbatch, chunk), keeping what the backward needs in between.
 //
 // GPT-2 exactly: pre-LayerNorm (eps 1e-5), learned positions, tanh GELU, attention scaled by
-// 1/√d, final LayerNorm, output layer tied to the token embedding unless the plan unties it. No
-// dropout, so that every layout of a plan computes the same numbers as one rank.
+// 1/√d, final LayerNorm, output layer tied to the token embedding unless the plan unties it.
+// Llama exactly (Hugging Face's LlamaForCausalLM): pre-RMSNorm (eps 1e-5), rotary positions in
+// attention (the plan's rotary-base), grouped-query attention, SwiGLU MLP, no biases, final
+// RMSNorm, output layer tied or not as the plan says. No dropout, so that every layout of a plan
+// computes the same numbers as one rank.
 
 #include "core/plan.hpp"
 #include "executor/kernels/kernels.hpp"
-#include "executor/model/gpt2_parameters.hpp"
+#include "executor/model/model_parameters.hpp"
 #include "executor/model/parameters.hpp"
 #include "executor/model/precision.hpp"
 #include "executor/model/tensor_parallel.hpp"
@@ -68,6 +71,9 @@ class GptStage {
   std::vector<int64_t> parameter_chunks() const;
 
   double loss_sum() const { return loss_sum_; }
+  // The logits [b·s, vocab/t] the last virtual stage computed for a microbatch whose backward has
+  // not run yet (checks against an independent implementation).
+  Tensor saved_logits(int64_t microbatch, int64_t chunk) const;
   void reset_loss() { loss_sum_ = 0; }
 
  private:
@@ -80,9 +86,17 @@ class GptStage {
   // The output layer's parameters whose gradients output_backward completes: ln_f, and the head
   // unless it is also the embedding (pp = 1, tied), which embed_backward adds to.
   std::vector<Parameter*> parameters_done_by_output_backward() const;
+  std::vector<Parameter*> embedding_members() const;     // tokens (and positions)
+  std::vector<Parameter*> output_norm_members() const;   // the final norm's gain (and bias)
 
   Tensor embed(const int32_t* tokens, ChunkActivations& saved);
   Tensor embed_backward(const Tensor& grad, const ChunkActivations& saved);
+  void norm_forward(const NormParameters& norm, const Tensor& x, Tensor& y, Tensor& mean, Tensor& rstd);
+  void norm_backward(const NormParameters& norm, const Tensor& dy, const Tensor& x, const Tensor& mean,
+                     const Tensor& rstd, Tensor& dx);
+  void linear_forward(const LinearParameters& linear, const Tensor& x, Tensor& y);
+  void linear_backward_input(const LinearParameters& linear, const Tensor& dy, Tensor& dx);
+  void linear_backward_weight(const LinearParameters& linear, const Tensor& x, const Tensor& dy);
   // `keep_all` keeps every activation whatever the recompute mode (when recomputing).
   Tensor layer_forward(const LayerParameters& w, const Tensor& x, LayerActivations& saved, bool keep_all = false);
   Tensor layer_backward(const LayerParameters& w, const Tensor& grad, LayerActivations& saved);
@@ -111,7 +125,7 @@ class GptStage {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ChunkActivations>> saved_;  // by (microbatch, chunk)
 };
 
-// InvalidInput unless the executor can train the model's architecture (GPT-2's, for now).
+// InvalidInput unless the executor can train the model's architecture (GPT-2's or Llama's).
 void require_trainable_architecture(const core::ModelSpec& model);
 
 // The whole model's parameters as one rank of a one-rank plan declares them, without values:

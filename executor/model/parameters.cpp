@@ -201,6 +201,28 @@ void ParameterStore::write_values(Parameter& p, const std::vector<float>& values
   refresh_working_copy(p.offset, p.offset + p.master.numel());
 }
 
+Tensor ParameterStore::joined(const Tensor& flat, const std::vector<Parameter*>& parts) const {
+  if (parts.empty()) throw Error("ParameterStore::joined: no parameters");
+  int64_t rows = 0, end = parts.front()->offset;
+  const int64_t cols = parts.front()->local_shape.back();
+  for (const Parameter* p : parts) {
+    if (p->local_shape.size() != 2 || p->local_shape.back() != cols || p->offset != end)
+      throw Error("ParameterStore::joined: {} is not a matrix of width {} right after the previous part", p->name,
+                  cols);
+    rows += p->local_shape.front();
+    end += p->local_shape.front() * cols;
+  }
+  return flat.rows(parts.front()->offset, end).reshaped({rows, cols});
+}
+
+Tensor ParameterStore::joined_values(const std::vector<Parameter*>& parts) const {
+  return joined(working_.defined() ? working_ : values_, parts);
+}
+
+Tensor ParameterStore::joined_grads(const std::vector<Parameter*>& parts) const {
+  return joined(grads_, parts);
+}
+
 Parameter& ParameterStore::operator[](const std::string& name) {
   auto it = index_.find(name);
   if (it == index_.end()) throw Error("no parameter named {} on this rank", name);

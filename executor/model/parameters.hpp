@@ -77,6 +77,12 @@ class ParameterStore {
   std::vector<Parameter>& all() { return parameters_; }
   const std::vector<Parameter>& all() const { return parameters_; }
 
+  // Consecutive matrix parameters of equal local width as ONE [Σ rows, cols] tensor: their working
+  // values, and their gradients (a fused GEMM operand such as Llama's q|k|v; see
+  // llama_parameters.hpp). Throws unless they were declared one after another.
+  Tensor joined_values(const std::vector<Parameter*>& parts) const;
+  Tensor joined_grads(const std::vector<Parameter*>& parts) const;
+
   Tensor& flat_values() { return values_; }  // f32 masters
   Tensor& flat_grads() { return grads_; }
   int64_t padded_size() const { return padded_size_; }
@@ -101,6 +107,8 @@ class ParameterStore {
   static std::vector<float> unshard(const std::vector<float>& gathered, const Parameter& p, int64_t tensor_size);
 
  private:
+  Tensor joined(const Tensor& flat, const std::vector<Parameter*>& parts) const;
+
   std::vector<Parameter> parameters_;
   std::map<std::string, size_t> index_;
   Tensor values_, grads_, working_, norm_weights_;

@@ -2,10 +2,12 @@
 // core/kernel_bytes.hpp charges for the size it ran, with element_bytes of profiled_type (4 on
 // the CPU, which computes in fp32; 2 for CUDA's bf16), so the simulator's lookups compare like
 // with like. Activations are of that type, parameter gradients, norm statistics and the
-// optimizer's state fp32, as in the model. Softmax and dropout have no rows: the executor runs
-// softmax inside its attention kernels and has no dropout.
+// optimizer's state fp32, as in the model. GPT-2's kernels and Llama's (RMSNorm, SwiGLU, rotary
+// positions, the expansion of query groups) are measured over the same activations. Softmax and
+// dropout have no rows: the executor runs softmax inside its attention kernels and has no dropout.
 
 #include "core/kernel_bytes.hpp"
+#include "core/model_spec.hpp"  // kDefaultRotaryBase
 #include "executor/profile/measure.hpp"
 #include "executor/profile/random_tensors.hpp"
 
@@ -27,7 +29,7 @@ class KernelTable {
  public:
   KernelTable(Kernels& kernels, const TimingPolicy& policy, Measured& measured)
       : kernels_(kernels), timer_(kernels, policy), measured_(measured), type_(profiled_type(kernels)) {
-    constexpr std::string_view header = "#{:>21}  {:<34} {:>12} {:>12} {:>10}\n";
+    constexpr std::string_view header = "#{:>21}  {:<44} {:>12} {:>12} {:>10}\n";
     fmt::print("# memory-bound kernels ({})\n", core::to_string(dtype_of(type_)));
     fmt::print(header, "kernel", "size", "bytes", "time", "rate");
     fmt::print(header, "", "", "(B)", "(us)", "(GB/s)");
@@ -46,7 +48,7 @@ class KernelTable {
     const int64_t recorded = int64_t(charged_bytes);
     measured_.add(core::KernelSample{.kernel = std::string(kernel), .bytes = recorded, .time_s = t.median_s},
                   t.spread);
-    fmt::print("{:>22}  {:<34} {:>12} {:>12.1f} {:>10.2f}\n", kernel, size, recorded, t.median_s * 1e6,
+    fmt::print("{:>22}  {:<44} {:>12} {:>12.1f} {:>10.2f}\n", kernel, size, recorded, t.median_s * 1e6,
                double(recorded) / t.median_s / 1e9);
   }
 
@@ -96,6 +98,56 @@ void layer_kernels(KernelTable& table, RandomTensors& random, int64_t rows, int6
   table.measure(bytes::kBias, matrix, bytes::bias(double(rows), double(width), e), [&] { k.add_bias(y, beta); });
   table.measure(bytes::kBiasBackward, matrix, bytes::bias_backward(double(rows), double(width), e),
                 [&] { k.bias_backward(dy, dbeta); });
+}
+
+// The Llama layer's own kernels over an activation of rows × width (layer_forward and
+// layer_backward with RMSNorm, SwiGLU, rotary positions and grouped-query attention): RMSNorm
+// of it; SwiGLU with it as the fused [gate | up] projection (ffn = width/2); rotary positions
+// and the query groups' expansion with it as a grouped qkv of 4 heads in 2 groups (head_dim =
+// width/8, as loom-tiny-llama's 4 heads of 32 in 2 groups at width 256), in sequences of
+// grid.embedding_positions tokens (or one sequence of all rows, when they are fewer).
+void llama_layer_kernels(KernelTable& table, RandomTensors& random, const ProfileGrid& grid, int64_t rows,
+                         int64_t width) {
+  Kernels& k = table.kernels();
+  const ElementType t = table.type();
+  const double e = table.element_bytes();
+  const std::string matrix = fmt::format("rows={} width={}", rows, width);
+  const Tensor x = random.uniform({rows, width}, t), dy = random.uniform({rows, width}, t);
+  const Tensor gamma = random.uniform({width}, t);
+  Tensor y = table.activation({rows, width}), dx = table.activation({rows, width});
+  Tensor rstd = table.f32({rows}), dgamma = random.uniform({width});
+  table.measure(bytes::kRmsnorm, matrix, bytes::rmsnorm_forward(double(rows), double(width), e),
+                [&] { k.rmsnorm_forward(x, gamma, 1e-5f, y, rstd); });
+  table.measure(bytes::kRmsnormBackward, matrix, bytes::rmsnorm_backward(double(rows), double(width), e),
+                [&] { k.rmsnorm_backward(dy, x, gamma, rstd, dx, dgamma); });
+
+  const int64_t ffn = width / 2;
+  const std::string swiglu = fmt::format("rows={} ffn={}", rows, ffn);
+  const Tensor dy_ffn = random.uniform({rows, ffn}, t);
+  Tensor y_ffn = table.activation({rows, ffn});
+  table.measure(bytes::kSwiglu, swiglu, bytes::swiglu_forward(double(rows), double(ffn), e),
+                [&] { k.swiglu_forward(x, y_ffn); });
+  table.measure(bytes::kSwigluBackward, swiglu, bytes::swiglu_backward(double(rows), double(ffn), e),
+                [&] { k.swiglu_backward(dy_ffn, x, dx); });
+
+  constexpr int64_t heads = 4, kv_heads = 2;
+  const int64_t head_dim = width / (heads + 2 * kv_heads);
+  const int64_t seq = rows % grid.embedding_positions == 0 ? grid.embedding_positions : rows;
+  const std::string grouped =
+      fmt::format("rows={} heads={} kv_heads={} head_dim={}", rows, heads, kv_heads, head_dim);
+  const double h = double(heads), g = double(kv_heads), d = double(head_dim);
+  const float base = float(core::kDefaultRotaryBase);
+  Tensor qkv = random.uniform({rows / seq, seq, width}, t);
+  // Turned back and forth in place: the values stay those of a rotation of the random ones.
+  table.measure(bytes::kRotary, grouped, bytes::rotary_forward(double(rows), h, g, d, e),
+                [&] { k.rotary_forward(qkv, heads, kv_heads, base); });
+  table.measure(bytes::kRotaryBackward, grouped, bytes::rotary_backward(double(rows), h, g, d, e),
+                [&] { k.rotary_backward(qkv, heads, kv_heads, base); });
+  Tensor full = table.activation({rows / seq, seq, 3 * heads * head_dim});
+  table.measure(bytes::kQueryGroups, grouped, bytes::query_groups_forward(double(rows), h, g, d, e),
+                [&] { k.expand_query_groups(qkv, heads, kv_heads, full); });
+  table.measure(bytes::kQueryGroupsBackward, grouped, bytes::query_groups_backward(double(rows), h, g, d, e),
+                [&] { k.reduce_query_groups(full, heads, kv_heads, qkv); });
 }
 
 // GptStage::embed and embed_backward with tp = 1 (their tensor-parallel steps are identities):
@@ -189,6 +241,7 @@ void measure_memory_kernels(Kernels& kernels, const ProfileGrid& grid, Measured&
   for (int64_t activation : grid.activation_bytes) {
     const int64_t elements = activation / int64_t(table.element_bytes()), rows = elements / grid.activation_width;
     layer_kernels(table, random, rows, grid.activation_width);
+    llama_layer_kernels(table, random, grid, rows, grid.activation_width);
     embedding_kernels(table, random, grid, rows);
     optimizer_kernels(table, random, elements);
   }

@@ -39,6 +39,18 @@ double charged_bytes(const std::string& kernel, const std::map<std::string, doub
     return kb::layernorm_backward(a.at("rows"), a.at("width"), 4);
   if (kernel == kb::kGelu) return kb::gelu_forward(a.at("inputs"), a.at("outputs"), 4);
   if (kernel == kb::kGeluBackward) return kb::gelu_backward(a.at("inputs"), a.at("outputs"), 4);
+  if (kernel == kb::kRmsnorm) return kb::rmsnorm_forward(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kRmsnormBackward) return kb::rmsnorm_backward(a.at("rows"), a.at("width"), 4);
+  if (kernel == kb::kSwiglu) return kb::swiglu_forward(a.at("rows"), a.at("ffn"), 4);
+  if (kernel == kb::kSwigluBackward) return kb::swiglu_backward(a.at("rows"), a.at("ffn"), 4);
+  if (kernel == kb::kRotary)
+    return kb::rotary_forward(a.at("rows"), a.at("heads"), a.at("kv_heads"), a.at("head_dim"), 4);
+  if (kernel == kb::kRotaryBackward)
+    return kb::rotary_backward(a.at("rows"), a.at("heads"), a.at("kv_heads"), a.at("head_dim"), 4);
+  if (kernel == kb::kQueryGroups)
+    return kb::query_groups_forward(a.at("rows"), a.at("heads"), a.at("kv_heads"), a.at("head_dim"), 4);
+  if (kernel == kb::kQueryGroupsBackward)
+    return kb::query_groups_backward(a.at("rows"), a.at("heads"), a.at("kv_heads"), a.at("head_dim"), 4);
   if (kernel == kb::kResidual) return kb::residual(a.at("elements"), 4);
   if (kernel == kb::kResidualBackward) return kb::residual_backward(a.at("elements"), 4);
   if (kernel == kb::kBias) return kb::bias(a.at("rows"), a.at("width"), 4);
@@ -124,7 +136,7 @@ TEST_F(LoomProfile, AQuickProfileHasEveryTableTheSimulatorLooksUp) {
   std::set<std::pair<std::string, int64_t>> recorded;
   for (const core::KernelSample& s : profile.tables.kernels) recorded.insert({s.kernel, s.bytes});
   std::map<std::string, int> lines;
-  const std::regex line(R"(^ *([a-z_]+) +((?:[a-z]+=\d+ )+) *(\d+) )");
+  const std::regex line(R"(^ *([a-z_]+) +((?:[a-z_]+=\d+ )+) *(\d+) )");
   std::istringstream printed(measured.out);
   for (std::string text_line; std::getline(printed, text_line);) {
     std::smatch match;
@@ -140,11 +152,13 @@ TEST_F(LoomProfile, AQuickProfileHasEveryTableTheSimulatorLooksUp) {
     ++lines[kernel];
   }
   for (std::string_view kernel :
-       {kb::kLayernorm, kb::kLayernormBackward, kb::kGelu, kb::kGeluBackward, kb::kResidual,
-        kb::kResidualBackward, kb::kBias, kb::kBiasBackward, kb::kEmbedding, kb::kEmbeddingBackward,
-        kb::kCrossEntropy, kb::kCrossEntropyBackward, kb::kAdamw, kb::kGradNorm})
+       {kb::kLayernorm, kb::kLayernormBackward, kb::kGelu, kb::kGeluBackward, kb::kRmsnorm, kb::kRmsnormBackward,
+        kb::kSwiglu, kb::kSwigluBackward, kb::kRotary, kb::kRotaryBackward, kb::kQueryGroups,
+        kb::kQueryGroupsBackward, kb::kResidual, kb::kResidualBackward, kb::kBias, kb::kBiasBackward,
+        kb::kEmbedding, kb::kEmbeddingBackward, kb::kCrossEntropy, kb::kCrossEntropyBackward, kb::kAdamw,
+        kb::kGradNorm})
     EXPECT_GE(lines[std::string(kernel)], 3) << kernel;
-  EXPECT_EQ(lines.size(), 14u);
+  EXPECT_EQ(lines.size(), 22u);
   EXPECT_EQ(profile.tables.kernels.size(), recorded.size());
 
   std::set<std::pair<std::string, int64_t>> collectives;  // (collective, ranks)

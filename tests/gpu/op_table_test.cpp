@@ -79,6 +79,70 @@ Values run_gelu(Kernels& k, ElementType t) {
   return out;
 }
 
+// Each Llama op at one width that takes 16-byte vectors in f32 and bf16 and one that takes none.
+Values run_rmsnorm(Kernels& k, ElementType t) {
+  Values out;
+  for (const int64_t cols : {200, 67}) {
+    const int64_t rows = 37;
+    Tensor x = on_device(k, inputs(size_t(rows * cols), 27, t, 2.0f), {rows, cols}, t);
+    Tensor gamma = on_device(k, inputs(size_t(cols), 28, t), {cols}, t);
+    Tensor y = poisoned(k, {rows, cols}, t), rstd = poisoned(k, {rows}, ElementType::f32);
+    k.rmsnorm_forward(x, gamma, 1e-5f, y, rstd);
+    Tensor dy = on_device(k, inputs(size_t(rows * cols), 29, t), {rows, cols}, t);
+    Tensor dx = poisoned(k, {rows, cols}, t);
+    Tensor dgamma = on_device(k, random_values(size_t(cols), 30), {cols}, ElementType::f32);
+    k.rmsnorm_backward(dy, x, gamma, rstd, dx, dgamma);
+    for (const Tensor* r : {&y, &rstd, &dx, &dgamma}) append(out, to_host(k, *r));
+  }
+  return out;
+}
+
+Values run_swiglu(Kernels& k, ElementType t) {
+  Values out;
+  for (const int64_t f : {136, 67}) {
+    const int64_t rows = 29;
+    Tensor gate_up = on_device(k, inputs(size_t(rows * 2 * f), 31, t, 2.0f), {rows, 2 * f}, t);
+    Tensor y = poisoned(k, {rows, f}, t);
+    k.swiglu_forward(gate_up, y);
+    Tensor dy = on_device(k, inputs(size_t(rows * f), 32, t), {rows, f}, t);
+    Tensor dgate_up = poisoned(k, {rows, 2 * f}, t);
+    k.swiglu_backward(dy, gate_up, dgate_up);
+    append(out, to_host(k, y));
+    append(out, to_host(k, dgate_up));
+  }
+  return out;
+}
+
+// Grouped qkv with 6 query heads in 2 groups; d/2 = 24 pairs, fewer than a warp. The whole tensor
+// is compared, so v must come back untouched.
+Values run_rotary(Kernels& k, ElementType t) {
+  const int64_t b = 2, s = 300, heads = 6, groups = 2, d = 48, width = (heads + 2 * groups) * d;
+  Tensor qkv = on_device(k, inputs(size_t(b * s * width), 33, t), {b, s, width}, t);
+  k.rotary_forward(qkv, heads, groups, 10000.0f);
+  Tensor dqkv = on_device(k, inputs(size_t(b * s * width), 34, t), {b, s, width}, t);
+  k.rotary_backward(dqkv, heads, groups, 500000.0f);
+  Values out = to_host(k, qkv);
+  append(out, to_host(k, dqkv));
+  return out;
+}
+
+Values run_query_groups(Kernels& k, ElementType t) {
+  Values out;
+  for (const int64_t d : {16, 10}) {
+    const int64_t b = 2, s = 33, heads = 6, groups = 2;
+    const int64_t grouped_width = (heads + 2 * groups) * d, full_width = 3 * heads * d;
+    Tensor grouped = on_device(k, inputs(size_t(b * s * grouped_width), 35, t), {b, s, grouped_width}, t);
+    Tensor full = poisoned(k, {b, s, full_width}, t);
+    k.expand_query_groups(grouped, heads, groups, full);
+    Tensor dfull = on_device(k, inputs(size_t(b * s * full_width), 36, t), {b, s, full_width}, t);
+    Tensor dgrouped = poisoned(k, {b, s, grouped_width}, t);
+    k.reduce_query_groups(dfull, heads, groups, dgrouped);
+    append(out, to_host(k, full));
+    append(out, to_host(k, dgrouped));
+  }
+  return out;
+}
+
 Values run_bias_and_add(Kernels& k, ElementType t) {
   const int64_t rows = 53, cols = 130;
   Tensor x = on_device(k, inputs(size_t(rows * cols), 12, t), {rows, cols}, t);
@@ -182,6 +246,10 @@ std::vector<OpCase> op_table() {
                  [](Kernels& k, ElementType t) { return run_matmul(k, t, true, false, ElementType::f32, 1.0f); }});
   ops.push_back({"layernorm", 1e-5, 2e-2, run_layernorm});
   ops.push_back({"gelu", 1e-5, 1e-2, run_gelu});
+  ops.push_back({"rmsnorm", 1e-5, 2e-2, run_rmsnorm});
+  ops.push_back({"swiglu", 1e-5, 1e-2, run_swiglu});
+  ops.push_back({"rotary", 1e-5, 1e-2, run_rotary});
+  ops.push_back({"query_groups", 1e-6, 1e-2, run_query_groups});
   ops.push_back({"bias_add_scale", 1e-6, 1e-2, run_bias_and_add});
   ops.push_back({"attention_unfused", 1e-5, 2e-2, [](Kernels& k, ElementType t) { return run_attention(k, t, false); }});
   ops.push_back({"attention_flash", 1e-5, 2e-2, [](Kernels& k, ElementType t) { return run_attention(k, t, true); }});

@@ -1,5 +1,5 @@
 // Training on the CUDA backend against the CPU backend, through the real binaries: 10 steps of
-// loom-tiny and of a 4-layer, 256-wide GPT, one rank, in fp32 (losses within 1e-4 relative of
+// loom-tiny, its Llama twin and a 4-layer, 256-wide GPT, one rank, in fp32 (losses within 1e-4 relative of
 // the CPU's) and in bf16 mixed precision (within 2e-2); and tp2 / pp2 on one GPU (two ranks
 // sharing it over the host-staged MPI communicator) equal to the one-rank GPU run.
 
@@ -60,17 +60,23 @@ TEST_P(GpuTraining, LossesFollowTheCpuBackend) {
 INSTANTIATE_TEST_SUITE_P(
     Models, GpuTraining,
     ::testing::Values(GpuCase{"tiny_fp32", "loom-tiny", "fp32", 1e-4}, GpuCase{"wide_fp32", "wide", "fp32", 1e-4},
-                      GpuCase{"tiny_bf16", "loom-tiny", "bf16", 2e-2}, GpuCase{"wide_bf16", "wide", "bf16", 2e-2}),
+                      GpuCase{"tiny_bf16", "loom-tiny", "bf16", 2e-2}, GpuCase{"wide_bf16", "wide", "bf16", 2e-2},
+                      GpuCase{"tiny_llama_fp32", "loom-tiny-llama", "fp32", 1e-4},
+                      GpuCase{"tiny_llama_bf16", "loom-tiny-llama", "bf16", 2e-2}),
     [](const ::testing::TestParamInfo<GpuCase>& info) { return info.param.name; });
 
-// Two ranks on one GPU go over MPI with host staging (NCCL refuses two ranks on one device).
+// Two ranks on one GPU go over MPI with host staging (NCCL refuses two ranks on one device); the
+// Llama twin's tp2 splits its query groups.
 TEST(GpuLayouts, TensorAndPipelineParallelOnOneGpuEqualTheOneRankRun) {
   LOOM_REQUIRE_CUDA_DEVICE();
-  const RunOutput one = run_exec(gpu_plan("one", "loom-tiny", 1, 1, "fp32"), 1, "--backend cuda");
-  for (const auto& [name, tp, pp] : {std::tuple{"tp2", 2, 1}, std::tuple{"pp2", 1, 2}}) {
-    const RunOutput two = run_exec(gpu_plan(name, "loom-tiny", tp, pp, "fp32"), 2, "--backend cuda");
-    const std::vector<std::string> problems = loss_mismatches(one.losses, two.losses, kLossRelativeTolerance);
-    EXPECT_TRUE(problems.empty()) << name << ":\n" << join_lines(problems) << "\n" << two.process.err;
+  for (const std::string model : {"loom-tiny", "loom-tiny-llama"}) {
+    const RunOutput one = run_exec(gpu_plan(model + "_one", model, 1, 1, "fp32"), 1, "--backend cuda");
+    for (const auto& [name, tp, pp] : {std::tuple{"tp2", 2, 1}, std::tuple{"pp2", 1, 2}}) {
+      const RunOutput two = run_exec(gpu_plan(model + "_" + name, model, tp, pp, "fp32"), 2, "--backend cuda");
+      const std::vector<std::string> problems = loss_mismatches(one.losses, two.losses, kLossRelativeTolerance);
+      EXPECT_TRUE(problems.empty()) << model << " " << name << ":\n" << join_lines(problems) << "\n"
+                                    << two.process.err;
+    }
   }
 }
 

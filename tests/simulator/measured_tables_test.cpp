@@ -1,6 +1,6 @@
 // The cost model on the tables a measured profile adds: GEMMs by operand layout, attention as
-// one measured unit, backward kernels, kernels a backend may not run, ranks sharing CPU cores
-// and devices that compute in one type only.
+// one measured unit, backward kernels, kernels a backend may not run, Llama's kernels, ranks
+// sharing CPU cores and devices that compute in one type only.
 
 #include "simulator/cost_model.hpp"
 #include "../relative_expectation.hpp"
@@ -8,6 +8,8 @@
 
 #include "core/default_plan.hpp"
 #include "core/kernel_bytes.hpp"
+#include "core/model_presets.hpp"
+#include "simulator/step_costs.hpp"
 
 #include <gtest/gtest.h>
 
@@ -99,6 +101,89 @@ TEST(MeasuredTables, BiasAndDropoutCostOnlyWhereMeasured) {
   EXPECT_GT(CostModel(p, DType::fp32).elementwise_s(kb::kResidual, 1e6), 0.0);
   p.tables.kernels = {{"bias", 1 << 20, 2e-4}};
   expect_relative(CostModel(p, DType::fp32).elementwise_s(kb::kBias, double(1 << 20)), 2e-4, kTableTolerance);
+}
+
+TEST(MeasuredTables, LlamaKernelsUseTheirOwnTables) {
+  core::Profile p = cpu_like_profile();
+  p.tables.kernels = {{"layernorm", 1 << 20, 1e-4}, {"gelu", 1 << 20, 1e-4}};
+  const CostModel gpt_tables(p, DType::fp32);
+  // GPT-2's tables do not stand for Llama's kernels: without their own they run at the memory
+  // bandwidth, as any kernel without a table does.
+  const double bandwidth = gpt_tables.elementwise_s("elementwise", double(1 << 20));
+  for (std::string_view kernel : {kb::kRmsnorm, kb::kRmsnormBackward, kb::kSwiglu, kb::kSwigluBackward, kb::kRotary,
+                                  kb::kRotaryBackward})
+    expect_relative(gpt_tables.elementwise_s(kernel, double(1 << 20)), bandwidth, kTableTolerance);
+  p.tables.kernels.insert(p.tables.kernels.end(),
+                          {{"rmsnorm", 1 << 20, 2e-4}, {"swiglu", 1 << 20, 3e-4}, {"swiglu_backward", 1 << 20, 5e-4},
+                           {"rotary", 1 << 20, 4e-4}});
+  const CostModel llama_tables(p, DType::fp32);
+  expect_relative(llama_tables.elementwise_s(kb::kRmsnorm, double(1 << 20)), 2e-4, kTableTolerance);
+  expect_relative(llama_tables.elementwise_s(kb::kRmsnormBackward, double(1 << 20)), 2e-4, kTableTolerance);  // forward's
+  expect_relative(llama_tables.elementwise_s(kb::kSwiglu, double(1 << 20)), 3e-4, kTableTolerance);
+  expect_relative(llama_tables.elementwise_s(kb::kSwigluBackward, double(1 << 20)), 5e-4, kTableTolerance);
+  expect_relative(llama_tables.elementwise_s(kb::kRotaryBackward, double(1 << 20)), 4e-4, kTableTolerance);
+  expect_relative(llama_tables.elementwise_s(kb::kLayernorm, double(1 << 20)), 1e-4, kTableTolerance);
+}
+
+TEST(MeasuredTables, QueryGroupsCostOnlyWhereMeasured) {
+  core::Profile p = cpu_like_profile();
+  EXPECT_EQ(CostModel(p, DType::fp32).elementwise_s(kb::kQueryGroups, 1e6), 0.0);
+  EXPECT_EQ(CostModel(p, DType::fp32).elementwise_s(kb::kQueryGroupsBackward, 1e6), 0.0);
+  p.tables.kernels = {{"query_groups", 1 << 20, 6e-4}};
+  expect_relative(CostModel(p, DType::fp32).elementwise_s(kb::kQueryGroups, double(1 << 20)), 6e-4, kTableTolerance);
+  expect_relative(CostModel(p, DType::fp32).elementwise_s(kb::kQueryGroupsBackward, double(1 << 20)), 6e-4,
+                  kTableTolerance);
+}
+
+// loom-tiny or its Llama twin on one device of the CPU-like profile.
+core::Plan tiny_plan(std::string_view preset) {
+  core::Plan plan;
+  plan.model = core::resolve_model(std::string(preset));
+  plan.training.global_batch_size = 8;
+  plan.training.dtype = DType::fp32;
+  plan.cluster.nodes = 1;
+  plan.cluster.devices_per_node = 1;
+  plan.cluster.profile = "cpu-like";
+  plan.parallel.micro_batch_size = 2;
+  plan.validate();
+  return plan;
+}
+
+TEST(MeasuredTables, ALayerIsTimedFromItsArchitecturesTables) {
+  // Slowing a kernel's table slows the layers that run it and no other.
+  core::Profile p = cpu_like_profile();
+  add_gemm_grid(p, GemmLayout::nn, 50e9);
+  const auto layer_s = [&](const core::Plan& plan) {
+    const LayerCosts c = layer_costs(plan, CostModel(p, DType::fp32));
+    return c.layer_forward.compute_s + c.layer_backward.compute_s;
+  };
+  const core::Plan gpt = tiny_plan("loom-tiny"), llama = tiny_plan("loom-tiny-llama");
+  const double gpt_before = layer_s(gpt), llama_before = layer_s(llama);
+  for (const auto& [gpt_kernel, llama_kernel] :
+       {std::pair{kb::kLayernorm, kb::kRmsnorm}, std::pair{kb::kGelu, kb::kSwiglu}}) {
+    SCOPED_TRACE(std::string(gpt_kernel) + " / " + std::string(llama_kernel));
+    p.tables.kernels = {{std::string(gpt_kernel), 1 << 10, 1.0}, {std::string(gpt_kernel), 1 << 30, 1.0}};
+    EXPECT_GT(layer_s(gpt), gpt_before + 1.0);
+    expect_relative(layer_s(llama), llama_before, kTableTolerance);
+    p.tables.kernels = {{std::string(llama_kernel), 1 << 10, 1.0}, {std::string(llama_kernel), 1 << 30, 1.0}};
+    expect_relative(layer_s(gpt), gpt_before, kTableTolerance);
+    EXPECT_GT(layer_s(llama), llama_before + 1.0);
+  }
+  // Rotary positions turn q and k forward and back: a second per measured second.
+  p.tables.kernels = {{"rotary", 1 << 10, 1.0}, {"rotary", 1 << 30, 1.0}};
+  expect_relative(layer_s(gpt), gpt_before, kTableTolerance);
+  EXPECT_GT(layer_s(llama), llama_before + 1.0);
+  // The expansion of query groups costs nothing until measured, then forward and back; with flash
+  // attention (which keeps the groups only) a third time, again before the core's backward.
+  p.tables.kernels = {{"query_groups", 1 << 10, 1.0}, {"query_groups", 1 << 30, 1.0}};
+  expect_relative(layer_s(llama), llama_before + 2.0, 1e-3);
+  core::Plan llama_flash = llama;
+  llama_flash.parallel.attention_backend = core::AttentionBackend::flash;
+  const double flash_with_expansion = layer_s(llama_flash);
+  p.tables.kernels = {};
+  expect_relative(flash_with_expansion, layer_s(llama_flash) + 3.0, 1e-3);
+  p.tables.kernels = {{"query_groups", 1 << 10, 1.0}, {"query_groups", 1 << 30, 1.0}};
+  expect_relative(layer_s(gpt), gpt_before, kTableTolerance);
 }
 
 TEST(MeasuredTables, RanksBeyondTheCoresShareThem) {

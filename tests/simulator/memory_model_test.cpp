@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/model_arithmetic.hpp"
+#include "core/model_presets.hpp"
 
 #include <gtest/gtest.h>
 
@@ -73,6 +74,78 @@ TEST(ActivationBytesPerLayer, ScalesWithMicroBatchAndDoublesForFp32) {
                        4 * activations(sp, r));
     }
   }
+}
+
+// Llama 3 8B: h 4096, 32 heads of 128 in 8 query groups, SwiGLU of 14336, RMSNorm, s 8192.
+core::ModelSpec llama3_8b() { return core::find_model_preset("llama3-8b").spec; }
+
+double llama_activations(const core::ModelSpec& m, bool sp, Recompute r,
+                         core::AttentionBackend attention = core::AttentionBackend::unfused) {
+  return activation_bytes_per_layer(m, 1, 4, sp, r, DType::bf16, attention);
+}
+
+TEST(ActivationBytesPerLayer, LlamaCountsItsOwnWidths) {
+  // Korthikanti's 24·s·b·h/t of the tensor-parallel part, from Llama's widths: q and the
+  // projection's input 2 + 2, k and v 2 each at the groups' 1024 of 4096 (kept as the groups by
+  // flash attention and by selective recompute), SwiGLU's [gate | up] 2·14336 and its output
+  // 14336 at 2 bytes: 4 + 1 + 6·14336/4096 = 26 instead of 24.
+  const core::ModelSpec m = llama3_8b();
+  const double s = 8192, h = 4096, a = 32, t = 4, sbh = s * h;
+  const double grouped = 4 + 4 * 1024 / h + 6 * 14336 / h;
+  EXPECT_DOUBLE_EQ(grouped, 26.0);
+  EXPECT_DOUBLE_EQ(llama_activations(m, true, Recompute::selective), sbh / t * (10 + grouped));
+  EXPECT_DOUBLE_EQ(llama_activations(m, false, Recompute::selective), sbh * (10 + grouped / t));
+  // Flash: no s² term, the groups kept as they are, plus the fp32 log-sum-exp.
+  EXPECT_DOUBLE_EQ(llama_activations(m, true, Recompute::none, core::AttentionBackend::flash),
+                   sbh / t * (10 + grouped) + 4 * a * s / t);
+  // Megatron's unfused attention copies each group's k and v to its heads, and the products keep
+  // the copies: k and v as wide as q.
+  const double expanded = 4 + 4 + 6 * 14336 / h;
+  EXPECT_DOUBLE_EQ(llama_activations(m, true, Recompute::none), sbh / t * (10 + expanded + 5 * a * s / h));
+  EXPECT_DOUBLE_EQ(llama_activations(m, false, Recompute::none), sbh * (10 + expanded / t + 5 * a * s / (h * t)));
+  EXPECT_DOUBLE_EQ(llama_activations(m, true, Recompute::full), 2 * sbh / t);
+}
+
+TEST(ActivationBytesPerLayer, GroupedQueryAttentionKeepsSmallerKeysAndValues) {
+  core::ModelSpec gqa = llama3_8b(), mha = llama3_8b();
+  mha.num_query_groups.reset();
+  const double sb = 8192, t = 4;
+  for (bool sp : {false, true}) {
+    SCOPED_TRACE(sp ? "sequence parallel" : "no sequence parallel");
+    // k and v: 2 bytes each of 8 groups of 128, not of 32 heads: 2·2·s·b·(4096 − 1024)/t less.
+    const double saved = 2 * 2 * sb * (4096 - 1024) / t;
+    EXPECT_DOUBLE_EQ(llama_activations(mha, sp, Recompute::selective) - llama_activations(gqa, sp, Recompute::selective),
+                     saved);
+    EXPECT_DOUBLE_EQ(llama_activations(mha, sp, Recompute::none, core::AttentionBackend::flash) -
+                         llama_activations(gqa, sp, Recompute::none, core::AttentionBackend::flash),
+                     saved);
+    // Unfused without recompute, the products keep each head's copy: no saving.
+    EXPECT_DOUBLE_EQ(llama_activations(mha, sp, Recompute::none), llama_activations(gqa, sp, Recompute::none));
+    EXPECT_DOUBLE_EQ(llama_activations(mha, sp, Recompute::full), llama_activations(gqa, sp, Recompute::full));
+  }
+}
+
+TEST(ActivationBytesPerLayer, SwigluKeepsItsFusedInputAndItsOutput) {
+  // Same ffn width: SwiGLU keeps [gate | up] (2f) and its output (f), GELU its input and output
+  // (f each): one more 16-bit tensor of f, 2·s·b·f/t bytes.
+  core::ModelSpec swiglu = llama3_8b(), gelu = llama3_8b();
+  gelu.activation = core::Activation::gelu;
+  const double sb = 8192, f = 14336, t = 4;
+  for (bool sp : {false, true})
+    for (Recompute r : {Recompute::none, Recompute::selective}) {
+      EXPECT_DOUBLE_EQ(llama_activations(swiglu, sp, r) - llama_activations(gelu, sp, r), 2 * sb * f / t);
+    }
+  EXPECT_DOUBLE_EQ(llama_activations(swiglu, true, Recompute::full), llama_activations(gelu, true, Recompute::full));
+}
+
+TEST(ActivationBytesPerLayer, RmsnormKeepsItsInputAsLayernormDoes) {
+  // Both norms keep their input (2·s·b·h each); LayerNorm's mean and 1/σ and RMSNorm's 1/rms are
+  // O(s·b) and left out, as Korthikanti leaves them: the normalization changes nothing here.
+  core::ModelSpec rms = llama3_8b(), layer = llama3_8b();
+  layer.normalization = core::Normalization::layernorm;
+  for (bool sp : {false, true})
+    for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full})
+      EXPECT_EQ(llama_activations(rms, sp, r), llama_activations(layer, sp, r));
 }
 
 TEST(BytesPerParameter, MixedPrecisionAdam) {
@@ -207,6 +280,38 @@ TEST(MemoryPerStage, RecomputeOrdersActivations) {
         EXPECT_GT(selective[i].activations_bytes, full[i].activations_bytes) << i;
         EXPECT_EQ(none[i].weights_bytes, full[i].weights_bytes);
       }
+    }
+  }
+}
+
+TEST(MemoryPerStage, GroupedQueryAttentionNeedsLessThanMultiHead) {
+  core::Plan gqa;
+  gqa.model = llama3_8b();
+  gqa.training.global_batch_size = 64;
+  gqa.training.dtype = DType::bf16;
+  gqa.cluster.nodes = 2;
+  gqa.cluster.devices_per_node = 8;
+  gqa.cluster.profile = "h100-80gb-dgx";
+  gqa.parallel.tensor_parallel = 4;
+  gqa.parallel.pipeline_parallel = 2;
+  gqa.parallel.data_parallel = 2;
+  gqa.parallel.micro_batch_size = 1;
+  gqa.parallel.sequence_parallel = true;
+  gqa.validate();
+  for (core::AttentionBackend backend : {core::AttentionBackend::unfused, core::AttentionBackend::flash}) {
+    for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full}) {
+      gqa.parallel.attention_backend = backend;
+      gqa.parallel.recompute = r;
+      core::Plan mha = gqa;
+      mha.model.num_query_groups.reset();
+      const StageMemory grouped = stage_memory(gqa, 0), multi_head = stage_memory(mha, 0);
+      SCOPED_TRACE(std::string(core::to_string(backend)) + " " + std::string(core::to_string(r)));
+      EXPECT_LT(grouped.weights_bytes, multi_head.weights_bytes);  // smaller k and v projections
+      EXPECT_LT(grouped.total_bytes(), multi_head.total_bytes());
+      if (backend == core::AttentionBackend::flash || r == Recompute::selective)
+        EXPECT_LT(grouped.activations_bytes, multi_head.activations_bytes);
+      else
+        EXPECT_EQ(grouped.activations_bytes, multi_head.activations_bytes);
     }
   }
 }

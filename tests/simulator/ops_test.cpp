@@ -1,6 +1,7 @@
 // The op list of one training step: its GEMM FLOPs add up to Megatron's model FLOPs, tensor
 // parallelism splits them evenly, backward is twice forward, recompute repeats the right part,
-// and the tensor-parallel collectives are Megatron's conjugate pairs with b·s·h elements each.
+// the tensor-parallel collectives are Megatron's conjugate pairs with b·s·h elements each, and a
+// Llama layer runs RMSNorm, SwiGLU and rotary positions where GPT-2's runs LayerNorm and GELU.
 
 #include "simulator/ops.hpp"
 
@@ -76,6 +77,25 @@ std::vector<std::string> names_of(const std::vector<Op>& ops) {
   std::vector<std::string> out;
   for (const Op& op : ops) out.emplace_back(op.name);
   return out;
+}
+
+// The profile tables the memory-bound ops of a list look in, in order.
+std::vector<std::string> kernels_of(const std::vector<Op>& ops) {
+  std::vector<std::string> out;
+  for (const Op& op : of_kind(ops, OpKind::elementwise)) out.emplace_back(op.kernel);
+  return out;
+}
+
+const Op& find_op(const std::vector<Op>& ops, std::string_view name) {
+  const auto it = std::find_if(ops.begin(), ops.end(), [&](const Op& op) { return op.name == name; });
+  if (it == ops.end()) throw std::logic_error("no op " + std::string(name));
+  return *it;
+}
+
+// Llama 3 8B (32 heads in 8 query groups, SwiGLU of 14336, RMSNorm, rotary positions, no
+// biases) at tp 4 with sequence parallelism: micro-batch 4 × 8192 tokens.
+core::Plan llama3_plan(Recompute recompute = Recompute::none) {
+  return gpt_plan("llama3-8b", 128256, 4, true, recompute);
 }
 
 TEST(Ops, GemmFlopsOfAStepEqualModelFlops) {
@@ -218,7 +238,7 @@ TEST(Ops, SequenceParallelLayerGathersAndScattersTheSameVolume) {
 TEST(Ops, ElementwiseOpsNameAProfileKernelAndMoveBytes) {
   const std::vector<std::string> kernels(std::begin(core::kernel_bytes::kAllKernels),
                                          std::end(core::kernel_bytes::kAllKernels));
-  const core::Plan plan = gpt2_plan(4, true, Recompute::selective);
+  for (const core::Plan& plan : {gpt2_plan(4, true, Recompute::selective), llama3_plan(Recompute::full)})
   for (const LayerOps& ops : {transformer_layer_ops(plan), embedding_ops(plan), output_layer_ops(plan)})
     for (const auto* list : {&ops.forward, &ops.backward, &ops.recompute})
       for (const Op& op : *list) {
@@ -229,6 +249,91 @@ TEST(Ops, ElementwiseOpsNameAProfileKernelAndMoveBytes) {
           EXPECT_NE(std::find(kernels.begin(), kernels.end(), std::string(op.kernel)), kernels.end()) << op.kernel;
         }
       }
+}
+
+TEST(Ops, GptLayerChargesLayernormGeluAndBiases) {
+  const LayerOps layer = transformer_layer_ops(gpt2_plan(4, true));
+  EXPECT_THAT(kernels_of(layer.forward),
+              ElementsAre("layernorm", "bias", "bias", "residual", "layernorm", "bias", "gelu", "bias", "residual"));
+  EXPECT_THAT(kernels_of(layer.backward),
+              ElementsAre("bias_backward", "residual_backward", "gelu_backward", "bias_backward", "layernorm_backward",
+                          "bias_backward", "residual_backward", "bias_backward", "layernorm_backward"));
+  EXPECT_THAT(kernels_of(output_layer_ops(gpt2_plan()).forward), ElementsAre("layernorm", "cross_entropy"));
+}
+
+TEST(Ops, LlamaLayerChargesRmsnormSwigluAndRotary) {
+  // No biases (add-bias-linear false); the query groups' expansion is the executor's, charged
+  // only where a profile measured it (core/kernel_bytes.hpp).
+  for (Recompute recompute : {Recompute::none, Recompute::full}) {
+    const LayerOps layer = transformer_layer_ops(llama3_plan(recompute));
+    EXPECT_THAT(kernels_of(layer.forward),
+                ElementsAre("rmsnorm", "rotary", "query_groups", "residual", "rmsnorm", "swiglu", "residual"));
+    // Unfused without recompute keeps the per-head copies (Megatron's repeat_interleave): no second copy.
+    if (recompute == Recompute::none) {
+      EXPECT_THAT(kernels_of(layer.backward),
+                  ElementsAre("residual_backward", "swiglu_backward", "rmsnorm_backward", "residual_backward",
+                              "query_groups_backward", "rotary_backward", "rmsnorm_backward"));
+    } else {
+      EXPECT_THAT(kernels_of(layer.backward),
+                  ElementsAre("residual_backward", "swiglu_backward", "rmsnorm_backward", "residual_backward",
+                              "query_groups", "query_groups_backward", "rotary_backward", "rmsnorm_backward"));
+    }
+    if (recompute == Recompute::full) {
+      EXPECT_EQ(kernels_of(layer.recompute), kernels_of(layer.forward));
+    }
+  }
+  EXPECT_THAT(kernels_of(output_layer_ops(llama3_plan()).forward), ElementsAre("rmsnorm", "cross_entropy"));
+  EXPECT_THAT(kernels_of(output_layer_ops(llama3_plan()).backward), ElementsAre("cross_entropy_backward", "rmsnorm_backward"));
+}
+
+TEST(Ops, LlamaAttentionTurnsQAndKThenExpandsTheGroupsAroundTheCore) {
+  core::Plan flash = llama3_plan();
+  flash.parallel.attention_backend = core::AttentionBackend::flash;  // keeps the groups only
+  const LayerOps layer = transformer_layer_ops(flash);
+  EXPECT_THAT(names_of(layer.forward), ::testing::IsSupersetOf({"qkv", "rotary", "expand_query_groups", "attention"}));
+  const auto position = [](const std::vector<Op>& ops, std::string_view name) {
+    return std::find_if(ops.begin(), ops.end(), [&](const Op& op) { return op.name == name; }) - ops.begin();
+  };
+  const std::vector<Op>& f = layer.forward;
+  EXPECT_LT(position(f, "qkv"), position(f, "rotary"));
+  EXPECT_LT(position(f, "rotary"), position(f, "expand_query_groups"));
+  EXPECT_LT(position(f, "expand_query_groups"), position(f, "attention"));
+  // Backward: the copies made again before the core's backward, their gradients summed into the
+  // groups after it, then q and k turned back before the QKV projection's gradients.
+  const std::vector<Op>& b = layer.backward;
+  EXPECT_LT(position(b, "expand_query_groups.again"), position(b, "attention.backward"));
+  EXPECT_LT(position(b, "attention.backward"), position(b, "reduce_query_groups"));
+  EXPECT_LT(position(b, "reduce_query_groups"), position(b, "rotary.backward"));
+  EXPECT_LT(position(b, "rotary.backward"), position(b, "qkv.dgrad"));
+
+  // One group per head (Llama 2 7B): nothing to expand, rotary positions all the same.
+  const LayerOps mha = transformer_layer_ops(gpt_plan("llama2-7b", 32000, 4, true, Recompute::none));
+  EXPECT_THAT(kernels_of(mha.forward), ElementsAre("rmsnorm", "rotary", "residual", "rmsnorm", "swiglu", "residual"));
+  EXPECT_THAT(kernels_of(mha.backward), ElementsAre("residual_backward", "swiglu_backward", "rmsnorm_backward",
+                                                    "residual_backward", "rotary_backward", "rmsnorm_backward"));
+}
+
+TEST(Ops, LlamaKernelsMoveTheirActivations) {
+  // Per device at tp 4: b·s = 32768 rows; 8 heads and 2 groups of 128; ffn 14336/4 = 3584;
+  // norms over the sequence-parallel 8192 rows of 4096; bf16; selective recompute keeps only the
+  // groups, so they are expanded again in the backward.
+  const LayerOps layer = transformer_layer_ops(llama3_plan(Recompute::selective));
+  const double rows = 4.0 * 8192, e = 2;
+  EXPECT_DOUBLE_EQ(find_op(layer.forward, "input_norm").bytes, 2 * (rows / 4) * 4096 * e);
+  EXPECT_DOUBLE_EQ(find_op(layer.backward, "mlp_norm.backward").bytes, 3 * (rows / 4) * 4096 * e);
+  // SwiGLU reads [gate | up] (2·3584) and writes 3584; its backward reads dy and gate_up, writes dgate_up.
+  EXPECT_DOUBLE_EQ(find_op(layer.forward, "mlp_activation").bytes, (2 * 3584 + 3584) * rows * e);
+  EXPECT_DOUBLE_EQ(find_op(layer.backward, "mlp_activation.backward").bytes, (3584 + 2 * 3584 + 2 * 3584) * rows * e);
+  // Rotary positions read and write q and k only (8 + 2 heads of 128), not v.
+  const double q_and_k = (8 + 2) * 128.0;
+  EXPECT_DOUBLE_EQ(find_op(layer.forward, "rotary").bytes, 2 * rows * q_and_k * e);
+  EXPECT_DOUBLE_EQ(find_op(layer.backward, "rotary.backward").bytes, 2 * rows * q_and_k * e);
+  EXPECT_LT(find_op(layer.forward, "rotary").bytes, 2 * rows * double(find_op(layer.forward, "qkv").n) * e);
+  // The expansion reads the grouped qkv (8 + 2·2 heads) and writes q, k and v of all 8 heads.
+  const double grouped = (8 + 2 * 2) * 128.0, full = 3 * 8 * 128.0;
+  EXPECT_DOUBLE_EQ(find_op(layer.forward, "expand_query_groups").bytes, rows * (grouped + full) * e);
+  EXPECT_DOUBLE_EQ(find_op(layer.backward, "reduce_query_groups").bytes, rows * (grouped + full) * e);
+  EXPECT_DOUBLE_EQ(find_op(layer.backward, "expand_query_groups.again").bytes, rows * (grouped + full) * e);
 }
 
 TEST(Ops, TotalFlopsSumsOps) {

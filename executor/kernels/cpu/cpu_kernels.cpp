@@ -16,6 +16,10 @@ cpu::AttentionShape cpu_shape(const AttentionShape& shape) {
   return cpu::AttentionShape{shape.batch, shape.seq, shape.heads, shape.head_dim};
 }
 
+cpu::GroupedShape cpu_shape(const GroupedShape& shape) {
+  return cpu::GroupedShape{shape.batch, shape.seq, shape.heads, shape.kv_heads, shape.head_dim};
+}
+
 // Computes in f32 only: a bf16 plan runs here in fp32 (run_command says so).
 class CpuKernels final : public Kernels {
  public:
@@ -54,6 +58,31 @@ class CpuKernels final : public Kernels {
   }
   void run_gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override {
     cpu::gelu_backward(dy.data<float>(), x.data<float>(), dx.data<float>(), x.numel());
+  }
+  void run_rmsnorm_forward(const Tensor& x, const Tensor& gamma, float eps, Tensor& y, Tensor& rstd, int64_t rows,
+                           int64_t cols) override {
+    cpu::rmsnorm_forward(x.data<float>(), gamma.data<float>(), eps, y.data<float>(), rstd.data<float>(), rows, cols);
+  }
+  void run_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& rstd, Tensor& dx,
+                            Tensor& dgamma, int64_t rows, int64_t cols) override {
+    cpu::rmsnorm_backward(dy.data<float>(), x.data<float>(), gamma.data<float>(), rstd.data<float>(),
+                          dx.data<float>(), dgamma.data<float>(), rows, cols);
+  }
+  void run_swiglu_forward(const Tensor& gate_up, Tensor& y, int64_t rows, int64_t f) override {
+    cpu::swiglu_forward(gate_up.data<float>(), y.data<float>(), rows, f);
+  }
+  void run_swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& dgate_up, int64_t rows,
+                           int64_t f) override {
+    cpu::swiglu_backward(dy.data<float>(), gate_up.data<float>(), dgate_up.data<float>(), rows, f);
+  }
+  void run_rotary(Tensor& qkv, const GroupedShape& shape, float base, bool inverse) override {
+    cpu::rotary(qkv.data<float>(), cpu_shape(shape), double(base), inverse);
+  }
+  void run_expand_query_groups(const Tensor& grouped, Tensor& full, const GroupedShape& shape) override {
+    cpu::expand_query_groups(grouped.data<float>(), full.data<float>(), cpu_shape(shape));
+  }
+  void run_reduce_query_groups(const Tensor& full, Tensor& grouped, const GroupedShape& shape) override {
+    cpu::reduce_query_groups(full.data<float>(), grouped.data<float>(), cpu_shape(shape));
   }
   void run_attention_forward(const Tensor& qkv, Tensor& out, Tensor& probabilities,
                              const AttentionShape& shape) override {

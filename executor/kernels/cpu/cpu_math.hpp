@@ -46,6 +46,37 @@ void gelu_forward(const T* x, T* y, int64_t count);
 template <typename T>
 void gelu_backward(const T* dy, const T* x, T* dx, int64_t count);
 
+// Llama's row-wise and elementwise kernels (llama_ops.cpp).
+// RMSNorm over each row of x [rows, cols]: y = x·rstd·gamma, rstd = 1/√(mean(x²) + eps), saved.
+template <typename T>
+void rmsnorm_forward(const T* x, const T* gamma, T eps, T* y, T* rstd, int64_t rows, int64_t cols);
+template <typename T>
+void rmsnorm_backward(const T* dy, const T* x, const T* gamma, const T* rstd, T* dx, T* dgamma, int64_t rows,
+                      int64_t cols);
+// gate_up [rows, 2f] = [gate | up] per row; y [rows, f] = silu(gate)·up.
+template <typename T>
+void swiglu_forward(const T* gate_up, T* y, int64_t rows, int64_t f);
+template <typename T>
+void swiglu_backward(const T* dy, const T* gate_up, T* dgate_up, int64_t rows, int64_t f);
+// qkv [batch, seq, (heads + 2·kv_heads)·head_dim] = [q heads | k groups | v groups].
+struct GroupedShape {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+};
+// Rotates q's heads and k's groups in place (rotate-half pairs (i, i + d/2), angle
+// p·base^(−2i/d) at sequence position p); `inverse` negates the angles.
+template <typename T>
+void rotary(T* qkv, GroupedShape shape, double base, bool inverse);
+// full [batch, seq, 3·heads·d] from grouped (each head's group's k and v copied), and back
+// (a group's k and v gradients summed over its heads; grouped overwritten).
+template <typename T>
+void expand_query_groups(const T* grouped, T* full, GroupedShape shape);
+template <typename T>
+void reduce_query_groups(const T* full, T* grouped, GroupedShape shape);
+
 // qkv [batch, seq, 3·heads·head_dim] = [q heads | k heads | v heads]; out [batch, seq,
 // heads·head_dim]; probabilities [batch, heads, seq, seq], zero above the diagonal.
 struct AttentionShape {

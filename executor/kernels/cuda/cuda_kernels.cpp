@@ -12,6 +12,7 @@
 #include "executor/kernels/cuda/flash_attention.hpp"
 #include "executor/kernels/cuda/gemm.hpp"
 #include "executor/kernels/cuda/layernorm.hpp"
+#include "executor/kernels/cuda/llama_ops.hpp"
 #include "executor/kernels/cuda/optimizer.hpp"
 #include "executor/kernels/cuda/vocabulary.hpp"
 
@@ -122,6 +123,33 @@ class CudaKernels final : public Kernels {
   void run_gelu_forward(const Tensor& x, Tensor& y) override { cuda::gelu_forward(x, y, device_); }
   void run_gelu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) override {
     cuda::gelu_backward(dy, x, dx, device_);
+  }
+  void run_rmsnorm_forward(const Tensor& x, const Tensor& gamma, float eps, Tensor& y, Tensor& rstd,
+                           int64_t rows, int64_t cols) override {
+    cuda::rmsnorm_forward(x, gamma, eps, y, rstd, rows, cols, device_);
+  }
+  void run_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                            const Tensor& rstd, Tensor& dx, Tensor& dgamma, int64_t rows,
+                            int64_t cols) override {
+    cuda::rmsnorm_backward(dy, x, gamma, rstd, dx, dgamma, rows, cols, device_);
+  }
+  void run_swiglu_forward(const Tensor& gate_up, Tensor& y, int64_t rows, int64_t f) override {
+    cuda::swiglu_forward(gate_up, y, rows, f, device_);
+  }
+  void run_swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& dgate_up, int64_t rows,
+                           int64_t f) override {
+    cuda::swiglu_backward(dy, gate_up, dgate_up, rows, f, device_);
+  }
+  void run_rotary(Tensor& qkv, const GroupedShape& shape, float base, bool inverse) override {
+    cuda::rotary(qkv, shape, base, inverse, device_);
+  }
+  void run_expand_query_groups(const Tensor& grouped, Tensor& full,
+                               const GroupedShape& shape) override {
+    cuda::expand_query_groups(grouped, full, shape, device_);
+  }
+  void run_reduce_query_groups(const Tensor& full, Tensor& grouped,
+                               const GroupedShape& shape) override {
+    cuda::reduce_query_groups(full, grouped, shape, device_);
   }
   void run_attention_forward(const Tensor& qkv, Tensor& out, Tensor& probabilities,
                              const AttentionShape& shape) override {

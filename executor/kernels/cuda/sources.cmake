@@ -9,5 +9,6 @@ set(LOOM_CUDA_KERNEL_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/flash_forward.cu
   ${CMAKE_CURRENT_LIST_DIR}/gemm.cpp
   ${CMAKE_CURRENT_LIST_DIR}/layernorm.cu
+  ${CMAKE_CURRENT_LIST_DIR}/llama_ops.cu
   ${CMAKE_CURRENT_LIST_DIR}/optimizer.cu
   ${CMAKE_CURRENT_LIST_DIR}/vocabulary.cu)

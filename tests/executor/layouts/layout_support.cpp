@@ -117,6 +117,31 @@ fs::path model_json(bool untied_output_layer) {
   return untied;
 }
 
+fs::path llama_model_json() {
+  static const fs::path path = [] {
+    const fs::path p = scratch_dir() / "model_llama.json";
+    std::ofstream(p) << R"({
+  "name": "layout-test-llama",
+  "num-layers": 4,
+  "hidden-size": 64,
+  "num-attention-heads": 4,
+  "num-query-groups": 2,
+  "ffn-hidden-size": 192,
+  "padded-vocab-size": 256,
+  "seq-length": 32,
+  "swiglu": true,
+  "normalization": "RMSNorm",
+  "position-embedding-type": "rope",
+  "rotary-base": 10000,
+  "add-bias-linear": false,
+  "untie-embeddings-and-output-weights": true
+}
+)";
+    return p;
+  }();
+  return path;
+}
+
 std::string quote(const std::string& word) {
   std::string quoted = "'";
   for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -150,7 +175,7 @@ ProcessResult run_process(const std::string& command) {
 fs::path make_plan(const Layout& layout) {
   const fs::path plan = scratch_dir() / ("plan_" + layout.name + ".json");
   std::string command = quote(LOOM_BINARY) + " init --model " +
-                        quote(model_json(layout.untied_output_layer).string()) +
+                        quote((layout.llama ? llama_model_json() : model_json(layout.untied_output_layer)).string()) +
                         " --nodes 1 --devices-per-node " + std::to_string(layout.ranks) + " --tp " +
                         std::to_string(layout.tp) + " --pp " + std::to_string(layout.pp) +
                         " --schedule " + layout.schedule + " --recompute-granularity " +
@@ -203,11 +228,12 @@ RunOutput run_loom_run(const fs::path& plan, const std::string& extra, bool requ
   return parse_run(run_process(command), require_success);
 }
 
-const Reference& reference() {
-  static const Reference ref = [] {
+const Reference& reference(bool llama) {
+  auto make = [](bool llama_model) {
     Reference r;
-    const fs::path plan = make_plan(Layout("reference", 1));
-    r.model = scratch_dir() / "reference.safetensors";
+    const Layout layout = llama_model ? Layout("reference_llama", 1).with_llama() : Layout("reference", 1);
+    const fs::path plan = make_plan(layout);
+    r.model = scratch_dir() / (layout.name + ".safetensors");
     r.run = run_exec(
         plan, 1, "--steps " + std::to_string(kSteps) + " --save-model " + quote(r.model.string()));
     std::vector<int64_t> expected(kSteps);
@@ -216,7 +242,12 @@ const Reference& reference() {
       fail("the reference run did not print steps 1 to 10 in order", r.run.process);
     if (!fs::exists(r.model)) fail("the reference run wrote no --save-model file", r.run.process);
     return r;
-  }();
+  };
+  if (llama) {
+    static const Reference llama_ref = make(true);
+    return llama_ref;
+  }
+  static const Reference ref = make(false);
   return ref;
 }
 

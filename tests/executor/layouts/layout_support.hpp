@@ -41,6 +41,9 @@ struct Layout {
   std::string recompute = "none";  // none, selective or full
   std::optional<int64_t> seed;     // default: loom init's
   bool untied_output_layer = false;  // the model's lm_head separate from wte
+  // The Llama twin of the test model (GQA in 2 groups, SwiGLU, RMSNorm, rope, untied) instead of
+  // the GPT-2 one; compared with its own single-rank reference.
+  bool llama = false;
   // Said explicitly, whatever loom init's default: these tests cover the unfused kernel unless a
   // test asks for flash (layouts_flash_test.cpp).
   std::string attention_backend = "unfused";
@@ -76,6 +79,12 @@ struct Layout {
   Layout with_attention_backend(std::string backend) const {
     Layout l = *this;
     l.attention_backend = std::move(backend);
+    return l;
+  }
+  Layout with_llama() const {
+    Layout l = *this;
+    l.llama = true;
+    l.untied_output_layer = true;  // as Llama's
     return l;
   }
   Layout with_untied_output_layer() const {
@@ -115,6 +124,9 @@ struct RunOutput {
 // layer tied to the token embedding, as GPT-2's, or untied).
 std::filesystem::path scratch_dir();
 std::filesystem::path model_json(bool untied_output_layer = false);
+// The Llama test model: 4 layers, hidden 64, 4 heads in 2 query groups, SwiGLU 192, RMSNorm,
+// rotary positions, no biases, untied output layer; byte vocabulary, sequence 32.
+std::filesystem::path llama_model_json();
 
 // Runs `command` through /bin/sh with stdout and stderr captured; never throws for a non-zero exit.
 ProcessResult run_process(const std::string& command);
@@ -138,7 +150,7 @@ struct Reference {
   RunOutput run;
   std::filesystem::path model;  // --save-model
 };
-const Reference& reference();
+const Reference& reference(bool llama = false);
 
 // Descriptions of every violation of |other - reference| <= relative_tolerance · |reference| per
 // step (0: exact doubles); empty when the runs agree. `what` names the quantity ("loss"), and
