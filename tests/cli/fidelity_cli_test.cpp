@@ -26,7 +26,9 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   const core::Json out = core::parse_json_text(r.out, "bench output");
   EXPECT_EQ(out.at("format"), "loom-bench-fidelity");
   const core::Json& plans = out.at("plans");
-  ASSERT_EQ(plans.size(), 3u);  // the single-rank plans: plain, full recompute and flash attention
+  // The single-rank plans: plain, full recompute and flash attention, and the Llama twin's.
+  ASSERT_EQ(plans.size(), 4u);
+  EXPECT_NE(plans[3].at("plan").get<std::string>().find("llama"), std::string::npos) << plans[3].dump();
   // Each row is wired to its own plan and run: its prediction is what `loom simulate` says of the
   // plan file the bench wrote, and its measurement is what `loom compare` reads from the store for
   // that run. Exact, so that a wiring mistake (ms for s, another run's numbers) fails the test

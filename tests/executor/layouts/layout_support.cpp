@@ -275,7 +275,14 @@ std::vector<std::string> loss_mismatches(const std::vector<double>& reference,
 
 std::vector<std::string> parameter_mismatches(const fs::path& reference_file,
                                               const fs::path& other_file, double tolerance) {
+  return parameter_mismatches(reference_file, other_file, tolerance, OutlierAllowance{});
+}
+
+std::vector<std::string> parameter_mismatches(const fs::path& reference_file, const fs::path& other_file,
+                                              double tolerance, OutlierAllowance allowance) {
   std::vector<std::string> problems;
+  size_t outliers = 0;  // elements beyond `tolerance` but within the allowance's, over the whole model
+  std::vector<std::string> outlier_lines;
   const exec::SafeTensorsFile ref = exec::read_safetensors(reference_file.string());
   const exec::SafeTensorsFile other = exec::read_safetensors(other_file.string());
   for (const auto& [name, tensor] : other.tensors)
@@ -304,19 +311,29 @@ std::vector<std::string> parameter_mismatches(const fs::path& reference_file,
     }
     const std::vector<float> a = ref.f32(name), b = other.f32(name);
     double worst = 0;  // the largest |b - a| / (tolerance · max(1, |a|))
-    size_t worst_at = 0, violations = 0;
+    size_t worst_at = 0, violations = 0, tensor_outliers = 0;
     for (size_t i = 0; i < a.size(); ++i) {
-      const double ratio = std::abs(double(b[i]) - double(a[i])) /
-                           (tolerance * std::max(1.0, std::abs(double(a[i]))));
-      if (!(ratio <= 1)) ++violations;  // NaN counts as a violation
+      const double difference = std::abs(double(b[i]) - double(a[i])), scale = std::max(1.0, std::abs(double(a[i])));
+      const double ratio = difference / (tolerance * scale);
+      if (!(ratio <= 1)) {  // NaN counts as a violation
+        if (difference <= allowance.outlier_tolerance * scale)
+          ++tensor_outliers;
+        else
+          ++violations;
+      }
       if (!(ratio <= worst)) worst = ratio, worst_at = i;
     }
+    const std::string where = "worst [" + std::to_string(worst_at) + "] " + format_double(b[worst_at]) +
+                              " vs reference " + format_double(a[worst_at]);
     if (violations > 0)
-      problems.push_back(name + ": " + std::to_string(violations) + " of " +
-                         std::to_string(a.size()) + " element(s) beyond tolerance; worst [" +
-                         std::to_string(worst_at) + "] " + format_double(b[worst_at]) +
-                         " vs reference " + format_double(a[worst_at]));
+      problems.push_back(name + ": " + std::to_string(violations + tensor_outliers) + " of " +
+                         std::to_string(a.size()) + " element(s) beyond tolerance; " + where);
+    else if (tensor_outliers > 0)
+      outlier_lines.push_back(name + ": " + std::to_string(tensor_outliers) + " of " + std::to_string(a.size()) +
+                              " element(s) beyond tolerance, within the outlier allowance; " + where);
+    outliers += tensor_outliers;
   }
+  if (outliers > allowance.outliers) problems.insert(problems.end(), outlier_lines.begin(), outlier_lines.end());
   return problems;
 }
 
