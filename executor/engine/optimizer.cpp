@@ -2,6 +2,7 @@
 
 #include "executor/engine/gradient_sums.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -55,8 +56,13 @@ double Optimizer::local_sum_of_squares() {
   const bool contributes = zero_ || groups_.data->rank() == 0;
   if (!contributes) return 0.0;
   const Tensor grads = owned_gradients();
-  const Tensor weights = parameters_.norm_weights().rows(shard_begin(), shard_begin() + shard_size());
-  return kernels_.sum_of_squares(grads, &weights);
+  const int64_t begin = shard_begin(), end = shard_begin() + shard_size();
+  double sum = 0;
+  for (const auto& [run_begin, run_end] : parameters_.norm_runs()) {
+    const int64_t lo = std::max(begin, run_begin), hi = std::min(end, run_end);
+    if (lo < hi) sum += kernels_.sum_of_squares(grads.rows(lo - begin, hi - begin));
+  }
+  return sum;
 }
 
 void Optimizer::update(double norm, double lr, int64_t step) {

@@ -93,6 +93,14 @@ class Checks {
     }
     return GroupedShape{qkv.dim(0), qkv.dim(1), heads, kv_heads, qkv.dim(2) / (heads + 2 * kv_heads)};
   }
+  // A grouped qkv whose heads rotary positions can turn: pairs of channels, a base above 1.
+  GroupedShape rotary(const char* name, const Tensor& qkv, int64_t heads, int64_t kv_heads, float base) const {
+    const GroupedShape shape = grouped(name, qkv, heads, kv_heads);
+    if (shape.head_dim % 2 != 0 || !(base > 1.0f)) {
+      throw Error("{}: head_dim {} must be even and base {} above 1", kernel_, shape.head_dim, base);
+    }
+    return shape;
+  }
 
  private:
   const char* kernel_;
@@ -259,20 +267,12 @@ void Kernels::swiglu_backward(const Tensor& dy, const Tensor& gate_up, Tensor& d
 
 void Kernels::rotary_forward(Tensor& qkv, int64_t heads, int64_t kv_heads, float base) {
   const Checks check("rotary_forward", *this);
-  const GroupedShape shape = check.grouped("qkv", qkv, heads, kv_heads);
-  if (shape.head_dim % 2 != 0 || !(base > 1.0f)) {
-    throw Error("rotary_forward: head_dim {} must be even and base {} above 1", shape.head_dim, base);
-  }
-  run_rotary(qkv, shape, base, /*inverse=*/false);
+  run_rotary(qkv, check.rotary("qkv", qkv, heads, kv_heads, base), base, /*inverse=*/false);
 }
 
 void Kernels::rotary_backward(Tensor& dqkv, int64_t heads, int64_t kv_heads, float base) {
   const Checks check("rotary_backward", *this);
-  const GroupedShape shape = check.grouped("dqkv", dqkv, heads, kv_heads);
-  if (shape.head_dim % 2 != 0 || !(base > 1.0f)) {
-    throw Error("rotary_backward: head_dim {} must be even and base {} above 1", shape.head_dim, base);
-  }
-  run_rotary(dqkv, shape, base, /*inverse=*/true);
+  run_rotary(dqkv, check.rotary("dqkv", dqkv, heads, kv_heads, base), base, /*inverse=*/true);
 }
 
 void Kernels::expand_query_groups(const Tensor& grouped, int64_t heads, int64_t kv_heads, Tensor& full) {

@@ -149,13 +149,22 @@ void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t
   compute_type_ = compute_type;
   padded_size_ = (total + pad_to - 1) / pad_to * pad_to;
   const Device device = kernels.device();
-  // Initialised on the host (a function of seed and name only), then copied to the device once.
-  Tensor host_values = Tensor::zeros({padded_size_}, ElementType::f32, Device::cpu);
-  Tensor host_weights = Tensor::zeros({padded_size_}, ElementType::f32, Device::cpu);
+  // Initialised on the host (a function of seed and name only): in place on the CPU, otherwise
+  // in a host buffer copied to the device once (so the CPU's high-water mark, which loom compare
+  // sets beside the memory model, holds no second copy of the weights).
+  values_ = device == Device::cpu ? Tensor::zeros({padded_size_}, ElementType::f32, device)
+                                  : Tensor({padded_size_}, ElementType::f32, device);
+  Tensor host_values = device == Device::cpu ? values_ : Tensor::zeros({padded_size_}, ElementType::f32, Device::cpu);
+  norm_runs_.clear();
   for (Parameter& p : parameters_) {
     const int64_t n = product(p.local_shape);
+    if (p.counts_in_norm && n > 0) {
+      if (!norm_runs_.empty() && norm_runs_.back().second == p.offset)
+        norm_runs_.back().second += n;
+      else
+        norm_runs_.emplace_back(p.offset, p.offset + n);
+    }
     float* value = host_values.data<float>() + p.offset;
-    std::fill_n(host_weights.data<float>() + p.offset, n, p.counts_in_norm ? 1.0f : 0.0f);
     if (p.kind == ParameterKind::norm_gain) {
       std::fill_n(value, n, 1.0f);
     } else if (takes_normal_initialisation(p.kind)) {
@@ -164,10 +173,7 @@ void ParameterStore::finalize(int64_t tensor_rank, int64_t tensor_size, uint64_t
       std::memcpy(value, mine.data(), mine.size() * sizeof(float));
     }  // biases stay zero
   }
-  values_ = Tensor({padded_size_}, ElementType::f32, device);
-  kernels.copy(host_values, values_);
-  norm_weights_ = Tensor({padded_size_}, ElementType::f32, device);
-  kernels.copy(host_weights, norm_weights_);
+  if (device != Device::cpu) kernels.copy(host_values, values_);
   grads_ = Tensor::zeros({padded_size_}, ElementType::f32, device);
   working_ = compute_type == ElementType::f32 ? Tensor() : Tensor({padded_size_}, compute_type, device);
   for (Parameter& p : parameters_) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace loom::exec {
@@ -86,7 +87,10 @@ class ParameterStore {
   Tensor& flat_values() { return values_; }  // f32 masters
   Tensor& flat_grads() { return grads_; }
   int64_t padded_size() const { return padded_size_; }
-  const Tensor& norm_weights() const { return norm_weights_; }  // f32, 1 or 0 per element
+  // The element ranges [begin, end) of the flat buffers that this rank counts in the global
+  // gradient norm (Parameter::counts_in_norm), consecutive parameters merged: a handful of runs,
+  // not a weight per element.
+  const std::vector<std::pair<int64_t, int64_t>>& norm_runs() const { return norm_runs_; }
   ElementType compute_type() const { return compute_type_; }
   // The bf16 working copy's flat buffer, or null in f32.
   Tensor* working_values() { return working_.defined() ? &working_ : nullptr; }
@@ -111,7 +115,8 @@ class ParameterStore {
 
   std::vector<Parameter> parameters_;
   std::map<std::string, size_t> index_;
-  Tensor values_, grads_, working_, norm_weights_;
+  Tensor values_, grads_, working_;
+  std::vector<std::pair<int64_t, int64_t>> norm_runs_;
   int64_t padded_size_ = 0;
   ElementType compute_type_ = ElementType::f32;
   Kernels* kernels_ = nullptr;

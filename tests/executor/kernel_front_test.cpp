@@ -64,6 +64,27 @@ TEST_F(KernelFrontTest, ShapesAreCheckedForEveryKernel) {
   EXPECT_THAT(error_of([&] { kernels->sum_of_squares(x, &weights); }), HasSubstr("sum_of_squares: weights"));
 }
 
+TEST_F(KernelFrontTest, LlamasKernelsAreCheckedToo) {
+  Tensor x = f32({4, 6}), gamma = f32({6}), y = f32({4, 6}), rstd = f32({4}), dgamma = bf16({6}), dx = f32({4, 6});
+  EXPECT_THAT(error_of([&] { kernels->rmsnorm_backward(y, x, gamma, rstd, dx, dgamma); }),
+              HasSubstr("rmsnorm_backward: dgamma holds bf16, expected f32"));
+  Tensor short_rstd = f32({3});
+  EXPECT_THAT(error_of([&] { kernels->rmsnorm_forward(x, gamma, 1e-5f, y, short_rstd); }),
+              HasSubstr("rmsnorm_forward: rstd has shape [3]"));
+  Tensor gate_up = f32({4, 6}), wrong_out = f32({4, 4});
+  EXPECT_THAT(error_of([&] { kernels->swiglu_forward(gate_up, wrong_out); }),
+              HasSubstr("swiglu_forward: y has shape [4, 4], expected a last axis of 3"));
+  EXPECT_THAT(error_of([&] { kernels->swiglu_forward(gate_up, gate_up); }), HasSubstr("swiglu_forward: y"));
+  Tensor qkv = f32({1, 2, (4 + 2 * 2) * 3});  // head_dim 3 cannot be turned in pairs
+  EXPECT_THAT(error_of([&] { kernels->rotary_forward(qkv, 4, 2, 10000.0f); }),
+              HasSubstr("rotary_forward: head_dim 3 must be even"));
+  Tensor grouped = f32({1, 2, (4 + 2 * 2) * 2}), full = f32({1, 2, 3 * 4 * 2});
+  EXPECT_THAT(error_of([&] { kernels->expand_query_groups(grouped, 4, 3, full); }),
+              HasSubstr("expand_query_groups: 4 query heads cannot share 3 key/value groups evenly"));
+  EXPECT_THAT(error_of([&] { kernels->rotary_backward(grouped, 4, 2, 1.0f); }),
+              HasSubstr("rotary_backward: head_dim 2 must be even and base 1 above 1"));
+}
+
 TEST_F(KernelFrontTest, AdamwWritesTheWorkingCopyRounded) {
   Tensor master = f32({3}), grad = f32({3}), m = f32({3}), v = f32({3}), working = bf16({3});
   for (int i = 0; i < 3; ++i) {
