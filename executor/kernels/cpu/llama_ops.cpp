@@ -8,15 +8,6 @@
 #include <vector>
 
 namespace loom::exec::cpu {
-namespace {
-
-template <typename T>
-T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-
-}  // namespace
-
 template <typename T>
 void rmsnorm_forward(const T* x, const T* gamma, T eps, T* y, T* rstd, int64_t rows, int64_t cols) {
   ConstArrayMap<T> gamma_map(gamma, cols);
@@ -44,30 +35,25 @@ void rmsnorm_backward(const T* dy, const T* x, const T* gamma, const T* rstd, T*
   }
 }
 
+// Row by row as Eigen arrays, so that exp is vectorised (a scalar std::exp per element made the
+// Llama twin of the benchmark model 15 % slower than GPT-2's at equal FLOPs).
 template <typename T>
 void swiglu_forward(const T* gate_up, T* y, int64_t rows, int64_t f) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* gate = gate_up + r * 2 * f;
-    const T* up = gate + f;
-    T* out = y + r * f;
-    for (int64_t j = 0; j < f; ++j) out[j] = gate[j] * sigmoid(gate[j]) * up[j];
+    ConstArrayMap<T> gate(gate_up + r * 2 * f, f), up(gate_up + r * 2 * f + f, f);
+    ArrayMap<T>(y + r * f, f) = gate / (T(1) + (-gate).exp()) * up;
   }
 }
 
 // d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x))).
 template <typename T>
 void swiglu_backward(const T* dy, const T* gate_up, T* dgate_up, int64_t rows, int64_t f) {
+  Eigen::Array<T, Eigen::Dynamic, 1> sigma(f);
   for (int64_t r = 0; r < rows; ++r) {
-    const T* gate = gate_up + r * 2 * f;
-    const T* up = gate + f;
-    const T* d = dy + r * f;
-    T* dgate = dgate_up + r * 2 * f;
-    T* dup = dgate + f;
-    for (int64_t j = 0; j < f; ++j) {
-      const T s = sigmoid(gate[j]);
-      dup[j] = d[j] * gate[j] * s;
-      dgate[j] = d[j] * up[j] * s * (T(1) + gate[j] * (T(1) - s));
-    }
+    ConstArrayMap<T> gate(gate_up + r * 2 * f, f), up(gate_up + r * 2 * f + f, f), d(dy + r * f, f);
+    sigma = T(1) / (T(1) + (-gate).exp());
+    ArrayMap<T>(dgate_up + r * 2 * f + f, f) = d * gate * sigma;
+    ArrayMap<T>(dgate_up + r * 2 * f, f) = d * up * sigma * (T(1) + gate * (T(1) - sigma));
   }
 }
 
