@@ -81,7 +81,8 @@ Command add_bench_command(CLI::App& parent) {
       ->check(CLI::Range(1, 1024));
   CLI::Option* model = app->add_option(
       "--model", o->fidelity.model,
-      "fidelity: model preset to train [default: loom-tiny]; executor: bench-gpt-4x256, gpt2-124m or gpt2-350m "
+      "fidelity: model preset to train [default: loom-tiny; the Llama plans always train loom-tiny-llama]; "
+      "executor: bench-gpt-4x256, bench-llama-4x256 (its Llama twin of equal FLOPs), gpt2-124m or gpt2-350m "
       "[default: bench-gpt-4x256]");
   CLI::Option* profile = app->add_option(
       "--profile", o->fidelity.profile,
@@ -103,7 +104,7 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--work-dir", o->fidelity.work_dir, "fidelity: keep plans, store and logs here [default: a temporary folder]");
   add_format_option(*app, o->format);
   app->footer(
-      "Examples:\n  loom bench planner --format json\n  loom bench executor\n"
+      "Examples:\n  loom bench planner --format json\n  loom bench executor\n  loom bench executor --model bench-llama-4x256\n"
       "  loom bench executor --backend cuda --model gpt2-124m --seq 1024 --precision bf16\n"
       "  loom bench fidelity --work-dir fidelity");
   return {app, [o, model, profile, executor_only] {

@@ -1,8 +1,10 @@
-// `loom export megatron PLAN.json`: the plan as Megatron-LM arguments.
+// `loom export megatron PLAN.json`: the plan as Megatron-LM arguments; `loom export huggingface
+// PLAN.json`: its model as a Hugging Face config.json, for the model files Loom writes.
 
 #include "cli/command.hpp"
 #include "core/default_plan.hpp"
 #include "core/plan_json.hpp"
+#include "planner/huggingface_config.hpp"
 #include "planner/megatron_args.hpp"
 
 #include <iostream>
@@ -16,14 +18,21 @@ Command add_export_command(CLI::App& parent) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("export", "Print a plan in another tool's terms");
-  app->add_option("target", o->target, "What to export to: megatron")->required()->check(CLI::IsMember({"megatron"}));
+  app->add_option("target", o->target, "What to export to: megatron (launch arguments) or huggingface (the model's config.json)")
+      ->required()
+      ->check(CLI::IsMember({"megatron", "huggingface"}));
   app->add_option("plan", o->plan_path, "Plan JSON file ('-' reads standard input); without it, the built-in default plan");
   app->footer("Example:\n  loom plan --model gpt3-175b --devices 1024 --global-batch-size 1536 --out best.json\n"
-              "  loom export megatron best.json");
+              "  loom export megatron best.json\n"
+              "  loom run tiny-llama.json --save-model out/model.safetensors && loom export huggingface tiny-llama.json "
+              "> out/config.json");
   return {app, [o] {
             const core::Plan plan = o->plan_path.empty() ? core::default_plan() : core::read_plan_file(o->plan_path);
             plan.validate();
-            std::cout << plan::megatron_command(plan);
+            if (o->target == "huggingface")
+              std::cout << plan::huggingface_config(plan).dump(2) << "\n";
+            else
+              std::cout << plan::megatron_command(plan);
           }};
 }
 

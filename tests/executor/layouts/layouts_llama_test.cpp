@@ -118,6 +118,24 @@ TEST(LlamaInitFrom, RoundTripThroughShardsIsExact) {
   EXPECT_TRUE(problems.empty()) << join_lines(problems);
 }
 
+// A checkpoint of tp2·pp2 ranks, exported by `loom checkpoint export`, is the very model
+// --save-model writes: Llama names, shards joined back bit for bit.
+TEST(LlamaCheckpoint, ExportEqualsTheSavedModel) {
+  const fs::path checkpoints = scratch_dir() / "checkpoints_llama_tp2_pp2";
+  const fs::path saved = scratch_dir() / "model_llama_checkpointed.safetensors";
+  const fs::path exported = scratch_dir() / "model_llama_exported.safetensors";
+  const RunOutput run = run_exec(make_plan(Layout("llama_checkpointed_tp2_pp2", 4, 2, 2).with_llama()), 4,
+                                 "--steps 3 --checkpoint-dir " + quote(checkpoints.string()) +
+                                     " --checkpoint-every 3 --save-model " + quote(saved.string()));
+  ASSERT_EQ(run.steps.size(), 3u);
+  const ProcessResult export_run = run_process(quote(LOOM_BINARY) + " checkpoint export " +
+                                               quote(checkpoints.string()) + " --out " + quote(exported.string()));
+  ASSERT_EQ(export_run.exit_code, 0) << export_run.err;
+  EXPECT_TRUE(exec::read_safetensors(exported.string()).contains("model.layers.3.mlp.gate_proj.weight"));
+  const std::vector<std::string> problems = parameter_mismatches(saved, exported, 0);
+  EXPECT_TRUE(problems.empty()) << join_lines(problems);
+}
+
 // A GPT-2 file given to a Llama plan is refused in one line naming a missing Llama tensor.
 TEST(LlamaInitFrom, AGpt2FileIsRefused) {
   const RunOutput run = run_exec(make_plan(Layout("llama_wrong_file", 1).with_llama()), 1,
