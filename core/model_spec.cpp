@@ -5,6 +5,15 @@
 
 namespace loom::core {
 
+ModelFamily ModelSpec::family() const {
+  const bool gelu = activation == Activation::gelu, layernorm = normalization == Normalization::layernorm,
+             learned = position_embedding == PositionEmbedding::learned_absolute;
+  if (gelu && layernorm && learned && add_bias_linear && query_groups() == num_attention_heads)
+    return ModelFamily::gpt2;
+  if (!gelu && !layernorm && !learned && !add_bias_linear) return ModelFamily::llama;
+  return ModelFamily::mixed;
+}
+
 void ModelSpec::validate() const {
   // The maxima (core/limits.hpp) lie far beyond any published model and keep every count Loom
   // derives (parameters, FLOPs, bytes) representable.

@@ -14,6 +14,12 @@ inline constexpr int64_t kDefaultMakeVocabSizeDivisibleBy = 128;
 // Megatron's --rotary-base default (RoFormer's and Llama 2's θ).
 inline constexpr int64_t kDefaultRotaryBase = 10000;
 
+// The two architectures Loom's executor trains and Hugging Face's configs describe: GPT-2's (GELU,
+// LayerNorm, learned positions, biases, one key/value head per query head) and Llama's (SwiGLU,
+// RMSNorm, rotary positions, no biases, any number of query groups). Any other mix of the
+// switches below is `mixed`: the simulator models it, the executor refuses it.
+enum class ModelFamily : uint8_t { gpt2, llama, mixed };
+
 struct ModelSpec {
   std::string name;  // preset name or the user's label; informational only
   int64_t num_layers = 0;
@@ -45,6 +51,7 @@ struct ModelSpec {
   int64_t kv_channels() const { return hidden_size / num_attention_heads; }
   int64_t query_groups() const { return num_query_groups.value_or(num_attention_heads); }
   bool tied_embeddings() const { return !untie_embeddings_and_output_weights; }
+  ModelFamily family() const;
 
   // Throws InvalidInput naming the field, the value and the rule.
   void validate() const;

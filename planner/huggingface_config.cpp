@@ -9,17 +9,6 @@ namespace {
 // published configs (GPT-2's layer_norm_epsilon, Llama 2's rms_norm_eps).
 constexpr double kNormEpsilon = 1e-5;
 
-bool is_gpt2(const core::ModelSpec& m) {
-  return m.activation == core::Activation::gelu && m.normalization == core::Normalization::layernorm &&
-         m.position_embedding == core::PositionEmbedding::learned_absolute && m.add_bias_linear &&
-         m.query_groups() == m.num_attention_heads;
-}
-
-bool is_llama(const core::ModelSpec& m) {
-  return m.activation == core::Activation::swiglu && m.normalization == core::Normalization::rmsnorm &&
-         m.position_embedding == core::PositionEmbedding::rope && !m.add_bias_linear;
-}
-
 std::string torch_dtype(core::DType dtype) {
   switch (dtype) {
     case core::DType::bf16: return "bfloat16";
@@ -36,7 +25,7 @@ core::Json huggingface_config(const core::Plan& plan) {
   const int64_t vocab = plan.padded_vocab_size();
   // Loom's model files hold fp32 masters whatever the plan trains in; the dtype says what the
   // plan trained in, as Hugging Face's configs do.
-  if (is_gpt2(m)) {
+  if (m.family() == core::ModelFamily::gpt2) {
     return core::Json{{"architectures", {"GPT2LMHeadModel"}},
                       {"model_type", "gpt2"},
                       {"n_layer", m.num_layers},
@@ -54,7 +43,7 @@ core::Json huggingface_config(const core::Plan& plan) {
                       {"attn_pdrop", 0.0},
                       {"torch_dtype", torch_dtype(plan.training.dtype)}};
   }
-  if (is_llama(m)) {
+  if (m.family() == core::ModelFamily::llama) {
     return core::Json{{"architectures", {"LlamaForCausalLM"}},
                       {"model_type", "llama"},
                       {"num_hidden_layers", m.num_layers},

@@ -69,6 +69,18 @@ void GptStage::linear_backward_weight(const LinearParameters& l, const Tensor& x
     kernels_.matmul(x, true, dy, false, grad, 1.0f, 1.0f);
 }
 
+// [rows, 3·(a/t)·d]: each of this rank's query heads with its own copy of its group's k and v,
+// for the multi-head attention kernels.
+Tensor GptStage::expanded_qkv(const Tensor& grouped) {
+  const core::ModelSpec& m = plan_.model;
+  const int64_t t = tp_.size(), heads = m.num_attention_heads / t, groups = m.query_groups() / t;
+  const int64_t b = plan_.parallel.micro_batch_size, s = m.seq_length;
+  Tensor full = precision_.activation({grouped.dim(0), 3 * heads * m.kv_channels()});
+  Tensor full3 = full.reshaped({b, s, full.dim(1)});
+  kernels_.expand_query_groups(grouped.reshaped({b, s, grouped.dim(1)}), heads, groups, full3);
+  return full;
+}
+
 Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerActivations& a, bool keep_all) {
   const core::ModelSpec& m = plan_.model;
   const int64_t h = m.hidden_size, t = tp_.size(), heads = m.num_attention_heads / t, groups = m.query_groups() / t;
@@ -94,9 +106,7 @@ Tensor GptStage::layer_forward(const LayerParameters& w, const Tensor& x, LayerA
   }
   if (groups != heads) {  // the attention kernels read one k and v per head: expand, keep the groups
     a.qkv_grouped = qkv;
-    a.qkv = precision_.activation({rows, 3 * heads * head_dim});
-    Tensor full = a.qkv.reshaped({b, s, a.qkv.dim(1)});
-    k.expand_query_groups(qkv.reshaped({b, s, qkv.dim(1)}), heads, groups, full);
+    a.qkv = expanded_qkv(qkv);
   } else {
     a.qkv = qkv;
   }
@@ -195,11 +205,7 @@ Tensor GptStage::layer_backward(const LayerParameters& w, const Tensor& grad, La
   Tensor dattention = precision_.activation({rows, h / t});
   linear_backward_input(w.projection, projection_full, dattention);
   linear_backward_weight(w.projection, a.attention, projection_full);
-  if (!a.qkv.defined()) {  // grouped-query attention keeps the groups only: expand them again
-    a.qkv = precision_.activation({rows, 3 * heads * head_dim});
-    Tensor full = a.qkv.reshaped({b, s, a.qkv.dim(1)});
-    k.expand_query_groups(a.qkv_grouped.reshaped({b, s, a.qkv_grouped.dim(1)}), heads, groups, full);
-  }
+  if (!a.qkv.defined()) a.qkv = expanded_qkv(a.qkv_grouped);  // the groups only were kept: expand again
   const AttentionCore attention_core(k, precision_, plan_.parallel.attention_backend, b, s, heads, h / t);
   if (attention_core.needs_recompute(a)) {  // selective recompute: the attention core only
     ScopedTimer timer(timers_, Category::recompute);

@@ -95,6 +95,7 @@ class GptStage {
   void norm_backward(const NormParameters& norm, const Tensor& dy, const Tensor& x, const Tensor& mean,
                      const Tensor& rstd, Tensor& dx);
   void linear_forward(const LinearParameters& linear, const Tensor& x, Tensor& y);
+  Tensor expanded_qkv(const Tensor& grouped);
   void linear_backward_input(const LinearParameters& linear, const Tensor& dy, Tensor& dx);
   void linear_backward_weight(const LinearParameters& linear, const Tensor& x, const Tensor& dy);
   // `keep_all` keeps every activation whatever the recompute mode (when recomputing).

@@ -7,12 +7,9 @@
 namespace loom::exec {
 
 Architecture architecture_of(const core::ModelSpec& m) {
+  const core::ModelFamily family = m.family();
+  if (family != core::ModelFamily::mixed) return family;
   const bool gelu = m.activation == core::Activation::gelu;
-  const bool layernorm = m.normalization == core::Normalization::layernorm;
-  const bool learned = m.position_embedding == core::PositionEmbedding::learned_absolute;
-  if (gelu && layernorm && learned && m.add_bias_linear && m.query_groups() == m.num_attention_heads)
-    return Architecture::gpt2;
-  if (!gelu && !layernorm && !learned && !m.add_bias_linear) return Architecture::llama;
   throw InvalidInput(
       "the executor trains two architectures: GPT-2's (GELU, LayerNorm, learned positions, biases, one key/value "
       "head per query head) and Llama's (SwiGLU, RMSNorm, rope, no biases, any num-query-groups); model '{}' mixes "

@@ -12,10 +12,8 @@
 
 namespace loom::exec {
 
-enum class Architecture : uint8_t {
-  gpt2,   // LayerNorm, GELU MLP, learned positions, biases, multi-head attention
-  llama,  // RMSNorm, SwiGLU MLP, rotary positions, no biases, grouped-query attention
-};
+// core::ModelSpec::family(), gpt2 or llama (never mixed here).
+using Architecture = core::ModelFamily;
 
 // The family of a model, or InvalidInput naming what the executor cannot train (a mix of the
 // two, such as GELU with rotary positions).
