@@ -72,7 +72,7 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--seconds", o->seconds, "Time spent measuring the evaluation rate, per thread count")
       ->check(finite_positive_number(3600.0))
       ->capture_default_str();
-  app->add_option("--repeats", o->repeats, "Runs of each full search (the fastest is reported)")
+  app->add_option("--repeats", o->repeats, "planner: runs of each full search (the fastest is reported); fidelity: runs of each plan, round-robin over the plans (the median is reported with their spread)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app->add_option("--threads", o->threads,
@@ -101,6 +101,9 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--max-ranks", o->fidelity.max_ranks, "fidelity: largest plans to train")
       ->check(CLI::IsMember({1, 2, 4}))
       ->capture_default_str();
+  app->add_flag("--calibrate", o->fidelity.calibrate,
+                "fidelity: also fit the measured profile to half of the plans (loom calibrate's fit) and report the "
+                "other half's error before and after");
   app->add_option("--work-dir", o->fidelity.work_dir, "fidelity: keep plans, store and logs here [default: a temporary folder]");
   add_format_option(*app, o->format);
   app->footer(
@@ -115,6 +118,7 @@ Command add_bench_command(CLI::App& parent) {
             if (o->what == "fidelity") {
               o->fidelity.format = o->format;
               o->fidelity.threads = o->threads;
+              o->fidelity.repeats = o->repeats;
               run_fidelity_benchmark(o->fidelity);
               return;
             }

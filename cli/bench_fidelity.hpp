@@ -19,6 +19,12 @@ struct FidelityOptions {
   // Threads per rank of the profile measured here (and so of every run, which inherits them);
   // 0: the launch rule's default for the largest plans. Not for a given profile: it has its own.
   int threads = 0;
+  // Runs of each plan, round-robin over the plans (plan A, plan B, …, then A again), each after a
+  // probe of the machine: the median is reported with the spread of the repeats.
+  int repeats = 3;
+  // Fit the measured profile to half of the plans' runs (sim::calibrate) and report the error on
+  // the other half before and after.
+  bool calibrate = false;
 };
 
 void run_fidelity_benchmark(const FidelityOptions& options);

@@ -26,6 +26,8 @@ Command add_checkpoint_command(CLI::App& parent);
 Command add_runs_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);
 Command add_profile_command(CLI::App& parent);
+Command add_calibrate_command(CLI::App& parent);
+Command add_import_command(CLI::App& parent);
 
 // A check for number options that must be finite, positive and at most `maximum`: CLI11's own
 // (PositiveNumber, Range) let "nan" through, and a measuring time of infinity is an error.

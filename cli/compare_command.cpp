@@ -55,7 +55,7 @@ Command add_compare_command(CLI::App& parent) {
             }
             if (o->format == "json") {
               std::cout << core::Json{{"format", "loom-compare"}, {"version", 1}, {"run", c.run_id},
-                                      {"profile", c.profile_name}, {"warmup_steps", c.warmup_steps},
+                                      {"source", c.source}, {"profile", c.profile_name}, {"warmup_steps", c.warmup_steps},
                                       {"measured_steps", c.measured_steps},
                                       {"rank_statistics", c.has_rank_statistics}, {"rows", json_rows},
                                       {"ranks", json_ranks}}
@@ -68,6 +68,10 @@ Command add_compare_command(CLI::App& parent) {
                        c.run_id, core::to_string(c.status), c.stored_steps, c.warmup_steps, c.profile_name,
                        c.compared_pipeline_rank);
             fmt::print("{}", table.render());
+            if (!c.has_rank_statistics && c.source != "loom") {
+              fmt::print("\nThe {} log reports no per-rank time or memory: only its steps are compared\n", c.source);
+              return;
+            }
             if (!c.has_rank_statistics) {
               fmt::print("\nThe run ended before its ranks reported time per category and peak memory ({}): only its "
                          "steps are compared\n",

@@ -91,7 +91,8 @@ int run_loom(int argc, char** argv) {
                                    add_simulate_command(app), add_validate_command(app), add_plan_command(app),
                                    add_export_command(app), add_bench_command(app), add_run_command(app),
                                    add_checkpoint_command(app), add_runs_command(app), add_compare_command(app),
-                                   add_profile_command(app)};
+                                   add_profile_command(app), add_import_command(app),
+                                   add_calibrate_command(app)};
   if (const std::optional<std::string> too_large = out_of_range_integer_argument(argc, argv))
     return fail(2, *too_large);
   try {

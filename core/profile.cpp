@@ -17,6 +17,17 @@ std::string_view to_string(GemmLayout layout) {
   return "?";
 }
 
+double TableTimeScales::collectives(std::string_view level) const {
+  auto it = collectives_by_level.find(std::string(level));
+  return it != collectives_by_level.end() ? it->second : 1.0;
+}
+
+double MeasuredLoad::contention(int64_t busy_ranks) const {
+  if (busy_ranks <= 1 || probe_busy_ranks_per_node <= 1) return busy_ranks <= 1 ? 1.0 : slowdown;
+  if (busy_ranks >= probe_busy_ranks_per_node) return slowdown;
+  return 1.0 + (slowdown - 1.0) * double(busy_ranks - 1) / double(probe_busy_ranks_per_node - 1);
+}
+
 const LinkSpec* Profile::link(std::string_view level) const {
   for (const LinkSpec& l : links)
     if (l.level == level) return &l;

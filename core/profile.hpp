@@ -50,7 +50,28 @@ inline constexpr PlausibleRange kDimension{1, 1 << 24, "1 to 16777216"};  // GEM
 inline constexpr PlausibleRange kSampleBytes{1, double(int64_t(1) << 50), "1 byte to 1 PiB"};
 inline constexpr PlausibleRange kRanks{1, 1 << 20, "1 to 1048576 ranks"};
 inline constexpr PlausibleRange kSpread{0, 1e6, "0 to 1e6"};  // relative spread of a sample's repeats
+// How many times slower the same kernels run with a node's ranks all busy than with one alone:
+// below 0.5 or above 16 the probe measured something else than sharing.
+inline constexpr PlausibleRange kLoadSlowdown{0.5, 16, "0.5 to 16"};
+inline constexpr PlausibleRange kReserveBytes{0, double(int64_t(1) << 50), "0 to 1 PiB"};
+// A fitted multiplier on measured-table times: beyond 4× either way the table is wrong, not off.
+inline constexpr PlausibleRange kTableTimeScale{0.25, 4, "0.25 to 4"};
 }  // namespace plausible
+
+// The load under which a CPU profile was measured (`loom profile` records it): how many of the
+// node's ranks computed while its tables were timed, and how much slower a probe ran with
+// `probe_busy_ranks_per_node` ranks computing at once (each with the profile's threads, all
+// within the cores) than with one alone — the ranks' shared memory bandwidth and caches, and
+// vCPUs that are hyperthreads of one core. The cost model carries the tables to a plan's own
+// number of busy ranks per node with it (sim::CostModel).
+struct MeasuredLoad {
+  int64_t tables_busy_ranks_per_node = 1;
+  int64_t probe_busy_ranks_per_node = 2;
+  double slowdown = 1.0;
+  // How many times slower than alone a rank computes with `busy_ranks` ranks computing on its
+  // node: linear in the ranks between 1 (alone) and the probe's load, the probe's slowdown beyond.
+  double contention(int64_t busy_ranks) const;
+};
 
 struct DeviceSpec {
   std::string name;  // "NVIDIA A100-SXM4-80GB"
@@ -64,6 +85,14 @@ struct DeviceSpec {
   // A device that computes in one type whatever the plan asks (the CPU executor: fp32). Plans
   // are simulated in that type: its tables, its element sizes, its memory.
   std::optional<DType> compute_dtype;
+  // CPU profiles measured by `loom profile`: the load its tables were measured under. Absent
+  // (older and datasheet profiles, GPUs): tables apply to every plan as measured.
+  std::optional<MeasuredLoad> measured_load;
+  // What the runtime holds on each device beside the plan's tensors (CUDA context, library
+  // workspaces, allocator slack), counted in every stage's memory. Absent: 1 GiB.
+  std::optional<int64_t> runtime_reserve_bytes;
+  static constexpr int64_t kDefaultRuntimeReserveBytes = int64_t(1) << 30;
+  int64_t runtime_reserve_or_default() const { return runtime_reserve_bytes.value_or(kDefaultRuntimeReserveBytes); }
 };
 
 // One level of the interconnect: "intra-node" (NVLink, shared memory) or "inter-node" (network).
@@ -159,9 +188,47 @@ struct ProfileTables {
   bool empty() const { return gemm.empty() && attention.empty() && kernels.empty() && collectives.empty(); }
 };
 
+// Multipliers on measured-table times, fitted by `loom calibrate` to measured runs (1: the table
+// as measured). They move a table-driven profile, which the efficiency assumptions cannot.
+struct TableTimeScales {
+  double gemm = 1.0;
+  double attention = 1.0;
+  double kernels = 1.0;
+  std::map<std::string, double> collectives_by_level;  // "intra-node", "inter-node"; absent: 1
+  double collectives(std::string_view level) const;
+};
+
+// One free parameter of a calibration, as fitted.
+struct CalibratedParameter {
+  std::string name;
+  std::string unit;
+  double before = 0;
+  double after = 0;
+  std::optional<double> uncertainty;  // 1σ; absent when the fit left no residual to estimate it
+  bool determined = false;
+  std::string reason;  // why not determined
+};
+
+struct CalibrationRun {
+  int64_t run_id = 0;
+  std::string plan;    // the plan's name
+  std::string source;  // "loom", "megatron", "llmc"
+};
+
+// How `loom calibrate` made a profile ("provenance": "calibrated") from a base profile, whose
+// tables it keeps untouched.
+struct Calibration {
+  std::string base_profile;
+  std::vector<CalibrationRun> fitted_runs;
+  std::string store;
+  std::string date;
+  std::vector<CalibratedParameter> parameters;
+  TableTimeScales table_time_scales;
+};
+
 struct Profile {
   std::string name;
-  std::string provenance;  // "measured" or "datasheet"
+  std::string provenance;  // "measured", "datasheet" or "calibrated"
   std::string description;
   std::string source;  // datasheet reference, or host/date/library versions when measured
   DeviceSpec device;
@@ -169,6 +236,7 @@ struct Profile {
   EfficiencyModel efficiency;
   OverlapModel overlap;
   ProfileTables tables;
+  std::optional<Calibration> calibration;  // with provenance "calibrated", and only then
 
   const LinkSpec* link(std::string_view level) const;
   double peak_flops_per_s(DType dtype) const;  // throws InvalidInput when the dtype has no peak

@@ -114,6 +114,26 @@ DeviceSpec device_from_json(const Json& document) {
   if (reader.has("compute_dtype"))
     device.compute_dtype = parse_dtype(reader.required_string("compute_dtype"), reader.field("compute_dtype"));
   else reader.accept("compute_dtype");
+  if (reader.has("measured_load")) {
+    JsonObjectReader load(reader.required_object("measured_load"), reader.field("measured_load"));
+    MeasuredLoad m;
+    m.tables_busy_ranks_per_node = positive_int(load, "tables_busy_ranks_per_node", plausible::kRanks);
+    m.probe_busy_ranks_per_node = positive_int(load, "probe_busy_ranks_per_node", plausible::kRanks);
+    if (m.probe_busy_ranks_per_node < 2)
+      throw InvalidInput("{}={} must be 2 or more: the probe compares ranks busy at once with one alone",
+                         load.field("probe_busy_ranks_per_node"), m.probe_busy_ranks_per_node);
+    m.slowdown = positive(load, "slowdown", plausible::kLoadSlowdown);
+    load.finish();
+    device.measured_load = m;
+  } else {
+    reader.accept("measured_load");
+  }
+  if (reader.has("runtime_reserve_bytes")) {
+    const int64_t reserve = reader.required_int("runtime_reserve_bytes");
+    device.runtime_reserve_bytes = plausible_value(reader, "runtime_reserve_bytes", reserve, plausible::kReserveBytes);
+  } else {
+    reader.accept("runtime_reserve_bytes");
+  }
   reader.finish();
   return device;
 }
@@ -166,6 +186,118 @@ OverlapModel overlap_from_json(const Json& document) {
   model.justification = reader.optional_string("justification", "");
   reader.finish();
   return model;
+}
+
+// An array of objects under `key` of `reader`'s object, each read by `read_item` (which need not
+// call finish()).
+template <typename ReadItem>
+void read_object_array(JsonObjectReader& reader, const Json& object, std::string_view key, ReadItem read_item) {
+  reader.accept(key);
+  auto it = object.find(key);
+  if (it == object.end()) throw InvalidInput("{} is missing; expected an array", reader.field(key));
+  if (!it->is_array()) throw InvalidInput("{}: expected an array, got {}", reader.field(key), json_type_name(*it));
+  for (size_t i = 0; i < it->size(); ++i) {
+    JsonObjectReader item((*it)[i], fmt::format("{}[{}]", reader.field(key), i));
+    read_item(item);
+    item.finish();
+  }
+}
+
+double finite_number(JsonObjectReader& reader, std::string_view key) {
+  if (!reader.has(key)) throw InvalidInput("{} is missing; expected a number", reader.field(key));
+  const double value = reader.optional_number(key, 0.0);
+  if (!std::isfinite(value)) throw InvalidInput("{}={} must be a finite number", reader.field(key), value);
+  return value;
+}
+
+TableTimeScales table_time_scales_from_json(const Json& document) {
+  JsonObjectReader reader(document, "calibration.table_time_scales");
+  TableTimeScales scales;
+  auto scale = [&](JsonObjectReader& r, std::string_view key) {
+    if (!r.has(key)) {
+      r.accept(key);
+      return 1.0;
+    }
+    return plausible_value(r, key, finite_number(r, key), plausible::kTableTimeScale);
+  };
+  scales.gemm = scale(reader, "gemm");
+  scales.attention = scale(reader, "attention");
+  scales.kernels = scale(reader, "kernels");
+  if (reader.has("collectives")) {
+    JsonObjectReader levels(reader.required_object("collectives"), reader.field("collectives"));
+    for (std::string_view level : kLevels)
+      if (levels.has(level)) scales.collectives_by_level[std::string(level)] = scale(levels, level);
+    levels.finish();
+  } else {
+    reader.accept("collectives");
+  }
+  reader.finish();
+  return scales;
+}
+
+Calibration calibration_from_json(const Json& document) {
+  JsonObjectReader reader(document, "calibration");
+  Calibration calibration;
+  calibration.base_profile = reader.required_string("base_profile");
+  if (calibration.base_profile.empty())
+    throw InvalidInput("calibration.base_profile is empty; expected the name of the profile calibrated");
+  read_object_array(reader, document, "fitted_runs", [&](JsonObjectReader& r) {
+    CalibrationRun run;
+    run.run_id = r.required_int("run_id");
+    if (run.run_id <= 0) throw InvalidInput("{}={} must be a positive run id", r.field("run_id"), run.run_id);
+    run.plan = r.optional_string("plan", "");
+    run.source = r.optional_string("source", "");
+    calibration.fitted_runs.push_back(run);
+  });
+  if (calibration.fitted_runs.empty())
+    throw InvalidInput("calibration.fitted_runs is empty; expected the runs the profile was fitted to");
+  calibration.store = reader.optional_string("store", "");
+  calibration.date = reader.optional_string("date", "");
+  read_object_array(reader, document, "parameters", [&](JsonObjectReader& r) {
+    CalibratedParameter parameter;
+    parameter.name = r.required_string("name");
+    if (parameter.name.empty()) throw InvalidInput("{} is empty; expected the parameter's name", r.field("name"));
+    parameter.unit = r.optional_string("unit", "");
+    parameter.before = finite_number(r, "before");
+    parameter.after = finite_number(r, "after");
+    parameter.uncertainty = r.nullable_number("uncertainty");
+    if (parameter.uncertainty && !(std::isfinite(*parameter.uncertainty) && *parameter.uncertainty >= 0))
+      throw InvalidInput("{}={} must be a non-negative number or null", r.field("uncertainty"), *parameter.uncertainty);
+    if (!r.has("determined")) throw InvalidInput("{} is missing; expected true or false", r.field("determined"));
+    parameter.determined = r.optional_bool("determined", false);
+    parameter.reason = r.optional_string("reason", "");
+    calibration.parameters.push_back(parameter);
+  });
+  if (reader.has("table_time_scales"))
+    calibration.table_time_scales = table_time_scales_from_json(reader.required_object("table_time_scales"));
+  else reader.accept("table_time_scales");
+  reader.finish();
+  return calibration;
+}
+
+Json to_json(const Calibration& calibration) {
+  Json runs = Json::array();
+  for (const CalibrationRun& run : calibration.fitted_runs)
+    runs.push_back({{"run_id", run.run_id}, {"plan", run.plan}, {"source", run.source}});
+  Json parameters = Json::array();
+  for (const CalibratedParameter& p : calibration.parameters) {
+    parameters.push_back({{"name", p.name},
+                          {"unit", p.unit},
+                          {"before", p.before},
+                          {"after", p.after},
+                          {"uncertainty", p.uncertainty ? Json(*p.uncertainty) : Json(nullptr)},
+                          {"determined", p.determined}});
+    if (!p.reason.empty()) parameters.back()["reason"] = p.reason;
+  }
+  const TableTimeScales& t = calibration.table_time_scales;
+  Json scales = {{"gemm", t.gemm}, {"attention", t.attention}, {"kernels", t.kernels}};
+  if (!t.collectives_by_level.empty()) scales["collectives"] = t.collectives_by_level;
+  return {{"base_profile", calibration.base_profile},
+          {"fitted_runs", runs},
+          {"store", calibration.store},
+          {"date", calibration.date},
+          {"parameters", parameters},
+          {"table_time_scales", scales}};
 }
 
 // Reads an array of objects under `key`; an empty array is an error (a table with no rows
@@ -244,7 +376,7 @@ Profile read_profile(const Json& document) {
   Profile profile;
   profile.name = reader.required_string("name");
   if (profile.name.empty()) throw InvalidInput("name is empty; expected the profile's name");
-  profile.provenance = one_of(reader, "provenance", {"measured", "datasheet"});
+  profile.provenance = one_of(reader, "provenance", {"measured", "datasheet", "calibrated"});
   profile.description = reader.optional_string("description", "");
   profile.source = reader.optional_string("source", "");
   profile.device = device_from_json(reader.required_object("device"));
@@ -268,6 +400,14 @@ Profile read_profile(const Json& document) {
   else reader.accept("overlap");
   if (reader.has("tables")) profile.tables = tables_from_json(reader.required_object("tables"));
   else reader.accept("tables");
+  if (reader.has("calibration")) profile.calibration = calibration_from_json(reader.required_object("calibration"));
+  else reader.accept("calibration");
+  if (profile.calibration && profile.provenance != "calibrated")
+    throw InvalidInput("calibration is given but provenance=\"{}\"; expected provenance \"calibrated\" with it",
+                       profile.provenance);
+  if (!profile.calibration && profile.provenance == "calibrated")
+    throw InvalidInput("provenance=\"calibrated\" needs the calibration section (base_profile, fitted_runs, "
+                       "parameters) that `loom calibrate` writes");
   reader.finish();
   return profile;
 }
@@ -325,6 +465,11 @@ Json to_json(const Profile& profile) {
     device["threads_per_rank"] = profile.device.threads_per_rank;
   }
   if (profile.device.compute_dtype) device["compute_dtype"] = to_string(*profile.device.compute_dtype);
+  if (const std::optional<MeasuredLoad>& load = profile.device.measured_load)
+    device["measured_load"] = {{"tables_busy_ranks_per_node", load->tables_busy_ranks_per_node},
+                               {"probe_busy_ranks_per_node", load->probe_busy_ranks_per_node},
+                               {"slowdown", load->slowdown}};
+  if (profile.device.runtime_reserve_bytes) device["runtime_reserve_bytes"] = *profile.device.runtime_reserve_bytes;
   Json tables = Json::object();
   auto& gemm = tables["gemm"] = Json::array();
   for (const GemmSample& s : profile.tables.gemm)
@@ -345,6 +490,7 @@ Json to_json(const Profile& profile) {
   for (const char* key : {"gemm", "attention", "kernels", "collectives"})
     if (tables[key].empty()) tables.erase(key);
   if (!tables.empty()) out["tables"] = tables;
+  if (profile.calibration) out["calibration"] = to_json(*profile.calibration);
   return out;
 }
 

@@ -80,6 +80,9 @@ struct RunRow {
   std::string started_at;
   std::optional<std::string> finished_at;
   std::string run_json = "{}";
+  // Who measured it: "loom" (Loom's executor), or "megatron" / "llmc" for a run imported from
+  // that framework's training log (`loom import`).
+  std::string source = "loom";
 };
 
 // A NaN metric (a diverged loss) is stored as NULL and reads back as NaN.
@@ -137,6 +140,12 @@ class Store {
   void put_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats);
   // Only a running run can finish, and only as completed or failed.
   void finish_run(std::int64_t run_id, RunStatus status, const std::string& reason);
+  // A run measured elsewhere (an imported training log), stored whole in one transaction: its
+  // plan, the prediction made for it (optional), the run as it finished (`run.status` not
+  // running; finished_at empty means now), its steps and per-rank statistics. On any failure
+  // nothing is stored. Returns the new run's id; the plan's id is in the run row it reads back.
+  std::int64_t insert_finished_run(const PlanRow& plan, const std::optional<PredictionRow>& prediction, RunRow run,
+                                   const std::vector<StepRow>& steps, const std::vector<RankStatRow>& stats);
   std::vector<RunRow> list_runs();
   RunRow run(std::int64_t id);
   std::vector<StepRow> steps(std::int64_t run_id);           // by step
@@ -147,6 +156,9 @@ class Store {
   static std::string timestamp_or_now(const std::string& timestamp);
   // The cached statement for `sql`, prepared on first use.
   Statement& statement(std::string_view sql);
+  // The inserts of append_steps and put_rank_stats, inside the caller's transaction.
+  void insert_steps(std::int64_t run_id, const std::vector<StepRow>& steps);
+  void upsert_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats);
   // Throws InvalidInput "no <noun> with id <id> in <path>" unless the row exists.
   void require_row(std::string_view table, std::string_view noun, std::int64_t id);
 

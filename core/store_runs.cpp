@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::string_view kSelectRuns =
     "SELECT id, plan_id, prediction_id, profile_name, backend, status, reason, host, "
-    "started_at, finished_at, run_json FROM runs";
+    "started_at, finished_at, run_json, source FROM runs";
 
 std::optional<std::string> null_if_empty(const std::string& text) {
   if (text.empty()) return std::nullopt;
@@ -30,7 +30,7 @@ RunRow run_from(const Statement& row) {
                 row.column_text(4),           parse_run_status(row.column_text(5), "runs.status"),
                 row.column_optional_text(6),  row.column_optional_text(7),
                 row.column_text(8),           row.column_optional_text(9),
-                row.column_text(10)};
+                row.column_text(10),          row.column_text(11)};
 }
 
 }  // namespace
@@ -63,7 +63,7 @@ std::int64_t Store::begin_run(const RunRow& run) {
   if (run.prediction_id) require_row("predictions", "prediction", *run.prediction_id);
   Statement& insert = statement(
       "INSERT INTO runs (plan_id, prediction_id, profile_name, backend, status, host, "
-      "started_at, run_json) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)");
+      "started_at, run_json, source) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8)");
   insert.bind(1, run.plan_id);
   insert.bind(2, run.prediction_id);
   insert.bind(3, run.profile_name);
@@ -71,13 +71,53 @@ std::int64_t Store::begin_run(const RunRow& run) {
   insert.bind(5, run.host);
   insert.bind(6, timestamp_or_now(run.started_at));
   insert.bind(7, run.run_json.empty() ? std::string("{}") : run.run_json);
+  insert.bind(8, run.source);
   insert.execute();
   return sqlite3_last_insert_rowid(connection_.get());
+}
+
+std::int64_t Store::insert_finished_run(const PlanRow& plan, const std::optional<PredictionRow>& prediction,
+                                        RunRow run, const std::vector<StepRow>& steps,
+                                        const std::vector<RankStatRow>& stats) {
+  if (run.status == RunStatus::running)
+    throw InvalidInput("a finished run to store in {} cannot have the status running", path_);
+  Transaction transaction(connection_.get());
+  run.plan_id = insert_plan(plan);
+  if (prediction) {
+    PredictionRow predicted = *prediction;
+    predicted.plan_id = run.plan_id;
+    run.prediction_id = insert_prediction(predicted);
+  }
+  Statement& insert = statement(
+      "INSERT INTO runs (plan_id, prediction_id, profile_name, backend, status, reason, host, "
+      "started_at, finished_at, run_json, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  insert.bind(1, run.plan_id);
+  insert.bind(2, run.prediction_id);
+  insert.bind(3, run.profile_name);
+  insert.bind(4, run.backend);
+  insert.bind(5, to_string(run.status));
+  insert.bind(6, run.reason);
+  insert.bind(7, run.host);
+  insert.bind(8, timestamp_or_now(run.started_at));
+  insert.bind(9, timestamp_or_now(run.finished_at.value_or("")));
+  insert.bind(10, run.run_json.empty() ? std::string("{}") : run.run_json);
+  insert.bind(11, run.source);
+  insert.execute();
+  const std::int64_t run_id = sqlite3_last_insert_rowid(connection_.get());
+  insert_steps(run_id, steps);
+  upsert_rank_stats(run_id, stats);
+  transaction.commit();
+  return run_id;
 }
 
 void Store::append_steps(std::int64_t run_id, const std::vector<StepRow>& steps) {
   Transaction transaction(connection_.get());
   require_row("runs", "run", run_id);
+  insert_steps(run_id, steps);
+  transaction.commit();
+}
+
+void Store::insert_steps(std::int64_t run_id, const std::vector<StepRow>& steps) {
   Statement& insert = statement(
       "INSERT OR REPLACE INTO steps (run_id, step, loss, step_time_s, tokens_per_s, "
       "learning_rate, grad_norm) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -91,12 +131,16 @@ void Store::append_steps(std::int64_t run_id, const std::vector<StepRow>& steps)
     insert.bind(7, step.grad_norm);
     insert.execute();
   }
-  transaction.commit();
 }
 
 void Store::put_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats) {
   Transaction transaction(connection_.get());
   require_row("runs", "run", run_id);
+  upsert_rank_stats(run_id, stats);
+  transaction.commit();
+}
+
+void Store::upsert_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats) {
   Statement& upsert = statement(
       "INSERT OR REPLACE INTO rank_stats (run_id, rank, peak_memory_bytes, stats_json) "
       "VALUES (?1, ?2, ?3, ?4)");
@@ -107,7 +151,6 @@ void Store::put_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& 
     upsert.bind(4, rank.stats_json.empty() ? std::string("{}") : rank.stats_json);
     upsert.execute();
   }
-  transaction.commit();
 }
 
 void Store::finish_run(std::int64_t run_id, RunStatus status, const std::string& reason) {

@@ -132,10 +132,20 @@ CREATE INDEX runs_by_plan ON runs(plan_id);
 CREATE INDEX runs_by_prediction ON runs(prediction_id);
 )sql";
 
+// Runs imported from other frameworks' training logs (`loom import megatron|llmc`) are stored
+// beside Loom's own, marked by where they came from. SQLite adds a column with a constant
+// default and a CHECK in place (ALTER TABLE … ADD COLUMN), filling the default into every
+// existing row: runs stored before are Loom's own.
+constexpr std::string_view kSchemaVersion3 = R"sql(
+ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'loom' CHECK (source IN ('loom', 'megatron', 'llmc'));
+)sql";
+
 constexpr std::array kMigrations = {
     StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1, false},
     StoreMigration{2, "runs.status 'cancelled' (was 'failed' + \"cancelled by the user\")", kSchemaVersion2,
                    true},
+    StoreMigration{3, "runs.source: 'loom', or 'megatron' / 'llmc' for runs imported from training logs",
+                   kSchemaVersion3, false},
 };
 
 // Foreign-key enforcement can only be switched outside a transaction; while it is off for a

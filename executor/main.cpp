@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
     sub->add_option("--keep-checkpoints", options.keep_checkpoints,
                     "Keep only the newest N complete checkpoints (0: keep all)");
     sub->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+    sub->add_flag("--no-wait-barriers{false}", options.separate_waits,
+                  "Leave out the barriers before data- and tensor-parallel collectives that time the wait for the "
+                  "slowest rank (dp_wait, tp_wait) apart from the transfer (dp_comm, tp_comm)");
     sub->add_option_function<std::string>(
            "--backend", [&options](const std::string& text) { options.backend = loom::exec::parse_backend(text); },
            "cpu (Eigen + MPI) or cuda (CUDA + cuBLASLt + NCCL, one GPU per rank) [default: cpu]")
@@ -91,6 +94,8 @@ int main(int argc, char** argv) {
   bool probe_json = false;
   CLI::App* probe = app.add_subcommand("probe", "Time a short fixed workload: how fast this machine runs now");
   probe->add_flag("--json", probe_json, "JSON output");
+  int probe_threads = 1;
+  probe->add_option("--threads", probe_threads, "Threads per rank")->check(CLI::Range(1, 1024))->capture_default_str();
   std::string checkpoint_dir, export_path;
   CLI::App* exporter = app.add_subcommand("export-checkpoint", "Write a checkpoint as one full model (no MPI needed)");
   exporter->add_option("dir", checkpoint_dir, "Checkpoint directory")->required();
@@ -139,7 +144,7 @@ int main(int argc, char** argv) {
   const int rank = session.world_rank(), size = session.world_size();
   try {
     if (profiler->parsed()) return loom::exec::run_profile(profile_options);
-    if (probe->parsed()) return loom::exec::profile::run_probe(probe_json);
+    if (probe->parsed()) return loom::exec::profile::run_probe(probe_json, probe_threads);
     return bench->parsed() ? loom::exec::run_benchmark(bench_options) : loom::exec::run_training(options);
   } catch (const loom::Error& e) {
     report_rank_error(rank, e.what());

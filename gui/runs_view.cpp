@@ -1,17 +1,25 @@
 #include "gui/runs_view.hpp"
 
 #include "core/error.hpp"
+#include "core/json_reader.hpp"
+#include "core/profile.hpp"
 #include "core/store.hpp"
+#include "gui/calibration_dialog.hpp"
+#include "gui/import_log_dialog.hpp"
 #include "gui/models/comparison_model.hpp"
 #include "gui/models/runs_model.hpp"
 #include "gui/step_axis.hpp"
+#include "simulator/calibration.hpp"
 #include "simulator/run_comparison.hpp"
 
+#include <QApplication>
+#include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
 #include <QLabel>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
@@ -26,6 +34,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <set>
 
 namespace loom::gui {
 namespace {
@@ -76,6 +86,22 @@ QTableView* make_table(QAbstractItemModel* model) {
   return table;
 }
 
+// The base profile of a calibration and its file (empty unless it is one): a profile file, a
+// built-in name, or a profile stored in the store under that name.
+std::pair<core::Profile, std::filesystem::path> resolve_base_profile(const QString& spec, core::Store& store) {
+  const std::string text = spec.toStdString();
+  if (QFileInfo(spec).isFile()) return {core::resolve_profile(text), std::filesystem::path(text)};
+  try {
+    return {core::resolve_profile(text), {}};
+  } catch (const InvalidInput&) {
+    for (const core::ProfileRow& row : store.list_profiles())
+      if (row.name == text)
+        return {core::profile_from_json(core::Json::parse(row.profile_json), "profile " + text + " in " + store.path()),
+                {}};
+    throw;
+  }
+}
+
 }  // namespace
 
 RunsView::RunsView(QWidget* parent) : QWidget(parent) {
@@ -92,15 +118,29 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
   store_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   auto* refresh_button = new QPushButton(tr("Refresh"));
   connect(refresh_button, &QPushButton::clicked, this, &RunsView::refresh);
+  import_button_ = new QPushButton(tr("Import log…"));
+  import_button_->setToolTip(tr("Store a Megatron-LM or llm.c training log as a measured run (loom import)"));
+  connect(import_button_, &QPushButton::clicked, this, &RunsView::importLogWithDialog);
+  calibrate_button_ = new QPushButton(tr("Calibrate a profile from the selected runs…"));
+  calibrate_button_->setToolTip(tr("Fit a profile's efficiency parameters to the completed runs selected in the "
+                                   "table (Ctrl or Shift selects several; loom calibrate)"));
+  connect(calibrate_button_, &QPushButton::clicked, this, &RunsView::calibrateSelectedRunsWithDialog);
   auto* top = new QHBoxLayout;
   top->addWidget(store_label_, 1);
+  top->addWidget(import_button_);
+  top->addWidget(calibrate_button_);
   top->addWidget(refresh_button);
+  status_label_ = new QLabel;
+  status_label_->setWordWrap(true);
+  status_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  status_label_->hide();
   error_label_ = new QLabel;
   error_label_->setWordWrap(true);
   error_label_->setStyleSheet(QStringLiteral("color: #b02020; font-weight: bold;"));
   error_label_->hide();
 
   runs_table_ = make_table(sorted_runs_);
+  runs_table_->setSelectionMode(QAbstractItemView::ExtendedSelection);  // several runs to calibrate
   runs_table_->setSortingEnabled(true);
   runs_table_->sortByColumn(RunsModel::id, Qt::DescendingOrder);  // newest first
   runs_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
@@ -113,6 +153,7 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
             compared_.reset();
             showSelectedRun();
           });
+  connect(runs_table_->selectionModel(), &QItemSelectionModel::selectionChanged, this, &RunsView::updateActions);
 
   run_title_ = new QLabel(tr("Select a run to see its curves and how it compares with its prediction."));
   run_title_->setWordWrap(true);
@@ -177,6 +218,7 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
   auto* layout = new QVBoxLayout(this);
   layout->addLayout(top);
   layout->addWidget(error_label_);
+  layout->addWidget(status_label_);
   layout->addWidget(split, 1);
   clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
   setStorePath({});
@@ -190,6 +232,32 @@ QString RunsView::comparisonMessage() const {
   return comparison_model_->comparison() ? QString() : comparison_title_->text();
 }
 
+QString RunsView::comparisonTitle() const { return comparison_title_->text(); }
+
+QString RunsView::statusText() const { return status_label_->isHidden() ? QString() : status_label_->text(); }
+
+std::vector<qint64> RunsView::selectedRuns() const {
+  std::vector<qint64> ids;
+  for (const QModelIndex& index : runs_table_->selectionModel()->selectedRows())
+    ids.push_back(index.data(RunsModel::RunIdRole).toLongLong());
+  // By id, whatever the table's order: the hold-out runs are picked by position in this list.
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+void RunsView::selectRuns(const std::vector<qint64>& run_ids) {
+  if (run_ids.empty()) return;
+  selectRun(run_ids.front());
+  QItemSelection selection;
+  for (const qint64 id : run_ids) {
+    const int row = runs_model_->rowOfRun(id);
+    if (row < 0) continue;
+    const QModelIndex proxy_index = sorted_runs_->mapFromSource(runs_model_->index(row, 0));
+    selection.select(proxy_index, proxy_index);
+  }
+  runs_table_->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+}
+
 void RunsView::setStorePath(const QString& path) {
   store_path_ = path;
   store_label_->setText(path.isEmpty() ? tr("No store") : tr("Store: %1").arg(path));
@@ -197,7 +265,9 @@ void RunsView::setStorePath(const QString& path) {
   compared_.reset();
   runs_model_->clear();
   clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
+  status_label_->hide();
   refresh();
+  updateActions();
 }
 
 void RunsView::refresh() {
@@ -221,6 +291,7 @@ void RunsView::refresh() {
     return;
   }
   const QModelIndex proxy_index = sorted_runs_->mapFromSource(runs_model_->index(row, 0));
+  // A run that moved (a reset) is selected again; a selection of several runs is left alone.
   if (runs_table_->selectionModel()->currentIndex().row() != proxy_index.row())
     runs_table_->selectionModel()->setCurrentIndex(
         proxy_index, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
@@ -265,12 +336,15 @@ void RunsView::showSelectedRun() {
         if (p.id == *run.prediction_id) predicted_step_s = p.step_time_s;
 
     const QString status = QString::fromUtf8(core::to_string(run.status).data());
-    run_title_->setText(tr("Run %1 · %2 · %3%4 · %5 backend · profile %6")
+    const QString source = QString::fromStdString(run.source);
+    const QString measured_by =
+        source == QLatin1String("loom") ? tr("%1 backend").arg(QString::fromStdString(run.backend))
+                                        : tr("imported from a %1 log").arg(source_label(source));
+    run_title_->setText(tr("Run %1 · %2 · %3%4 · %5 · profile %6")
                             .arg(run.id)
                             .arg(plan_label(plan), status,
                                  run.reason ? QStringLiteral(" (%1)").arg(QString::fromStdString(*run.reason)) : QString(),
-                                 QString::fromStdString(run.backend),
-                                 QString::fromStdString(run.profile_name.value_or("?"))));
+                                 measured_by, QString::fromStdString(run.profile_name.value_or("?"))));
 
     QList<QPointF> losses, times;
     double loss_low = INFINITY, loss_high = -INFINITY, time_high = 0;
@@ -329,7 +403,13 @@ void RunsView::showSelectedRun() {
                 .arg(c.measured_steps)
                 .arg(c.warmup_steps)
                 .arg(c.compared_pipeline_rank)
-                .arg(c.runtime_reserve_bytes / (1024.0 * 1024.0), 0, 'f', 0));
+                .arg(c.runtime_reserve_bytes / (1024.0 * 1024.0), 0, 'f', 0) +
+            (c.source == "loom" ? QString()
+             : c.has_rank_statistics
+                 ? tr(" Imported from a %1 log: what it does not report is not measured.")
+                       .arg(source_label(QString::fromStdString(c.source)))
+                 : tr(" The %1 log reports no per-rank time or memory: only its steps are compared.")
+                       .arg(source_label(QString::fromStdString(c.source)))));
         comparison_model_->setComparison(c);
       } catch (const Error& e) {
         comparison_model_->clear();
@@ -357,6 +437,127 @@ void RunsView::clearRunDetails(const QString& why) {
 void RunsView::showError(const QString& message) {
   error_label_->setText(message);
   error_label_->show();
+}
+
+void RunsView::showMessage(const QString& title, const QString& message) {
+  last_message_ = message;
+  auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+}
+
+void RunsView::updateActions() {
+  const bool store = !store_path_.isEmpty();
+  import_button_->setEnabled(store);
+  const size_t selected = runs_table_->selectionModel()->selectedRows().size();
+  calibrate_button_->setEnabled(store && selected >= 1);
+  calibrate_button_->setText(selected > 1 ? tr("Calibrate a profile from the %1 selected runs…").arg(selected)
+                                          : tr("Calibrate a profile from the selected runs…"));
+}
+
+std::optional<plan::LogImportResult> RunsView::importLog(const QString& log_path, const QString& plan_path,
+                                                        const QString& profile) {
+  const QString title = tr("Cannot import %1").arg(QFileInfo(log_path).fileName());
+  if (store_path_.isEmpty()) {
+    showMessage(title, tr("No store to import into: choose one first (File ▸ Store)."));
+    return std::nullopt;
+  }
+  try {
+    const plan::DetectedLog detected = plan::detect_log(log_path.toStdString());
+    plan::LogImportOptions options;
+    options.plan_path = plan_path.toStdString();
+    options.profile = profile.toStdString();
+    core::Store store = core::Store::open(store_path_.toStdString());
+    const plan::LogImportResult result = detected.source == "llmc"
+                                             ? plan::import_llmc_log(store, log_path.toStdString(), options)
+                                             : plan::import_megatron_log(store, log_path.toStdString(), options);
+    QString summary = tr("Imported %1 as run %2: a %3 log (%4), %5 steps, steady step %6 ms, profile %7")
+                          .arg(QFileInfo(log_path).fileName())
+                          .arg(result.run_id)
+                          .arg(source_label(QString::fromStdString(result.source)),
+                               QString::fromStdString(result.variant))
+                          .arg(result.steps)
+                          .arg(result.steady_step_time_s * 1e3, 0, 'f', 1)
+                          .arg(QString::fromStdString(result.profile_name));
+    if (result.plan_from_arguments) summary += tr("; plan rebuilt from its arguments");
+    if (result.ignored_lines > 0) summary += tr("; %n line(s) not understood and skipped", nullptr, int(result.ignored_lines));
+    if (result.status != core::RunStatus::completed)
+      summary += tr("; %1: %2").arg(QString::fromUtf8(core::to_string(result.status).data()),
+                                    QString::fromStdString(result.reason));
+    status_label_->setText(summary + QStringLiteral("."));
+    status_label_->show();
+    refresh();
+    selectRun(result.run_id);
+    return result;
+  } catch (const std::exception& e) {
+    showMessage(title, QString::fromUtf8(e.what()));
+    return std::nullopt;
+  }
+}
+
+void RunsView::importLogWithDialog() {
+  const QString log_path = QFileDialog::getOpenFileName(this, tr("Import a training log"), QString(),
+                                                        tr("Training logs (*.log *.txt *.out);;All files (*)"));
+  if (log_path.isEmpty()) return;
+  plan::DetectedLog detected;
+  try {
+    detected = plan::detect_log(log_path.toStdString());
+  } catch (const std::exception& e) {
+    showMessage(tr("Cannot import %1").arg(QFileInfo(log_path).fileName()), QString::fromUtf8(e.what()));
+    return;
+  }
+  ImportLogDialog dialog(log_path, QString::fromStdString(detected.source), detected.needs_plan, this);
+  if (detected.needs_plan) {
+    const QString plan_path = QFileDialog::getOpenFileName(this, tr("Plan the run trained"), QFileInfo(log_path).absolutePath(),
+                                                           tr("Plans (*.json);;All files (*)"));
+    if (plan_path.isEmpty()) return;
+    dialog.setPlanPath(plan_path);
+  }
+  if (dialog.exec() != QDialog::Accepted) return;
+  importLog(log_path, dialog.planPath(), dialog.profile());
+}
+
+QString RunsView::storedProfileOf(const std::vector<qint64>& run_ids) const {
+  try {
+    core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+    std::set<std::string> names;
+    for (const qint64 id : run_ids) names.insert(store.run(id).profile_name.value_or(""));
+    return names.size() == 1 ? QString::fromStdString(*names.begin()) : QString();
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+CalibrationDialog* RunsView::calibrateRuns(const std::vector<qint64>& run_ids, const QString& base_profile,
+                                           int holdout) {
+  const QString title = tr("Cannot calibrate a profile");
+  QApplication::setOverrideCursor(Qt::WaitCursor);
+  try {
+    core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+    const auto [base, base_file] = resolve_base_profile(base_profile, store);
+    const std::vector<sim::MeasuredRun> runs =
+        sim::measured_runs(store, std::vector<int64_t>(run_ids.begin(), run_ids.end()));
+    sim::CalibrationOptions options;
+    options.holdout = holdout;
+    sim::CalibrationResult result = sim::calibrate(base, runs, options);
+    QApplication::restoreOverrideCursor();
+    auto* dialog = new CalibrationDialog(std::move(result), base, base_file, store_path_, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->open();
+    return dialog;
+  } catch (const std::exception& e) {
+    QApplication::restoreOverrideCursor();
+    showMessage(title, QString::fromUtf8(e.what()));
+    return nullptr;
+  }
+}
+
+void RunsView::calibrateSelectedRunsWithDialog() {
+  const std::vector<qint64> runs = selectedRuns();
+  if (runs.empty()) return;
+  CalibrationSetupDialog setup(storedProfileOf(runs), int(runs.size()), this);
+  if (setup.exec() != QDialog::Accepted) return;
+  calibrateRuns(runs, setup.baseProfile(), setup.holdout());
 }
 
 }  // namespace loom::gui

@@ -17,7 +17,7 @@ Evaluator::Evaluator(const SearchRequest& request)
 
 void Evaluator::score(const Candidate& candidate, Scored& scored) {
   apply(candidate, request_, plan_);
-  const std::optional<int64_t> peak = sim::countable_peak_memory_bytes(plan_);
+  const std::optional<int64_t> peak = sim::countable_peak_memory_bytes(plan_, sim::memory_options(request_.profile));
   scored.countable = peak.has_value();
   if (!peak) return;
   scored.peak_memory_bytes = *peak;

@@ -49,11 +49,18 @@ core::Plan as_simulated(core::Plan plan, const core::Profile& profile) {
 }
 
 CostModel::CostModel(const core::Profile& profile, core::DType dtype, int64_t ranks_per_node)
-    : profile_(profile), dtype_(dtype), peak_flops_per_s_(peak_of(profile, dtype)) {
+    : profile_(profile), dtype_(dtype),
+      table_scales_(profile.calibration ? profile.calibration->table_time_scales : core::TableTimeScales{}),
+      peak_flops_per_s_(peak_of(profile, dtype)) {
   // Ranks beyond the cores time-share them: every rank's kernels take proportionally longer.
   const core::DeviceSpec& device = profile.device;
   if (device.host_cores > 0)
     compute_share_ = std::max(1.0, double(ranks_per_node * device.threads_per_rank) / double(device.host_cores));
+  // The tables hold times under the load they were measured with; a plan with more (or fewer)
+  // ranks computing on a node runs each kernel slower (faster) by the profile's measured load.
+  if (device.measured_load && device.host_cores > 0)
+    compute_share_ *= device.measured_load->contention(ranks_per_node) /
+                      device.measured_load->contention(device.measured_load->tables_busy_ranks_per_node);
   for (const core::GemmSample& s : profile.tables.gemm)
     if (s.dtype == dtype) gemm_tables_[s.layout].add(s.m, s.n, s.k, s.time_s);
   for (const core::AttentionSample& s : profile.tables.attention)
@@ -75,7 +82,7 @@ double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch
   // else the forward layout's table stands for it.
   for (core::GemmLayout tabled : {layout, core::GemmLayout::nn})
     if (auto it = gemm_tables_.find(tabled); it != gemm_tables_.end())
-      return it->second.time_s(double(m) * double(batch), double(n), double(k));
+      return table_scales_.gemm * it->second.time_s(double(m) * double(batch), double(n), double(k));
   const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
   const double efficiency = e.gemm_max_fraction * flops / (flops + e.gemm_half_saturation_flops);
   // In doubles: b·s·h elements pass int64 at the maxima of core/limits.hpp.
@@ -89,7 +96,8 @@ double CostModel::unshared_gemm_s(int64_t m, int64_t n, int64_t k, int64_t batch
 double CostModel::attention_s(int64_t batch, int64_t seq, int64_t head_dim, bool backward,
                               core::AttentionBackend backend) const {
   if (auto it = attention_tables_.find({backend, backward}); it != attention_tables_.end() && !it->second.empty())
-    return compute_share_ * it->second.time_s(double(batch) * double(seq), double(seq), double(head_dim));
+    return compute_share_ * table_scales_.attention *
+           it->second.time_s(double(batch) * double(seq), double(seq), double(head_dim));
   const core::EfficiencyModel& e = profile_.efficiency;
   if (backend == core::AttentionBackend::flash) {
     // One fused kernel: its executed FLOPs at the profile's flash efficiency, or its HBM traffic
@@ -119,9 +127,9 @@ double CostModel::elementwise_s(std::string_view kernel, double bytes) const {
 
 double CostModel::unshared_elementwise_s(std::string_view kernel, double bytes) const {
   const core::EfficiencyModel& e = profile_.efficiency;
-  if (auto it = kernel_curves_.find(kernel); it != kernel_curves_.end()) return it->second(bytes);
+  if (auto it = kernel_curves_.find(kernel); it != kernel_curves_.end()) return table_scales_.kernels * it->second(bytes);
   if (auto it = kernel_curves_.find(core::kernel_bytes::forward_name(kernel)); it != kernel_curves_.end())
-    return it->second(bytes);
+    return table_scales_.kernels * it->second(bytes);
   if (core::kernel_bytes::charged_only_when_measured(kernel)) return 0.0;
   return bytes / (profile_.device.memory_bandwidth_bytes_per_s * e.memory_bandwidth_fraction) + e.kernel_launch_s;
 }
@@ -160,7 +168,7 @@ double CostModel::tabled_collective_s(Collective collective, double bytes, const
            std::abs(std::log(double(b.first) / double(group.ranks)));
   });
   const double measured_ranks = double(std::max<int64_t>(nearest->first, 2));
-  const double time = nearest->second(bytes);
+  const double time = table_scales_.collectives(level_of(group)) * nearest->second(bytes);
   found = true;
   return time * bus_factor(collective, group.ranks) / bus_factor(collective, int64_t(measured_ranks));
 }

@@ -39,7 +39,10 @@ class CostModel {
                      core::AttentionBackend backend = core::AttentionBackend::unfused) const;
   // A memory-bound kernel of core/kernel_bytes.hpp charged `bytes`.
   double elementwise_s(std::string_view kernel, double bytes) const;
-  // How many times slower compute runs because ranks share cores (1 on GPUs).
+  // How many times slower compute runs than the profile's tables say because ranks share cores
+  // (ranks × threads beyond host_cores time-share them) and, with a measured load, because the
+  // plan has more or fewer ranks computing on a node than the tables were measured with (1 on
+  // GPUs).
   double compute_share() const { return compute_share_; }
   // nccl-tests' byte counting: the whole array for all-gather and reduce-scatter.
   double collective_s(Collective collective, double bytes, const GroupPlacement& group) const;
@@ -62,6 +65,8 @@ class CostModel {
 
   core::Profile profile_;
   core::DType dtype_;
+  // A calibrated profile's multipliers on measured-table times (all 1 for any other profile).
+  core::TableTimeScales table_scales_;
   double peak_flops_per_s_;
   double compute_share_ = 1.0;
   std::map<core::GemmLayout, GemmTable> gemm_tables_;

@@ -250,6 +250,10 @@ std::optional<StageMemory> counted_stage_memory(const StageMemoryEstimate& estim
 
 }  // namespace
 
+MemoryOptions memory_options(const core::Profile& profile) {
+  return MemoryOptions{profile.device.runtime_reserve_or_default()};
+}
+
 StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options) {
   const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage);
   const std::optional<StageMemory> counted = counted_stage_memory(estimate, options);

@@ -9,6 +9,7 @@
 #include "core/model_spec.hpp"
 #include "core/parallel_plan.hpp"
 #include "core/plan.hpp"
+#include "core/profile.hpp"
 #include "core/train_spec.hpp"
 
 #include <cstdint>
@@ -30,8 +31,10 @@ struct StageMemory {
 struct MemoryOptions {
   // CUDA context, cuBLAS/NCCL workspaces and caching-allocator slack; counted in other_bytes on
   // every stage.
-  int64_t reserved_bytes = int64_t(1) << 30;
+  int64_t reserved_bytes = core::DeviceSpec::kDefaultRuntimeReserveBytes;
 };
+// The options a profile implies: its device's runtime reserve (absent: 1 GiB).
+MemoryOptions memory_options(const core::Profile& profile);
 
 // Activation bytes of ONE transformer layer for ONE microbatch of b sequences on one device,
 // Korthikanti et al. 2022 Table 2 with 16-bit activations:

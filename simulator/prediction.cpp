@@ -16,7 +16,7 @@ Prediction simulate(const core::Plan& requested, const core::Profile& profile, c
   const core::Plan plan = as_simulated(requested, profile);
   // The cheap refusals first: memory that cannot be counted, a schedule too large to simulate.
   Prediction p;
-  p.memory = memory_per_stage(plan);
+  p.memory = memory_per_stage(plan, memory_options(profile));
   check_simulation_size(plan);
   const CostModel costs(profile, plan.training.dtype, plan.cluster.devices_per_node);
   const StepCosts step = step_costs(plan, costs);

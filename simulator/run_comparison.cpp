@@ -17,12 +17,20 @@ struct StageCategories {
   std::optional<int64_t> warmup_steps;
 };
 
-StageCategories measured_categories(const std::vector<core::RankStatRow>& ranks, int64_t stage) {
+// An imported log's timer table holds each timer's maximum over all ranks, copied to every rank
+// that reported memory: where no rank of the compared stage reported, any rank's copy serves.
+StageCategories measured_categories(const std::vector<core::RankStatRow>& ranks, int64_t stage, bool imported) {
   StageCategories out;
   int64_t counted = 0;
+  bool stage_has_times = false;
   for (const core::RankStatRow& rank : ranks) {
     const core::Json stats = core::Json::parse(rank.stats_json);
-    if (stats.value("pipeline_rank", -1) != stage) continue;
+    if (stats.value("pipeline_rank", -1) == stage && stats.contains("time_by_category")) stage_has_times = true;
+  }
+  for (const core::RankStatRow& rank : ranks) {
+    const core::Json stats = core::Json::parse(rank.stats_json);
+    if (!stats.contains("time_by_category")) continue;
+    if (stats.value("pipeline_rank", -1) != stage && !(imported && !stage_has_times)) continue;
     const double steps = double(std::max<int64_t>(1, stats.value("measured_steps", int64_t(1))));
     out.warmup_steps = stats.value("warmup_steps", int64_t(0));
     for (const auto& [name, seconds] : stats.at("time_by_category").items())
@@ -56,18 +64,23 @@ RunComparison compare_run(core::Store& store, int64_t run_id, const std::string&
   c.runtime_reserve_bytes = double(p.memory.front().other_bytes);
   c.stored_steps = int64_t(steps.size());
 
-  const StageCategories measured = measured_categories(ranks, p.critical_pipeline_rank);
+  c.source = run.source;
+  const bool imported = run.source != "loom";
+  const StageCategories measured = measured_categories(ranks, p.critical_pipeline_rank, imported);
   // The executor's own count of warm-up steps, where the compared stage reported one.
   c.warmup_steps = measured.warmup_steps.value_or(warmup_steps_of(steps));
   c.measured_steps = c.stored_steps - c.warmup_steps;
   const double step_time = steady_step_time_s(steps);
   const double tokens = double(plan.training.global_batch_size * plan.model.seq_length);
   c.has_rank_statistics = !ranks.empty();
-  // A category the ranks did not report took no time; without their statistics it is unknown.
+  // A category Loom's ranks did not report took no time; without their statistics it is unknown.
+  // An imported log measured only what its framework times: a category it lacks is not measured.
   auto m = [&](const char* key) -> std::optional<double> {
     if (!c.has_rank_statistics) return std::nullopt;
     const auto found = measured.seconds_per_step.find(key);
-    return found != measured.seconds_per_step.end() ? found->second : 0.0;
+    if (found != measured.seconds_per_step.end()) return found->second;
+    if (imported) return std::nullopt;
+    return 0.0;
   };
   const Breakdown& b = p.breakdown;
   c.rows = {
@@ -86,8 +99,20 @@ RunComparison compare_run(core::Store& store, int64_t run_id, const std::string&
   };
   for (ComparisonRow& row : c.rows)
     if (row.measured) row.error_percent = error_percent(row.predicted, *row.measured);
+  // The wait for the slowest rank of a group before its collective, which the executor times
+  // apart from the transfer (dp comm and tp comm above are then transfers alone). The simulator's
+  // ranks are identical: it predicts no wait, and an error against a predicted 0 says nothing.
+  // Runs stored before the executor timed waits have none: not measured, and their comm rows
+  // hold the waits.
+  auto wait = [&](const char* key) -> std::optional<double> {
+    if (!c.has_rank_statistics || !measured.seconds_per_step.contains(key)) return std::nullopt;
+    return measured.seconds_per_step.at(key);
+  };
+  c.rows.push_back({"dp wait (slowest rank)", "s", 0.0, wait("dp_wait_s"), std::nullopt});
+  c.rows.push_back({"tp wait (slowest rank)", "s", 0.0, wait("tp_wait_s"), std::nullopt});
 
   for (const core::RankStatRow& rank : ranks) {
+    if (!rank.peak_memory_bytes) continue;  // an imported rank that reported times but no memory
     RankMemoryComparison r;
     r.rank = rank.rank;
     r.pipeline_rank = pipeline_rank_of(rank);

@@ -36,6 +36,7 @@ struct RankMemoryComparison {
 struct RunComparison {
   int64_t run_id = 0;
   core::RunStatus status = core::RunStatus::running;
+  std::string source = "loom";     // who measured it: loom, or megatron / llmc for an imported log
   std::string profile_name;        // the profile the prediction was made with
   int64_t stored_steps = 0;        // steps the run recorded
   int64_t warmup_steps = 0;        // excluded from the measured categories
@@ -44,7 +45,8 @@ struct RunComparison {
   // The prediction's per-device reserve (CUDA context, workspaces) left out of the memory rows:
   // the executor's allocator cannot see it.
   double runtime_reserve_bytes = 0;
-  // step time, tokens/s, forward, backward, recompute, tp comm, pp comm + bubble/wait, dp comm, optimizer
+  // step time, tokens/s, forward, backward, recompute, tp comm, pp comm + bubble/wait, dp comm, optimizer,
+  // dp wait, tp wait (the wait for the slowest rank before a collective: predicted 0)
   std::vector<ComparisonRow> rows;
   std::vector<RankMemoryComparison> ranks;  // by rank; empty without per-rank statistics
   bool has_rank_statistics = false;         // categories and memory were measured

@@ -12,8 +12,12 @@
 #include "executor/profile/document.hpp"
 #include "executor/profile/grid.hpp"
 #include "executor/profile/measure.hpp"
+#include "executor/profile/probe.hpp"  // measure_load
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
 
 namespace loom::exec {
 namespace {
@@ -85,13 +89,23 @@ int run_profile(const ProfileOptions& options) {
   world.idle_barrier();
   if (world.size() > 1)
     profile::measure_collectives(world, *kernels, [&] { world.idle_barrier(); }, grid, measured);
+  const profile::HostInfo host = profile::describe_host();
+  // The tables were timed with rank 0 alone busy; how much slower the same kernels run with as
+  // many ranks busy as the cores hold (the off-grid check measures no tables to apply it to).
+  std::optional<core::MeasuredLoad> load;
+  const int64_t busy_ranks = std::min<int64_t>(world.size(), host.cores / std::max(1, options.threads));
+  if (!gpu && !options.off_grid && busy_ranks >= 2) {
+    load = profile::measure_load(world, *kernels, busy_ranks);
+    if (root)
+      fmt::print("load: the probe ran {:.1f} % slower with {} ranks busy than with one alone\n",
+                 100.0 * (load->slowdown - 1.0), busy_ranks);
+  }
   if (!root) return 0;
 
-  const profile::HostInfo host = profile::describe_host();
   const std::string name = options.name.empty()
                                ? fmt::format("{}-{}", to_string(options.backend), host.host_name)
                                : options.name;
-  const profile::RunSettings run{name, options.quick, options.threads, world.size(), device};
+  const profile::RunSettings run{name, options.quick, options.threads, world.size(), device, load};
   const core::Json document = profile::profile_document(measured, host, run);
   write_profile(document, options.out_path);
   print_summary(options, document, world.size());

@@ -150,6 +150,7 @@ int run_training(const RunOptions& options) {
   std::optional<RunRecord> record;
   if (leader) record.emplace(options, plan);
   Trainer trainer(plan, groups, *world, *kernels, *tokens);
+  trainer.timers().set_separates_waits(options.separate_waits);
   if (!options.init_from_path.empty()) load_full_model(trainer, options.init_from_path);
   int64_t first_step = 1;
   if (options.resume)

@@ -23,6 +23,9 @@ struct RunOptions {
   int64_t keep_checkpoints = 0;       // the newest N complete checkpoints are kept; 0: all
   bool resume = false;                // continue from the newest complete checkpoint in checkpoint_dir
   Backend backend = Backend::cpu;     // cpu (Eigen + MPI) or cuda (CUDA + cuBLASLt + NCCL)
+  // Time the wait for the slowest rank before a data- or tensor-parallel collective apart from
+  // the transfer (a timed barrier of the group; TimerStack::separates_waits).
+  bool separate_waits = true;
 };
 
 // Runs the whole training on this rank; returns the exit status.

@@ -94,6 +94,10 @@ void DataParallelBuckets::finish_gradient_sync() {
     if (Parameter* embedding = tied_embedding_to_sum(plan_, groups_, parameters_)) sum_over_embedding_stages(*embedding, groups_);
     start_reduction(b);
   }
+  // Every bucket has started here; the rest of the step's reduction cannot finish before the
+  // slowest data rank has finished its backward: the barrier times that wait (dp_wait) — pending
+  // buckets progress during it — and what follows is the transfer that ran past the backward.
+  wait_for_data_ranks(*groups_.data, timers_);
   for (size_t b = 0; b < buckets_.size(); ++b) {
     reductions_[b]->wait();
     reductions_[b].reset();

@@ -24,4 +24,10 @@ void sum_over_embedding_stages(Parameter& p, ProcessGroups& groups) {
   groups.embedding->all_reduce(p.grad.data<float>(), size_t(p.grad.numel()), ReduceOp::sum);
 }
 
+void wait_for_data_ranks(Communicator& data_group, TimerStack& timers) {
+  if (!timers.separates_waits() || data_group.size() < 2) return;
+  ScopedTimer wait(timers, Category::dp_wait);
+  data_group.barrier();
+}
+
 }  // namespace loom::exec

@@ -7,6 +7,7 @@
 #include "core/plan.hpp"
 #include "executor/comm/communicator.hpp"
 #include "executor/model/parameters.hpp"
+#include "executor/timers/timer_stack.hpp"
 
 namespace loom::exec {
 
@@ -23,5 +24,11 @@ Parameter* tied_embedding_to_sum(const core::Plan& plan, const ProcessGroups& gr
 // Blocking sums, in place, over the tensor group and the embedding group.
 void sum_over_tensor_ranks(Parameter& p, ProcessGroups& groups);
 void sum_over_embedding_stages(Parameter& p, ProcessGroups& groups);
+
+// Just before the data-parallel reduction: a barrier of the data group, timed as dp_wait, so that
+// the reduction's dp_comm is its transfer and not the wait for the data rank that is behind (the
+// simulator's replicas are identical and never wait for each other). Nothing when the timers do
+// not separate waits.
+void wait_for_data_ranks(Communicator& data_group, TimerStack& timers);
 
 }  // namespace loom::exec

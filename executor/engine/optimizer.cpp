@@ -37,6 +37,7 @@ void Optimizer::synchronize_gradients() {
   if (Parameter* embedding = tied_embedding_to_sum(plan_, groups_, parameters_)) sum_over_embedding_stages(*embedding, groups_);
   Tensor& flat = parameters_.flat_grads();
   if (groups_.data->size() == 1) return;
+  wait_for_data_ranks(*groups_.data, timers_);
   if (zero_)
     groups_.data->reduce_scatter(flat.data<float>(), flat.data<float>() + shard_begin(), size_t(shard_size()),
                                  ReduceOp::average);

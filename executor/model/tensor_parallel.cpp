@@ -8,8 +8,15 @@ Category TensorParallel::comm_category() const {
   return timers_.innermost() == Category::recompute ? Category::recompute : Category::tp_comm;
 }
 
+void TensorParallel::wait_for_ranks() {
+  if (!timers_.separates_waits()) return;
+  ScopedTimer timer(timers_, timers_.innermost() == Category::recompute ? Category::recompute : Category::tp_wait);
+  group_->barrier();
+}
+
 Tensor TensorParallel::enter(const Tensor& local_rows) {
   if (!sequence_parallel()) return local_rows;
+  wait_for_ranks();
   ScopedTimer timer(timers_, comm_category());
   std::vector<int64_t> shape = local_rows.shape();
   shape[0] *= size();
@@ -20,6 +27,7 @@ Tensor TensorParallel::enter(const Tensor& local_rows) {
 
 Tensor TensorParallel::leave(const Tensor& partial_full) {
   if (size() == 1) return partial_full;
+  wait_for_ranks();
   ScopedTimer timer(timers_, comm_category());
   if (!sequence_parallel()) {
     Tensor sum = partial_full;  // reduced in place: the partial is not needed afterwards
@@ -36,12 +44,14 @@ Tensor TensorParallel::leave(const Tensor& partial_full) {
 
 void TensorParallel::all_reduce(Tensor& x) {
   if (size() == 1) return;
+  wait_for_ranks();
   ScopedTimer timer(timers_, comm_category());
   group_->all_reduce(x.data<char>(), size_t(x.numel()), x.type(), ReduceOp::sum);
 }
 
 void TensorParallel::all_reduce_max(Tensor& x) {
   if (size() == 1) return;
+  wait_for_ranks();
   ScopedTimer timer(timers_, comm_category());
   group_->all_reduce(x.data<char>(), size_t(x.numel()), x.type(), ReduceOp::max);
 }

@@ -37,6 +37,9 @@ class TensorParallel {
  private:
   // The category of a collective starting now: recompute inside a recompute, tp_comm otherwise.
   Category comm_category() const;
+  // Before a collective: the wait for the slowest tensor rank, apart from the transfer (tp_wait;
+  // inside a recompute, recompute like its collectives).
+  void wait_for_ranks();
 
   Communicator* group_;
   bool sequence_parallel_;

@@ -50,6 +50,7 @@ void describe_cpu(core::Profile& p, const Measured& measured, const HostInfo& ho
     p.device.peak_flops_per_s[dtype] = peak;
   p.device.host_cores = host.cores;
   p.device.threads_per_rank = run.threads;
+  p.device.measured_load = run.load;
   p.device.compute_dtype = core::DType::fp32;
 }
 

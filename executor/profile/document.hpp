@@ -18,6 +18,8 @@ struct RunSettings {
   int ranks = 2;
   // The GPU measured (the CUDA backend, one per rank); absent: the CPU was.
   std::optional<GpuInfo> gpu;
+  // The CPU's load probe (tables timed with one rank busy); absent: not measured.
+  std::optional<core::MeasuredLoad> load;
 };
 
 // A "loom-profile" v1 document that reads back through core::profile_from_json; each table row

@@ -18,6 +18,10 @@ std::string_view to_string(Category category) {
       return "dp_comm";
     case Category::optimizer:
       return "optimizer";
+    case Category::dp_wait:
+      return "dp_wait";
+    case Category::tp_wait:
+      return "tp_wait";
   }
   return "?";
 }

@@ -34,6 +34,13 @@ class TimerStack {
   // The category of the innermost open scope; nothing when no scope is open.
   std::optional<Category> innermost() const;
 
+  // Whether the engine enters a barrier of a data- or tensor-parallel group before its collective
+  // and times it as dp_wait / tp_wait, so that the collective's own category holds the transfer
+  // alone and not the wait for the slowest rank. A barrier changes no value, only when ranks
+  // proceed; on by default (a run measures), off to compare its cost.
+  bool separates_waits() const { return separates_waits_; }
+  void set_separates_waits(bool on) { separates_waits_ = on; }
+
  private:
   friend class ScopedTimer;  // which pairs every open with its close, in reverse order
   void open(Category category);
@@ -45,6 +52,7 @@ class TimerStack {
   std::array<double, kCategoryCount> seconds_{};
   std::vector<Category> open_;
   double last_event_s_ = 0;
+  bool separates_waits_ = true;
 };
 
 // Times its own lifetime in `category` (nested in whatever scope is open).

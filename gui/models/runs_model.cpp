@@ -17,6 +17,7 @@ namespace {
 RunsModel::Row summarize(core::Store& store, const core::RunRow& run) {
   RunsModel::Row row;
   row.id = run.id;
+  row.source = QString::fromStdString(run.source);
   row.plan = plan_label(store.plan(run.plan_id));
   row.status = run.status;
   row.reason = QString::fromStdString(run.reason.value_or(""));
@@ -41,6 +42,13 @@ QString plan_label(const core::PlanRow& plan) {
       .arg(plan.tp.value_or(1))
       .arg(plan.pp.value_or(1))
       .arg(plan.dp.value_or(1));
+}
+
+QString source_label(const QString& source) {
+  if (source == QLatin1String("loom")) return QStringLiteral("Loom");
+  if (source == QLatin1String("megatron")) return QStringLiteral("Megatron-LM");
+  if (source == QLatin1String("llmc")) return QStringLiteral("llm.c");
+  return source;
 }
 
 RunsModel::RunsModel(QObject* parent) : QAbstractTableModel(parent) {}
@@ -118,12 +126,15 @@ QVariant RunsModel::data(const QModelIndex& index, int role) const {
     case RunIdRole:
       return qint64(r.id);
     case Qt::TextAlignmentRole: {
-      const bool text = index.column() == plan || index.column() == status || index.column() == started;
+      const bool text = index.column() == source || index.column() == plan || index.column() == status || index.column() == started;
       return QVariant::fromValue(Qt::Alignment(text ? Qt::AlignLeft | Qt::AlignVCenter : Qt::AlignRight | Qt::AlignVCenter));
     }
     case Qt::ToolTipRole:
       if (index.column() == status && !r.reason.isEmpty()) return r.reason;
       if (index.column() == started) return r.started_at;
+      if (index.column() == source && r.source != QLatin1String("loom"))
+        return tr("Imported from a %1 training log: categories the log does not report are not measured")
+            .arg(source_label(r.source));
       return {};
     case Qt::ForegroundRole:
       if (index.column() != status) return {};
@@ -134,6 +145,7 @@ QVariant RunsModel::data(const QModelIndex& index, int role) const {
     case SortRole:
       switch (Column(index.column())) {
         case id: return qint64(r.id);
+        case source: return r.source;
         case plan: return r.plan;
         case status: return QString::fromUtf8(core::to_string(r.status).data());
         case started: return r.started_at;  // ISO-8601 sorts chronologically
@@ -147,6 +159,7 @@ QVariant RunsModel::data(const QModelIndex& index, int role) const {
     case Qt::DisplayRole:
       switch (Column(index.column())) {
         case id: return qint64(r.id);
+        case source: return source_label(r.source);
         case plan: return r.plan;
         case status: {
           const QString name = QString::fromUtf8(core::to_string(r.status).data());
@@ -172,7 +185,7 @@ QVariant RunsModel::headerData(int section, Qt::Orientation orientation, int rol
   if (orientation != Qt::Horizontal || section < 0 || section >= column_count) return {};
   if (role == Qt::ToolTipRole && section == step_time) return tr("Mean step time after the warm-up steps");
   if (role != Qt::DisplayRole) return {};
-  static const char* const names[] = {"Run", "Plan", "Status", "Started", "Steps", "Last loss", "Step time"};
+  static const char* const names[] = {"Run", "Source", "Plan", "Status", "Started", "Steps", "Last loss", "Step time"};
   return tr(names[section]);
 }
 

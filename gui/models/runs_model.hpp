@@ -1,6 +1,6 @@
 #pragma once
-// The Runs table: every run in a store, with its plan, status, steps, last loss and steady step
-// time. reload() reads the store again, keeping rows in place so that a selection survives the
+// The Runs table: every run in a store, with who measured it (Loom, or an imported Megatron-LM or
+// llm.c log), its plan, status, steps, last loss and steady step time. reload() reads the store again, keeping rows in place so that a selection survives the
 // refreshes made while a run writes. Display text carries units; SortRole carries raw numbers.
 
 // Qt before Loom: moc (Qt 6.4) fails to parse <concepts> (from core/store.hpp) when that is the
@@ -19,11 +19,12 @@ namespace loom::gui {
 class RunsModel : public QAbstractTableModel {
   Q_OBJECT
  public:
-  enum Column { id, plan, status, started, steps, last_loss, step_time, column_count };
+  enum Column { id, source, plan, status, started, steps, last_loss, step_time, column_count };
   enum Role { SortRole = Qt::UserRole, RunIdRole };
 
   struct Row {
     int64_t id = 0;
+    QString source;  // "loom", "megatron", "llmc" (core::RunRow::source)
     QString plan;  // "loom-tiny  tp 1 · pp 2 · dp 1"
     core::RunStatus status = core::RunStatus::running;
     QString reason;      // why it failed
@@ -61,5 +62,7 @@ class RunsModel : public QAbstractTableModel {
 
 // The plan's model and split, as the Runs view labels a run.
 QString plan_label(const core::PlanRow& plan);
+// Who measured a run, as the Runs view names it: "Loom", "Megatron-LM", "llm.c" (else as stored).
+QString source_label(const QString& source);
 
 }  // namespace loom::gui

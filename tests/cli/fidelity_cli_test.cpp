@@ -20,11 +20,15 @@ using ::testing::HasSubstr;
 
 TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   const fs::path work = fs::temp_directory_path() / ("loom-fidelity-test-" + std::to_string(getpid()));
-  const LoomResult r = run_loom("bench fidelity --profile cpu-epyc-2core-vm --max-ranks 1 --steps 4 --format json "
-                                "--work-dir " + work.string());
+  const LoomResult r = run_loom("bench fidelity --profile cpu-epyc-2core-vm --max-ranks 1 --steps 4 --repeats 2 "
+                                "--format json --work-dir " + work.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const core::Json out = core::parse_json_text(r.out, "bench output");
   EXPECT_EQ(out.at("format"), "loom-bench-fidelity");
+  EXPECT_EQ(out.at("repeats"), 2);
+  EXPECT_EQ(out.at("step_time_mape_per_repeat_percent").size(), 2u);
+  EXPECT_GE(out.at("load_probe_ranks").get<int64_t>(), 2) << "the load probe runs on every core at once";
+  EXPECT_GT(out.at("load_probe_slowdown_median").get<double>(), 0);
   const core::Json& plans = out.at("plans");
   // The single-rank plans: plain, full recompute and flash attention, and the Llama twin's.
   ASSERT_EQ(plans.size(), 4u);
@@ -43,15 +47,27 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
     ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
     const core::Json prediction = core::parse_json_text(simulated.out, "simulate output");
     EXPECT_DOUBLE_EQ(plan.at("predicted_step_time_s").get<double>(), prediction.at("step_time_s").get<double>());
-    const LoomResult compared =
-        run_loom("compare " + std::to_string(index + 1) + " --db '" + db + "' --format json");
-    ASSERT_EQ(compared.exit_code, 0) << compared.err;
-    const core::Json comparison = core::parse_json_text(compared.out, "compare output");
-    EXPECT_EQ(comparison.at("rows").at(0).at("quantity"), "step time");
-    EXPECT_DOUBLE_EQ(plan.at("measured_step_time_s").get<double>(),
-                     comparison.at("rows").at(0).at("measured").get<double>());
-    EXPECT_DOUBLE_EQ(plan.at("predicted_step_time_s").get<double>(),
-                     comparison.at("rows").at(0).at("predicted").get<double>());
+    // Round-robin: every plan once (runs 1-4), then every plan again (runs 5-8); the median of
+    // two runs is their mean.
+    ASSERT_EQ(plan.at("measured_step_times_s").size(), 2u);
+    double sum = 0;
+    core::Json comparison;
+    for (size_t repeat = 0; repeat < 2; ++repeat) {
+      const size_t run_id = repeat * plans.size() + index + 1;
+      const LoomResult compared = run_loom("compare " + std::to_string(run_id) + " --db '" + db + "' --format json");
+      ASSERT_EQ(compared.exit_code, 0) << compared.err;
+      comparison = core::parse_json_text(compared.out, "compare output");
+      EXPECT_EQ(comparison.at("rows").at(0).at("quantity"), "step time");
+      const double measured = comparison.at("rows").at(0).at("measured").get<double>();
+      EXPECT_DOUBLE_EQ(plan.at("measured_step_times_s").at(repeat).get<double>(), measured);
+      sum += measured;
+      EXPECT_DOUBLE_EQ(plan.at("predicted_step_time_s").get<double>(),
+                       comparison.at("rows").at(0).at("predicted").get<double>());
+    }
+    EXPECT_NEAR(plan.at("measured_step_time_s").get<double>(), sum / 2, 1e-15);
+    EXPECT_LE(plan.at("measured_step_time_min_s").get<double>(), plan.at("measured_step_time_max_s").get<double>());
+    EXPECT_GE(plan.at("measured_spread_percent").get<double>(), 0);
+    EXPECT_EQ(plan.at("measured_dp_wait_s"), 0.0) << "one rank waits for nobody";
     ASSERT_EQ(comparison.at("ranks").size(), 1u);
     EXPECT_EQ(plan.at("measured_peak_memory_bytes"), comparison.at("ranks").at(0).at("measured_peak_memory_bytes"));
     EXPECT_EQ(plan.at("predicted_peak_memory_bytes"), comparison.at("ranks").at(0).at("predicted_peak_memory_bytes"));

@@ -85,6 +85,39 @@ TEST(Profiles, MeasuredFieldsRoundTrip) {
   EXPECT_FALSE(plain.device.compute_dtype.has_value());
 }
 
+// The load a profile's tables were measured under (`loom profile`): written, read back, and
+// strictly checked; absent, nothing is assumed.
+TEST(Profiles, MeasuredLoadRoundTripsAndIsChecked) {
+  Profile p = resolve_profile("cpu-epyc-2core-vm");
+  EXPECT_FALSE(p.device.measured_load.has_value());
+  EXPECT_FALSE(to_json(p)["device"].contains("measured_load"));
+  p.device.measured_load = MeasuredLoad{1, 2, 1.25};
+  const Json written = to_json(p);
+  const Profile again = profile_from_json(written, "round trip");
+  ASSERT_TRUE(again.device.measured_load.has_value());
+  EXPECT_EQ(again.device.measured_load->tables_busy_ranks_per_node, 1);
+  EXPECT_EQ(again.device.measured_load->probe_busy_ranks_per_node, 2);
+  EXPECT_DOUBLE_EQ(again.device.measured_load->slowdown, 1.25);
+  auto refused = [&](const char* key, Json value, const char* expected) {
+    Json bad = written;
+    bad["device"]["measured_load"][key] = std::move(value);
+    try {
+      profile_from_json(bad, "bad");
+      ADD_FAILURE() << key << " accepted";
+    } catch (const InvalidInput& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(std::string("device.measured_load.") + key)) << e.what();
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(expected)) << e.what();
+    }
+  };
+  refused("slowdown", 0.1, "0.5 to 16");
+  refused("slowdown", 40.0, "0.5 to 16");
+  refused("slowdown", "fast", "number");
+  refused("probe_busy_ranks_per_node", 1, "2 or more");
+  refused("tables_busy_ranks_per_node", 0, "positive integer");
+  refused("tables_busy_ranks_per_node", 1.5, "integer");
+  refused("busy", 2, "busy");  // an unknown key
+}
+
 TEST(Profiles, UnknownProfileIsInvalidInput) {
   EXPECT_THROW(resolve_profile("tpu-v5"), InvalidInput);
   Json bad = to_json(resolve_profile("a100-80gb-dgx"));

@@ -25,10 +25,10 @@ TEST(UtcNowTest, IsIso8601UtcWithMilliseconds) {
 
 TEST_F(StoreTest, MigrationFromEmptyCreatesAllTablesAtLatestVersion) {
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 2);
-  EXPECT_EQ(latest_store_schema_version(), 2);
+  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(latest_store_schema_version(), 3);
   const auto raw = open_raw();
-  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 2);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 3);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA application_id"), kLoomApplicationId);
   for (const char* table : {"plans", "predictions", "profiles", "runs", "steps", "rank_stats"}) {
     EXPECT_EQ(query_int(raw.get(), fmt::format("SELECT count(*) FROM sqlite_master "
@@ -47,7 +47,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   const auto data_version_before = query_int(raw.get(), "PRAGMA data_version");
   Store store = Store::open(path_);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA data_version"), data_version_before);
-  EXPECT_EQ(store.schema_version(), 2);
+  EXPECT_EQ(store.schema_version(), 3);
   const auto plans = store.list_plans();
   ASSERT_EQ(plans.size(), 1u);
   const PlanRow expected = sample_plan();
@@ -137,7 +137,7 @@ TEST_F(StoreTest, VersionOneStoreMigratesCancelledRunsAndKeepsEverythingElse) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 2);
+  EXPECT_EQ(store.schema_version(), 3);
   const std::vector<RunRow> runs = store.list_runs();
   ASSERT_EQ(runs.size(), 4u);
   EXPECT_EQ(runs[0].status, RunStatus::completed);
@@ -166,6 +166,69 @@ TEST_F(StoreTest, VersionOneStoreMigratesCancelledRunsAndKeepsEverythingElse) {
   store.finish_run(4, RunStatus::cancelled, "");
   EXPECT_EQ(store.run(4).status, RunStatus::cancelled);
   EXPECT_THROW(store.finish_run(4, RunStatus::failed, "again"), InvalidInput);
+}
+
+// A store written before runs could be imported from other frameworks' logs (schema version 2):
+// opening it adds runs.source in place, marks every run stored before as Loom's own, keeps its
+// steps and statistics, and refuses a source other than the three known ones.
+TEST_F(StoreTest, VersionTwoStoreGainsRunSourceWithOldRunsMarkedLoom) {
+  {
+    const auto raw = open_raw();
+    Transaction transaction(raw.get());
+    execute_sql(raw.get(), std::string(store_migrations()[0].sql));
+    execute_sql(raw.get(), std::string(store_migrations()[1].sql));
+    execute_sql(raw.get(), fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
+    execute_sql(raw.get(), "PRAGMA user_version = 2");
+    execute_sql(raw.get(),
+                "INSERT INTO plans (id, created_at, name, model_name, world_size, plan_json) "
+                "VALUES (1, '2026-01-01T00:00:00.000Z', 'p', 'gpt2-124m', 1, '{}');"
+                "INSERT INTO runs (id, plan_id, backend, status, reason, started_at, finished_at) VALUES "
+                "(1, 1, 'cpu', 'completed', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z'),"
+                "(2, 1, 'cpu', 'cancelled', NULL, '2026-01-01T00:02:00.000Z', '2026-01-01T00:03:00.000Z');"
+                "INSERT INTO steps (run_id, step, loss) VALUES (1, 1, 5.0), (1, 2, 4.5), (2, 1, 5.5);"
+                "INSERT INTO rank_stats (run_id, rank, peak_memory_bytes) VALUES (1, 0, 123456789);");
+    transaction.commit();
+  }
+  Store store = Store::open(path_);
+  EXPECT_EQ(store.schema_version(), 3);
+  const std::vector<RunRow> runs = store.list_runs();
+  ASSERT_EQ(runs.size(), 2u);
+  for (const RunRow& run : runs) EXPECT_EQ(run.source, "loom") << run.id;
+  EXPECT_EQ(runs[1].status, RunStatus::cancelled);
+  EXPECT_EQ(store.steps(1).size(), 2u);
+  EXPECT_EQ(store.rank_stats(1).at(0).peak_memory_bytes, 123456789);
+  EXPECT_THROW(execute_sql(store.native_handle(), "UPDATE runs SET source = 'pytorch' WHERE id = 1"), IoError);
+  EXPECT_EQ(store.run(1).source, "loom");
+}
+
+// An imported run goes in whole (plan, run, steps, statistics) in one transaction, or not at all.
+TEST_F(StoreTest, FinishedRunIsStoredWholeOrNotAtAll) {
+  Store store = Store::open(path_);
+  RunRow run;
+  run.backend = "cuda";
+  run.status = RunStatus::failed;
+  run.reason = "the log ends at iteration 20 of 100";
+  run.source = "megatron";
+  run.run_json = R"({"source_file": "train.log"})";
+  const std::vector<StepRow> steps = {{10, 7.5, 1.25, 1000.0, 3e-4, 2.0}, {20, 7.0, 1.0, 1250.0, 3e-4, 1.5}};
+  const std::int64_t id = store.insert_finished_run(sample_plan(), std::nullopt, run, steps,
+                                                    {{0, 1000, R"({"pipeline_rank": 0})"}});
+  const RunRow stored = store.run(id);
+  EXPECT_EQ(stored.source, "megatron");
+  EXPECT_EQ(stored.status, RunStatus::failed);
+  EXPECT_EQ(stored.reason.value_or(""), "the log ends at iteration 20 of 100");
+  EXPECT_TRUE(stored.finished_at.has_value());
+  EXPECT_EQ(store.steps(id).size(), 2u);
+  EXPECT_EQ(store.rank_stats(id).size(), 1u);
+  EXPECT_EQ(store.list_plans().size(), 1u);
+
+  run.source = "pytorch";  // refused by the table's CHECK: the plan inserted before is rolled back
+  EXPECT_THROW(store.insert_finished_run(sample_plan(), std::nullopt, run, steps, {}), IoError);
+  EXPECT_EQ(store.list_plans().size(), 1u);
+  EXPECT_EQ(store.list_runs().size(), 1u);
+  run.source = "llmc";
+  run.status = RunStatus::running;
+  EXPECT_THROW(store.insert_finished_run(sample_plan(), std::nullopt, run, steps, {}), InvalidInput);
 }
 
 int count_commit(void* commits) {
@@ -282,7 +345,7 @@ TEST_F(StoreTest, NewerSchemaVersionIsRefused) {
     const std::string message = error.what();
     EXPECT_NE(message.find(path_), std::string::npos) << message;
     EXPECT_NE(message.find("version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("up to 2"), std::string::npos) << message;
+    EXPECT_NE(message.find("up to 3"), std::string::npos) << message;
   }
 }
 

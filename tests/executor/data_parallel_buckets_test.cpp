@@ -70,7 +70,7 @@ class FakeGroup final : public Communicator {
   FakeGroup(FakeClock& time, int size) : time_(time), size_(size) {}
   int rank() const override { return 0; }
   int size() const override { return size_; }
-  void barrier() override { ++blocking_calls; }
+  void barrier() override { ++barriers; }
   void idle_barrier() override { ++blocking_calls; }
   void all_reduce_sum(double*, size_t) override { ++blocking_calls; }
   std::unique_ptr<Communicator> split(int, int) override { return nullptr; }
@@ -78,6 +78,7 @@ class FakeGroup final : public Communicator {
   std::vector<StartedCall> started;
   int waits = 0;
   int blocking_calls = 0;
+  int barriers = 0;  // the timed wait for the slowest rank (dp_wait) before the reduction finishes
 
  protected:
   void run_all_reduce(void*, size_t, ElementType, ReduceOp) override { ++blocking_calls; }
@@ -207,6 +208,9 @@ TEST(DataParallelBuckets, EachBucketStartsWhenItsLastGradientIsFinal) {
   EXPECT_DOUBLE_EQ(seconds(f.timers, Category::backward), 2 * parameters);
   EXPECT_DOUBLE_EQ(seconds(f.timers, Category::dp_comm), double(n));
   EXPECT_EQ(f.data->blocking_calls, 0);
+  // One barrier at grad_sync, once every bucket has started: the wait for the slowest data rank,
+  // timed apart from the transfers.
+  EXPECT_EQ(f.data->barriers, 1);
 
   // The next step starts again from nothing reported.
   for (Parameter* p : in_backward_order(f.store)) {

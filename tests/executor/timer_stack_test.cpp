@@ -165,6 +165,8 @@ TEST(TimeCategory, NamesAreThoseOfTheRunStatistics) {
   EXPECT_EQ(to_string(Category::pp_comm), "pp_comm");
   EXPECT_EQ(to_string(Category::dp_comm), "dp_comm");
   EXPECT_EQ(to_string(Category::optimizer), "optimizer");
+  EXPECT_EQ(to_string(Category::dp_wait), "dp_wait");
+  EXPECT_EQ(to_string(Category::tp_wait), "tp_wait");
 }
 
 // A two-rank group in one process whose every collective takes one second of the fake clock and
@@ -174,7 +176,8 @@ class OneSecondCollectives final : public Communicator {
   explicit OneSecondCollectives(FakeClock& time) : time_(time) {}
   int rank() const override { return 0; }
   int size() const override { return 2; }
-  void barrier() override { unexpected(); }
+  // The wait for the slowest rank before each collective: half a second.
+  void barrier() override { time_.now_s += 0.5; }
   void idle_barrier() override { unexpected(); }
   void all_reduce_sum(double*, size_t) override { unexpected(); }
   std::unique_ptr<Communicator> split(int, int) override {
@@ -226,7 +229,20 @@ TEST(TensorParallelTiming, CollectivesAreTpCommExceptInsideARecompute) {
     }
     tp.all_reduce(rows);  // 1 s
   }
-  expect_totals(timers, {5, 0, 3, 2, 0, 0, 0});
+  // Each collective's wait for the slowest rank (0.5 s) is tp_wait, apart from its transfer, but
+  // inside a recompute recompute like the collective.
+  expect_totals(timers, {5, 0, 3.5, 2, 0, 0, 0, 0, 1});
+  // Without the barriers (loom-exec run --no-wait-barriers) the transfers alone, as before.
+  FakeClock time2;
+  TimerStack plain(time2.clock());
+  plain.set_separates_waits(false);
+  OneSecondCollectives group2(time2);
+  TensorParallel tp2(&group2, /*sequence_parallel=*/true, plain);
+  {
+    ScopedTimer forward(plain, Category::forward);
+    tp2.enter(rows);
+  }
+  expect_totals(plain, {0, 0, 0, 1, 0, 0, 0, 0, 0});
 }
 
 }  // namespace

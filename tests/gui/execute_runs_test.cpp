@@ -83,7 +83,7 @@ TEST_F(ExecuteAndRuns, ARunReachesItsLastStepAndTheRunsViewComparesIt) {
   EXPECT_EQ(runs.selectedRun(), run_id);
   EXPECT_EQ(runs.curvePoints(), 12);
   const ComparisonModel& comparison = *runs.comparisonModel();
-  ASSERT_EQ(comparison.rowCount(), 9 + 2) << runs.comparisonMessage().toStdString();
+  ASSERT_EQ(comparison.rowCount(), 11 + 2) << runs.comparisonMessage().toStdString();
   for (int r = 0; r < comparison.rowCount(); ++r) {
     const double error = comparison.index(r, ComparisonModel::error).data(ComparisonModel::SortRole).toDouble();
     EXPECT_TRUE(std::isfinite(error)) << comparison.index(r, ComparisonModel::quantity).data().toString().toStdString();

@@ -158,8 +158,9 @@ TEST_F(RunStore, ComparisonModelShowsTheRowsOfLoomCompareAndPeakMemoryPerRank) {
   core::Store store = core::Store::open(path_.toStdString());
   const sim::RunComparison c = sim::compare_run(store, 1);
   model.setComparison(c);
-  ASSERT_EQ(model.rowCount(), 9 + 2);
-  EXPECT_EQ(model.firstMemoryRow(), 9);
+  // 11 categories (sim::RunComparison::rows, the two waits for the slowest rank last), 2 ranks.
+  ASSERT_EQ(model.rowCount(), 11 + 2);
+  EXPECT_EQ(model.firstMemoryRow(), 11);
   EXPECT_EQ(text(model, 0, ComparisonModel::quantity), "step time");
   EXPECT_EQ(text(model, 0, ComparisonModel::measured), "100.00 ms");
   EXPECT_DOUBLE_EQ(model.index(0, ComparisonModel::predicted).data(ComparisonModel::SortRole).toDouble(),
@@ -168,9 +169,10 @@ TEST_F(RunStore, ComparisonModelShowsTheRowsOfLoomCompareAndPeakMemoryPerRank) {
   EXPECT_EQ(text(model, 0, ComparisonModel::error), QStringLiteral("%1%2 %").arg(error >= 0 ? "+" : "").arg(error, 0, 'f', 1));
   EXPECT_THAT(text(model, 1, ComparisonModel::predicted).toStdString(), HasSubstr("tokens/s"));
   EXPECT_EQ(text(model, 6, ComparisonModel::quantity), "pp comm + bubble/wait");
-  EXPECT_EQ(text(model, 9, ComparisonModel::quantity), "peak memory, rank 0 (stage 0)");
-  EXPECT_EQ(text(model, 9, ComparisonModel::measured), "12.0 MiB");
-  EXPECT_EQ(text(model, 10, ComparisonModel::measured), "10.0 MiB");
+  EXPECT_EQ(text(model, 9, ComparisonModel::quantity), "dp wait (slowest rank)");
+  EXPECT_EQ(text(model, 11, ComparisonModel::quantity), "peak memory, rank 0 (stage 0)");
+  EXPECT_EQ(text(model, 11, ComparisonModel::measured), "12.0 MiB");
+  EXPECT_EQ(text(model, 12, ComparisonModel::measured), "10.0 MiB");
   for (int row = 0; row < model.rowCount(); ++row)
     EXPECT_TRUE(std::isfinite(model.index(row, ComparisonModel::error).data(ComparisonModel::SortRole).toDouble()));
   model.clear();

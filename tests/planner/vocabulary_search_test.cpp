@@ -3,6 +3,7 @@
 // a pin beside vocab-size holds; the exported --make-vocab-size-divisible-by makes Megatron pad to
 // the rows Loom planned.
 
+#include "core/plan_json.hpp"  // derive_data_parallel
 #include "planner/megatron_args.hpp"
 #include "planner_test_support.hpp"
 

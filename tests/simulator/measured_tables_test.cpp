@@ -207,6 +207,42 @@ TEST(MeasuredTables, RanksBeyondTheCoresShareThem) {
   EXPECT_EQ(CostModel(p, DType::fp32, 64).compute_share(), 1.0);
 }
 
+// A profile says under which load its tables were measured and how much a full node slows the
+// same kernels: a plan with more ranks computing per node than the tables' load gets slower
+// compute, one with fewer faster, linearly between one rank and the probe's load; beyond the
+// cores, time-sharing multiplies on top.
+TEST(MeasuredTables, AMeasuredLoadCarriesTheTablesToThePlansBusyRanks) {
+  core::Profile p = cpu_like_profile();
+  add_gemm_grid(p, GemmLayout::nn, 50e9);
+  p.device.host_cores = 4;
+  p.device.threads_per_rank = 1;
+  const double unscaled = CostModel(p, DType::fp32, 1).gemm_s(512, 512, 512);
+  // Tables timed with one rank busy, a probe 30 % slower with 4 ranks busy at once.
+  p.device.measured_load = core::MeasuredLoad{1, 4, 1.3};
+  EXPECT_DOUBLE_EQ(CostModel(p, DType::fp32, 1).compute_share(), 1.0);
+  EXPECT_NEAR(CostModel(p, DType::fp32, 2).compute_share(), 1.1, 1e-12);
+  EXPECT_NEAR(CostModel(p, DType::fp32, 4).compute_share(), 1.3, 1e-12);
+  // 8 ranks on 4 cores: the probe's load, and time-sharing of the cores.
+  EXPECT_NEAR(CostModel(p, DType::fp32, 8).compute_share(), 2 * 1.3, 1e-12);
+  expect_relative(CostModel(p, DType::fp32, 4).gemm_s(512, 512, 512), 1.3 * unscaled, kTableTolerance);
+  // Tables timed with every rank busy: a rank alone runs faster than they say.
+  p.device.measured_load = core::MeasuredLoad{4, 4, 1.3};
+  EXPECT_NEAR(CostModel(p, DType::fp32, 1).compute_share(), 1 / 1.3, 1e-12);
+  EXPECT_NEAR(CostModel(p, DType::fp32, 2).compute_share(), 1.1 / 1.3, 1e-12);
+  EXPECT_NEAR(CostModel(p, DType::fp32, 4).compute_share(), 1.0, 1e-12);
+  expect_relative(CostModel(p, DType::fp32, 1).elementwise_s(kb::kGelu, 1 << 20),
+                  CostModel(p, DType::fp32, 4).elementwise_s(kb::kGelu, 1 << 20) / 1.3, kTableTolerance);
+  // Communication is measured among the ranks as they run: not scaled.
+  EXPECT_EQ(CostModel(p, DType::fp32, 1).collective_s(Collective::all_reduce, 1e6, {2, 2}),
+            CostModel(p, DType::fp32, 4).collective_s(Collective::all_reduce, 1e6, {2, 2}));
+  // Without a measured load, or on a GPU profile (no host_cores): as before.
+  p.device.measured_load.reset();
+  EXPECT_EQ(CostModel(p, DType::fp32, 4).compute_share(), 1.0);
+  p.device.measured_load = core::MeasuredLoad{1, 4, 1.3};
+  p.device.host_cores = 0;
+  EXPECT_EQ(CostModel(p, DType::fp32, 4).compute_share(), 1.0);
+}
+
 TEST(MeasuredTables, ADeviceComputingInOneTypeSimulatesPlansInIt) {
   core::Profile p = cpu_like_profile();
   p.device.memory_bytes = int64_t(1) << 40;

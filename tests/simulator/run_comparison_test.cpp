@@ -104,7 +104,8 @@ TEST_F(RunComparisonTest, RowsSetThePredictionBesideTheSteadyStateMeasurement) {
   std::vector<std::string> quantities;
   for (const ComparisonRow& row : c.rows) quantities.push_back(row.quantity);
   EXPECT_THAT(quantities, ::testing::ElementsAre("step time", "tokens/s", "forward", "backward", "recompute", "tp comm (exposed)",
-                                                 "pp comm + bubble/wait", "dp comm (exposed)", "optimizer"));
+                                                 "pp comm + bubble/wait", "dp comm (exposed)", "optimizer",
+                                                 "dp wait (slowest rank)", "tp wait (slowest rank)"));
   // The warm-up's slow steps are left out: 100 ms per step.
   const ComparisonRow& step = c.rows[0];
   EXPECT_EQ(step.unit, "s");
@@ -179,6 +180,42 @@ TEST_F(RunComparisonTest, AStoppedRunIsComparedOnItsSteps) {
     EXPECT_FALSE(c.rows[row].error_percent.has_value()) << c.rows[row].quantity;
   }
   EXPECT_TRUE(c.ranks.empty());
+}
+
+// The executor times the wait for the slowest data or tensor rank apart from the transfer: the
+// wait rows show it (predicted 0: the simulator's ranks are identical, so no error); a run stored
+// before the executor timed waits has no such category and its waits are not measured, not 0.
+TEST_F(RunComparisonTest, WaitsForTheSlowestRankAreRowsOfTheirOwn) {
+  std::vector<core::StepRow> steps;
+  for (int64_t step = 1; step <= 6; ++step) steps.push_back(step_row(step, 0.1));
+  store_->append_steps(run_id_, steps);
+  std::vector<core::RankStatRow> ranks;
+  for (int64_t stage : {0, 1}) {
+    core::RankStatRow row = rank_stats(stage, stage, 10'000'000, 0.1, 0.2, 4, 2);
+    core::Json stats = core::Json::parse(row.stats_json);
+    stats["time_by_category"]["dp_wait_s"] = 0.04;
+    stats["time_by_category"]["tp_wait_s"] = 0.0;
+    row.stats_json = stats.dump();
+    ranks.push_back(row);
+  }
+  store_->put_rank_stats(run_id_, ranks);
+  store_->finish_run(run_id_, core::RunStatus::completed, "");
+  const RunComparison c = compare_run(*store_, run_id_);
+  const ComparisonRow& dp_wait = c.rows[9];
+  ASSERT_EQ(dp_wait.quantity, "dp wait (slowest rank)");
+  EXPECT_EQ(dp_wait.predicted, 0.0);
+  EXPECT_NEAR(dp_wait.measured.value(), 0.04 / 4, 1e-12);
+  EXPECT_FALSE(dp_wait.error_percent.has_value());
+  EXPECT_EQ(c.rows[10].measured, 0.0);
+}
+
+TEST_F(RunComparisonTest, RunsStoredBeforeWaitsWereTimedHaveNoWaitRowsMeasured) {
+  store_finished_run();  // statistics without dp_wait_s and tp_wait_s
+  const RunComparison c = compare_run(*store_, run_id_);
+  ASSERT_EQ(c.rows.size(), 11u);
+  EXPECT_TRUE(c.rows[7].measured.has_value()) << "dp comm, waits included";
+  EXPECT_FALSE(c.rows[9].measured.has_value());
+  EXPECT_FALSE(c.rows[10].measured.has_value());
 }
 
 TEST(RunSummary, WarmupStepTimeAndErrors) {

@@ -4,6 +4,7 @@
 
 #include "layout_support.hpp"
 
+#include "core/json_reader.hpp"  // core::Json
 #include "core/store.hpp"
 
 #include <gtest/gtest.h>
@@ -46,6 +47,12 @@ void expect_recorded(const fs::path& db, const RunOutput& printed, int64_t tp, i
   for (size_t r = 0; r < ranks.size(); ++r) {
     EXPECT_EQ(ranks[r].rank, int64_t(r));
     EXPECT_GT(ranks[r].peak_memory_bytes.value_or(0), 0) << "rank " << r;
+    // The wait for the slowest rank before a group's collective, timed apart from its transfer:
+    // every rank reports both waits; a group of two ranks has its barrier, so some time.
+    const core::Json times = core::Json::parse(ranks[r].stats_json).at("time_by_category");
+    ASSERT_TRUE(times.contains("dp_wait_s") && times.contains("tp_wait_s")) << times.dump();
+    EXPECT_EQ(times.at("dp_wait_s").get<double>() > 0, dp > 1) << times.dump();
+    EXPECT_EQ(times.at("tp_wait_s").get<double>() > 0, tp > 1) << times.dump();
   }
 }
 
