@@ -143,6 +143,9 @@ Command add_calibrate_command(CLI::App& parent) {
             profile.calibration->store = o->db;
             if (o->out != core::kStandardOutputName)
               core::write_output_file(o->out, core::to_json(profile).dump(2) + "\n", inputs);
+            // The store keeps the profile beside the runs it was fitted to (the GUI offers it as a base).
+            const int64_t stored_profile_id =
+                store.insert_profile(core::ProfileRow{0, profile.name, "calibrated", std::nullopt, "", core::to_json(profile).dump()});
 
             if (o->format == "json") {
               core::Json parameters = core::Json::array(), json_runs = core::Json::array();
@@ -173,6 +176,7 @@ Command add_calibrate_command(CLI::App& parent) {
                                 {"holdout_step_error_after_percent", or_null(result.holdout_step_error_after_percent)}};
               if (o->out == core::kStandardOutputName) out["calibrated_profile"] = core::to_json(profile);
               else out["out"] = o->out;
+              out["stored_profile_id"] = stored_profile_id;
               std::cout << out.dump(2) << "\n";
               return;
             }
@@ -222,14 +226,14 @@ Command add_calibrate_command(CLI::App& parent) {
                        result.runs.size() - (held_ids.empty() ? 0 : size_t(o->holdout)), result.fit_step_error_before_percent,
                        result.fit_step_error_after_percent);
             if (result.holdout_step_error_before_percent)
-              fmt::print("Step-time error on the {} held-out runs: {:.1f} % before, {:.1f} % after (the figure to trust)\n",
-                         o->holdout, *result.holdout_step_error_before_percent, *result.holdout_step_error_after_percent);
+              fmt::print("Step-time error on the {} held-out run{}: {:.1f} % before, {:.1f} % after (the figure to trust)\n",
+                         o->holdout, o->holdout == 1 ? "" : "s", *result.holdout_step_error_before_percent, *result.holdout_step_error_after_percent);
             else
               fmt::print("No run held out: the error after is on the runs fitted, an optimistic figure (--holdout K "
                          "measures it on runs left out)\n");
             if (o->out != core::kStandardOutputName)
-              fmt::print("Wrote {} (profile {}, provenance calibrated); use it with --profile {}\n", o->out,
-                         profile.name, o->out);
+              fmt::print("Wrote {} (profile {}, provenance calibrated; stored as profile {} in {}); use it with --profile {}\n",
+                         o->out, profile.name, stored_profile_id, o->db, o->out);
           }};
 }
 

@@ -253,7 +253,7 @@ std::vector<PredictionRow> Store::predictions_for_plan(std::int64_t plan_id) {
 }
 
 std::int64_t Store::insert_profile(const ProfileRow& profile) {
-  require_one_of("provenance", profile.provenance, {"measured", "datasheet"});
+  require_one_of("provenance", profile.provenance, {"measured", "datasheet", "calibrated"});
   Statement& insert = statement(
       "INSERT INTO profiles (name, provenance, host, created_at, profile_json) "
       "VALUES (?1, ?2, ?3, ?4, ?5)");

@@ -61,7 +61,7 @@ struct PredictionRow {
 struct ProfileRow {
   std::int64_t id = 0;
   std::string name;
-  std::optional<std::string> provenance;  // "measured" or "datasheet"
+  std::optional<std::string> provenance;  // "measured", "datasheet" or "calibrated"
   std::optional<std::string> host;
   std::string created_at;
   std::string profile_json;

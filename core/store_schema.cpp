@@ -140,12 +140,31 @@ constexpr std::string_view kSchemaVersion3 = R"sql(
 ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'loom' CHECK (source IN ('loom', 'megatron', 'llmc'));
 )sql";
 
+// Profiles fitted by `loom calibrate` are stored beside measured and datasheet ones. The CHECK on
+// provenance cannot change in place, so the table is rebuilt (nothing refers to it).
+constexpr std::string_view kSchemaVersion4 = R"sql(
+CREATE TABLE profiles_v4 (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  provenance TEXT CHECK (provenance IN ('measured', 'datasheet', 'calibrated')),
+  host TEXT,
+  created_at TEXT NOT NULL,
+  profile_json TEXT NOT NULL CHECK (json_valid(profile_json))
+);
+INSERT INTO profiles_v4 (id, name, provenance, host, created_at, profile_json)
+  SELECT id, name, provenance, host, created_at, profile_json FROM profiles;
+DROP TABLE profiles;
+ALTER TABLE profiles_v4 RENAME TO profiles;
+CREATE INDEX profiles_by_name ON profiles(name);
+)sql";
+
 constexpr std::array kMigrations = {
     StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1, false},
     StoreMigration{2, "runs.status 'cancelled' (was 'failed' + \"cancelled by the user\")", kSchemaVersion2,
                    true},
     StoreMigration{3, "runs.source: 'loom', or 'megatron' / 'llmc' for runs imported from training logs",
                    kSchemaVersion3, false},
+    StoreMigration{4, "profiles.provenance 'calibrated' (profiles fitted by loom calibrate)", kSchemaVersion4, true},
 };
 
 // Foreign-key enforcement can only be switched outside a transaction; while it is off for a

@@ -106,6 +106,16 @@ TEST_F(CalibrateCliTest, FitsWritesAUsableProfileAndReportsTheHeldOutError) {
   EXPECT_EQ(profile.calibration->fitted_runs.size(), 4u);
   EXPECT_NEAR(profile.calibration->table_time_scales.gemm, 1.3, 0.06);
   EXPECT_EQ(profile.tables.gemm.size(), core::resolve_profile("cpu-epyc-2core-vm").tables.gemm.size());
+  // The store keeps it too, beside the runs it was fitted to.
+  {
+    core::Store store = core::Store::open(db_, core::Store::OpenMode::existing);
+    const std::vector<core::ProfileRow> stored = store.list_profiles();
+    ASSERT_EQ(stored.size(), 1u);
+    EXPECT_EQ(stored[0].name, "my-cluster");
+    EXPECT_EQ(stored[0].provenance, "calibrated");
+    EXPECT_EQ(core::profile_from_json(core::Json::parse(stored[0].profile_json), "stored").calibration->fitted_runs.size(),
+              4u);
+  }
 
   // Usable at once.
   const LoomResult simulated = run_loom(fmt::format("simulate '{}' --profile '{}'", plan_path_, out));

@@ -25,10 +25,10 @@ TEST(UtcNowTest, IsIso8601UtcWithMilliseconds) {
 
 TEST_F(StoreTest, MigrationFromEmptyCreatesAllTablesAtLatestVersion) {
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 3);
-  EXPECT_EQ(latest_store_schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(latest_store_schema_version(), 4);
   const auto raw = open_raw();
-  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 3);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 4);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA application_id"), kLoomApplicationId);
   for (const char* table : {"plans", "predictions", "profiles", "runs", "steps", "rank_stats"}) {
     EXPECT_EQ(query_int(raw.get(), fmt::format("SELECT count(*) FROM sqlite_master "
@@ -47,7 +47,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   const auto data_version_before = query_int(raw.get(), "PRAGMA data_version");
   Store store = Store::open(path_);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA data_version"), data_version_before);
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   const auto plans = store.list_plans();
   ASSERT_EQ(plans.size(), 1u);
   const PlanRow expected = sample_plan();
@@ -137,7 +137,7 @@ TEST_F(StoreTest, VersionOneStoreMigratesCancelledRunsAndKeepsEverythingElse) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   const std::vector<RunRow> runs = store.list_runs();
   ASSERT_EQ(runs.size(), 4u);
   EXPECT_EQ(runs[0].status, RunStatus::completed);
@@ -190,7 +190,7 @@ TEST_F(StoreTest, VersionTwoStoreGainsRunSourceWithOldRunsMarkedLoom) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   const std::vector<RunRow> runs = store.list_runs();
   ASSERT_EQ(runs.size(), 2u);
   for (const RunRow& run : runs) EXPECT_EQ(run.source, "loom") << run.id;
@@ -199,6 +199,38 @@ TEST_F(StoreTest, VersionTwoStoreGainsRunSourceWithOldRunsMarkedLoom) {
   EXPECT_EQ(store.rank_stats(1).at(0).peak_memory_bytes, 123456789);
   EXPECT_THROW(execute_sql(store.native_handle(), "UPDATE runs SET source = 'pytorch' WHERE id = 1"), IoError);
   EXPECT_EQ(store.run(1).source, "loom");
+}
+
+// A store written before calibrated profiles (schema version 3) keeps its stored profiles, ids and
+// all, and from then on takes profiles whose provenance is "calibrated"; other values stay refused.
+TEST_F(StoreTest, VersionThreeStoreKeepsItsProfilesAndTakesCalibratedOnes) {
+  {
+    const auto raw = open_raw();
+    Transaction transaction(raw.get());
+    for (int i = 0; i < 3; ++i) execute_sql(raw.get(), std::string(store_migrations()[size_t(i)].sql));
+    execute_sql(raw.get(), fmt::format("PRAGMA application_id = {}", kLoomApplicationId));
+    execute_sql(raw.get(), "PRAGMA user_version = 3");
+    execute_sql(raw.get(),
+                "INSERT INTO profiles (id, name, provenance, host, created_at, profile_json) VALUES "
+                "(7, 'this-host', 'measured', 'h1', '2026-01-01T00:00:00.000Z', '{\"name\":\"this-host\"}');");
+    EXPECT_THROW(execute_sql(raw.get(), "INSERT INTO profiles (name, provenance, created_at, profile_json) VALUES "
+                                        "('c', 'calibrated', '2026-01-01T00:00:00.000Z', '{}')"),
+                 IoError);
+    transaction.commit();
+  }
+  Store store = Store::open(path_);
+  EXPECT_EQ(store.schema_version(), 4);
+  std::vector<ProfileRow> profiles = store.list_profiles();
+  ASSERT_EQ(profiles.size(), 1u);
+  EXPECT_EQ(profiles[0].id, 7);
+  EXPECT_EQ(profiles[0].host, "h1");
+  EXPECT_EQ(profiles[0].profile_json, R"({"name":"this-host"})");
+  const int64_t calibrated = store.insert_profile(ProfileRow{0, "my-cluster", "calibrated", {}, "", "{}"});
+  profiles = store.list_profiles();
+  ASSERT_EQ(profiles.size(), 2u);
+  EXPECT_EQ(profiles[1].id, calibrated);
+  EXPECT_EQ(profiles[1].provenance, "calibrated");
+  EXPECT_THROW(store.insert_profile(ProfileRow{0, "x", "guessed", {}, "", "{}"}), InvalidInput);
 }
 
 // An imported run goes in whole (plan, run, steps, statistics) in one transaction, or not at all.
@@ -345,7 +377,7 @@ TEST_F(StoreTest, NewerSchemaVersionIsRefused) {
     const std::string message = error.what();
     EXPECT_NE(message.find(path_), std::string::npos) << message;
     EXPECT_NE(message.find("version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("up to 3"), std::string::npos) << message;
+    EXPECT_NE(message.find("up to 4"), std::string::npos) << message;
   }
 }
 
