@@ -121,15 +121,19 @@ Command add_calibrate_command(CLI::App& parent) {
             sim::CalibrationOptions options;
             options.parameters = parse_parameters(o->parameters);
             options.holdout = o->holdout;
-            if (o->holdout < 0 || o->holdout > int64_t(ids.size()) - 2)
+            if (o->holdout < 0)
+              throw InvalidInput("--holdout={}: expected a count of runs to leave out, 0 or more", o->holdout);
+            if (o->holdout > 0 && o->holdout > int64_t(ids.size()) - 2)
               throw InvalidInput("--holdout={} with {} run{} leaves fewer than 2 to fit; expected 0 to {}", o->holdout,
                                  ids.size(), ids.size() == 1 ? "" : "s", std::max<int64_t>(0, int64_t(ids.size()) - 2));
             if (o->out == core::kStandardOutputName && o->format == "table")
               throw InvalidInput("--out=- with the table on standard output would mix them; write the profile to a "
                                  "file, or use --format json");
             const std::vector<std::filesystem::path> inputs = {o->db, profile_file_input(o->profile)};
-            core::check_output_target(o->out, inputs);
+            // The base profile first: a --profile that is no profile (a directory, say) is the error to
+            // report, not the output's place beside it.
             const core::Profile base = core::resolve_profile(o->profile);
+            core::check_output_target(o->out, inputs);
             core::Store store = core::Store::open(o->db, core::Store::OpenMode::existing);
             const std::vector<sim::MeasuredRun> runs = sim::measured_runs(store, ids);
             sim::CalibrationResult result = sim::calibrate(base, runs, options);

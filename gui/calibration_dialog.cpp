@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "core/output_file.hpp"
 #include "core/profile.hpp"
+#include "core/store.hpp"
 #include "simulator/run_comparison.hpp"
 
 #include <QComboBox>
@@ -43,7 +44,8 @@ QString with_error(double predicted, double measured) {
 QTableWidgetItem* item(const QString& text, bool number, const QString& tooltip = {}) {
   auto* cell = new QTableWidgetItem(text);
   cell->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
-  cell->setTextAlignment(number ? Qt::AlignRight | Qt::AlignVCenter : Qt::AlignLeft | Qt::AlignVCenter);
+  cell->setTextAlignment(number ? Qt::AlignRight | Qt::AlignVCenter
+                                : Qt::AlignLeft | Qt::AlignVCenter);
   if (!tooltip.isEmpty()) cell->setToolTip(tooltip);
   return cell;
 }
@@ -62,9 +64,15 @@ QTableWidget* make_table(const QStringList& headers) {
 }
 
 // Units that the value's text already says.
-bool unit_in_value(const std::string& unit) { return unit == "×" || unit == "s" || unit == "bytes" || unit == "FLOP"; }
+bool unit_in_value(const std::string& unit) {
+  return unit == "×" || unit == "s" || unit == "bytes" || unit == "FLOP";
+}
 
 }  // namespace
+
+QString count_of(int64_t count, const char* noun) {
+  return QStringLiteral("%1 %2%3").arg(count).arg(QLatin1String(noun)).arg(count == 1 ? "" : "s");
+}
 
 QString calibration_quantity(double value, const std::string& unit, int digits) {
   if (unit == "bytes") {
@@ -83,24 +91,31 @@ QString calibration_quantity(double value, const std::string& unit, int digits) 
     }
     return QStringLiteral("%1 %2FLOP").arg(scaled, 0, 'g', digits).arg(prefixes[power]);
   }
-  return QStringLiteral("%1%2").arg(value, 0, 'g', digits).arg(unit == "×" ? QStringLiteral("×") : QString());
+  return QStringLiteral("%1%2")
+      .arg(value, 0, 'g', digits)
+      .arg(unit == "×" ? QStringLiteral("×") : QString());
 }
 
-CalibrationSetupDialog::CalibrationSetupDialog(const QString& stored_profile, int runs, QWidget* parent)
+CalibrationSetupDialog::CalibrationSetupDialog(const QString& stored_profile, int runs,
+                                               const QStringList& store_profiles, QWidget* parent)
     : QDialog(parent) {
   setWindowTitle(tr("Calibrate a profile"));
   profile_ = new QComboBox;
-  if (!stored_profile.isEmpty()) profile_->addItem(tr("%1 (the runs' profile)").arg(stored_profile), stored_profile);
+  if (!stored_profile.isEmpty())
+    profile_->addItem(tr("%1 (the runs' profile)").arg(stored_profile), stored_profile);
+  for (const QString& name : store_profiles)
+    if (name != stored_profile && profile_->findData(name) < 0)
+      profile_->addItem(tr("%1 (in the store)").arg(name), name);
   for (const core::Profile& builtin : core::builtin_profiles()) {
     const QString name = QString::fromStdString(builtin.name);
-    if (name != stored_profile) profile_->addItem(name, name);
+    if (profile_->findData(name) < 0) profile_->addItem(name, name);
   }
   profile_->addItem(tr("Profile file…"), QString());
   profile_->setItemData(profile_->count() - 1, true, kFileItemRole);
   connect(profile_, &QComboBox::activated, this, [this](int index) {
     if (!profile_->itemData(index, kFileItemRole).toBool()) return;
-    const QString file =
-        QFileDialog::getOpenFileName(this, tr("Base profile"), QString(), tr("Profiles (*.json);;All files (*)"));
+    const QString file = QFileDialog::getOpenFileName(this, tr("Base profile"), QString(),
+                                                      tr("Profiles (*.json);;All files (*)"));
     if (file.isEmpty()) {
       profile_->setCurrentIndex(0);
       return;
@@ -111,13 +126,14 @@ CalibrationSetupDialog::CalibrationSetupDialog(const QString& stored_profile, in
 
   holdout_ = new QSpinBox;
   holdout_->setRange(0, std::max(0, runs - 2));
-  holdout_->setToolTip(tr("Runs left out of the fit, spread over the selection: the error on them is the figure to "
-                          "trust. At most the runs less 2."));
+  holdout_->setToolTip(
+      tr("Runs left out of the fit, spread over the selection: the error on them is the figure to "
+         "trust. At most the runs less 2."));
 
   auto* explanation = new QLabel(
-      tr("Fits the base profile's efficiency parameters to the %n selected run(s). A parameter is changed only "
-         "where the runs determine it; the others keep their base value, with the reason.",
-         nullptr, runs));
+      tr("Fits the base profile's efficiency parameters to the %1 selected. A parameter is changed "
+         "only where the runs determine it; the others keep their base value, with the reason.")
+          .arg(count_of(runs, "run")));
   explanation->setWordWrap(true);
   auto* form = new QFormLayout;
   form->addRow(tr("Base profile:"), profile_);
@@ -132,27 +148,34 @@ CalibrationSetupDialog::CalibrationSetupDialog(const QString& stored_profile, in
   layout->addWidget(buttons);
 }
 
-QString CalibrationSetupDialog::baseProfile() const { return profile_->currentData().toString(); }
+QString CalibrationSetupDialog::baseProfile() const {
+  return profile_->currentData().toString();
+}
 
-int CalibrationSetupDialog::holdout() const { return holdout_->value(); }
+int CalibrationSetupDialog::holdout() const {
+  return holdout_->value();
+}
 
 CalibrationDialog::CalibrationDialog(sim::CalibrationResult result, const core::Profile& base,
-                                     std::filesystem::path base_profile_file, const QString& store_path,
-                                     QWidget* parent)
+                                     std::filesystem::path base_profile_file,
+                                     const QString& store_path, QWidget* parent)
     : QDialog(parent),
       result_(std::move(result)),
       base_profile_file_(std::move(base_profile_file)),
       store_path_(store_path) {
   setWindowTitle(tr("Calibrated profile"));
   QStringList fitted, held;
-  for (const sim::RunFit& r : result_.runs) (r.held_out ? held : fitted).append(QString::number(r.run_id));
-  auto* title = new QLabel(tr("<b>%1</b> (%2) calibrated to runs %3%4.")
-                               .arg(QString::fromStdString(base.name).toHtmlEscaped(),
-                                    QString::fromStdString(base.provenance).toHtmlEscaped(), fitted.join(", "),
-                                    held.isEmpty() ? QString() : tr(", holding out runs %1").arg(held.join(", "))));
+  for (const sim::RunFit& r : result_.runs)
+    (r.held_out ? held : fitted).append(QString::number(r.run_id));
+  auto* title = new QLabel(
+      tr("<b>%1</b> (%2) calibrated to runs %3%4.")
+          .arg(QString::fromStdString(base.name).toHtmlEscaped(),
+               QString::fromStdString(base.provenance).toHtmlEscaped(), fitted.join(", "),
+               held.isEmpty() ? QString() : tr(", holding out runs %1").arg(held.join(", "))));
   title->setWordWrap(true);
 
-  parameters_ = make_table({tr("Parameter"), tr("Before"), tr("After ± 1σ"), tr("Change"), tr("Unit / why not fitted")});
+  parameters_ = make_table(
+      {tr("Parameter"), tr("Before"), tr("After ± 1σ"), tr("Change"), tr("Unit / why not fitted")});
   parameters_->setRowCount(int(result_.parameters.size()));
   const QColor undetermined(0x70, 0x70, 0x70);
   for (int i = 0; i < int(result_.parameters.size()); ++i) {
@@ -164,18 +187,22 @@ CalibrationDialog::CalibrationDialog(sim::CalibrationResult result, const core::
       parameters_->setItem(i, after, item(tr("not determined"), false, reason));
       parameters_->setItem(i, change, item(QStringLiteral("–"), true));
       parameters_->setItem(i, note, item(reason, false, reason));
-      for (int c = 0; c < parameter_column_count; ++c) parameters_->item(i, c)->setForeground(undetermined);
+      for (int c = 0; c < parameter_column_count; ++c)
+        parameters_->item(i, c)->setForeground(undetermined);
       continue;
     }
     QString value = calibration_quantity(p.after, p.unit);
-    if (p.uncertainty) value += QStringLiteral(" ± ") + calibration_quantity(*p.uncertainty, p.unit, 2);
+    if (p.uncertainty)
+      value += QStringLiteral(" ± ") + calibration_quantity(*p.uncertainty, p.unit, 2);
     parameters_->setItem(i, after, item(value, true));
-    const QString ratio =
-        p.before != 0 ? QStringLiteral("%1%2 %").arg(p.after >= p.before ? "+" : "").arg(100 * (p.after / p.before - 1), 0, 'f', 1)
-                      : QStringLiteral("–");
+    const QString ratio = p.before != 0 ? QStringLiteral("%1%2 %")
+                                              .arg(p.after >= p.before ? "+" : "")
+                                              .arg(100 * (p.after / p.before - 1), 0, 'f', 1)
+                                        : QStringLiteral("–");
     parameters_->setItem(i, change, item(ratio, true));
     QString unit = unit_in_value(p.unit) ? QString() : QString::fromStdString(p.unit);
-    if (p.at_bound) unit += (unit.isEmpty() ? QString() : QStringLiteral("; ")) + tr("at its bound");
+    if (p.at_bound)
+      unit += (unit.isEmpty() ? QString() : QStringLiteral("; ")) + tr("at its bound");
     if (!reason.isEmpty()) unit += (unit.isEmpty() ? QString() : QStringLiteral("; ")) + reason;
     parameters_->setItem(i, note, item(unit, false, reason));
     QFont bold = parameters_->item(i, after)->font();
@@ -185,15 +212,18 @@ CalibrationDialog::CalibrationDialog(sim::CalibrationResult result, const core::
   parameters_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   parameters_->horizontalHeader()->setSectionResizeMode(note, QHeaderView::Stretch);
 
-  runs_ = make_table({tr("Run"), QString(), tr("Measured step"), tr("Predicted before"), tr("Predicted after")});
+  runs_ = make_table(
+      {tr("Run"), QString(), tr("Measured step"), tr("Predicted before"), tr("Predicted after")});
   runs_->setRowCount(int(result_.runs.size()));
   for (int i = 0; i < int(result_.runs.size()); ++i) {
     const sim::RunFit& r = result_.runs[size_t(i)];
     runs_->setItem(i, run, item(QString::fromStdString(r.label), false));
     runs_->setItem(i, role, item(r.held_out ? tr("held out") : tr("fitted"), false));
     runs_->setItem(i, measured, item(seconds(r.measured_step_s), true));
-    runs_->setItem(i, predicted_before, item(with_error(r.predicted_before_s, r.measured_step_s), true));
-    runs_->setItem(i, predicted_after, item(with_error(r.predicted_after_s, r.measured_step_s), true));
+    runs_->setItem(i, predicted_before,
+                   item(with_error(r.predicted_before_s, r.measured_step_s), true));
+    runs_->setItem(i, predicted_after,
+                   item(with_error(r.predicted_after_s, r.measured_step_s), true));
   }
   runs_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   runs_->horizontalHeader()->setSectionResizeMode(run, QHeaderView::Stretch);
@@ -213,7 +243,8 @@ CalibrationDialog::CalibrationDialog(sim::CalibrationResult result, const core::
   layout->addWidget(title);
   layout->addWidget(new QLabel(tr("Parameters")));
   layout->addWidget(parameters_, 3);
-  layout->addWidget(new QLabel(tr("Step time per run: measured, and predicted with the base and the calibrated profile")));
+  layout->addWidget(new QLabel(
+      tr("Step time per run: measured, and predicted with the base and the calibrated profile")));
   layout->addWidget(runs_, 2);
   layout->addWidget(errors_);
   layout->addWidget(saved_);
@@ -222,19 +253,23 @@ CalibrationDialog::CalibrationDialog(sim::CalibrationResult result, const core::
 }
 
 QString CalibrationDialog::errorsText() const {
-  const int held = int(std::count_if(result_.runs.begin(), result_.runs.end(), [](const sim::RunFit& r) { return r.held_out; }));
-  QString text = tr("Step-time error on the %1 fitted runs (mean |error|): %2 % before, %3 % after.")
-                     .arg(int(result_.runs.size()) - held)
-                     .arg(result_.fit_step_error_before_percent, 0, 'f', 1)
-                     .arg(result_.fit_step_error_after_percent, 0, 'f', 1);
+  const int held = int(std::count_if(result_.runs.begin(), result_.runs.end(),
+                                     [](const sim::RunFit& r) { return r.held_out; }));
+  QString text =
+      tr("Step-time error on the %1 fitted (mean |error|): %2 % before, %3 % after.")
+          .arg(count_of(int(result_.runs.size()) - held, "run"))
+          .arg(result_.fit_step_error_before_percent, 0, 'f', 1)
+          .arg(result_.fit_step_error_after_percent, 0, 'f', 1);
   if (result_.holdout_step_error_before_percent && result_.holdout_step_error_after_percent)
-    text += QStringLiteral("\n") + tr("Step-time error on the %1 held-out runs: %2 % before, %3 % after (the figure "
-                                      "to trust).")
-                                       .arg(held)
-                                       .arg(*result_.holdout_step_error_before_percent, 0, 'f', 1)
-                                       .arg(*result_.holdout_step_error_after_percent, 0, 'f', 1);
+    text += QStringLiteral("\n") +
+            tr("Step-time error on the %1 held out: %2 % before, %3 % after (the figure to "
+               "trust).")
+                .arg(count_of(held, "run"))
+                .arg(*result_.holdout_step_error_before_percent, 0, 'f', 1)
+                .arg(*result_.holdout_step_error_after_percent, 0, 'f', 1);
   else
-    text += QStringLiteral("\n") + tr("No run held out: the error after is on the runs fitted, an optimistic figure.");
+    text += QStringLiteral("\n") +
+            tr("No run held out: the error after is on the runs fitted, an optimistic figure.");
   return text;
 }
 
@@ -247,17 +282,25 @@ void CalibrationDialog::saveProfile(const QString& path) {
   if (profile.calibration) profile.calibration->store = store_path_.toStdString();
   core::write_output_file(target, core::to_json(profile).dump(2) + "\n", inputs);
   result_.profile.name = profile.name;
-  saved_->setText(tr("Wrote %1 (profile %2, provenance calibrated): choose it as a profile file to plan with it.")
-                      .arg(path, QString::fromStdString(profile.name)));
+  // As `loom calibrate` does: the store keeps the profile beside the runs it was fitted to, and
+  // offers it as a base the next time.
+  core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+  const int64_t stored_id = store.insert_profile(
+      core::ProfileRow{0, profile.name, "calibrated", std::nullopt, "", core::to_json(profile).dump()});
+  saved_->setText(tr("Wrote %1 (profile %2, provenance calibrated; stored as profile %3 in the store): "
+                     "choose it as a profile file to plan with it.")
+                      .arg(path, QString::fromStdString(profile.name))
+                      .arg(stored_id));
 }
 
 void CalibrationDialog::saveWithDialog() {
-  const QString start = base_profile_file_.empty()
-                            ? QDir::current().filePath(QStringLiteral("calibrated.json"))
-                            : QFileInfo(QString::fromStdString(base_profile_file_.string())).absolutePath() +
-                                  QStringLiteral("/calibrated.json");
-  const QString path =
-      QFileDialog::getSaveFileName(this, tr("Save calibrated profile"), start, tr("Profiles (*.json)"));
+  const QString start =
+      base_profile_file_.empty()
+          ? QDir::current().filePath(QStringLiteral("calibrated.json"))
+          : QFileInfo(QString::fromStdString(base_profile_file_.string())).absolutePath() +
+                QStringLiteral("/calibrated.json");
+  const QString path = QFileDialog::getSaveFileName(this, tr("Save calibrated profile"), start,
+                                                    tr("Profiles (*.json)"));
   if (path.isEmpty()) return;
   try {
     saveProfile(path);

@@ -17,17 +17,21 @@
 
 namespace loom::gui {
 
-ImportLogDialog::ImportLogDialog(const QString& log_path, const QString& source, bool needs_plan, QWidget* parent)
+ImportLogDialog::ImportLogDialog(const QString& log_path, const QString& source, bool needs_plan,
+                                 QWidget* parent)
     : QDialog(parent), needs_plan_(needs_plan) {
   setWindowTitle(tr("Import a training log"));
-  auto* log = new QLabel(tr("<b>%1</b>: a %2 log")
-                             .arg(QFileInfo(log_path).fileName().toHtmlEscaped(), source_label(source)));
+  auto* log =
+      new QLabel(tr("<b>%1</b>: a %2 log")
+                     .arg(QFileInfo(log_path).fileName().toHtmlEscaped(), source_label(source)));
   log->setToolTip(log_path);
   const QString plan_help =
-      needs_plan ? (source == QLatin1String("llmc")
-                        ? tr("An llm.c log does not say how the model was split: choose the plan it trained.")
-                        : tr("This log has no arguments block to rebuild the plan from: choose the plan it trained."))
-                 : tr("Optional: without a plan, it is rebuilt from the log's arguments block.");
+      needs_plan
+          ? (source == QLatin1String("llmc") ? tr("An llm.c log does not say how the model was "
+                                                  "split: choose the plan it trained.")
+                                             : tr("This log has no arguments block to rebuild the "
+                                                  "plan from: choose the plan it trained."))
+          : tr("Optional: without a plan, it is rebuilt from the log's arguments block.");
   auto* help = new QLabel(plan_help);
   help->setWordWrap(true);
 
@@ -36,8 +40,8 @@ ImportLogDialog::ImportLogDialog(const QString& log_path, const QString& source,
   connect(plan_, &QLineEdit::textChanged, this, &ImportLogDialog::updateImportButton);
   auto* browse = new QPushButton(tr("Browse…"));
   connect(browse, &QPushButton::clicked, this, [this] {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Plan the run trained"), plan_->text(),
-                                                      tr("Plans (*.json);;All files (*)"));
+    const QString path = QFileDialog::getOpenFileName(
+        this, tr("Plan the run trained"), plan_->text(), tr("Plans (*.json);;All files (*)"));
     if (!path.isEmpty()) setPlanPath(path);
   });
   auto* plan_row = new QHBoxLayout;
@@ -46,13 +50,16 @@ ImportLogDialog::ImportLogDialog(const QString& log_path, const QString& source,
 
   profile_ = new QComboBox;
   profile_->setEditable(true);
-  profile_->addItem(tr("default: the plan's, else %1").arg(QString::fromUtf8(plan::kDefaultImportProfile)), QString());
+  profile_->addItem(
+      tr("default: the plan's, else %1").arg(QString::fromUtf8(plan::kDefaultImportProfile)),
+      QString());
   for (const core::Profile& builtin : core::builtin_profiles()) {
     const QString name = QString::fromStdString(builtin.name);
     profile_->addItem(name, name);
   }
-  profile_->setToolTip(tr("The profile the run is predicted with, for the comparison: a built-in name or a profile "
-                          "JSON file"));
+  profile_->setToolTip(
+      tr("The profile the run is predicted with, for the comparison: a built-in name or a profile "
+         "JSON file"));
 
   auto* form = new QFormLayout;
   form->addRow(tr("Log:"), log);
@@ -71,7 +78,9 @@ ImportLogDialog::ImportLogDialog(const QString& log_path, const QString& source,
   updateImportButton();
 }
 
-QString ImportLogDialog::planPath() const { return plan_->text().trimmed(); }
+QString ImportLogDialog::planPath() const {
+  return plan_->text().trimmed();
+}
 
 QString ImportLogDialog::profile() const {
   // The first item is the default; any other text is a name or a file typed in.
@@ -80,8 +89,12 @@ QString ImportLogDialog::profile() const {
   return index > 0 ? profile_->itemData(index).toString() : profile_->currentText().trimmed();
 }
 
-void ImportLogDialog::setPlanPath(const QString& path) { plan_->setText(path); }
+void ImportLogDialog::setPlanPath(const QString& path) {
+  plan_->setText(path);
+}
 
-void ImportLogDialog::updateImportButton() { import_->setEnabled(!needs_plan_ || !planPath().isEmpty()); }
+void ImportLogDialog::updateImportButton() {
+  import_->setEnabled(!needs_plan_ || !planPath().isEmpty());
+}
 
 }  // namespace loom::gui

@@ -18,7 +18,8 @@ class ImportLogDialog : public QDialog {
   Q_OBJECT
  public:
   // `source`: "megatron" or "llmc", as detect_log said; `needs_plan`: the log cannot rebuild it.
-  ImportLogDialog(const QString& log_path, const QString& source, bool needs_plan, QWidget* parent = nullptr);
+  ImportLogDialog(const QString& log_path, const QString& source, bool needs_plan,
+                  QWidget* parent = nullptr);
 
   QString planPath() const;
   // A profile name or file; "" for the import's default (the plan's profile, else h100-80gb-dgx).

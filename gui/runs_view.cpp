@@ -94,9 +94,11 @@ std::pair<core::Profile, std::filesystem::path> resolve_base_profile(const QStri
   try {
     return {core::resolve_profile(text), {}};
   } catch (const InvalidInput&) {
-    for (const core::ProfileRow& row : store.list_profiles())
-      if (row.name == text)
-        return {core::profile_from_json(core::Json::parse(row.profile_json), "profile " + text + " in " + store.path()),
+    // The latest profile of that name the store keeps (a calibration saved earlier).
+    const std::vector<core::ProfileRow> stored = store.list_profiles();
+    for (auto row = stored.rbegin(); row != stored.rend(); ++row)
+      if (row->name == text)
+        return {core::profile_from_json(core::Json::parse(row->profile_json), "profile " + text + " in " + store.path()),
                 {}};
     throw;
   }
@@ -480,7 +482,7 @@ std::optional<plan::LogImportResult> RunsView::importLog(const QString& log_path
                           .arg(result.steady_step_time_s * 1e3, 0, 'f', 1)
                           .arg(QString::fromStdString(result.profile_name));
     if (result.plan_from_arguments) summary += tr("; plan rebuilt from its arguments");
-    if (result.ignored_lines > 0) summary += tr("; %n line(s) not understood and skipped", nullptr, int(result.ignored_lines));
+    if (result.ignored_lines > 0) summary += tr("; %1 not understood and skipped").arg(count_of(result.ignored_lines, "line"));
     if (result.status != core::RunStatus::completed)
       summary += tr("; %1: %2").arg(QString::fromUtf8(core::to_string(result.status).data()),
                                     QString::fromStdString(result.reason));
@@ -555,7 +557,14 @@ CalibrationDialog* RunsView::calibrateRuns(const std::vector<qint64>& run_ids, c
 void RunsView::calibrateSelectedRunsWithDialog() {
   const std::vector<qint64> runs = selectedRuns();
   if (runs.empty()) return;
-  CalibrationSetupDialog setup(storedProfileOf(runs), int(runs.size()), this);
+  QStringList store_profiles;
+  try {
+    core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+    for (const core::ProfileRow& row : store.list_profiles()) store_profiles.prepend(QString::fromStdString(row.name));
+  } catch (const Error&) {
+    // The store cannot be read: calibrateRuns says so.
+  }
+  CalibrationSetupDialog setup(storedProfileOf(runs), int(runs.size()), store_profiles, this);
   if (setup.exec() != QDialog::Accepted) return;
   calibrateRuns(runs, setup.baseProfile(), setup.holdout());
 }

@@ -1,7 +1,8 @@
 #pragma once
 // The Runs table: every run in a store, with who measured it (Loom, or an imported Megatron-LM or
-// llm.c log), its plan, status, steps, last loss and steady step time. reload() reads the store again, keeping rows in place so that a selection survives the
-// refreshes made while a run writes. Display text carries units; SortRole carries raw numbers.
+// llm.c log), its plan, status, steps, last loss and steady step time. reload() reads the store
+// again, keeping rows in place so that a selection survives the refreshes made while a run
+// writes. Display text carries units; SortRole carries raw numbers.
 
 // Qt before Loom: moc (Qt 6.4) fails to parse <concepts> (from core/store.hpp) when that is the
 // first standard header it meets.

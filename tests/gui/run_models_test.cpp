@@ -88,6 +88,8 @@ TEST_F(RunStore, RunsModelShowsEveryRunWithUnitsAndSortsByRawNumbers) {
   ASSERT_EQ(model.rowCount(), 3);
   EXPECT_EQ(model.columnCount(), RunsModel::column_count);
   EXPECT_EQ(text(model, 0, RunsModel::id), "1");
+  EXPECT_EQ(text(model, 0, RunsModel::source), "Loom");
+  EXPECT_EQ(model.index(0, RunsModel::source).data(RunsModel::SortRole).toString(), "loom");
   EXPECT_EQ(text(model, 0, RunsModel::plan), QStringLiteral("loom-tiny  tp 1 · pp 2 · dp 1"));
   EXPECT_EQ(text(model, 0, RunsModel::status), "completed");
   EXPECT_EQ(text(model, 0, RunsModel::steps), "6");

@@ -24,10 +24,10 @@
 #include <QComboBox>
 #include <QCoreApplication>
 #include <QDialogButtonBox>
-#include <QPushButton>
-#include <QSpinBox>
 #include <QFile>
 #include <QMessageBox>
+#include <QPushButton>
+#include <QSpinBox>
 #include <QTableWidget>
 
 #include <fstream>
@@ -37,11 +37,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-QString log_fixture(const char* name) { return QStringLiteral(LOOM_FIXTURES_DIR "/logs/") + name; }
+QString log_fixture(const char* name) {
+  return QStringLiteral(LOOM_FIXTURES_DIR "/logs/") + name;
+}
 
 QString store_for_test() {
-  const QString path = test::scratch_dir() + "/" +
-                       QString::fromUtf8(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".db";
+  const QString path =
+      test::scratch_dir() + "/" +
+      QString::fromUtf8(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".db";
   QFile::remove(path);
   return path;
 }
@@ -64,7 +67,8 @@ TEST(RunsImport, AMegatronLogWithItsArgumentsBecomesASelectedRunFromMegatron) {
   const QString store = store_for_test();
   RunsView view;
   view.setStorePath(store);
-  const std::optional<plan::LogImportResult> imported = view.importLog(log_fixture("megatron_core_0_9.log"));
+  const std::optional<plan::LogImportResult> imported =
+      view.importLog(log_fixture("megatron_core_0_9.log"));
   ASSERT_TRUE(imported) << view.lastMessage().toStdString();
   EXPECT_EQ(imported->source, "megatron");
   EXPECT_TRUE(imported->plan_from_arguments);
@@ -74,7 +78,8 @@ TEST(RunsImport, AMegatronLogWithItsArgumentsBecomesASelectedRunFromMegatron) {
   const int row = view.runsModel()->rowOfRun(imported->run_id);
   ASSERT_GE(row, 0);
   EXPECT_EQ(view.runsModel()->index(row, RunsModel::source).data().toString(), "Megatron-LM");
-  EXPECT_EQ(view.runsModel()->index(row, RunsModel::source).data(RunsModel::SortRole).toString(), "megatron");
+  EXPECT_EQ(view.runsModel()->index(row, RunsModel::source).data(RunsModel::SortRole).toString(),
+            "megatron");
   EXPECT_EQ(view.selectedRun(), imported->run_id);
   EXPECT_THAT(view.statusText().toStdString(), HasSubstr("as run 1"));
   EXPECT_THAT(view.comparisonTitle().toStdString(), HasSubstr("Megatron-LM"));
@@ -84,7 +89,8 @@ TEST(RunsImport, AMegatronLogWithItsArgumentsBecomesASelectedRunFromMegatron) {
   ASSERT_TRUE(comparison->comparison());
   bool not_measured = false;
   for (int r = 0; r < comparison->rowCount(); ++r)
-    not_measured |= comparison->index(r, ComparisonModel::measured).data().toString() == "not measured";
+    not_measured |=
+        comparison->index(r, ComparisonModel::measured).data().toString() == "not measured";
   EXPECT_TRUE(not_measured);
   test::save_screenshot(view, "runs-imported-megatron");
 }
@@ -93,8 +99,8 @@ TEST(RunsImport, AnLlmcLogWithItsPlanAndAChosenProfile) {
   const QString store = store_for_test();
   RunsView view;
   view.setStorePath(store);
-  const std::optional<plan::LogImportResult> imported =
-      view.importLog(log_fixture("llmc_gpt2_cu.log"), log_fixture("llmc_gpt2_124m_plan.json"), "a100-80gb-dgx");
+  const std::optional<plan::LogImportResult> imported = view.importLog(
+      log_fixture("llmc_gpt2_cu.log"), log_fixture("llmc_gpt2_124m_plan.json"), "a100-80gb-dgx");
   ASSERT_TRUE(imported) << view.lastMessage().toStdString();
   EXPECT_EQ(imported->source, "llmc");
   EXPECT_EQ(imported->profile_name, "a100-80gb-dgx");
@@ -111,7 +117,8 @@ TEST(RunsImport, ABadLogIsRefusedInAMessageBoxAndStoresNothing) {
   ASSERT_TRUE(view.importLog(log_fixture("megatron_core_0_9.log")));
 
   EXPECT_FALSE(view.importLog(log_fixture("megatron_garbled.log")));
-  EXPECT_THAT(take_message_box(view).toStdString(), HasSubstr("megatron_garbled.log:101: expected a number"));
+  EXPECT_THAT(take_message_box(view).toStdString(),
+              HasSubstr("megatron_garbled.log:101: expected a number"));
 
   // Not a log of either framework; an llm.c log without its plan; a plan of another model.
   const QString text = test::scratch_dir() + "/notes.log";
@@ -121,12 +128,14 @@ TEST(RunsImport, ABadLogIsRefusedInAMessageBoxAndStoresNothing) {
   EXPECT_FALSE(view.importLog(log_fixture("llmc_gpt2_cu.log")));
   EXPECT_THAT(view.lastMessage().toStdString(), HasSubstr("plan"));
   take_message_box(view);
-  EXPECT_FALSE(view.importLog(log_fixture("megatron_core_0_9.log"), log_fixture("other_model_plan.json")));
+  EXPECT_FALSE(
+      view.importLog(log_fixture("megatron_core_0_9.log"), log_fixture("other_model_plan.json")));
   take_message_box(view);
 
   EXPECT_EQ(runs_in(store), 1u);
   EXPECT_EQ(view.runsModel()->rowCount(), 1);
-  EXPECT_FALSE(view.lastMessage().contains('\n')) << "one line: " << view.lastMessage().toStdString();
+  EXPECT_FALSE(view.lastMessage().contains('\n'))
+      << "one line: " << view.lastMessage().toStdString();
 }
 
 TEST(RunsImport, TheImportDialogAsksForThePlanAnLlmcLogNeeds) {
@@ -165,8 +174,9 @@ std::vector<qint64> store_measured_runs(const QString& store_path) {
   core::Store store = core::Store::open(store_path.toStdString());
   core::Profile truth = core::resolve_profile("cpu-epyc-2core-vm");
   truth.calibration.emplace().table_time_scales.gemm = 1.3;
-  const std::vector<core::Plan> plans = {cpu_plan(1, 1, 1, 1, 1), cpu_plan(1, 1, 1, 1, 4), cpu_plan(2, 1, 1, 2, 2),
-                                         cpu_plan(1, 2, 1, 2, 1), cpu_plan(1, 1, 2, 2, 2), cpu_plan(2, 1, 1, 2, 4)};
+  const std::vector<core::Plan> plans = {cpu_plan(1, 1, 1, 1, 1), cpu_plan(1, 1, 1, 1, 4),
+                                         cpu_plan(2, 1, 1, 2, 2), cpu_plan(1, 2, 1, 2, 1),
+                                         cpu_plan(1, 1, 2, 2, 2), cpu_plan(2, 1, 1, 2, 4)};
   const double noise[] = {0.01, -0.008, 0.004, -0.01, 0.006, -0.002};
   std::vector<qint64> ids;
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -179,7 +189,8 @@ std::vector<qint64> store_measured_runs(const QString& store_path) {
     run.profile_name = "cpu-epyc-2core-vm";
     const int64_t id = store.begin_run(run);
     std::vector<core::StepRow> steps;
-    for (int64_t step = 1; step <= 5; ++step) steps.push_back({step, 5.0, step <= 2 ? 10 * step_s : step_s, 1.0, 6e-4, {}});
+    for (int64_t step = 1; step <= 5; ++step)
+      steps.push_back({step, 5.0, step <= 2 ? 10 * step_s : step_s, 1.0, 6e-4, {}});
     store.append_steps(id, steps);
     store.finish_run(id, core::RunStatus::completed, "");
     ids.push_back(id);
@@ -220,9 +231,10 @@ TEST(RunsCalibrate, SelectedRunsCalibrateTheirProfileAndTheDialogSavesIt) {
   EXPECT_TRUE(gemm_fitted);
   EXPECT_TRUE(some_not_determined);
   int held_out = 0;
-  for (int r = 0; r < 6; ++r) held_out += dialog->runsTable()->item(r, CalibrationDialog::role)->text() == "held out";
+  for (int r = 0; r < 6; ++r)
+    held_out += dialog->runsTable()->item(r, CalibrationDialog::role)->text() == "held out";
   EXPECT_EQ(held_out, 2);
-  EXPECT_THAT(dialog->errorsText().toStdString(), HasSubstr("held-out runs"));
+  EXPECT_THAT(dialog->errorsText().toStdString(), HasSubstr("2 runs held out"));
   ASSERT_TRUE(result.holdout_step_error_after_percent);
   EXPECT_LT(*result.holdout_step_error_after_percent, *result.holdout_step_error_before_percent);
 
@@ -234,6 +246,13 @@ TEST(RunsCalibrate, SelectedRunsCalibrateTheirProfileAndTheDialogSavesIt) {
   ASSERT_TRUE(saved.calibration);
   EXPECT_EQ(saved.calibration->base_profile, "cpu-epyc-2core-vm");
   EXPECT_NEAR(saved.calibration->table_time_scales.gemm, 1.3, 0.05);
+  // Kept in the store too, and offered as a base from there.
+  ASSERT_FALSE(core::Store::open(store.toStdString()).list_profiles().empty());
+  EXPECT_EQ(core::Store::open(store.toStdString()).list_profiles().back().name, "my-cpu");
+  CalibrationDialog* again = view.calibrateRuns(ids, "my-cpu", 0);
+  ASSERT_NE(again, nullptr) << view.lastMessage().toStdString();
+  EXPECT_EQ(again->result().profile.calibration->base_profile, "my-cpu");
+  again->close();
   // Neither the store nor (below) the base profile's file is written over.
   EXPECT_THROW(dialog->saveProfile(store), Error);
   test::save_screenshot(*dialog, "calibration-dialog", QSize(1200, 760));
@@ -246,8 +265,8 @@ TEST(RunsCalibrate, TheSetupDialogOffersTheRunsProfileFirstAndBoundsTheHoldout) 
   EXPECT_EQ(setup.holdout(), 0);
   EXPECT_EQ(setup.findChild<QSpinBox*>()->maximum(), 3) << "at least 2 runs to fit";
   test::save_screenshot(setup, "calibration-setup-dialog", QSize(520, 200));
-  CalibrationSetupDialog mixed("", 2);
-  EXPECT_FALSE(mixed.baseProfile().isEmpty()) << "a built-in profile when the runs share none";
+  CalibrationSetupDialog mixed("", 2, {"my-cluster"});
+  EXPECT_EQ(mixed.baseProfile(), "my-cluster") << "a profile the store keeps, when the runs share none";
   EXPECT_EQ(mixed.findChild<QSpinBox*>()->maximum(), 0);
 }
 
@@ -255,7 +274,8 @@ TEST(RunsCalibrate, ABaseProfileFileIsNeverWrittenOver) {
   const QString store = store_for_test();
   const std::vector<qint64> ids = store_measured_runs(store);
   const QString base = test::scratch_dir() + "/base-cpu.json";
-  const std::string base_text = core::to_json(core::resolve_profile("cpu-epyc-2core-vm")).dump(2) + "\n";
+  const std::string base_text =
+      core::to_json(core::resolve_profile("cpu-epyc-2core-vm")).dump(2) + "\n";
   std::ofstream(base.toStdString()) << base_text;
   RunsView view;
   view.setStorePath(store);
