@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -21,7 +22,7 @@ using ::testing::HasSubstr;
 TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   const fs::path work = fs::temp_directory_path() / ("loom-fidelity-test-" + std::to_string(getpid()));
   const LoomResult r = run_loom("bench fidelity --profile cpu-epyc-2core-vm --max-ranks 1 --steps 4 --repeats 2 "
-                                "--format json --work-dir " + work.string());
+                                "--calibrate --format json --work-dir " + work.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const core::Json out = core::parse_json_text(r.out, "bench output");
   EXPECT_EQ(out.at("format"), "loom-bench-fidelity");
@@ -79,6 +80,13 @@ TEST(BenchFidelity, TrainsEveryOneRankPlanAndSetsItBesideItsPrediction) {
   // Flash attention keeps no s² probabilities: less memory, measured and predicted alike.
   EXPECT_LT(plans[2].at("measured_peak_memory_bytes").get<double>(), plans[0].at("measured_peak_memory_bytes").get<double>());
   EXPECT_LT(plans[2].at("predicted_peak_memory_bytes").get<double>(), plans[0].at("predicted_peak_memory_bytes").get<double>());
+  // --calibrate fitted the profile to two of the four plans and reports the other two's error
+  // before and after (whether the fit helps is the benchmark's finding on the day, not asserted).
+  const core::Json& calibration = out.at("calibration");
+  EXPECT_EQ(calibration.at("held_out_plans"), 2);
+  for (const char* key : {"held_out_step_time_mape_before_percent", "held_out_step_time_mape_after_percent",
+                          "fitted_step_time_mape_before_percent", "fitted_step_time_mape_after_percent"})
+    EXPECT_TRUE(std::isfinite(calibration.at(key).get<double>()) && calibration.at(key).get<double>() >= 0) << key;
   // Every table of the off-grid measurement was checked.
   std::set<std::string> tables;
   for (const core::Json& k : out.at("kernels")) {
