@@ -40,7 +40,8 @@ class LlmcParser {
 
   double milliseconds(const LogLine& line, std::string_view after, std::string_view value) const {
     const double ms = number(line, after, value);
-    if (!std::isfinite(ms) || ms <= 0) fail(line, fmt::format("expected a step time above 0 ms, found '{}'", trim(value)));
+    if (!std::isfinite(ms) || ms <= 0 || ms > kMaxLoggedStepMs)
+      fail(line, fmt::format("expected a step time above 0 and at most 1e9 ms (11 days), found '{}'", trim(value)));
     return ms / 1e3;
   }
 

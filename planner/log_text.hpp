@@ -11,6 +11,10 @@
 
 namespace loom::plan {
 
+// The longest step a log may report: 11 days (core/profile.hpp's largest sample time). A longer
+// one is a garbled number, which would otherwise reach the store and every mean made from it.
+inline constexpr double kMaxLoggedStepMs = 1e9;
+
 // Logs are read whole; a training log of a long run at log-interval 1 is tens of MiB, so 1 GiB
 // refuses only what is not a log (or a log that should be cut first).
 inline constexpr int64_t kMaxTrainingLogBytes = int64_t(1) << 30;

@@ -290,8 +290,9 @@ class MegatronParser {
       if (!field.had_colon && (key == "learning rate" || key == "lm loss" || key == "loss scale")) saw_v1_fields_ = true;
       if (key == "elapsed time per iteration (ms)") {
         const double ms = number(line, key, field.value, field.had_colon);
-        if (!std::isfinite(ms) || ms <= 0)
-          fail(line, fmt::format("expected a time above 0 after '{}:', found '{}'", key, field.value));
+        if (!std::isfinite(ms) || ms <= 0 || ms > kMaxLoggedStepMs)
+          fail(line, fmt::format("expected a time above 0 and at most 1e9 ms (11 days) after '{}:', found '{}'", key,
+                                 field.value));
         it.elapsed_s_per_iteration = ms / 1e3;
         elapsed = true;
       } else if (key == "throughput per GPU (TFLOP/s/GPU)") {

@@ -141,7 +141,11 @@ TEST(MegatronLogTest, BrokenLinesAreErrorsNamingTheLine) {
   EXPECT_EQ(error_of([] { megatron_text(" iteratio 10/ | elapsed time per iteration (ms): 1.0 |\n"); }),
             "train.log:1: expected 'iteration N/M |' before 'elapsed time per iteration (ms)'");
   EXPECT_EQ(error_of([] { megatron_text(" iteration 10/20 | elapsed time per iteration (ms): 0.0 |\n"); }),
-            "train.log:1: expected a time above 0 after 'elapsed time per iteration (ms):', found '0.0'");
+            "train.log:1: expected a time above 0 and at most 1e9 ms (11 days) after 'elapsed time per iteration (ms):', "
+            "found '0.0'");
+  EXPECT_EQ(error_of([] { megatron_text(" iteration 10/20 | elapsed time per iteration (ms): 1e308 |\n"); }),
+            "train.log:1: expected a time above 0 and at most 1e9 ms (11 days) after 'elapsed time per iteration (ms):', "
+            "found '1e308'");
   EXPECT_EQ(error_of([] {
               megatron_text(" iteration 10/20 | elapsed time per iteration (ms): 1.0 |\n"
                             "(min, max) time across ranks (ms):\n"
@@ -277,7 +281,9 @@ TEST(LlmcLogTest, BrokenLinesAreErrorsNamingTheLine) {
             "gpt2.log:2: expected a number after '|', found '9l.50'");
   EXPECT_THAT(error_of([] { llmc_text("step 2/10 loss 7.5\n"); }), HasSubstr("gpt2.log:1: expected an llm.c step line"));
   EXPECT_EQ(error_of([] { llmc_text("step 1: train loss 4.0 (took -1 ms)\n"); }),
-            "gpt2.log:1: expected a step time above 0 ms, found '-1'");
+            "gpt2.log:1: expected a step time above 0 and at most 1e9 ms (11 days), found '-1'");
+  EXPECT_EQ(error_of([] { llmc_text("step 1: train loss 4.0 (took 1e300 ms)\n"); }),
+            "gpt2.log:1: expected a step time above 0 and at most 1e9 ms (11 days), found '1e300'");
   EXPECT_THAT(error_of([] { llmc_text("val loss 3.0\n"); }), HasSubstr("gpt2.log: no llm.c step lines"));
   const LlmcLog cut = llmc_text("step 1: train loss 4.0 (took 10 ms)\nstep 2: train lo");
   EXPECT_EQ(cut.ignored_lines, 1);
