@@ -79,6 +79,21 @@ LogImportResult store_run(core::Store& store, const core::Plan& plan, core::RunR
   return result;
 }
 
+// One logged step as the store keeps it. A step without a good loss (none logged, NaN, or its update
+// skipped) is stored with a NaN loss but keeps its time: the iterations took it.
+core::StepRow imported_step(int64_t step_number, std::optional<double> good_loss, double step_time_s,
+                            int64_t tokens_per_step, std::optional<double> learning_rate,
+                            std::optional<double> grad_norm) {
+  core::StepRow step;
+  step.step = step_number;
+  step.loss = good_loss.value_or(kNaN);
+  step.step_time_s = step_time_s;
+  step.tokens_per_s = double(tokens_per_step) / step_time_s;
+  step.learning_rate = learning_rate.value_or(kNaN);
+  if (grad_norm && std::isfinite(*grad_norm)) step.grad_norm = *grad_norm;
+  return step;
+}
+
 std::string absolute_text(const std::string& path) {
   std::error_code error;
   const auto absolute = std::filesystem::absolute(path, error);
@@ -132,14 +147,9 @@ LogImportResult import_megatron_log(core::Store& store, const std::string& path,
         it.nan_iterations > 0 || it.skipped_iterations + it.nan_iterations >= span || !it.lm_loss;
     if (no_good_iteration) ++result.steps_without_loss;
     const int64_t batch = it.global_batch_size.value_or(plan.training.global_batch_size);
-    core::StepRow step;
-    step.step = it.iteration;
-    step.loss = no_good_iteration ? kNaN : *it.lm_loss;
-    step.step_time_s = it.elapsed_s_per_iteration;
-    step.tokens_per_s = double(batch * plan.model.seq_length) / it.elapsed_s_per_iteration;
-    step.learning_rate = it.learning_rate.value_or(kNaN);
-    if (it.grad_norm && std::isfinite(*it.grad_norm)) step.grad_norm = *it.grad_norm;
-    steps.push_back(step);
+    steps.push_back(imported_step(it.iteration, no_good_iteration ? std::nullopt : it.lm_loss,
+                                  it.elapsed_s_per_iteration, batch * plan.model.seq_length, it.learning_rate,
+                                  it.grad_norm));
   }
   const MegatronIteration& last = log.iterations.back();
   result.first_iteration = log.iterations.front().iteration;
@@ -258,14 +268,9 @@ LogImportResult import_llmc_log(core::Store& store, const std::string& path, con
     const bool bad = s.update_skipped || !std::isfinite(s.loss);
     if (s.update_skipped) ++skipped;
     if (bad) ++result.steps_without_loss;
-    core::StepRow step;
-    step.step = s.step;
-    step.loss = bad ? kNaN : s.loss;
-    step.step_time_s = s.step_time_s;
-    step.tokens_per_s = double(plan.training.global_batch_size * plan.model.seq_length) / s.step_time_s;
-    step.learning_rate = s.learning_rate.value_or(kNaN);
-    if (s.grad_norm && std::isfinite(*s.grad_norm)) step.grad_norm = *s.grad_norm;
-    steps.push_back(step);
+    steps.push_back(imported_step(s.step, bad ? std::nullopt : std::optional<double>(s.loss), s.step_time_s,
+                                  plan.training.global_batch_size * plan.model.seq_length, s.learning_rate,
+                                  s.grad_norm));
   }
   const LlmcStep& last = log.steps.back();
   result.first_iteration = log.steps.front().step;
