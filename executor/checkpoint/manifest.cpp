@@ -249,6 +249,7 @@ CheckpointSearch latest_complete_checkpoint(const fs::path& dir) {
       return search;
     }
     search.skipped.push_back(fmt::format("{}: {}", directory.filename().string(), *why));
+    if (search.damaged.empty() && why->starts_with("damaged manifest")) search.damaged = search.skipped.back();
   }
   return search;
 }

@@ -76,6 +76,9 @@ struct CheckpointSearch {
   // The newer step directories passed over on the way, each "step-000030: why", for the
   // caller to print as warnings.
   std::vector<std::string> skipped;
+  // The first of them whose manifest exists but cannot be read (torn or edited: damage from
+  // outside Loom, whose writes are atomic), as in `skipped`; empty when none.
+  std::string damaged;
 };
 
 // The newest complete checkpoint in DIR. Step directories are tried newest first; one is

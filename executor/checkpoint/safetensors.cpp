@@ -14,6 +14,13 @@
 #include <limits>      // saturating byte counts
 #include <set>         // duplicate names
 #include <span>        // the buffer the file is read into
+#include <utility>     // std::exchange
+
+#include <fcntl.h>     // open
+#include <sys/stat.h>  // fstat
+#include <unistd.h>    // pread, close
+
+#include <cerrno>      // errno
 
 namespace loom::exec {
 
@@ -221,36 +228,38 @@ void write_safetensors(const std::string& path, const SafeTensorMap& tensors,
   file.publish();
 }
 
-SafeTensorsFile read_safetensors(const std::string& path) {
-  // Only a regular file is read (a FIFO would block, /dev/zero never end); no size limit, as
-  // checkpoints are as large as their models.
-  core::RegularFile input(path, "safetensors file");
-  std::string contents(static_cast<std::size_t>(input.size_bytes()), '\0');
-  contents.resize(input.read_into(std::as_writable_bytes(std::span(contents))));
+namespace {
 
-  const int64_t file_bytes = int64_t(contents.size());
+// A checked header: the metadata, and each tensor's dtype and shape with its byte range in the
+// data area.
+struct Header {
+  SafeTensorMetadata metadata;
+  std::vector<std::pair<SafeTensor, Entry>> tensors;
+};
+
+uint64_t header_length(const std::string& path, const unsigned char* bytes, int64_t file_bytes) {
   if (file_bytes < 8)
     throw InvalidInput(
         "'{}' is {} bytes, too short for the 8-byte header length of a safetensors "
         "file",
         path, file_bytes);
   uint64_t header_bytes = 0;
-  for (int b = 7; b >= 0; --b) header_bytes = header_bytes << 8 | (unsigned char)contents[b];
+  for (int b = 7; b >= 0; --b) header_bytes = header_bytes << 8 | bytes[b];
   if (header_bytes > uint64_t(file_bytes - 8))
     throw InvalidInput(
         "'{}': header length {} goes beyond the end of the file ({} bytes, so at "
         "most {} for the header)",
         path, header_bytes, file_bytes, file_bytes - 8);
+  return header_bytes;
+}
 
-  const std::string header_text = contents.substr(8, header_bytes);
+Header parse_header(const std::string& path, const std::string& header_text, int64_t data_bytes) {
   check_no_duplicate_names(path, header_text);
   const core::Json header = core::parse_json_text(header_text, path);
   if (!header.is_object())
     throw InvalidInput("'{}': header is {}; expected a JSON object of tensors", path,
                        core::json_type_name(header));
-
-  SafeTensorsFile file{path, {}, {}};
-  const int64_t data_start = 8 + int64_t(header_bytes), data_bytes = file_bytes - data_start;
+  Header parsed;
   std::vector<Entry> entries;
   for (const auto& [name, json] : header.items()) {
     if (name == kMetadataKey) {
@@ -259,18 +268,139 @@ SafeTensorsFile read_safetensors(const std::string& path) {
         if (!value.is_string())
           throw InvalidInput("'{}': __metadata__ '{}' is {}; expected a string", path, key,
                              core::json_type_name(value));
-        file.metadata[key] = value.get<std::string>();
+        parsed.metadata[key] = value.get<std::string>();
       }
       continue;
     }
     SafeTensor tensor;
     entries.push_back(read_entry(path, name, json, data_bytes, tensor));
-    const auto* data = reinterpret_cast<const std::byte*>(contents.data()) + data_start;
-    tensor.bytes.assign(data + entries.back().begin, data + entries.back().end);
-    file.tensors.emplace(name, std::move(tensor));
+    parsed.tensors.emplace_back(std::move(tensor), entries.back());
   }
   check_tiling(path, std::move(entries), data_bytes);
+  return parsed;
+}
+
+float element_f32(const std::string& dtype, const std::byte* at) {
+  if (dtype == "F32") {
+    float value;
+    std::memcpy(&value, at, 4);
+    return value;
+  }
+  if (dtype == "BF16") {
+    uint16_t high;  // bf16 is the top half of an f32
+    std::memcpy(&high, at, 2);
+    return std::bit_cast<float>(uint32_t(high) << 16);
+  }
+  double value;
+  std::memcpy(&value, at, 8);
+  return float(value);
+}
+
+}  // namespace
+
+SafeTensorsFile read_safetensors(const std::string& path) {
+  // Only a regular file is read (a FIFO would block, /dev/zero never end); no size limit, as
+  // checkpoints are as large as their models.
+  core::RegularFile input(path, "safetensors file");
+  std::string contents(static_cast<std::size_t>(input.size_bytes()), '\0');
+  contents.resize(input.read_into(std::as_writable_bytes(std::span(contents))));
+
+  const int64_t file_bytes = int64_t(contents.size());
+  const uint64_t header_bytes =
+      header_length(path, reinterpret_cast<const unsigned char*>(contents.data()), file_bytes);
+  const int64_t data_start = 8 + int64_t(header_bytes), data_bytes = file_bytes - data_start;
+  Header header = parse_header(path, contents.substr(8, header_bytes), data_bytes);
+  SafeTensorsFile file{path, {}, std::move(header.metadata)};
+  const auto* data = reinterpret_cast<const std::byte*>(contents.data()) + data_start;
+  for (auto& [tensor, entry] : header.tensors) {
+    tensor.bytes.assign(data + entry.begin, data + entry.end);
+    file.tensors.emplace(entry.name, std::move(tensor));
+  }
   return file;
+}
+
+namespace {
+
+// Reads exactly `count` bytes at `offset`, or IoError naming the file.
+void read_at(int fd, const std::string& path, std::byte* out, int64_t count, int64_t offset) {
+  while (count > 0) {
+    const ssize_t got = ::pread(fd, out, size_t(count), off_t(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0)
+      throw IoError("cannot read '{}' at byte {}: {}", path, offset,
+                    got == 0 ? std::string("the file ended (it shrank since it was opened)") : std::strerror(errno));
+    out += got;
+    count -= got;
+    offset += got;
+  }
+}
+
+}  // namespace
+
+SafeTensorsReader::SafeTensorsReader(const std::string& path) : path_(path) {
+  {
+    core::RegularFile check(path, "safetensors file");  // refuses anything but a regular file, with its message
+  }
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw IoError("cannot open '{}': {}", path, std::strerror(errno));
+  struct stat status {};
+  if (::fstat(fd_, &status) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    throw IoError("cannot read '{}': {}", path, std::strerror(error));
+  }
+  try {
+    const int64_t file_bytes = int64_t(status.st_size);
+    unsigned char length[8] = {};
+    if (file_bytes >= 8) read_at(fd_, path, reinterpret_cast<std::byte*>(length), 8, 0);
+    const uint64_t header_bytes = header_length(path, length, file_bytes);
+    std::string text(size_t(header_bytes), '\0');
+    read_at(fd_, path, reinterpret_cast<std::byte*>(text.data()), int64_t(header_bytes), 8);
+    data_start_ = 8 + int64_t(header_bytes);
+    Header header = parse_header(path, text, file_bytes - data_start_);
+    metadata_ = std::move(header.metadata);
+    for (auto& [tensor, entry] : header.tensors)
+      entries_.emplace(entry.name, std::make_pair(std::move(tensor), entry.begin));
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+}
+
+SafeTensorsReader::SafeTensorsReader(SafeTensorsReader&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), data_start_(other.data_start_),
+      metadata_(std::move(other.metadata_)), entries_(std::move(other.entries_)) {}
+
+SafeTensorsReader::~SafeTensorsReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+const SafeTensor& SafeTensorsReader::info(const std::string& name) const {
+  const auto found = entries_.find(name);
+  if (found == entries_.end()) throw InvalidInput("'{}' has no tensor '{}'", path_, name);
+  return found->second.first;
+}
+
+std::vector<float> SafeTensorsReader::read_f32(const std::string& name, int64_t begin, int64_t count) const {
+  const SafeTensor& t = info(name);
+  if (t.dtype != "F32" && t.dtype != "BF16" && t.dtype != "F64")
+    throw InvalidInput("'{}': tensor '{}' is {}; expected a floating-point dtype (F32, BF16 or F64)", path_, name,
+                       t.dtype);
+  if (begin < 0 || count < 0 || begin + count > t.element_count())
+    throw InvalidInput("'{}': tensor '{}' has {} elements; elements [{}, {}) were asked for", path_, name,
+                       t.element_count(), begin, begin + count);
+  const int64_t element_bytes = safetensors_dtype_bytes(t.dtype);
+  std::vector<float> values(static_cast<size_t>(count));
+  if (count == 0) return values;
+  const int64_t offset = data_start_ + entries_.at(name).second + begin * element_bytes;
+  if (t.dtype == "F32") {
+    read_at(fd_, path_, reinterpret_cast<std::byte*>(values.data()), count * 4, offset);
+    return values;
+  }
+  std::vector<std::byte> bytes(size_t(count * element_bytes));
+  read_at(fd_, path_, bytes.data(), int64_t(bytes.size()), offset);
+  for (int64_t i = 0; i < count; ++i) values[size_t(i)] = element_f32(t.dtype, bytes.data() + i * element_bytes);
+  return values;
 }
 
 }  // namespace loom::exec

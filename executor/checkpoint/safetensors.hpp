@@ -12,6 +12,7 @@
 #include <cstddef>      // std::byte
 #include <cstdint>      // int64_t
 #include <map>          // name → tensor, sorted
+#include <utility>      // std::pair
 #include <span>         // float values
 #include <string>       // names, dtypes
 #include <string_view>  // dtype names
@@ -59,5 +60,33 @@ void write_safetensors(const std::string& path, const SafeTensorMap& tensors,
 
 // Reads and checks the whole file (see the header comment).
 SafeTensorsFile read_safetensors(const std::string& path);
+
+// A safetensors file read tensor by tensor: the header is read and checked as read_safetensors
+// checks it when opened, and each read_f32 then reads only the bytes of the elements it asks for
+// (resharding a checkpoint reads every old rank's file in pieces, never whole).
+class SafeTensorsReader {
+ public:
+  explicit SafeTensorsReader(const std::string& path);
+  SafeTensorsReader(SafeTensorsReader&& other) noexcept;
+  SafeTensorsReader& operator=(SafeTensorsReader&&) = delete;
+  SafeTensorsReader(const SafeTensorsReader&) = delete;
+  ~SafeTensorsReader();
+
+  const std::string& path() const { return path_; }
+  const SafeTensorMetadata& metadata() const { return metadata_; }
+  bool contains(const std::string& name) const { return entries_.contains(name); }
+  // The tensor's dtype and shape (its bytes left empty); InvalidInput naming the file when missing.
+  const SafeTensor& info(const std::string& name) const;
+  // Elements [begin, begin + count) of the tensor in row-major order, as float (F32, BF16 or F64,
+  // widened or rounded as SafeTensorsFile::f32). A range beyond the tensor is InvalidInput.
+  std::vector<float> read_f32(const std::string& name, int64_t begin, int64_t count) const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  int64_t data_start_ = 0;
+  SafeTensorMetadata metadata_;
+  std::map<std::string, std::pair<SafeTensor, int64_t>> entries_;  // name → (dtype and shape, byte offset)
+};
 
 }  // namespace loom::exec

@@ -154,9 +154,14 @@ int run_training(const RunOptions& options) {
   if (!options.init_from_path.empty()) load_full_model(trainer, options.init_from_path);
   int64_t first_step = 1;
   if (options.resume)
-    if (const std::optional<int64_t> resumed = resume_checkpoint(trainer, *world, options.checkpoint_dir)) {
-      first_step = *resumed + 1;
-      if (leader && !options.jsonl) fmt::print("loom-exec: resuming after step {}\n", *resumed);
+    if (const std::optional<ResumedCheckpoint> resumed = resume_checkpoint(trainer, *world, options.checkpoint_dir)) {
+      first_step = resumed->step + 1;
+      if (leader && !options.jsonl)
+        fmt::print("loom-exec: resuming after step {}{}\n", resumed->step,
+                   resumed->resharded
+                       ? fmt::format(" (resharded from the {} rank(s) of the plan that wrote the checkpoint)",
+                                     resumed->world_size)
+                       : std::string());
     }
   // A launcher of the user's own may have pinned the rank to fewer CPUs than its threads.
   if (leader && options.backend == Backend::cpu && threads > cpus_allowed())

@@ -4,9 +4,12 @@
 #include "core/output_file.hpp"  // check_output_target
 #include "core/plan_json.hpp"
 #include "executor/checkpoint/manifest.hpp"
+#include "executor/checkpoint/reshard.hpp"  // CheckpointResharder
 #include "executor/checkpoint/safetensors.hpp"
 #include "executor/model/gpt_stage.hpp"  // full_model_parameters
 
+#include <algorithm>  // std::reverse, std::fill
+#include <cstdlib>    // std::getenv
 #include <cstring>
 
 namespace loom::exec {
@@ -162,32 +165,151 @@ bool written_for(const core::Json& stored, const core::Plan& plan) {
 
 }  // namespace
 
+namespace {
+
+// The model's effective vocabulary (the tokenizer's size when given, else the rows it pins or
+// pads to), which every plan of one model shares whatever its tp.
+int64_t real_vocabulary(const core::Plan& plan) {
+  return plan.model.vocab_size.value_or(plan.padded_vocab_size());
+}
+
+// Why a checkpoint written under `stored` cannot be resumed under `plan`, in one line, or empty.
+// The model must be the same (its name and how its vocabulary is padded aside); the global batch
+// and the seed too, since the data position carried over is (seed, next step) only.
+std::string resharding_refusal(const core::Plan& stored, const core::Plan& plan, const std::string& where) {
+  core::Json old_model = core::to_json(stored.model), new_model = core::to_json(plan.model);
+  for (const char* derived : {"name", "padded-vocab-size", "make-vocab-size-divisible-by", "vocab-size"}) {
+    old_model.erase(derived);
+    new_model.erase(derived);
+  }
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : old_model.items()) keys.push_back(key);
+  for (const auto& [key, value] : new_model.items())
+    if (!old_model.contains(key)) keys.push_back(key);
+  for (const std::string& key : keys) {
+    const core::Json a = old_model.value(key, core::Json()), b = new_model.value(key, core::Json());
+    if (a != b)
+      return fmt::format("checkpoint {} was written for {}={}, this plan has {}={}", where, key, a.dump(), key, b.dump());
+  }
+  if (real_vocabulary(stored) != real_vocabulary(plan))
+    return fmt::format("checkpoint {} was written for vocab-size={}, this plan has vocab-size={}", where,
+                       real_vocabulary(stored), real_vocabulary(plan));
+  if (stored.training.global_batch_size != plan.training.global_batch_size)
+    return fmt::format("checkpoint {} was written with global-batch-size={}, this plan has global-batch-size={}; the "
+                       "data position (seed, next step) carries over only with the same global batch",
+                       where, stored.training.global_batch_size, plan.training.global_batch_size);
+  if (stored.training.seed != plan.training.seed)
+    return fmt::format("checkpoint {} was written with seed={}, this plan has seed={}; the data position (seed, next "
+                       "step) carries over only with the same seed",
+                       where, stored.training.seed, plan.training.seed);
+  return {};
+}
+
+}  // namespace
+
 std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir, const core::Plan& plan,
                                                bool report_skipped) {
   const CheckpointSearch search = latest_complete_checkpoint(dir);
   for (const std::string& why : search.skipped)
     if (report_skipped) fmt::print(stderr, "loom-exec: warning: skipping checkpoint {}\n", why);
+  // Without any complete checkpoint the run would start afresh and write over the damaged one.
+  if (!search.latest && !search.damaged.empty())
+    throw InvalidInput("cannot resume from {}: it holds no complete checkpoint ({})", dir.string(), search.damaged);
   if (!search.latest) return std::nullopt;
   const Checkpoint& checkpoint = *search.latest;
-  if (checkpoint.manifest.world_size != plan.cluster.world_size())
-    throw InvalidInput("checkpoint {} was written by {} ranks; this run has {}", checkpoint.directory.string(),
-                       checkpoint.manifest.world_size, plan.cluster.world_size());
-  if (!written_for(checkpoint.manifest.plan, plan))
-    throw InvalidInput("checkpoint {} belongs to another plan; resume with the plan it was written for",
-                       checkpoint.directory.string());
+  if (checkpoint.manifest.world_size == plan.cluster.world_size() && written_for(checkpoint.manifest.plan, plan))
+    return checkpoint;
+  core::Plan stored;
+  try {
+    stored = core::plan_from_json(checkpoint.manifest.plan);
+  } catch (const InvalidInput& error) {
+    throw InvalidInput("checkpoint {} records a plan this Loom cannot read: {}", checkpoint.directory.string(),
+                       error.what());
+  }
+  if (stored.cluster.world_size() != checkpoint.manifest.world_size)
+    throw InvalidInput("checkpoint {} lists {} shards for a plan of {} ranks", checkpoint.directory.string(),
+                       checkpoint.manifest.world_size, stored.cluster.world_size());
+  const std::string refusal = resharding_refusal(stored, plan, checkpoint.directory.string());
+  if (!refusal.empty()) throw InvalidInput("{}", refusal);
   return checkpoint;
 }
 
-std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir) {
+namespace {
+
+// Test-only fault injection for the negative controls of the resharding tests
+// (tests/executor/layouts/reshard_test.cpp): LOOM_TEST_ONLY_RESHARD_FAULT=reverse:NAME reverses the
+// order of parameter NAME's elements, =drop-v loads Adam's v as zeros. Both must make a resumed
+// run's losses differ from the uninterrupted run's.
+struct ReshardFault {
+  std::string reversed_parameter;
+  bool drop_second_moment = false;
+};
+
+ReshardFault reshard_fault() {
+  ReshardFault fault;
+  const char* value = std::getenv("LOOM_TEST_ONLY_RESHARD_FAULT");
+  if (!value) return fault;
+  const std::string text = value;
+  if (text == "drop-v")
+    fault.drop_second_moment = true;
+  else if (text.rfind("reverse:", 0) == 0)
+    fault.reversed_parameter = text.substr(8);
+  return fault;
+}
+
+void reshard_into(Trainer& trainer, const Checkpoint& checkpoint) {
+  const core::Plan stored = core::plan_from_json(checkpoint.manifest.plan);
+  CheckpointShardFiles files(checkpoint);
+  CheckpointResharder resharder(stored, files);
+  ProcessGroups& groups = trainer.groups();
+  ParameterStore& parameters = trainer.stage().parameters();
+  Tensor& m = trainer.optimizer().first_moment();
+  Tensor& v = trainer.optimizer().second_moment();
+  const bool zero = trainer.plan().parallel.distributed_optimizer && groups.data->size() > 1;
+  const int64_t moment_begin = zero ? groups.data->rank() * m.numel() : 0;
+  CheckpointResharder::RankState state = resharder.rank_state(parameters.all(), groups.tensor->rank(),
+                                                              groups.tensor->size(), moment_begin, m.numel());
+  const ReshardFault fault = reshard_fault();
+  for (size_t i = 0; i < parameters.all().size(); ++i) {
+    Parameter& p = parameters.all()[i];
+    if (p.name == fault.reversed_parameter) std::reverse(state.values[i].begin(), state.values[i].end());
+    parameters.write_values(p, state.values[i]);
+  }
+  if (fault.drop_second_moment) std::fill(state.v.begin(), state.v.end(), 0.0f);
+  copy_into(trainer.kernels(), m, state.m, "optimizer/m");
+  copy_into(trainer.kernels(), v, state.v, "optimizer/v");
+}
+
+}  // namespace
+
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, Communicator& world,
+                                                   const std::filesystem::path& dir) {
   const std::optional<Checkpoint> found = resumable_checkpoint(dir, trainer.plan(), world.rank() == 0);
   if (!found) return std::nullopt;
   const Checkpoint& checkpoint = *found;
-  const SafeTensorsFile shard = read_rank_shard(checkpoint, world.rank());
-  ParameterStore& parameters = trainer.stage().parameters();
-  for (Parameter& p : parameters.all()) parameters.write_values(p, shard.f32("param/" + p.name));
-  copy_into(trainer.kernels(), trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
-  copy_into(trainer.kernels(), trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
-  return checkpoint.manifest.step;
+  ResumedCheckpoint resumed{checkpoint.manifest.step, checkpoint.manifest.world_size, false};
+  if (checkpoint.manifest.world_size == world.size() && written_for(checkpoint.manifest.plan, trainer.plan())) {
+    const SafeTensorsFile shard = read_rank_shard(checkpoint, world.rank());
+    ParameterStore& parameters = trainer.stage().parameters();
+    for (Parameter& p : parameters.all()) parameters.write_values(p, shard.f32("param/" + p.name));
+    copy_into(trainer.kernels(), trainer.optimizer().first_moment(), shard.f32("optimizer/m"), "optimizer/m");
+    copy_into(trainer.kernels(), trainer.optimizer().second_moment(), shard.f32("optimizer/v"), "optimizer/v");
+    return resumed;
+  }
+  // Another plan of the same model: every rank assembles its own shards from the old ones. An
+  // error on one rank (a damaged shard) must not leave the others waiting: all agree first.
+  std::string error;
+  try {
+    reshard_into(trainer, checkpoint);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  double failed = error.empty() ? 0.0 : 1.0;
+  world.all_reduce_sum(&failed, 1);
+  if (!error.empty()) throw InvalidInput("{}", error);
+  if (failed > 0) throw InvalidInput("another rank could not reshard checkpoint {}", checkpoint.directory.string());
+  resumed.resharded = true;
+  return resumed;
 }
 
 void export_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& out) {

@@ -30,15 +30,26 @@ void check_full_model_file(const std::filesystem::path& path, const core::ModelS
 // manifest (temporary name, then rename; the manifest last).
 void save_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir, int64_t step);
 
-// The newest complete checkpoint in `dir`, checked to be the plan's (same plan, same world
-// size: InvalidInput otherwise); nothing when there is none. Incomplete ones are skipped, with a
-// warning when `report_skipped`.
+// The newest complete checkpoint in `dir`, checked to be resumable under `plan`: written by the
+// same plan, or by another plan of the same model (any tp, pp, dp, virtual stages, micro-batch
+// size, ZeRO, recompute) with the same global batch and seed; otherwise InvalidInput in one line
+// naming both values ("checkpoint DIR was written for num-layers=4, this plan has num-layers=6").
+// Nothing when there is none. Incomplete ones are skipped, with a warning when `report_skipped`.
 std::optional<Checkpoint> resumable_checkpoint(const std::filesystem::path& dir, const core::Plan& plan,
                                                bool report_skipped);
 
-// Restores the newest complete checkpoint in `dir`; returns its step, or nothing when there is
-// none. A checkpoint of another plan or world size is InvalidInput.
-std::optional<int64_t> resume_checkpoint(Trainer& trainer, Communicator& world, const std::filesystem::path& dir);
+struct ResumedCheckpoint {
+  int64_t step = 0;        // the optimizer steps it holds; training goes on at step + 1
+  int64_t world_size = 0;  // of the plan that wrote it
+  bool resharded = false;  // written under another plan and redistributed to this one
+};
+
+// Collective: restores the newest complete checkpoint in `dir`, or returns nothing when there is
+// none. One written by this very plan is read rank for rank; one of another plan of the same
+// model is resharded (executor/checkpoint/reshard.hpp): weights, Adam's m and v, with the step
+// counter and the data position from the manifest. Refusals as resumable_checkpoint's.
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, Communicator& world,
+                                                   const std::filesystem::path& dir);
 
 // Offline (no MPI): the newest complete checkpoint in `dir` as one full model file, as
 // save_full_model writes it.

@@ -58,9 +58,9 @@ TEST_F(RunInputs, WhatARankWouldRefuseIsRefusedBeforeTheLaunchInOneLine) {
   std::ofstream(path("truncated.safetensors"), std::ios::binary) << model.substr(0, model.size() / 2);
   std::ofstream(path("short.txt")) << "too short for one sequence of 64 tokens";
   std::ofstream(path("a-file")) << "not a directory";
-  // A checkpoint of another plan (dp2 instead of tp2) to resume from.
-  const std::string dp2 = plan("dp2.json", 2);
-  ASSERT_EQ(run_loom("run '" + dp2 + "' --steps 1 --threads 1 --checkpoint-dir " + quoted("dp2-ckpt")).exit_code, 0);
+  // A checkpoint of another model (sequence 32 instead of 64) to resume from: another plan of the
+  // same model would be resharded (issue 22), another model is refused.
+  ASSERT_EQ(run_loom("run '" + short_plan + "' --steps 1 --threads 1 --checkpoint-dir " + quoted("seq32-ckpt")).exit_code, 0);
 
   const std::pair<std::string, std::string> cases[] = {
       {"--data " + quoted("short.txt"), "is shorter than one row of 65 tokens"},
@@ -72,7 +72,7 @@ TEST_F(RunInputs, WhatARankWouldRefuseIsRefusedBeforeTheLaunchInOneLine) {
       {"--checkpoint-dir " + quoted("a-file"), "exists and is not a directory"},
       {"--save-model " + quoted("no-such-dir/model.safetensors"), "does not exist"},
       {"--save-model -", "--save-model needs a file"},
-      {"--resume --checkpoint-dir " + quoted("dp2-ckpt"), "belongs to another plan"},
+      {"--resume --checkpoint-dir " + quoted("seq32-ckpt"), "was written for seq-length=32, this plan has seq-length=64"},
       {"--steps -1", "--steps=-1 must be 0 (load and save only) or positive"},
       {"--threads -3", "--threads"},
   };

@@ -175,13 +175,17 @@ ProcessResult run_process(const std::string& command) {
 fs::path make_plan(const Layout& layout) {
   const fs::path plan = scratch_dir() / ("plan_" + layout.name + ".json");
   std::string command = quote(LOOM_BINARY) + " init --model " +
-                        quote((layout.llama ? llama_model_json() : model_json(layout.untied_output_layer)).string()) +
+                        quote((layout.model_file ? *layout.model_file
+                                             : layout.llama ? llama_model_json()
+                                                            : model_json(layout.untied_output_layer))
+                                .string()) +
                         " --nodes 1 --devices-per-node " + std::to_string(layout.ranks) + " --tp " +
                         std::to_string(layout.tp) + " --pp " + std::to_string(layout.pp) +
                         " --schedule " + layout.schedule + " --recompute-granularity " +
                         layout.recompute +
-                        " --micro-batch-size 2 --global-batch-size 8 --dtype fp32 --train-iters " +
-                        std::to_string(kSteps);
+                        " --micro-batch-size " + std::to_string(layout.micro_batch_size) +
+                        " --global-batch-size 8 --dtype fp32 --train-iters " +
+                        std::to_string(layout.train_iters);
   if (layout.layers_per_virtual_stage)
     command += " --num-layers-per-virtual-pipeline-stage " +
                std::to_string(*layout.layers_per_virtual_stage);
@@ -206,10 +210,12 @@ fs::path make_plan(const Layout& layout) {
       p.sequence_parallel == layout.sequence_parallel &&
       p.distributed_optimizer == layout.distributed_optimizer &&
       p.layers_per_virtual_stage == std::optional<int64_t>(layout.layers_per_virtual_stage) &&
-      read.model.untie_embeddings_and_output_weights == layout.untied_output_layer &&
+      (layout.model_file ||
+       read.model.untie_embeddings_and_output_weights == layout.untied_output_layer) &&
       core::to_string(p.attention_backend) == layout.attention_backend &&
       read.training.dtype == core::DType::fp32 && read.training.global_batch_size == 8 &&
-      read.training.train_iters == kSteps;
+      read.training.train_iters == layout.train_iters &&
+      p.micro_batch_size == layout.micro_batch_size;
   if (!as_asked) fail("loom init wrote a plan other than the layout " + layout.name, init);
   return plan;
 }

@@ -47,6 +47,10 @@ struct Layout {
   // Said explicitly, whatever loom init's default: these tests cover the unfused kernel unless a
   // test asks for flash (layouts_flash_test.cpp).
   std::string attention_backend = "unfused";
+  int micro_batch_size = 2;
+  int train_iters = kSteps;
+  // A model JSON of the test's own instead of the test model (the GPT-2 one, tied or untied).
+  std::optional<std::filesystem::path> model_file;
 
   Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
       : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
@@ -85,6 +89,21 @@ struct Layout {
     Layout l = *this;
     l.llama = true;
     l.untied_output_layer = true;  // as Llama's
+    return l;
+  }
+  Layout with_micro_batch_size(int b) const {
+    Layout l = *this;
+    l.micro_batch_size = b;
+    return l;
+  }
+  Layout with_train_iters(int iters) const {
+    Layout l = *this;
+    l.train_iters = iters;
+    return l;
+  }
+  Layout with_model_file(std::filesystem::path model) const {
+    Layout l = *this;
+    l.model_file = std::move(model);
     return l;
   }
   Layout with_untied_output_layer() const {
@@ -132,8 +151,8 @@ std::filesystem::path llama_model_json();
 ProcessResult run_process(const std::string& command);
 std::string quote(const std::string& word);  // one shell word
 
-// Writes a plan for `layout` with `loom init` (fp32, global batch 8, micro-batch 2, train-iters
-// 10, the layout's attention backend) and checks that the plan holds the layout; returns its
+// Writes a plan for `layout` with `loom init` (fp32, global batch 8, the layout's micro-batch size
+// (2), train-iters (10) and attention backend) and checks that the plan holds the layout; returns its
 // path. Throws on any failure.
 std::filesystem::path make_plan(const Layout& layout);
 
