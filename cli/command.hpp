@@ -19,6 +19,7 @@ Command add_init_command(CLI::App& parent);
 Command add_simulate_command(CLI::App& parent);
 Command add_validate_command(CLI::App& parent);
 Command add_plan_command(CLI::App& parent);
+Command add_replan_command(CLI::App& parent);
 Command add_export_command(CLI::App& parent);
 Command add_bench_command(CLI::App& parent);
 Command add_run_command(CLI::App& parent);

@@ -19,17 +19,21 @@ Command add_compare_command(CLI::App& parent) {
     std::string db = "loom.db";
     std::string profile;
     std::string format = "table";
+    std::optional<int64_t> attempt;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("compare", "Set a measured run beside its prediction, category by category");
   app->add_option("run", o->run_id, "Run id (see `loom runs`)")->required();
   app->add_option("--db", o->db, "SQLite store")->capture_default_str();
   app->add_option("--profile", o->profile, "Predict with this profile [default: the one the run was stored with]");
+  app->add_option("--attempt", o->attempt,
+                  "Compare this attempt of the run (see `loom runs --attempts`) with its own plan's prediction "
+                  "[default: the last]");
   add_format_option(*app, o->format);
   app->footer("Example:\n  loom run plan.json --db loom.db --profile profiles/this-machine.json\n  loom compare 1 --db loom.db");
   return {app, [o] {
             core::Store store = core::Store::open(o->db, core::Store::OpenMode::existing);
-            const sim::RunComparison c = sim::compare_run(store, o->run_id, o->profile);
+            const sim::RunComparison c = sim::compare_run(store, o->run_id, o->profile, o->attempt);
             core::Json json_rows = core::Json::array(), json_ranks = core::Json::array();
             TextTable table({"quantity", "predicted", "measured", "error"}, {1, 2, 3});
             // Unmeasured quantities are null in JSON and "not measured" in the table, never a 0.
@@ -55,6 +59,7 @@ Command add_compare_command(CLI::App& parent) {
             }
             if (o->format == "json") {
               std::cout << core::Json{{"format", "loom-compare"}, {"version", 1}, {"run", c.run_id},
+                                      {"attempt", c.attempt}, {"attempts", c.attempts},
                                       {"source", c.source}, {"profile", c.profile_name}, {"warmup_steps", c.warmup_steps},
                                       {"measured_steps", c.measured_steps},
                                       {"rank_statistics", c.has_rank_statistics}, {"rows", json_rows},
@@ -63,13 +68,21 @@ Command add_compare_command(CLI::App& parent) {
                         << "\n";
               return;
             }
-            fmt::print("Run {} ({}, {} steps, the first {} excluded as warm-up) against profile {}; categories of "
+            // A run of one attempt reads as it always has; a re-planned one names the attempt compared.
+            const std::string which =
+                c.attempts > 1 ? fmt::format(" attempt {} of {}", c.attempt, c.attempts) : std::string();
+            fmt::print("Run {}{} ({}, {} steps, the first {} excluded as warm-up) against profile {}; categories of "
                        "pipeline stage {}, per step\n",
-                       c.run_id, core::to_string(c.status), c.stored_steps, c.warmup_steps, c.profile_name,
+                       c.run_id, which, core::to_string(c.status), c.stored_steps, c.warmup_steps, c.profile_name,
                        c.compared_pipeline_rank);
+            if (c.attempts > 1 && c.cause) fmt::print("The attempt ended: {}\n", *c.cause);
             fmt::print("{}", table.render());
             if (!c.has_rank_statistics && c.source != "loom") {
               fmt::print("\nThe {} log reports no per-rank time or memory: only its steps are compared\n", c.source);
+              return;
+            }
+            if (!c.has_rank_statistics && c.attempt < c.attempts) {
+              fmt::print("\nPer-rank time and memory are the last attempt's: only this attempt's steps are compared\n");
               return;
             }
             if (!c.has_rank_statistics) {

@@ -89,6 +89,7 @@ int run_loom(int argc, char** argv) {
   app.require_subcommand(0, 1);
   std::vector<Command> commands = {add_presets_command(app), add_show_command(app), add_init_command(app),
                                    add_simulate_command(app), add_validate_command(app), add_plan_command(app),
+                                   add_replan_command(app),
                                    add_export_command(app), add_bench_command(app), add_run_command(app),
                                    add_checkpoint_command(app), add_runs_command(app), add_compare_command(app),
                                    add_profile_command(app), add_import_command(app),

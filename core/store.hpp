@@ -85,6 +85,28 @@ struct RunRow {
   std::string source = "loom";
 };
 
+// One attempt of a run. A run that fails on some devices may go on, re-planned for the devices
+// left and resumed from its newest checkpoint, as a new attempt of the same run (`loom run
+// --elastic`); each attempt keeps its own plan and prediction so that it is compared with its
+// own. begin_run opens attempt 1 and finish_run closes the attempt still running, so a run that
+// never re-plans has exactly one attempt. Steps stay keyed by run: an attempt owns the steps
+// from its start_step to its end_step, up to where the next attempt starts.
+struct RunAttemptRow {
+  std::int64_t run_id = 0;
+  std::int64_t attempt = 0;  // 1, 2, …; begin_attempt ignores it and takes the next
+  std::int64_t plan_id = 0;
+  std::optional<std::int64_t> prediction_id;
+  std::int64_t devices = 0;  // begin_attempt: 0 means the plan's world size
+  RunStatus status = RunStatus::running;  // begin_attempt ignores it and `finished_at`
+  std::optional<std::string> cause;       // why it ended, when it did not complete
+  std::string started_at;                 // begin_attempt: empty means now
+  std::optional<std::string> finished_at;
+  // The first and last step it logged (append_steps keeps them); begin_attempt may set start_step
+  // ahead of the first step (the step after the checkpoint it resumes from).
+  std::optional<std::int64_t> start_step;
+  std::optional<std::int64_t> end_step;
+};
+
 // A NaN metric (a diverged loss) is stored as NULL and reads back as NaN.
 struct StepRow {
   std::int64_t step = 0;
@@ -132,13 +154,24 @@ class Store {
   std::int64_t insert_profile(const ProfileRow& profile);
   std::vector<ProfileRow> list_profiles();
 
+  // Also opens the run's attempt 1 on the run's plan and prediction, on the plan's devices.
   std::int64_t begin_run(const RunRow& run);
+  // A new attempt of a running run whose attempts have all finished (the last one failed): its
+  // plan and prediction, devices and first step. Returns its number. Throws InvalidInput when the
+  // run has finished, an attempt is still running, or the plan or prediction does not exist.
+  std::int64_t begin_attempt(const RunAttemptRow& attempt);
+  // Ends the run's running attempt (failed, with its cause; or cancelled or completed) and leaves
+  // the run running, for the next attempt to continue. Throws InvalidInput when none is running.
+  void finish_attempt(std::int64_t run_id, RunStatus status, const std::string& cause);
+  std::vector<RunAttemptRow> attempts(std::int64_t run_id);  // by attempt; empty for no such run
   // One transaction per batch. A step already stored is overwritten, so that a run resumed
-  // from a checkpoint can log again the steps after the checkpoint.
+  // from a checkpoint can log again the steps after the checkpoint. The steps count for the run's
+  // newest attempt (its start_step and end_step widen to take them in).
   void append_steps(std::int64_t run_id, const std::vector<StepRow>& steps);
   // Insert or replace per rank, one transaction per batch.
   void put_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats);
-  // Only a running run can finish, and only as completed or failed.
+  // Only a running run can finish, and only as completed, failed or cancelled; its attempt still
+  // running finishes with it (the same status, the reason as its cause).
   void finish_run(std::int64_t run_id, RunStatus status, const std::string& reason);
   // A run measured elsewhere (an imported training log), stored whole in one transaction: its
   // plan, the prediction made for it (optional), the run as it finished (`run.status` not
@@ -159,6 +192,11 @@ class Store {
   // The inserts of append_steps and put_rank_stats, inside the caller's transaction.
   void insert_steps(std::int64_t run_id, const std::vector<StepRow>& steps);
   void upsert_rank_stats(std::int64_t run_id, const std::vector<RankStatRow>& stats);
+  // The attempt rows of begin_run, insert_finished_run and begin_attempt, inside the caller's
+  // transaction.
+  void insert_attempt(const RunAttemptRow& attempt);
+  void widen_attempt_steps(std::int64_t run_id, const std::vector<StepRow>& steps);
+  void close_running_attempt(std::int64_t run_id, RunStatus status, const std::string& cause);
   // Throws InvalidInput "no <noun> with id <id> in <path>" unless the row exists.
   void require_row(std::string_view table, std::string_view noun, std::int64_t id);
 

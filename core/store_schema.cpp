@@ -158,6 +158,40 @@ ALTER TABLE profiles_v4 RENAME TO profiles;
 CREATE INDEX profiles_by_name ON profiles(name);
 )sql";
 
+// A run may go on after a failure as a new attempt (`loom run --elastic`: re-planned for the
+// devices left, resumed from the newest checkpoint), so each attempt records its own plan, the
+// prediction it is compared with, its devices, its time span, the range of steps it logged and
+// why it ended. Every run stored before becomes its own attempt 1: its plan, prediction, times,
+// status and reason, and the steps it logged. Steps stay keyed by run: attempt k owns the steps
+// from its start_step to its end_step (a later attempt that resumed from an earlier checkpoint
+// rewrites the steps after it, which then belong to the later attempt).
+constexpr std::string_view kSchemaVersion5 = R"sql(
+CREATE TABLE run_attempts (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL CHECK (attempt >= 1),
+  plan_id INTEGER NOT NULL REFERENCES plans(id),
+  prediction_id INTEGER REFERENCES predictions(id) ON DELETE SET NULL,
+  devices INTEGER NOT NULL CHECK (devices >= 1),
+  status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'cancelled')),
+  cause TEXT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  start_step INTEGER CHECK (start_step >= 0),
+  end_step INTEGER CHECK (end_step >= start_step),
+  PRIMARY KEY (run_id, attempt),
+  CHECK ((status = 'running') = (finished_at IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX run_attempts_by_plan ON run_attempts(plan_id);
+CREATE INDEX run_attempts_by_prediction ON run_attempts(prediction_id);
+INSERT INTO run_attempts (run_id, attempt, plan_id, prediction_id, devices, status, cause, started_at,
+                          finished_at, start_step, end_step)
+  SELECT runs.id, 1, runs.plan_id, runs.prediction_id, max(plans.world_size, 1), runs.status, runs.reason,
+         runs.started_at, runs.finished_at,
+         (SELECT min(step) FROM steps WHERE steps.run_id = runs.id),
+         (SELECT max(step) FROM steps WHERE steps.run_id = runs.id)
+  FROM runs JOIN plans ON plans.id = runs.plan_id;
+)sql";
+
 constexpr std::array kMigrations = {
     StoreMigration{1, "plans, predictions, profiles, runs, steps, rank_stats", kSchemaVersion1, false},
     StoreMigration{2, "runs.status 'cancelled' (was 'failed' + \"cancelled by the user\")", kSchemaVersion2,
@@ -165,6 +199,8 @@ constexpr std::array kMigrations = {
     StoreMigration{3, "runs.source: 'loom', or 'megatron' / 'llmc' for runs imported from training logs",
                    kSchemaVersion3, false},
     StoreMigration{4, "profiles.provenance 'calibrated' (profiles fitted by loom calibrate)", kSchemaVersion4, true},
+    StoreMigration{5, "run_attempts: each attempt of a run (plan, devices, steps, cause); old runs are attempt 1",
+                   kSchemaVersion5, false},
 };
 
 // Foreign-key enforcement can only be switched outside a transaction; while it is off for a

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <exception>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -33,7 +35,7 @@ void parallel_for(Evaluators& evaluators, size_t n, const SearchOptions& options
   constexpr size_t kChunk = 64;
   const std::function<void(double)>& progress = options.progress;
   // The calling thread (`first`) asks whether to stop and reports progress.
-  auto run = [&](Evaluator& evaluator, bool first) {
+  auto run_items = [&](Evaluator& evaluator, bool first) {
     while (!stopped) {
       if (first && options.cancelled && options.cancelled()) {
         stopped = true;
@@ -47,10 +49,24 @@ void parallel_for(Evaluators& evaluators, size_t n, const SearchOptions& options
       if (first && reports_progress && progress) progress(0.1 + 0.9 * double(done) / double(n));
     }
   };
+  // The first error any thread meets (a profile that cannot time a plan, say) stops every thread
+  // and is rethrown here once all have joined; escaping a thread it would end the process.
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto run = [&](Evaluator& evaluator, bool first) noexcept {
+    try {
+      run_items(evaluator, first);
+    } catch (...) {
+      const std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+      stopped = true;
+    }
+  };
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < evaluators.size() && t * kChunk < n; ++t) helpers.emplace_back(run, std::ref(*evaluators[t]), false);
   run(*evaluators[0], true);
   for (std::thread& helper : helpers) helper.join();
+  if (failure) std::rethrow_exception(failure);
   if (stopped) throw Cancelled("the search was cancelled");
 }
 

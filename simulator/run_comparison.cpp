@@ -4,7 +4,10 @@
 #include "core/plan_json.hpp"
 #include "core/train_spec.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 namespace loom::sim {
@@ -43,18 +46,50 @@ StageCategories measured_categories(const std::vector<core::RankStatRow>& ranks,
 
 }  // namespace
 
-RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override) {
-  const core::RunRow run = store.run(run_id);
-  const std::vector<core::StepRow> steps = store.steps(run.id);
-  const std::vector<core::RankStatRow> ranks = store.rank_stats(run.id);
-  if (steps.empty())
-    throw InvalidInput("run {} has no steps recorded yet (status {}); compare it once it has trained a step", run.id,
-                       core::to_string(run.status));
-  const core::Plan plan = core::plan_from_json(core::Json::parse(store.plan(run.plan_id).plan_json));
+std::vector<core::StepRow> attempt_steps(const std::vector<core::StepRow>& steps,
+                                         const std::vector<core::RunAttemptRow>& attempts, int64_t attempt) {
+  if (attempts.size() <= 1) return steps;  // a run's only attempt owns all its steps
+  const auto at = std::find_if(attempts.begin(), attempts.end(),
+                               [attempt](const core::RunAttemptRow& a) { return a.attempt == attempt; });
+  if (at == attempts.end() || !at->start_step) return {};
+  const auto next = std::next(at);
+  // A later attempt that resumed from an earlier checkpoint logged the steps after it again.
+  const std::optional<int64_t> next_start = next == attempts.end() ? std::nullopt : next->start_step;
+  std::vector<core::StepRow> out;
+  for (const core::StepRow& step : steps)
+    if (step.step >= *at->start_step && (!at->end_step || step.step <= *at->end_step) &&
+        (!next_start || step.step < *next_start))
+      out.push_back(step);
+  return out;
+}
 
+RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override,
+                          std::optional<int64_t> attempt) {
+  const core::RunRow run = store.run(run_id);
+  const std::vector<core::RunAttemptRow> attempts = store.attempts(run.id);
   RunComparison c;
   c.run_id = run.id;
   c.status = run.status;
+  c.attempts = std::max<int64_t>(1, int64_t(attempts.size()));
+  c.attempt = attempt.value_or(c.attempts);
+  if (c.attempt < 1 || c.attempt > c.attempts)
+    throw InvalidInput("run {} has {} attempt{}; there is no attempt {}", run.id, c.attempts,
+                       c.attempts == 1 ? "" : "s", c.attempt);
+  int64_t plan_id = run.plan_id;
+  if (!attempts.empty()) {
+    const core::RunAttemptRow& chosen = attempts[size_t(c.attempt - 1)];
+    plan_id = chosen.plan_id;
+    c.status = chosen.status;
+    c.cause = chosen.cause;
+  }
+  const std::vector<core::StepRow> steps = attempt_steps(store.steps(run.id), attempts, c.attempt);
+  const bool last_attempt = c.attempt == c.attempts;
+  const std::vector<core::RankStatRow> ranks = last_attempt ? store.rank_stats(run.id) : std::vector<core::RankStatRow>{};
+  if (steps.empty())
+    throw InvalidInput("run {}{} has no steps recorded yet (status {}); compare it once it has trained a step", run.id,
+                       c.attempts > 1 ? fmt::format(" attempt {}", c.attempt) : "", core::to_string(c.status));
+  const core::Plan plan = core::plan_from_json(core::Json::parse(store.plan(plan_id).plan_json));
+
   c.profile_name = !profile_override.empty() ? profile_override : run.profile_name.value_or(plan.cluster.profile);
   SimulationOptions options;
   options.record_timeline = false;

@@ -35,10 +35,13 @@ struct RankMemoryComparison {
 
 struct RunComparison {
   int64_t run_id = 0;
-  core::RunStatus status = core::RunStatus::running;
+  int64_t attempt = 1;   // the attempt compared (core::RunAttemptRow), against its own plan
+  int64_t attempts = 1;  // the run's attempts
+  core::RunStatus status = core::RunStatus::running;  // the attempt's
+  std::optional<std::string> cause;                   // why the attempt ended, when it failed
   std::string source = "loom";     // who measured it: loom, or megatron / llmc for an imported log
   std::string profile_name;        // the profile the prediction was made with
-  int64_t stored_steps = 0;        // steps the run recorded
+  int64_t stored_steps = 0;        // steps the attempt recorded
   int64_t warmup_steps = 0;        // excluded from the measured categories
   int64_t measured_steps = 0;      // stored_steps − warmup_steps
   int64_t compared_pipeline_rank = 0;  // the prediction's critical stage, whose categories are compared
@@ -53,11 +56,19 @@ struct RunComparison {
   Prediction prediction;                    // without its timeline
 };
 
-// Predicts the run's plan with `profile_override`, or the profile the run was stored with (else
-// the plan's), and sets it beside what the run measured. A run without per-rank statistics (still
-// going, stopped or failed) is compared on its step time alone, its categories and memory left
-// unmeasured. Throws InvalidInput when there is no such run, or when it has no steps yet.
-RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override = "");
+// Predicts the plan of one attempt of the run (default: its last) with `profile_override`, or the
+// profile the run was stored with (else the plan's), and sets it beside the steps that attempt
+// measured (its start_step to its end_step, up to where the next attempt started). A run writes its
+// per-rank statistics at its end, so they belong to its last attempt; an earlier attempt, or a run
+// without them (still going, stopped or failed), is compared on its step time alone, its categories
+// and memory left unmeasured. Throws InvalidInput when there is no such run or attempt, or when the
+// attempt has no steps yet.
+RunComparison compare_run(core::Store& store, int64_t run_id, const std::string& profile_override = "",
+                          std::optional<int64_t> attempt = std::nullopt);
+
+// The steps of `attempt` among the run's steps (ordered by step), given all of the run's attempts.
+std::vector<core::StepRow> attempt_steps(const std::vector<core::StepRow>& steps,
+                                         const std::vector<core::RunAttemptRow>& attempts, int64_t attempt);
 
 // core::warmup_steps of a stored run's steps.
 int64_t warmup_steps_of(const std::vector<core::StepRow>& steps);

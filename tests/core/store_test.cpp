@@ -25,12 +25,12 @@ TEST(UtcNowTest, IsIso8601UtcWithMilliseconds) {
 
 TEST_F(StoreTest, MigrationFromEmptyCreatesAllTablesAtLatestVersion) {
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 4);
-  EXPECT_EQ(latest_store_schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
+  EXPECT_EQ(latest_store_schema_version(), 5);
   const auto raw = open_raw();
-  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 4);
+  EXPECT_EQ(query_int(raw.get(), "PRAGMA user_version"), 5);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA application_id"), kLoomApplicationId);
-  for (const char* table : {"plans", "predictions", "profiles", "runs", "steps", "rank_stats"}) {
+  for (const char* table : {"plans", "predictions", "profiles", "runs", "run_attempts", "steps", "rank_stats"}) {
     EXPECT_EQ(query_int(raw.get(), fmt::format("SELECT count(*) FROM sqlite_master "
                                                "WHERE type = 'table' AND name = '{}'",
                                                table)),
@@ -47,7 +47,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRerunMigrations) {
   const auto data_version_before = query_int(raw.get(), "PRAGMA data_version");
   Store store = Store::open(path_);
   EXPECT_EQ(query_int(raw.get(), "PRAGMA data_version"), data_version_before);
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   const auto plans = store.list_plans();
   ASSERT_EQ(plans.size(), 1u);
   const PlanRow expected = sample_plan();
@@ -137,7 +137,7 @@ TEST_F(StoreTest, VersionOneStoreMigratesCancelledRunsAndKeepsEverythingElse) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   const std::vector<RunRow> runs = store.list_runs();
   ASSERT_EQ(runs.size(), 4u);
   EXPECT_EQ(runs[0].status, RunStatus::completed);
@@ -190,7 +190,7 @@ TEST_F(StoreTest, VersionTwoStoreGainsRunSourceWithOldRunsMarkedLoom) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   const std::vector<RunRow> runs = store.list_runs();
   ASSERT_EQ(runs.size(), 2u);
   for (const RunRow& run : runs) EXPECT_EQ(run.source, "loom") << run.id;
@@ -219,7 +219,7 @@ TEST_F(StoreTest, VersionThreeStoreKeepsItsProfilesAndTakesCalibratedOnes) {
     transaction.commit();
   }
   Store store = Store::open(path_);
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   std::vector<ProfileRow> profiles = store.list_profiles();
   ASSERT_EQ(profiles.size(), 1u);
   EXPECT_EQ(profiles[0].id, 7);
@@ -377,7 +377,7 @@ TEST_F(StoreTest, NewerSchemaVersionIsRefused) {
     const std::string message = error.what();
     EXPECT_NE(message.find(path_), std::string::npos) << message;
     EXPECT_NE(message.find("version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("up to 4"), std::string::npos) << message;
+    EXPECT_NE(message.find(fmt::format("up to {}", latest_store_schema_version())), std::string::npos) << message;
   }
 }
 

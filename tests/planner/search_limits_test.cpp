@@ -188,6 +188,24 @@ TEST(SearchProgress, ReportedWhileTheSpaceIsWalked) {
   EXPECT_EQ(fractions.back(), 1.0);
 }
 
+// An error met while plans are timed on the search's worker threads (here: a profile with no
+// inter-node link asked to time groups that span nodes) reaches the caller as that one error, on
+// one thread or several, instead of ending the process from a thread.
+TEST(SearchErrors, AnErrorOnAWorkerThreadReachesTheCaller) {
+  SearchRequest request = request_for("loom-tiny", 6, 6);
+  request.devices_per_node = 2;
+  request.profile_name = "cpu-epyc-2core-vm";
+  request.profile = core::resolve_profile(request.profile_name);
+  for (int threads : {1, 2, 4}) {
+    try {
+      (void)search(request, options_for(5, false, threads));
+      ADD_FAILURE() << threads << " threads: expected InvalidInput";
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find("no inter-node link"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(SearchRequestLimits, MaximaAreNamed) {
   SearchRequest request = space("gpt2-124m", 8, 64, 8, false, false);
   request.max_micro_batch_size = core::limits::kMaxMicroBatch + 1;

@@ -230,5 +230,29 @@ TEST(RunSummary, WarmupStepTimeAndErrors) {
   EXPECT_EQ(pipeline_rank_of({0, 0, R"({"pipeline_rank": 3})"}), 3);
 }
 
+// An attempt owns the steps from its first to its last, up to where the next attempt began: a
+// later attempt resumed from an earlier checkpoint logged the steps after it again.
+TEST(AttemptStepsTest, EachAttemptKeepsTheStepsNoLaterAttemptRewrote) {
+  std::vector<core::StepRow> steps;
+  for (int64_t step = 1; step <= 10; ++step) steps.push_back({step, 1.0, 0.1, 1.0, 1e-4, std::nullopt});
+  core::RunAttemptRow first, second;
+  first.attempt = 1;
+  first.start_step = 1;
+  first.end_step = 6;
+  second.attempt = 2;
+  second.start_step = 5;
+  second.end_step = 10;
+  const std::vector<core::RunAttemptRow> attempts = {first, second};
+  const auto numbers = [](const std::vector<core::StepRow>& rows) {
+    std::vector<int64_t> out;
+    for (const core::StepRow& row : rows) out.push_back(row.step);
+    return out;
+  };
+  EXPECT_EQ(numbers(attempt_steps(steps, attempts, 1)), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(numbers(attempt_steps(steps, attempts, 2)), (std::vector<int64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_TRUE(attempt_steps(steps, attempts, 3).empty());
+  EXPECT_EQ(attempt_steps(steps, {first}, 1).size(), 10u) << "a run's only attempt owns all its steps";
+}
+
 }  // namespace
 }  // namespace loom::sim
