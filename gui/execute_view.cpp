@@ -6,6 +6,7 @@
 #include "gui/models/plan_switches.hpp"
 #include "gui/step_axis.hpp"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFile>
 #include <QFileDialog>
@@ -107,6 +108,18 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
   threads_->setToolTip(tr("Threads of each rank; loom run binds each rank to as many cores, and warns when the "
                           "ranks of a node need more cores than it has"));
 
+  checkpoint_dir_ = new QLineEdit;
+  checkpoint_dir_->setObjectName(QStringLiteral("checkpoint_dir"));
+  checkpoint_dir_->setPlaceholderText(tr("none: no checkpoints"));
+  checkpoint_dir_->setToolTip(tr("--checkpoint-dir: where the run writes its checkpoints"));
+  auto* browse_checkpoints = new QPushButton(tr("Browse…"));
+  resume_ = new QCheckBox(tr("Resume from the newest complete checkpoint there"));
+  resume_->setObjectName(QStringLiteral("resume"));
+  resume_->setToolTip(tr("--resume: continue the run its checkpoints were written by"));
+  auto* checkpoint_row = new QHBoxLayout;
+  checkpoint_row->addWidget(checkpoint_dir_, 1);
+  checkpoint_row->addWidget(browse_checkpoints);
+
   auto* form = new QFormLayout;
   form->addRow(tr("Steps:"), steps_);
   form->addRow(tr("Data:"), data_row);
@@ -115,6 +128,8 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Profile:"), profile_row);
   form->addRow(QString(), profile_note_);
   form->addRow(tr("Threads:"), threads_);
+  form->addRow(tr("Checkpoints:"), checkpoint_row);
+  form->addRow(QString(), resume_);
   form->addRow(tr("Store:"), store_label_);
 
   command_ = new QPlainTextEdit;
@@ -206,6 +221,15 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
   connect(launcher_, &QComboBox::currentIndexChanged, this, &ExecuteView::updateCommand);
   connect(profile_, &QComboBox::currentTextChanged, this, &ExecuteView::showProfile);
   connect(threads_, &QSpinBox::valueChanged, this, &ExecuteView::updateCommand);
+  connect(checkpoint_dir_, &QLineEdit::textChanged, this, [this] {
+    updateCommand();
+    updateButtons();
+  });
+  connect(resume_, &QCheckBox::toggled, this, &ExecuteView::updateCommand);
+  connect(browse_checkpoints, &QPushButton::clicked, this, [this] {
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Checkpoint directory"), checkpoint_dir_->text());
+    if (!dir.isEmpty()) checkpoint_dir_->setText(dir);
+  });
   connect(browse_profile, &QPushButton::clicked, this, [this] {
     const QString path =
         QFileDialog::getOpenFileName(this, tr("Profile"), QString(), tr("Profiles (*.json);;All files (*)"));
@@ -231,6 +255,7 @@ ExecuteView::ExecuteView(QWidget* parent) : QWidget(parent) {
 }
 
 void ExecuteView::setPlan(const core::Plan& plan) {
+  if (!isRunning()) resume_->setChecked(false);
   plan_ = plan;
   plan_summary_->setText(plan_text(plan));
   steps_->setValue(int(std::min<int64_t>(plan.training.train_iters, steps_->maximum())));
@@ -242,6 +267,19 @@ void ExecuteView::setPlan(const core::Plan& plan) {
   updateCommand();
   updateButtons();
 }
+
+void ExecuteView::setResumePlan(const core::Plan& plan, const QString& checkpoint_dir) {
+  if (isRunning()) return;  // Start is disabled meanwhile; the running one is not disturbed
+  setPlan(plan);
+  setCheckpointDir(checkpoint_dir);
+  setResume(true);
+  setStatus(tr("Ready to resume from the newest checkpoint in %1").arg(checkpoint_dir), "#404040");
+}
+
+void ExecuteView::setCheckpointDir(const QString& dir) { checkpoint_dir_->setText(dir); }
+QString ExecuteView::checkpointDir() const { return checkpoint_dir_->text().trimmed(); }
+void ExecuteView::setResume(bool resume) { resume_->setChecked(resume); }
+bool ExecuteView::resume() const { return resume_->isChecked() && !checkpointDir().isEmpty(); }
 
 void ExecuteView::setStorePath(const QString& path) {
   store_path_ = path;
@@ -302,6 +340,8 @@ RunRequest ExecuteView::request() const {
   r.store_path = store_path_;
   r.profile = profile();
   r.threads = threads_->value();
+  r.checkpoint_dir = checkpointDir();
+  r.resume = resume();
   return r;
 }
 
@@ -313,8 +353,10 @@ void ExecuteView::updateButtons() {
   const bool running = isRunning();
   start_button_->setEnabled(plan_.has_value() && !running);
   cancel_button_->setEnabled(running);
-  for (QWidget* option : std::initializer_list<QWidget*>{steps_, data_path_, backend_, launcher_, profile_, threads_})
+  for (QWidget* option :
+       std::initializer_list<QWidget*>{steps_, data_path_, backend_, launcher_, profile_, threads_, checkpoint_dir_})
     option->setEnabled(!running);
+  resume_->setEnabled(!running && !checkpointDir().isEmpty());
 }
 
 bool ExecuteView::writePlanFile() {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -32,8 +33,16 @@ class ExecuteView : public QWidget {
  public:
   explicit ExecuteView(QWidget* parent = nullptr);
 
-  // Also makes the plan's own profile the one the run is compared against.
+  // Also makes the plan's own profile the one the run is compared against, and clears a resume.
   void setPlan(const core::Plan& plan);
+  // A plan that continues a run from its newest checkpoint (a re-plan for the devices left):
+  // `loom run PLAN --checkpoint-dir DIR --resume`.
+  void setResumePlan(const core::Plan& plan, const QString& checkpoint_dir);
+  // Where the run writes checkpoints ("": none), and whether it resumes from the newest one there.
+  void setCheckpointDir(const QString& dir);
+  QString checkpointDir() const;
+  void setResume(bool resume);
+  bool resume() const;
   // The profile (built-in name or file) the run is stored against for comparison; a measured CPU
   // profile also sets the threads per rank it was measured with, so that its prediction applies.
   void setProfile(const QString& name_or_file);
@@ -91,6 +100,8 @@ class ExecuteView : public QWidget {
   QComboBox* profile_ = nullptr;
   QLabel* profile_note_ = nullptr;
   QSpinBox* threads_ = nullptr;
+  QLineEdit* checkpoint_dir_ = nullptr;
+  QCheckBox* resume_ = nullptr;
   QLabel* store_label_ = nullptr;
   QPlainTextEdit* command_ = nullptr;
   QPushButton* start_button_ = nullptr;

@@ -58,6 +58,12 @@ MainWindow::MainWindow(const QString& store_path, QWidget* parent) : QMainWindow
     statusBar()->showMessage(tr("Run %1 started").arg(run_id));
     runs_view_->refresh();
   });
+  connect(runs_view_, &RunsView::resumeRequested, this,
+          [this](const core::Plan& plan, const QString& plan_path, const QString& checkpoint_dir) {
+            execute_view_->setResumePlan(plan, checkpoint_dir);
+            showTab(Tab::execute);
+            statusBar()->showMessage(tr("Re-planned run written to %1: Start resumes it").arg(plan_path));
+          });
   connect(execute_view_, &ExecuteView::runFinished, this, [this](qint64 run_id, bool succeeded) {
     statusBar()->showMessage(succeeded ? tr("Run %1 completed").arg(run_id) : tr("Run %1 did not complete").arg(run_id), 10000);
     runs_view_->refresh();

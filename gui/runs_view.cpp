@@ -2,17 +2,21 @@
 
 #include "core/error.hpp"
 #include "core/json_reader.hpp"
+#include "core/plan_json.hpp"
 #include "core/profile.hpp"
 #include "core/store.hpp"
 #include "gui/calibration_dialog.hpp"
 #include "gui/import_log_dialog.hpp"
 #include "gui/models/comparison_model.hpp"
 #include "gui/models/runs_model.hpp"
+#include "gui/replan_dialog.hpp"
 #include "gui/step_axis.hpp"
 #include "simulator/calibration.hpp"
 #include "simulator/run_comparison.hpp"
 
 #include <QApplication>
+#include <QDir>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
@@ -21,9 +25,11 @@
 #include <QLabel>
 #include <QMessageBox>
 #include <QPushButton>
+#include <QSignalBlocker>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
 #include <QTableView>
+#include <QTableWidget>
 #include <QTimer>
 #include <QVBoxLayout>
 #include <QtCharts/QChart>
@@ -104,6 +110,21 @@ std::pair<core::Profile, std::filesystem::path> resolve_base_profile(const QStri
   }
 }
 
+QTableWidgetItem* attempt_item(const QString& text, bool number = false) {
+  auto* item = new QTableWidgetItem(text);
+  if (number) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+  return item;
+}
+
+// A file next to the checkpoint directory that no file has yet: DIR-replan-3dev.json, then -2, -3, …
+QString fresh_plan_path(const QString& checkpoint_dir, int64_t devices) {
+  const QFileInfo dir(QDir::cleanPath(checkpoint_dir));
+  const QString stem = dir.absolutePath() + "/" + dir.fileName() + QStringLiteral("-replan-%1dev").arg(devices);
+  QString path = stem + ".json";
+  for (int n = 2; QFileInfo::exists(path); ++n) path = stem + QStringLiteral("-%1.json").arg(n);
+  return path;
+}
+
 }  // namespace
 
 RunsView::RunsView(QWidget* parent) : QWidget(parent) {
@@ -127,10 +148,19 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
   calibrate_button_->setToolTip(tr("Fit a profile's efficiency parameters to the completed runs selected in the "
                                    "table (Ctrl or Shift selects several; loom calibrate)"));
   connect(calibrate_button_, &QPushButton::clicked, this, &RunsView::calibrateSelectedRunsWithDialog);
+  replan_button_ = new QPushButton(tr("Re-plan and resume…"));
+  replan_button_->setObjectName(QStringLiteral("replan_and_resume"));
+  replan_button_->setToolTip(tr("For a failed or cancelled run: plan again for the devices left and continue from "
+                                "its newest checkpoint (loom replan, then loom run --resume)"));
+  connect(replan_button_, &QPushButton::clicked, this, &RunsView::replanSelectedRunWithDialog);
+  directory_chooser_ = [](QWidget* parent, const QString& start) {
+    return QFileDialog::getExistingDirectory(parent, tr("The run's checkpoint directory (--checkpoint-dir)"), start);
+  };
   auto* top = new QHBoxLayout;
   top->addWidget(store_label_, 1);
   top->addWidget(import_button_);
   top->addWidget(calibrate_button_);
+  top->addWidget(replan_button_);
   top->addWidget(refresh_button);
   status_label_ = new QLabel;
   status_label_->setWordWrap(true);
@@ -152,10 +182,31 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
             const qint64 run = current.isValid() ? current.data(RunsModel::RunIdRole).toLongLong() : 0;
             if (run == selected_run_) return;
             selected_run_ = run;
+            selected_attempt_ = 0;
             compared_.reset();
             showSelectedRun();
           });
   connect(runs_table_->selectionModel(), &QItemSelectionModel::selectionChanged, this, &RunsView::updateActions);
+
+  // A re-planned run's attempts: which one the comparison shows.
+  attempts_table_ = new QTableWidget(0, 6);
+  attempts_table_->setObjectName(QStringLiteral("attempts"));
+  attempts_table_->setHorizontalHeaderLabels(
+      {tr("Attempt"), tr("Plan"), tr("Devices"), tr("Steps"), tr("Status"), tr("Cause")});
+  attempts_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  attempts_table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  attempts_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  attempts_table_->verticalHeader()->hide();
+  attempts_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  attempts_table_->horizontalHeader()->setStretchLastSection(true);
+  attempts_table_->setToolTip(tr("Each attempt is compared with its own plan's prediction: select one "
+                                 "(loom compare RUN --attempt N)"));
+  attempts_table_->hide();
+  connect(attempts_table_, &QTableWidget::currentCellChanged, this, [this](int row) {
+    if (row < 0) return;
+    const qint64 attempt = attempts_table_->item(row, 0)->data(Qt::UserRole).toLongLong();
+    if (attempt != compared_attempt_) selectAttempt(attempt);
+  });
 
   run_title_ = new QLabel(tr("Select a run to see its curves and how it compares with its prediction."));
   run_title_->setWordWrap(true);
@@ -209,6 +260,7 @@ RunsView::RunsView(QWidget* parent) : QWidget(parent) {
   auto* details_layout = new QVBoxLayout(details);
   details_layout->setContentsMargins(0, 0, 0, 0);
   details_layout->addWidget(run_title_);
+  details_layout->addWidget(attempts_table_);
   details_layout->addWidget(details_split, 1);
 
   auto* split = new QSplitter(Qt::Vertical);
@@ -279,6 +331,7 @@ void RunsView::refresh() {
   } catch (const Error& e) {
     showError(tr("Cannot read the store %1: %2").arg(store_path_, QString::fromStdString(e.what())));
   }
+  updateActions();  // the selected run may have failed meanwhile
   if (runs_model_->anyRunning()) {
     if (!refresh_timer_->isActive()) refresh_timer_->start();
   } else {
@@ -316,12 +369,14 @@ void RunsView::selectRun(qint64 run_id) {
   runs_table_->scrollTo(proxy_index);
   if (selected_run_ != run_id) {
     selected_run_ = run_id;
+    selected_attempt_ = 0;
     compared_.reset();
   }
   showSelectedRun();
 }
 
 void RunsView::showSelectedRun() {
+  updateActions();
   if (selected_run_ == 0) {
     clearRunDetails(tr("Select a run to see its curves and how it compares with its prediction."));
     return;
@@ -332,10 +387,24 @@ void RunsView::showSelectedRun() {
     const core::RunRow run = store.run(selected_run_);
     const core::PlanRow plan = store.plan(run.plan_id);
     const std::vector<core::StepRow> steps = store.steps(run.id);
+    const std::vector<core::RunAttemptRow> attempts = store.attempts(run.id);
+    // The attempt compared: the one chosen, else the last (each against its own plan's prediction).
+    const core::RunAttemptRow* shown_attempt = attempts.empty() ? nullptr : &attempts.back();
+    for (const core::RunAttemptRow& a : attempts)
+      if (a.attempt == selected_attempt_) shown_attempt = &a;
+    showAttempts(attempts, store);
+    const int64_t predicted_plan = shown_attempt ? shown_attempt->plan_id : run.plan_id;
+    const std::optional<int64_t> prediction_id = shown_attempt ? shown_attempt->prediction_id : run.prediction_id;
     std::optional<double> predicted_step_s;
-    if (run.prediction_id)
-      for (const core::PredictionRow& p : store.predictions_for_plan(run.plan_id))
-        if (p.id == *run.prediction_id) predicted_step_s = p.step_time_s;
+    if (prediction_id)
+      for (const core::PredictionRow& p : store.predictions_for_plan(predicted_plan))
+        if (p.id == *prediction_id) predicted_step_s = p.step_time_s;
+    // Several attempts: the predicted line spans the compared attempt's steps only.
+    std::optional<std::pair<double, double>> predicted_span;
+    if (attempts.size() > 1 && shown_attempt) {
+      const std::vector<core::StepRow> own = sim::attempt_steps(steps, attempts, shown_attempt->attempt);
+      if (!own.empty()) predicted_span = {double(own.front().step), double(own.back().step)};
+    }
 
     const QString status = QString::fromUtf8(core::to_string(run.status).data());
     const QString source = QString::fromStdString(run.source);
@@ -346,7 +415,8 @@ void RunsView::showSelectedRun() {
                             .arg(run.id)
                             .arg(plan_label(plan), status,
                                  run.reason ? QStringLiteral(" (%1)").arg(QString::fromStdString(*run.reason)) : QString(),
-                                 measured_by, QString::fromStdString(run.profile_name.value_or("?"))));
+                                 measured_by, QString::fromStdString(run.profile_name.value_or("?"))) +
+                        (attempts.size() > 1 ? tr(" · %1 attempts (re-planned)").arg(attempts.size()) : QString()));
 
     QList<QPointF> losses, times;
     double loss_low = INFINITY, loss_high = -INFINITY, time_high = 0;
@@ -372,9 +442,12 @@ void RunsView::showSelectedRun() {
     }
     if (predicted_step_s) {
       const double ms = *predicted_step_s * 1e3;
-      predicted_time_series_->replace(
-          {{steps.empty() ? 0.0 : double(steps.front().step), ms}, {last_step, ms}});
-      predicted_time_series_->setName(tr("predicted (%1 ms)").arg(ms, 0, 'f', 1));
+      const auto [from, to] = predicted_span.value_or(
+          std::pair<double, double>{steps.empty() ? 0.0 : double(steps.front().step), last_step});
+      predicted_time_series_->replace({{from, ms}, {to, ms}});
+      predicted_time_series_->setName(
+          predicted_span ? tr("predicted for attempt %1 (%2 ms)").arg(shown_attempt->attempt).arg(ms, 0, 'f', 1)
+                         : tr("predicted (%1 ms)").arg(ms, 0, 'f', 1));
       time_high = std::max(time_high, ms);
     } else {
       predicted_time_series_->clear();
@@ -392,15 +465,31 @@ void RunsView::showSelectedRun() {
       comparison_title_->setText(tr("Predicted vs measured: once the run has finished (it needs every rank's "
                                     "statistics)."));
       compared_.reset();
+      compared_attempt_ = 0;
     } else if (!compared_ || *compared_ != key) {
       compared_ = key;
+      compared_attempt_ = 0;
       try {
-        const sim::RunComparison c = sim::compare_run(store, run.id);
+        const std::optional<int64_t> attempt =
+            selected_attempt_ > 0 ? std::optional<int64_t>(selected_attempt_) : std::nullopt;
+        const sim::RunComparison c = sim::compare_run(store, run.id, "", attempt);
+        compared_attempt_ = c.attempt;
+        const QString command = c.attempts > 1 ? QStringLiteral("loom compare %1 --attempt %2").arg(c.run_id).arg(c.attempt)
+                                               : QStringLiteral("loom compare %1").arg(c.run_id);
+        const QString which =
+            c.attempts > 1
+                ? tr("Attempt %1 of %2 (%3%4) against its own plan's prediction. ")
+                      .arg(c.attempt)
+                      .arg(c.attempts)
+                      .arg(QString::fromUtf8(core::to_string(c.status).data()),
+                           c.cause ? QStringLiteral(": ") + QString::fromStdString(*c.cause).toHtmlEscaped() : QString())
+                : QString();
         comparison_title_->setText(
-            tr("Predicted vs measured per step (the same as <tt>loom compare %1</tt>): profile %2, %3 measured "
+            which +
+            tr("Predicted vs measured per step (the same as <tt>%1</tt>): profile %2, %3 measured "
                "steps after %4 warm-up; categories of pipeline stage %5. Peak memory: tensors only, without the "
                "prediction's %6 MiB runtime reserve.")
-                .arg(c.run_id)
+                .arg(command)
                 .arg(QString::fromStdString(c.profile_name).toHtmlEscaped())
                 .arg(c.measured_steps)
                 .arg(c.warmup_steps)
@@ -411,7 +500,10 @@ void RunsView::showSelectedRun() {
                  ? tr(" Imported from a %1 log: what it does not report is not measured.")
                        .arg(source_label(QString::fromStdString(c.source)))
                  : tr(" The %1 log reports no per-rank time or memory: only its steps are compared.")
-                       .arg(source_label(QString::fromStdString(c.source)))));
+                       .arg(source_label(QString::fromStdString(c.source)))) +
+            (c.attempts > 1 && !c.has_rank_statistics && c.attempt < c.attempts
+                 ? tr(" Per-rank time and memory are the last attempt's: only this attempt's steps are compared.")
+                 : QString()));
         comparison_model_->setComparison(c);
       } catch (const Error& e) {
         comparison_model_->clear();
@@ -423,7 +515,63 @@ void RunsView::showSelectedRun() {
   }
 }
 
+void RunsView::showAttempts(const std::vector<core::RunAttemptRow>& attempts, core::Store& store) {
+  attempt_count_ = int(attempts.size());
+  const qint64 shown = selected_attempt_ > 0 ? selected_attempt_ : (attempts.empty() ? 0 : attempts.back().attempt);
+  QSignalBlocker blocker(attempts_table_);
+  attempts_table_->setRowCount(0);
+  // A run that never re-planned looks as it always has.
+  attempts_table_->setVisible(attempts.size() > 1);
+  if (attempts.size() <= 1) return;
+  attempts_table_->setRowCount(int(attempts.size()));
+  int shown_row = -1;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    const core::RunAttemptRow& a = attempts[i];
+    const int row = int(i);
+    QString plan_text;
+    try {
+      const core::PlanRow plan = store.plan(a.plan_id);
+      plan_text = QStringLiteral("tp %1 · pp %2 · dp %3")
+                      .arg(plan.tp.value_or(1))
+                      .arg(plan.pp.value_or(1))
+                      .arg(plan.dp.value_or(1));
+    } catch (const Error&) {
+      plan_text = tr("plan %1").arg(a.plan_id);
+    }
+    auto* number = attempt_item(QString::number(a.attempt), true);
+    number->setData(Qt::UserRole, qint64(a.attempt));
+    attempts_table_->setItem(row, 0, number);
+    attempts_table_->setItem(row, 1, attempt_item(plan_text));
+    attempts_table_->setItem(row, 2, attempt_item(QString::number(a.devices), true));
+    const QString steps = a.start_step && a.end_step ? QStringLiteral("%1–%2").arg(*a.start_step).arg(*a.end_step)
+                          : a.start_step             ? tr("from %1").arg(*a.start_step)
+                                                     : tr("none");
+    attempts_table_->setItem(row, 3, attempt_item(steps, true));
+    attempts_table_->setItem(row, 4, attempt_item(QString::fromUtf8(core::to_string(a.status).data())));
+    attempts_table_->setItem(row, 5, attempt_item(QString::fromStdString(a.cause.value_or(""))));
+    if (a.attempt == shown) shown_row = row;
+  }
+  if (shown_row >= 0) attempts_table_->selectRow(shown_row);
+  const int rows_height = attempts_table_->horizontalHeader()->height() + 2 * attempts_table_->frameWidth() +
+                          attempts_table_->verticalHeader()->length();
+  attempts_table_->setFixedHeight(std::min(rows_height + 2, 160));
+}
+
+int RunsView::attemptCount() const { return attempt_count_; }
+
+qint64 RunsView::comparedAttempt() const { return comparison_model_->comparison() ? compared_attempt_ : 0; }
+
+void RunsView::selectAttempt(qint64 attempt) {
+  if (selected_run_ == 0) return;
+  selected_attempt_ = attempt;
+  compared_.reset();
+  showSelectedRun();
+}
+
 void RunsView::clearRunDetails(const QString& why) {
+  attempt_count_ = 0;
+  attempts_table_->setRowCount(0);
+  attempts_table_->hide();
   run_title_->setText(why);
   loss_series_->clear();
   measured_time_series_->clear();
@@ -434,6 +582,7 @@ void RunsView::clearRunDetails(const QString& why) {
   comparison_model_->clear();
   comparison_title_->setText(tr("Predicted vs measured: select a finished run."));
   compared_.reset();
+  compared_attempt_ = 0;
 }
 
 void RunsView::showError(const QString& message) {
@@ -455,6 +604,12 @@ void RunsView::updateActions() {
   calibrate_button_->setEnabled(store && selected >= 1);
   calibrate_button_->setText(selected > 1 ? tr("Calibrate a profile from the %1 selected runs…").arg(selected)
                                           : tr("Calibrate a profile from the selected runs…"));
+  // Only a run of Loom's own that failed or was cancelled has checkpoints to continue from.
+  const int row = selected_run_ > 0 ? runs_model_->rowOfRun(selected_run_) : -1;
+  const bool stopped = row >= 0 && runs_model_->row(row).source == QLatin1String("loom") &&
+                       (runs_model_->row(row).status == core::RunStatus::failed ||
+                        runs_model_->row(row).status == core::RunStatus::cancelled);
+  replan_button_->setEnabled(store && stopped);
 }
 
 std::optional<plan::LogImportResult> RunsView::importLog(const QString& log_path, const QString& plan_path,
@@ -567,6 +722,125 @@ void RunsView::calibrateSelectedRunsWithDialog() {
   CalibrationSetupDialog setup(storedProfileOf(runs), int(runs.size()), store_profiles, this);
   if (setup.exec() != QDialog::Accepted) return;
   calibrateRuns(runs, setup.baseProfile(), setup.holdout());
+}
+
+QString RunsView::recordedCheckpointDir(qint64 run_id) const {
+  try {
+    core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+    const core::RunRow run = store.run(run_id);
+    const core::Json json = core::Json::parse(run.run_json.empty() ? "{}" : run.run_json);
+    if (json.is_object() && json.contains("checkpoint_dir") && json["checkpoint_dir"].is_string())
+      return QString::fromStdString(json["checkpoint_dir"].get<std::string>());
+  } catch (const std::exception&) {
+    // Nothing recorded that can be read: the action asks for the directory.
+  }
+  return {};
+}
+
+int64_t RunsView::devicesLeftOf(qint64 run_id) const {
+  try {
+    core::Store store = core::Store::open(store_path_.toStdString(), core::Store::OpenMode::existing);
+    const std::vector<core::RunAttemptRow> attempts = store.attempts(run_id);
+    int64_t devices = 0;
+    for (const core::RunAttemptRow& a : attempts)
+      if (a.status == core::RunStatus::failed || a.status == core::RunStatus::cancelled) devices = a.devices;
+    if (devices == 0 && !attempts.empty()) devices = attempts.back().devices;
+    if (devices == 0) devices = store.plan(store.run(run_id).plan_id).world_size;
+    return std::max<int64_t>(devices - 1, 1);
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
+std::optional<plan::ReplanResult> RunsView::replanCheckpoint(int64_t devices, const QString& checkpoint_dir) {
+  const QString title = tr("Cannot re-plan");
+  if (checkpoint_dir.trimmed().isEmpty()) {
+    showMessage(title, tr("No checkpoint directory: choose the directory the run wrote its checkpoints to "
+                          "(--checkpoint-dir)."));
+    return std::nullopt;
+  }
+  QApplication::setOverrideCursor(Qt::WaitCursor);
+  try {
+    plan::ReplanRequest request;
+    request.checkpoint_dir = checkpoint_dir.trimmed().toStdString();
+    request.devices = devices;
+    plan::ReplanResult result = plan::replan(request);
+    QApplication::restoreOverrideCursor();
+    if (!result.best) {
+      showMessage(title, tr("No plan for the checkpoint's model fits in %1 GiB per device on %2 devices.")
+                             .arg(double(result.request.profile.device.memory_bytes) / double(1 << 30), 0, 'f', 0)
+                             .arg(devices));
+      return std::nullopt;
+    }
+    return result;
+  } catch (const std::exception& e) {
+    QApplication::restoreOverrideCursor();
+    showMessage(title, QString::fromUtf8(e.what()));
+    return std::nullopt;
+  }
+}
+
+std::optional<RunsView::ResumePlan> RunsView::resumeWith(const plan::ReplanResult& result,
+                                                         const QString& checkpoint_dir) {
+  if (!result.best) return std::nullopt;
+  const QString path = fresh_plan_path(checkpoint_dir, result.best->cluster.world_size());
+  // The plan as `loom replan` writes it; NewOnly: never over a file of the user's.
+  QFile file(path);
+  if (!file.open(QIODevice::WriteOnly | QIODevice::NewOnly) ||
+      file.write(QByteArray::fromStdString(core::to_json(*result.best).dump(2) + "\n")) < 0 || !file.flush()) {
+    const QString why = file.errorString();
+    if (file.isOpen()) {
+      file.close();
+      file.remove();
+    }
+    showMessage(tr("Cannot write the re-planned plan"), tr("Cannot write %1: %2").arg(path, why));
+    return std::nullopt;
+  }
+  file.close();
+  ResumePlan resumed{*result.best, path, checkpoint_dir.trimmed()};
+  QString summary = tr("Re-planned for %1 devices: %2, written to %3; Execute resumes it from %4.")
+                        .arg(result.best->cluster.world_size())
+                        .arg(replan_layout_text(*result.best), path, resumed.checkpoint_dir);
+  if (!result.global_batch_note.empty())
+    summary += QStringLiteral(" ") + tr("Note: %1").arg(QString::fromStdString(result.global_batch_note));
+  status_label_->setText(summary);
+  status_label_->show();
+  emit resumeRequested(resumed.plan, resumed.plan_path, resumed.checkpoint_dir);
+  return resumed;
+}
+
+std::optional<RunsView::ResumePlan> RunsView::replanAndResume(int64_t devices, const QString& checkpoint_dir) {
+  const std::optional<plan::ReplanResult> result = replanCheckpoint(devices, checkpoint_dir);
+  if (!result) return std::nullopt;
+  return resumeWith(*result, checkpoint_dir);
+}
+
+ReplanDialog* RunsView::openReplanDialog(qint64 run_id) {
+  const int row = runs_model_->rowOfRun(run_id);
+  if (row < 0) return nullptr;
+  QString dir = recordedCheckpointDir(run_id);
+  if (dir.isEmpty() && directory_chooser_) dir = directory_chooser_(this, QString());
+  if (dir.isEmpty()) return nullptr;
+  const RunsModel::Row& run = runs_model_->row(row);
+  const QString run_text = tr("Run %1 · %2 · %3%4")
+                               .arg(run.id)
+                               .arg(run.plan.toHtmlEscaped(), QString::fromUtf8(core::to_string(run.status).data()),
+                                    run.reason.isEmpty() ? QString()
+                                                         : QStringLiteral(" (%1)").arg(run.reason.toHtmlEscaped()));
+  auto* dialog = new ReplanDialog(
+      run_text, devicesLeftOf(run_id), dir,
+      [this](int64_t devices, const QString& checkpoint_dir) { return replanCheckpoint(devices, checkpoint_dir); },
+      directory_chooser_, this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &QDialog::accepted, this, [this, dialog] {
+    if (dialog->replanResult()) resumeWith(*dialog->replanResult(), dialog->checkpointDir());
+  });
+  dialog->open();
+  return dialog;
+}
+
+void RunsView::replanSelectedRunWithDialog() {
+  if (selected_run_ > 0) openReplanDialog(selected_run_);
 }
 
 }  // namespace loom::gui

@@ -59,6 +59,8 @@ QStringList RunProcess::arguments(const RunRequest& r) {
   args << QStringLiteral("--backend") << r.backend << QStringLiteral("--launcher") << r.launcher;
   if (!r.profile.isEmpty()) args << QStringLiteral("--profile") << r.profile;
   if (r.threads > 0) args << QStringLiteral("--threads") << QString::number(r.threads);
+  if (!r.checkpoint_dir.isEmpty()) args << QStringLiteral("--checkpoint-dir") << r.checkpoint_dir;
+  if (r.resume && !r.checkpoint_dir.isEmpty()) args << QStringLiteral("--resume");
   return args;
 }
 

@@ -24,6 +24,8 @@ struct RunRequest {
   // empty: the plan's own.
   QString profile;
   int threads = 0;           // per rank; 0: loom run's launch rule (a measured CPU profile's threads)
+  QString checkpoint_dir;    // --checkpoint-dir: where the run writes (and, resuming, reads) checkpoints
+  bool resume = false;       // --resume: continue from the newest complete checkpoint in checkpoint_dir
 };
 
 class RunProcess : public QObject {

@@ -219,6 +219,20 @@ TEST(RunProcessCommand, PassesTheProfileAndTheThreadsToLoomRun) {
   EXPECT_EQ(RunProcess::arguments(request).mid(7), QStringList({"--profile", "/home/me/this machine.json"}));
 }
 
+TEST(RunProcessCommand, ResumesFromTheCheckpointDirectoryOnlyWithOne) {
+  // A re-planned run (Runs ▸ Re-plan and resume…) continues from the newest checkpoint there.
+  RunRequest request;
+  request.plan_path = "plan.json";
+  request.checkpoint_dir = "/data/ckpt";
+  request.resume = true;
+  EXPECT_EQ(RunProcess::arguments(request).mid(7), QStringList({"--checkpoint-dir", "/data/ckpt", "--resume"}));
+  request.resume = false;
+  EXPECT_EQ(RunProcess::arguments(request).mid(7), QStringList({"--checkpoint-dir", "/data/ckpt"}));
+  request.checkpoint_dir.clear();
+  request.resume = true;  // nothing to resume from: loom run would refuse it
+  EXPECT_EQ(RunProcess::arguments(request).size(), 7);
+}
+
 TEST(RunProcessLines, JsonLinesBecomeSignals) {
   RunProcess process;
   QSignalSpy started(&process, &RunProcess::runStarted);
