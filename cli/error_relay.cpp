@@ -72,6 +72,11 @@ std::string ErrorRelay::first_error() const {
   return first_error_;
 }
 
+std::string ErrorRelay::launcher_notice() const {
+  std::lock_guard lock(mutex_);
+  return launcher_notice_;
+}
+
 void ErrorRelay::relay() {
   // A reader of our standard error that has gone (`loom run … 2>&1 | head`) must not end `loom`
   // with SIGPIPE while the ranks run on unrecorded: this thread gets EPIPE instead, and goes on
@@ -127,6 +132,14 @@ bool is_failure_chatter(const std::string& line) {
 void ErrorRelay::take_line(const std::string& line, bool ended) {
   std::string out = line + (ended ? "\n" : "");
   const bool rule = line.size() >= kRuleMinimum && line.find_first_not_of('-') == std::string::npos;
+  if (line.find("noticed that process rank") != std::string::npos) {
+    std::lock_guard lock(mutex_);
+    if (launcher_notice_.empty()) {
+      launcher_notice_ = line.substr(line.find_first_not_of(" \t"));
+      while (!launcher_notice_.empty() && (launcher_notice_.back() == '.' || launcher_notice_.back() == ' '))
+        launcher_notice_.pop_back();
+    }
+  }
   const bool after_error = !first_error().empty();
   if (in_abort_banner_) {
     if (rule) in_abort_banner_ = false;

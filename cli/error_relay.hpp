@@ -30,6 +30,9 @@ class ErrorRelay {
   void finish();
   // The first line a rank wrote as `loom-exec: error: …`, without that prefix; empty when none.
   std::string first_error() const;
+  // Open MPI's first "mpirun noticed that process rank N … exited on signal S (…)" line, trimmed
+  // (it names the rank that died); empty when none. The line is still passed on.
+  std::string launcher_notice() const;
 
  private:
   void relay();
@@ -47,6 +50,7 @@ class ErrorRelay {
   bool in_abort_banner_ = false;
   mutable std::mutex mutex_;
   std::string first_error_;
+  std::string launcher_notice_;
 };
 
 // "the executor exited with status 1", "… was killed by signal 9", from a wait status.

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
@@ -89,6 +90,8 @@ void kill_and_reap_leftovers() {
 
 }  // namespace
 
+void end_leftover_processes() { kill_and_reap_leftovers(); }
+
 void catch_cancel_signals() {
   const struct sigaction action = forwarding_action();
   sigaction(SIGINT, &action, nullptr);
@@ -160,6 +163,105 @@ int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_
   sigaction(SIGINT, &previous_int, nullptr);
   sigaction(SIGTERM, &previous_term, nullptr);
   return status;
+}
+
+WatchedExit spawn_and_watch(const std::vector<std::string>& args, const std::function<void(const std::string&)>& on_line,
+                            double heartbeat_timeout_s, const std::function<void()>& on_cancel, ErrorRelay* errors) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  if (geteuid() == 0) {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int output[2] = {-1, -1};
+  if (pipe2(output, O_CLOEXEC) != 0) throw IoError("cannot make a pipe: {}", std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, output[1], STDOUT_FILENO);
+  if (errors) posix_spawn_file_actions_adddup2(&actions, errors->child_end(), STDERR_FILENO);
+  struct sigaction previous_int {}, previous_term {};
+  const struct sigaction action = forwarding_action();
+  sigaction(SIGINT, &action, &previous_int);
+  sigaction(SIGTERM, &action, &previous_term);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(output[1]);
+  if (spawned != 0) {
+    close(output[0]);
+    sigaction(SIGINT, &previous_int, nullptr);
+    sigaction(SIGTERM, &previous_term, nullptr);
+    throw IoError("cannot start '{}': {}", args[0], std::strerror(spawned));
+  }
+  child_pid = pid;
+  if (errors) errors->start();
+  if (received_signal != 0) kill(pid, received_signal);
+
+  std::string pending;
+  bool output_open = true;
+  // Reads what the child has written (waiting up to `wait_ms` for it) and passes on whole lines.
+  auto read_output = [&](int wait_ms) {
+    if (!output_open) {
+      if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+      return false;
+    }
+    pollfd readable{output[0], POLLIN, 0};
+    if (poll(&readable, 1, wait_ms) <= 0) return false;
+    char buffer[4096];
+    const ssize_t got = read(output[0], buffer, sizeof(buffer));
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) return false;
+      output_open = false;
+      return false;
+    }
+    pending.append(buffer, size_t(got));
+    bool lines = false;
+    for (size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
+      on_line(pending.substr(0, newline));
+      pending.erase(0, newline + 1);
+      lines = true;
+    }
+    return lines;
+  };
+
+  WatchedExit exit;
+  Clock::time_point last_line = Clock::now();
+  std::optional<Clock::time_point> stop_asked_at, killed_at;
+  for (;;) {
+    if (read_output(50)) last_line = Clock::now();
+    const pid_t waited = waitpid(pid, &exit.status, WNOHANG);
+    if (waited == pid) break;
+    if (waited < 0 && errno != EINTR) throw IoError("cannot wait for '{}': {}", args[0], std::strerror(errno));
+    const auto now = Clock::now();
+    if (received_signal != 0 && !stop_asked_at) {
+      stop_asked_at = now;
+      if (on_cancel) on_cancel();
+    }
+    if (!stop_asked_at && heartbeat_timeout_s > 0 &&
+        std::chrono::duration<double>(now - last_line).count() > heartbeat_timeout_s) {
+      exit.heartbeat_missed = true;
+      stop_asked_at = now;
+      kill(pid, SIGTERM);
+    }
+    if (stop_asked_at && !killed_at && now - *stop_asked_at > kCancelGrace) {
+      kill(pid, SIGKILL);
+      killed_at = now;
+    }
+  }
+  child_pid = 0;
+  // The rest of its output; an orphaned rank may hold the pipe open, so not for long.
+  const auto drain_until = Clock::now() + std::chrono::seconds(1);
+  while (output_open && Clock::now() < drain_until) read_output(50);
+  if (!pending.empty()) on_line(pending);
+  close(output[0]);
+  if (received_signal != 0 || exit.heartbeat_missed) kill_and_reap_leftovers();
+  if (errors) errors->finish();
+  sigaction(SIGINT, &previous_int, nullptr);
+  sigaction(SIGTERM, &previous_term, nullptr);
+  return exit;
 }
 
 }  // namespace loom::cli

@@ -23,6 +23,26 @@ std::string executor_path();
 int spawn_and_wait(const std::vector<std::string>& args, const std::string& log_path = "",
                    const std::function<void()>& on_cancel = {}, ErrorRelay* errors = nullptr);
 
+// How a watched child ended: its wait status, and whether it was ended here because its standard
+// output fell silent for longer than the heartbeat timeout.
+struct WatchedExit {
+  int status = 0;
+  bool heartbeat_missed = false;
+};
+
+// spawn_and_wait with the child's standard output read here, line by line: each line goes to
+// `on_line` (without its newline) and counts as a heartbeat. With `heartbeat_timeout_s` > 0, a
+// child that writes no line for that long (from its start, or from its last line) is sent SIGTERM,
+// then SIGKILL after the cancel grace, and whatever it left behind is killed. SIGINT and SIGTERM
+// are forwarded and `on_cancel` called as in spawn_and_wait.
+WatchedExit spawn_and_watch(const std::vector<std::string>& args, const std::function<void(const std::string&)>& on_line,
+                            double heartbeat_timeout_s, const std::function<void()>& on_cancel = {},
+                            ErrorRelay* errors = nullptr);
+
+// Kills (SIGKILL) and reaps every child process of this one that is still there: the ranks a
+// launcher left behind (this process is their subreaper once spawn_and_wait has run).
+void end_leftover_processes();
+
 // From now on, SIGINT and SIGTERM no longer end this process: they are remembered (see
 // cancel_signal_received) and forwarded to the child spawn_and_wait runs, even one started
 // after them. For commands that must record a cancel before they exit.

@@ -1,8 +1,10 @@
 // `loom run PLAN.json`: launches the executor (`loom-exec run`) on the plan's ranks through mpirun
 // or srun, records the run in the store, and marks it failed if the ranks do not finish — as
 // cancelled when SIGINT or SIGTERM stopped them (Ctrl-C, or the GUI's Cancel).
+// With --elastic, a rank that dies is survived instead: cli/elastic_run re-plans and continues.
 
 #include "cli/command.hpp"
+#include "cli/elastic_run.hpp"
 #include "cli/error_relay.hpp"
 #include "cli/launch.hpp"
 #include "cli/output_targets.hpp"
@@ -23,6 +25,7 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 namespace loom::cli {
 namespace {
@@ -31,7 +34,8 @@ struct RunOptions {
   std::string plan_path, data, db, checkpoint_dir, launcher = "mpirun", backend = "cpu", save_model, init_from, profile;
   std::optional<int64_t> steps, checkpoint_every, keep_checkpoints;
   int threads = 0;
-  bool resume = false, jsonl = false, dry_run = false;
+  bool resume = false, jsonl = false, dry_run = false, elastic = false;
+  ElasticSettings elastic_settings;
 };
 
 // `loom-exec run …` and `loom-exec check …` take the same arguments: what is checked is what runs.
@@ -53,6 +57,7 @@ std::vector<std::string> executor_arguments(const char* subcommand, const RunOpt
   if (o.checkpoint_every) add("--checkpoint-every", std::to_string(*o.checkpoint_every));
   if (o.keep_checkpoints) add("--keep-checkpoints", std::to_string(*o.keep_checkpoints));
   if (o.resume) args.push_back("--resume");
+  if (o.elastic) args.push_back("--elastic");
   if (o.backend != "cpu") add("--backend", o.backend);
   return args;
 }
@@ -82,6 +87,16 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
   return args;
 }
 
+// The plan, with the prediction its run (or attempt) is compared against: (plan id, prediction id).
+std::pair<int64_t, int64_t> store_predicted_plan(core::Store& store, const core::Plan& plan, const std::string& path,
+                                                 const core::Profile& profile) {
+  sim::SimulationOptions simulation;
+  simulation.record_timeline = false;
+  const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
+  const std::vector<int64_t> ids = store.insert_predicted_plans({{core::plan_row(plan, path), sim::prediction_row(0, prediction)}});
+  return {ids.front(), store.predictions_for_plan(ids.front()).back().id};
+}
+
 }  // namespace
 
 Command add_run_command(CLI::App& parent) {
@@ -105,15 +120,34 @@ Command add_run_command(CLI::App& parent) {
   app->add_option("--threads", o->threads,
                   "Threads per rank [default: the measured CPU profile's, else cores / ranks]")
       ->check(CLI::Range(1, 4096));
+  CLI::Option* elastic =
+      app->add_flag("--elastic", o->elastic,
+                    "When a rank dies, re-plan for the devices left and continue from the newest checkpoint as a "
+                    "new attempt of the run (needs --checkpoint-dir and --checkpoint-every)");
+  app->add_option("--min-devices", o->elastic_settings.min_devices,
+                  "With --elastic: end the run as failed rather than continue on fewer devices [default: 1]")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30))
+      ->needs(elastic);
+  app->add_option("--heartbeat-timeout", o->elastic_settings.heartbeat_timeout_s,
+                  "With --elastic: seconds without a progress line from rank 0 after which an attempt counts as "
+                  "hung and is restarted on fewer devices; 0: never [default: 60]")
+      ->check(CLI::Range(0.0, 1e9))
+      ->needs(elastic);
   app->add_flag("--jsonl", o->jsonl, "One JSON line per step (for scripts and the GUI)");
   app->add_flag("--dry-run", o->dry_run, "Print the command that would run, and stop");
   app->add_option("--profile", o->profile,
                   "Profile whose prediction the run is stored against, for `loom compare` [default: the plan's]");
   app->footer("Examples:\n  loom run plan.json --steps 20 --db loom.db\n"
-              "  loom run plan.json --checkpoint-dir ckpt --checkpoint-every 50 --resume");
+              "  loom run plan.json --checkpoint-dir ckpt --checkpoint-every 50 --resume\n"
+              "  loom run plan.json --db loom.db --checkpoint-dir ckpt --checkpoint-every 50 --elastic --min-devices 2");
   return {app, [o] {
             const core::Plan plan = core::read_plan_file(o->plan_path);
             plan.validate();
+            if (o->elastic && (o->checkpoint_dir.empty() || !o->checkpoint_every))
+              throw InvalidInput("--elastic needs --checkpoint-dir and --checkpoint-every: a run continues from its "
+                                 "newest checkpoint");
+            if (o->elastic && o->launcher == "none")
+              throw InvalidInput("--elastic starts each attempt's ranks itself: use --launcher mpirun or srun");
             const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
             if (!o->save_model.empty()) {
               const std::vector<std::filesystem::path> inputs = {o->plan_path, o->data, o->init_from, o->db,
@@ -132,19 +166,46 @@ Command add_run_command(CLI::App& parent) {
               catch_cancel_signals();
               store.emplace(core::Store::open(o->db));
               // The run is stored with the prediction it will be compared against.
-              sim::SimulationOptions simulation;
-              simulation.record_timeline = false;
-              const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
-              const std::vector<int64_t> ids =
-                  store->insert_predicted_plans({{core::plan_row(plan, o->plan_path), sim::prediction_row(0, prediction)}});
               core::RunRow run;
-              run.plan_id = ids.front();
-              run.prediction_id = store->predictions_for_plan(run.plan_id).back().id;
+              std::tie(run.plan_id, run.prediction_id) = store_predicted_plan(*store, plan, o->plan_path, profile);
               run.backend = o->backend;
               run.profile_name = o->profile.empty() ? plan.cluster.profile : o->profile;  // resolvable again
+              // Where its checkpoints go, so that a failed run can be re-planned and resumed from
+              // them (the GUI's Runs view) without asking.
+              if (!o->checkpoint_dir.empty())
+                run.run_json =
+                    core::Json{{"checkpoint_dir", std::filesystem::absolute(o->checkpoint_dir).lexically_normal().string()}}
+                        .dump();
               run_id = store->begin_run(run);
               // The GUI and scripts learn the run's id before its first step.
               if (o->jsonl) std::cout << core::Json{{"event", "run"}, {"run_id", *run_id}}.dump() << std::endl;
+            }
+            if (o->elastic && !o->dry_run) {
+              ElasticRun elastic;
+              elastic.settings = o->elastic_settings;
+              elastic.checkpoint_dir = o->checkpoint_dir;
+              elastic.profile = o->profile;
+              elastic.jsonl = o->jsonl;
+              elastic.store = store ? &*store : nullptr;
+              elastic.run_id = run_id;
+              // Each attempt runs with the options of the first, on its own plan.
+              auto attempt_options = [o](const std::string& path, bool resume) {
+                RunOptions attempt = *o;
+                attempt.plan_path = path;
+                attempt.resume = resume;
+                return attempt;
+              };
+              elastic.command = [&](const std::string& path, const core::Plan& attempt_plan, bool resume) {
+                return command_for(attempt_options(path, resume), attempt_plan, run_id);
+              };
+              elastic.check = [&](const std::string& path, bool resume) {
+                check_before_launch(attempt_options(path, resume));
+              };
+              elastic.store_plan = [&](const core::Plan& attempt_plan, const std::string& path) {
+                return store_predicted_plan(*store, attempt_plan, path, profile);
+              };
+              run_elastic(elastic, o->plan_path, plan, o->resume);
+              return;
             }
             const std::vector<std::string> command = command_for(*o, plan, run_id);
             fmt::print(stderr, "loom: {}\n", fmt::join(command, " "));

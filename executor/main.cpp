@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
     sub->add_option("--keep-checkpoints", options.keep_checkpoints,
                     "Keep only the newest N complete checkpoints (0: keep all)");
     sub->add_flag("--resume", options.resume, "Continue from the newest complete checkpoint in --checkpoint-dir");
+    sub->add_flag("--elastic", options.elastic,
+                  "Leave a failure for `loom run --elastic` to record: it ends the attempt, not the run");
     sub->add_flag("--no-wait-barriers{false}", options.separate_waits,
                   "Leave out the barriers before data- and tensor-parallel collectives that time the wait for the "
                   "slowest rank (dp_wait, tp_wait) apart from the transfer (dp_comm, tp_comm)");

@@ -210,7 +210,7 @@ int run_training(const RunOptions& options) {
       core::finish_standard_output();
     }
   } catch (const Error& e) {
-    if (leader) record->finish(core::RunStatus::failed, e.what(), {});
+    if (leader && !options.elastic) record->finish(core::RunStatus::failed, e.what(), {});
     throw;
   }
   trainer.finish_parameter_gathers();  // overlap-param-gather leaves the last step's gathers pending

@@ -22,6 +22,9 @@ struct RunOptions {
   int64_t checkpoint_every = 0;       // 0: only at the end
   int64_t keep_checkpoints = 0;       // the newest N complete checkpoints are kept; 0: all
   bool resume = false;                // continue from the newest complete checkpoint in checkpoint_dir
+  // Under `loom run --elastic`: a failure is left for `loom` to record (it ends only the attempt,
+  // re-plans for the ranks left and continues the run), so rank 0 does not end the run itself.
+  bool elastic = false;
   Backend backend = Backend::cpu;     // cpu (Eigen + MPI) or cuda (CUDA + cuBLASLt + NCCL)
   // Time the wait for the slowest rank before a data- or tensor-parallel collective apart from
   // the transfer (a timed barrier of the group; TimerStack::separates_waits).
