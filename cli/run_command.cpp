@@ -146,6 +146,9 @@ Command add_run_command(CLI::App& parent) {
             if (o->elastic && (o->checkpoint_dir.empty() || !o->checkpoint_every))
               throw InvalidInput("--elastic needs --checkpoint-dir and --checkpoint-every: a run continues from its "
                                  "newest checkpoint");
+            if (o->elastic && o->elastic_settings.min_devices > plan.cluster.world_size())
+              throw InvalidInput("--min-devices={} is more than the plan's {} devices; expected at most {}",
+                                 o->elastic_settings.min_devices, plan.cluster.world_size(), plan.cluster.world_size());
             if (o->elastic && o->launcher == "none")
               throw InvalidInput("--elastic starts each attempt's ranks itself: use --launcher mpirun or srun");
             const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);

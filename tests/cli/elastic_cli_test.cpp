@@ -279,6 +279,12 @@ TEST_F(ElasticRun, RefusesWithoutCheckpointsInOneLine) {
   const LoomResult orphan = run_loom("run '" + path("plan.json") + "' --min-devices 2");
   EXPECT_EQ(orphan.exit_code, 2) << orphan.err;
   EXPECT_THAT(orphan.err, HasSubstr("--elastic"));
+  // A floor above the plan's own devices could never be met: refused before anything starts.
+  const LoomResult floor = run_loom("run '" + path("plan.json") + "' --elastic --checkpoint-dir '" + path("ckpt") +
+                                    "' --checkpoint-every 2 --min-devices 99");
+  EXPECT_EQ(floor.exit_code, 2) << floor.err;
+  EXPECT_THAT(floor.err, HasSubstr("--min-devices=99 is more than the plan's 4 devices"));
+  EXPECT_FALSE(std::filesystem::exists(path("ckpt"))) << "nothing written";
 }
 
 }  // namespace
