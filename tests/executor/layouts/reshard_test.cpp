@@ -128,6 +128,9 @@ INSTANTIATE_TEST_SUITE_P(
         ReshardCase{"tp2_pp2_to_pp3", Layout("reshard6_tp2_pp2", 4, 2, 2).with_model_file(six_layer_model_json()),
                     Layout("reshard6_pp3", 3, 1, 3).with_model_file(six_layer_model_json())},
         ReshardCase{"tp2_to_1rank", Layout("reshard_tp2", 2, 2), Layout("reshard_1rank", 1)},
+        // Llama: grouped-query attention split over tp, fused [gate | up] and q|k|v shards, untied head.
+        ReshardCase{"llama_tp2_pp2_to_dp2_zero", Layout("reshard_llama_tp2_pp2", 4, 2, 2).with_llama(),
+                    Layout("reshard_llama_dp2_zero", 2).with_distributed_optimizer().with_llama()},
         ReshardCase{"dp4_zero_to_tp2_pp2_recompute",
                     Layout("reshard_dp4_zero", 4).with_distributed_optimizer(),
                     Layout("reshard_tp2_pp2_dp1_recompute", 4, 2, 2).with_recompute("full")}),
