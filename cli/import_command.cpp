@@ -98,6 +98,13 @@ Command add_import_command(CLI::App& parent) {
   auto llmc = std::make_shared<ImportOptions>();
   CLI::App* app = parent.add_subcommand("import", "Store a Megatron-LM or llm.c training log as a measured run");
   app->require_subcommand(1);
+  // Before the two sources are added: a subcommand takes its parent's footer when it is made.
+  app->footer(
+      "Examples:\n"
+      "  loom import megatron train.log --db loom.db\n"
+      "  loom import megatron train.log --plan plan.json --profile h100-80gb-dgx\n"
+      "  loom import llmc gpt2.log --plan plan.json --db loom.db\n"
+      "  loom compare 1 --db loom.db");
   CLI::App* megatron_app =
       add_import_source(*app, megatron, "megatron", "Import Megatron-LM's training log (pretrain_gpt.py's output)", false);
   megatron_app->add_option("--devices-per-node", megatron->import.devices_per_node,
@@ -105,12 +112,6 @@ Command add_import_command(CLI::App& parent) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
       ->capture_default_str();
   add_import_source(*app, llmc, "llmc", "Import llm.c's training output (train_gpt2.cu / train_gpt2.c)", true);
-  app->footer(
-      "Examples:\n"
-      "  loom import megatron train.log --db loom.db\n"
-      "  loom import megatron train.log --plan plan.json --profile h100-80gb-dgx\n"
-      "  loom import llmc gpt2.log --plan plan.json --db loom.db\n"
-      "  loom compare 1 --db loom.db");
   return {app, [megatron, llmc, megatron_app] {
             const bool is_megatron = megatron_app->parsed();
             const ImportOptions& o = is_megatron ? *megatron : *llmc;

@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace loom::cli::testing {
 namespace {
 
@@ -20,6 +24,22 @@ TEST(LoomCli, VersionAndHelp) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* text : {"presets", "show", "init", "Examples:"}) EXPECT_THAT(help.out, HasSubstr(text));
   EXPECT_EQ(run_loom("init --help").exit_code, 0);
+}
+
+// Each command's help ends with its own examples, not the top level's (a nested subcommand takes
+// its parent's footer when it is made, so the order of set-up matters).
+TEST(LoomCli, EveryCommandsHelpShowsItsOwnExamples) {
+  const std::vector<std::pair<std::string, std::string>> commands = {
+      {"import megatron", "loom import megatron train.log"}, {"import llmc", "loom import llmc gpt2.log"},
+      {"calibrate", "loom calibrate --db"}, {"replan", "loom replan ckpt"}, {"runs", "loom runs --db"},
+      {"compare", "loom compare 1"}, {"checkpoint export", "loom checkpoint export"},
+      {"export megatron", "loom export megatron"}};
+  for (const auto& [command, example] : commands) {
+    const LoomResult help = run_loom(command + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command;
+    EXPECT_THAT(help.out, HasSubstr(example)) << command;
+    EXPECT_EQ(help.out.find("a starting plan from a preset"), std::string::npos) << command << ": the top level's examples";
+  }
 }
 
 TEST(LoomCli, UnknownFlagAndCommandAreBadInput) {
