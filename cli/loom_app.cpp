@@ -51,10 +51,21 @@ constexpr const char* kExamples =
     "\nRun 'loom COMMAND --help' for a command's options.";
 
 // "loom plan" when the error is in `loom plan`'s arguments, else "loom": where --help helps.
+// The command as typed, nested subcommands included ("loom import llmc"), for the help it points to.
 std::string command_path(const CLI::App& app) {
-  for (const CLI::App* sub : app.get_subcommands())
-    if (sub->parsed()) return "loom " + sub->get_name();
-  return "loom";
+  std::string path = "loom";
+  const CLI::App* at = &app;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (const CLI::App* sub : at->get_subcommands())
+      if (sub->parsed()) {
+        path += " " + sub->get_name();
+        at = sub;
+        deeper = true;
+        break;
+      }
+  }
+  return path;
 }
 
 // What a failing command printed before its error still goes out (the table `loom plan` shows
