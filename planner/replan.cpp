@@ -1,15 +1,14 @@
 #include "planner/replan.hpp"
 
+#include "core/checkpoint_layout.hpp"  // step directories, format, manifest name
 #include "core/error.hpp"        // loom::InvalidInput
 #include "core/json_reader.hpp"  // parse_json_text, read_text_file, JsonObjectReader
-#include "core/output_file.hpp"  // is_temporary_file_name
 #include "core/plan_json.hpp"    // plan_from_json
 #include "core/profile.hpp"      // resolve_profile
 
 #include <fmt/format.h>  // fmt::format
 
 #include <algorithm>  // std::sort, std::min
-#include <cctype>     // std::isdigit
 #include <cstdlib>    // std::llabs
 #include <set>        // nearby global batches
 #include <string_view>
@@ -21,40 +20,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The executor's names and numbers (executor/checkpoint/manifest.hpp), which the planner may not
-// include: they are part of the checkpoint format, so they change only with its version.
-constexpr std::string_view kCheckpointFormat = "loom-checkpoint";
-constexpr int64_t kCheckpointVersion = 1;
-constexpr std::string_view kManifestName = "manifest.json";
-constexpr std::string_view kStepPrefix = "step-";
+using core::kCheckpointFormat;
+using core::kCheckpointVersion;
+constexpr std::string_view kManifestName = core::kCheckpointManifestName;
+
 // Nearby global batches tried before giving up (each one is a whole search).
 constexpr size_t kMaxGlobalBatchTries = 12;
-
-// "step-000010" → 10; nullopt for any other name (temporaries, stray files).
-std::optional<int64_t> parse_step_name(const std::string& name) {
-  if (!name.starts_with(kStepPrefix) || name.size() == kStepPrefix.size() ||
-      name.size() > kStepPrefix.size() + 18)
-    return std::nullopt;
-  int64_t step = 0;
-  for (char c : name.substr(kStepPrefix.size())) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-    step = step * 10 + (c - '0');
-  }
-  return step;
-}
-
-std::vector<std::pair<int64_t, fs::path>> step_directories(const fs::path& dir) {
-  std::vector<std::pair<int64_t, fs::path>> steps;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    const std::optional<int64_t> step = parse_step_name(name);
-    if (step && entry.is_directory() && !core::is_temporary_file_name(name))
-      steps.emplace_back(*step, entry.path());
-  }
-  std::sort(steps.begin(), steps.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
-  return steps;
-}
 
 // Why this step directory is not a complete checkpoint, or nullopt with `found` filled. Reads only
 // what re-planning needs (format, version, step, plan, shards); the rest of the manifest is the
@@ -71,16 +42,13 @@ std::optional<std::string> check_step(const fs::path& directory, int64_t step,
   } catch (const InvalidInput& error) {
     return fmt::format("damaged manifest: {}", error.what());
   }
-  if (json.is_object()) {
+  if (core::is_foreign_checkpoint_manifest(json)) {
     const auto format = json.find("format");
     const auto version = json.find("version");
-    if ((format != json.end() && *format != core::Json(std::string(kCheckpointFormat))) ||
-        (version != json.end() && *version != core::Json(kCheckpointVersion)))
-      throw InvalidInput(
-          "'{}' is not a Loom checkpoint manifest: format {} version {}; expected '{}' version {}",
-          path, format == json.end() ? "(none)" : core::json_excerpt(*format),
-          version == json.end() ? "(none)" : core::json_excerpt(*version), kCheckpointFormat,
-          kCheckpointVersion);
+    throw InvalidInput("'{}' is not a Loom checkpoint manifest: format {} version {}; expected '{}' version {}", path,
+                       format == json.end() ? "(none)" : core::json_excerpt(*format),
+                       version == json.end() ? "(none)" : core::json_excerpt(*version), kCheckpointFormat,
+                       kCheckpointVersion);
   }
   try {
     if (!json.is_object())
@@ -145,7 +113,7 @@ CheckpointPlan latest_checkpoint_plan(const fs::path& dir) {
   if (!fs::is_directory(dir))
     throw InvalidInput("checkpoint directory '{}' is not a directory", dir.string());
   std::vector<std::string> skipped;
-  for (const auto& [step, directory] : step_directories(dir)) {
+  for (const auto& [step, directory] : core::checkpoint_step_directories(dir)) {
     CheckpointPlan found;
     const std::optional<std::string> why = check_step(directory, step, found);
     if (!why) {

@@ -8,7 +8,6 @@
 #include <fmt/format.h>  // fmt::format
 
 #include <algorithm>  // std::sort
-#include <cctype>     // std::isdigit
 #include <utility>    // std::move
 
 namespace loom::exec {
@@ -17,32 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kManifestName = "manifest.json";
+constexpr std::string_view kManifestName = core::kCheckpointManifestName;
 constexpr std::string_view kShardFormat = "loom-checkpoint-shard";
-constexpr std::string_view kStepPrefix = "step-";
-
-// "step-000010" → 10; nullopt for any other name (temporaries, stray files).
-std::optional<int64_t> parse_step_name(const std::string& name) {
-  if (!name.starts_with(kStepPrefix) || name.size() == kStepPrefix.size() ||
-      name.size() > kStepPrefix.size() + 18)  // 18 digits always fit int64
-    return std::nullopt;
-  int64_t step = 0;
-  for (char c : name.substr(kStepPrefix.size())) {
-    if (!std::isdigit((unsigned char)c)) return std::nullopt;
-    step = step * 10 + (c - '0');
-  }
-  return step;
-}
-
-// True when the document explicitly claims another format or version: a different program's
-// file, which no fallback should step past.
-bool is_foreign_manifest(const core::Json& json) {
-  if (!json.is_object()) return false;
-  const auto format = json.find("format");
-  const auto version = json.find("version");
-  return (format != json.end() && *format != core::Json(std::string(kCheckpointFormat))) ||
-         (version != json.end() && *version != core::Json(kCheckpointVersion));
-}
+constexpr std::string_view kStepPrefix = core::kCheckpointStepPrefix;
 
 CheckpointManifest manifest_from_json(const core::Json& json, const std::string& source) {
   try {
@@ -115,7 +91,7 @@ std::optional<std::string> check_step(const fs::path& directory, int64_t step, C
   } catch (const InvalidInput& error) {
     return fmt::format("damaged manifest: {}", error.what());
   }
-  if (is_foreign_manifest(json)) manifest_from_json(json, path);  // throws, naming the format
+  if (core::is_foreign_checkpoint_manifest(json)) manifest_from_json(json, path);  // throws, naming the format
   try {
     found = Checkpoint{directory, manifest_from_json(json, path)};
   } catch (const InvalidInput& error) {
@@ -218,30 +194,12 @@ SafeTensorsFile read_rank_shard(const Checkpoint& checkpoint, int64_t rank) {
   return file;
 }
 
-namespace {
-
-// DIR's step directories, newest first. Temporaries are never looked at.
-std::vector<std::pair<int64_t, fs::path>> step_directories(const fs::path& dir) {
-  std::vector<std::pair<int64_t, fs::path>> steps;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    const std::optional<int64_t> step = parse_step_name(name);
-    if (step && entry.is_directory() && !core::is_temporary_file_name(name))
-      steps.emplace_back(*step, entry.path());
-  }
-  std::sort(steps.begin(), steps.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
-  return steps;
-}
-
-}  // namespace
-
 CheckpointSearch latest_complete_checkpoint(const fs::path& dir) {
   CheckpointSearch search;
   if (!fs::exists(dir)) return search;
   if (!fs::is_directory(dir))
     throw InvalidInput("checkpoint directory '{}' is not a directory", dir.string());
-  for (const auto& [step, directory] : step_directories(dir)) {
+  for (const auto& [step, directory] : core::checkpoint_step_directories(dir)) {
     Checkpoint found;
     const std::optional<std::string> why = check_step(directory, step, found);
     if (!why) {
@@ -258,7 +216,7 @@ std::vector<int64_t> prune_checkpoints(const fs::path& dir, int64_t keep) {
   if (keep < 1) throw InvalidInput("cannot keep {} checkpoints; expected at least 1", keep);
   std::vector<int64_t> removed;
   int64_t complete = 0;
-  for (const auto& [step, directory] : step_directories(dir)) {
+  for (const auto& [step, directory] : core::checkpoint_step_directories(dir)) {
     Checkpoint found;
     // Until `keep` complete ones are counted, nothing goes: an incomplete step newer than them
     // may still be on its way (another writer), and older complete ones are the fallback.

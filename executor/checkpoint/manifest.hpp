@@ -14,6 +14,7 @@
 // directory whose manifest exists and whose listed shards exist is complete; a crash at any
 // moment leaves at worst an incomplete directory, which latest_complete_checkpoint skips.
 
+#include "core/checkpoint_layout.hpp"           // the directory layout shared with the planner
 #include "core/json_reader.hpp"                 // core::Json
 #include "executor/checkpoint/safetensors.hpp"  // SafeTensorMap, SafeTensorsFile
 
@@ -26,8 +27,8 @@
 
 namespace loom::exec {
 
-inline constexpr std::string_view kCheckpointFormat = "loom-checkpoint";
-inline constexpr int64_t kCheckpointVersion = 1;
+inline constexpr std::string_view kCheckpointFormat = core::kCheckpointFormat;
+inline constexpr int64_t kCheckpointVersion = core::kCheckpointVersion;
 
 struct CheckpointManifest {
   int64_t step = 0;        // the number of optimizer steps taken when the checkpoint was written
