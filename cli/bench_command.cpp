@@ -27,13 +27,16 @@ struct SearchCase {
   const char* label;
   const char* model;
   int64_t devices, global_batch_size;
+  bool mixed = false;  // half the nodes A100, then half H100, along the pipeline
 };
 
-// The searches the planner issue sets targets for (each under 2 s on a 2-core machine).
+// The searches the planner issues set targets for (each under 2 s on a 2-core machine), uneven
+// layer splits included.
 constexpr SearchCase kCases[] = {
     {"GPT-3 175B on 512 A100", "gpt3-175b", 512, 1536},
     {"GPT-3 175B on 1024 A100", "gpt3-175b", 1024, 1536},
     {"1T on 3072 A100", "megatron-1t", 3072, 3072},
+    {"GPT-3 175B on 512 A100 + 512 H100", "gpt3-175b", 1024, 1536, true},
 };
 
 plan::SearchRequest request_for(const SearchCase& c) {
@@ -45,6 +48,11 @@ plan::SearchRequest request_for(const SearchCase& c) {
   r.devices_per_node = 8;
   r.profile_name = "a100-80gb-dgx";
   r.profile = core::resolve_profile(r.profile_name);
+  if (c.mixed) {
+    const int64_t nodes = c.devices / r.devices_per_node / 2;
+    r.groups = {{nodes, r.devices_per_node, "a100-80gb-dgx"}, {nodes, r.devices_per_node, "h100-80gb-dgx"}};
+    for (const core::DeviceGroup& group : r.groups) r.group_profiles.push_back(core::resolve_profile(group.profile));
+  }
   return r;
 }
 

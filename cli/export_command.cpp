@@ -25,7 +25,10 @@ Command add_export_command(CLI::App& parent) {
   app->footer("Example:\n  loom plan --model gpt3-175b --devices 1024 --global-batch-size 1536 --out best.json\n"
               "  loom export megatron best.json\n"
               "  loom run tiny-llama.json --save-model out/model.safetensors && loom export huggingface tiny-llama.json "
-              "> out/config.json");
+              "> out/config.json\n\n"
+              "An uneven pipeline-layer-split is written as --decoder-first/last-pipeline-num-layers or\n"
+              "--account-for-embedding/loss-in-pipeline-split when one gives the same layers, else refused with the\n"
+              "reason; a mixed cluster's export says which --node-rank values run on which kind of host.");
   return {app, [o] {
             const core::Plan plan = o->plan_path.empty() ? core::default_plan() : core::read_plan_file(o->plan_path);
             plan.validate();

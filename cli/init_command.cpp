@@ -1,5 +1,6 @@
 // `loom init --model NAME`: writes a valid starting plan (plan.json) from a model preset.
 
+#include "cli/cluster_groups.hpp"
 #include "cli/command.hpp"
 #include "cli/output_targets.hpp"
 #include "core/error.hpp"
@@ -29,6 +30,15 @@ struct InitOptions {
   int64_t tp = 1;
   int64_t pp = 1;
   std::optional<int64_t> layers_per_virtual_stage;
+  std::optional<int64_t> virtual_stages_per_rank;
+  // Uneven splits and mixed clusters, under plan.json's (and Megatron's) names.
+  std::vector<int64_t> pipeline_layer_split;
+  std::optional<int64_t> first_stage_layers, last_stage_layers;
+  bool account_for_embedding = false, account_for_loss = false;
+  std::string cluster_groups;
+  CLI::Option* nodes_flag = nullptr;
+  CLI::Option* devices_per_node_flag = nullptr;
+  CLI::Option* profile_flag = nullptr;
   int64_t micro_batch_size = 1;
   std::optional<int64_t> global_batch_size;
   std::optional<int64_t> seq_length;
@@ -70,13 +80,29 @@ core::Plan build_plan(const InitOptions& o) {
   plan.model = core::resolve_model(o.model);
   if (o.seq_length) plan.model.seq_length = *o.seq_length;
   const std::optional<std::string> padding_note = pad_pinned_vocabulary_for(plan.model, o.tp);
-  plan.cluster.nodes = o.nodes;
-  plan.cluster.devices_per_node = o.devices_per_node;
-  plan.cluster.profile = o.profile;
+  if (!o.cluster_groups.empty()) {
+    for (const CLI::Option* given : {o.nodes_flag, o.devices_per_node_flag, o.profile_flag})
+      if (given->count() > 0)
+        throw InvalidInput("{} cannot be given with --cluster-groups, whose groups give their nodes, devices per node "
+                           "and profiles",
+                           given->get_name());
+    plan.cluster.groups = parse_cluster_groups(o.cluster_groups);
+    plan.cluster.summarise_groups();
+  } else {
+    plan.cluster.nodes = o.nodes;
+    plan.cluster.devices_per_node = o.devices_per_node;
+    plan.cluster.profile = o.profile;
+  }
   plan.cluster.price_per_device_hour = o.price;
   plan.parallel.tensor_parallel = o.tp;
   plan.parallel.pipeline_parallel = o.pp;
   plan.parallel.layers_per_virtual_stage = o.layers_per_virtual_stage;
+  plan.parallel.virtual_stages_per_rank = o.virtual_stages_per_rank;
+  plan.parallel.pipeline_layer_split = o.pipeline_layer_split;
+  plan.parallel.first_stage_layers = o.first_stage_layers;
+  plan.parallel.last_stage_layers = o.last_stage_layers;
+  plan.parallel.account_for_embedding = o.account_for_embedding;
+  plan.parallel.account_for_loss = o.account_for_loss;
   plan.parallel.micro_batch_size = o.micro_batch_size;
   plan.parallel.schedule = core::parse_schedule(o.schedule, "--schedule");
   plan.parallel.recompute = core::parse_recompute(o.recompute, "--recompute-granularity");
@@ -103,7 +129,7 @@ core::Plan build_plan(const InitOptions& o) {
   if (!o.global_batch_size && plan.parallel.schedule == core::Schedule::interleaved)
     plan.training.global_batch_size *= std::max<int64_t>(o.pp, 1);
   plan.validate();
-  core::resolve_profile(plan.cluster.profile);
+  core::resolve_group_profiles(plan.cluster);
   if (padding_note) fmt::print(stderr, "loom: note: {}\n", *padding_note);
   return plan;
 }
@@ -115,15 +141,34 @@ Command add_init_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand("init", "Write a valid starting plan (plan.json) from a model preset");
   app->add_option("--model", o->model, "Model preset (see `loom presets --models`) or model JSON file")->required();
   app->add_option("--out,-o", o->out, "Write the plan to this file instead of standard output");
-  app->add_option("--nodes", o->nodes, "Nodes in the cluster")->capture_default_str();
-  app->add_option("--devices-per-node", o->devices_per_node, "Devices (GPUs) per node")->capture_default_str();
-  app->add_option("--profile", o->profile, "Device profile name or file (see `loom presets --profiles`)")
-      ->capture_default_str();
+  o->nodes_flag = app->add_option("--nodes", o->nodes, "Nodes in the cluster")->capture_default_str();
+  o->devices_per_node_flag =
+      app->add_option("--devices-per-node", o->devices_per_node, "Devices (GPUs) per node")->capture_default_str();
+  o->profile_flag =
+      app->add_option("--profile", o->profile, "Device profile name or file (see `loom presets --profiles`)")
+          ->capture_default_str();
+  app->add_option("--cluster-groups", o->cluster_groups,
+                  "A mixed cluster, its groups in pipeline order: NODESxDEVICES-PER-NODE:PROFILE,... (e.g. "
+                  "1x8:a100-80gb-dgx,1x8:h100-80gb-dgx); instead of --nodes, --devices-per-node and --profile");
   app->add_option("--price-per-device-hour", o->price, "Price of one device-hour, for cost objectives");
   app->add_option("--tp,--tensor-model-parallel-size", o->tp, "Tensor-parallel size")->capture_default_str();
   app->add_option("--pp,--pipeline-model-parallel-size", o->pp, "Pipeline-parallel size")->capture_default_str();
   app->add_option("--num-layers-per-virtual-pipeline-stage", o->layers_per_virtual_stage,
                   "Layers per virtual stage (interleaved schedule only)");
+  app->add_option("--num-virtual-stages-per-pipeline-rank", o->virtual_stages_per_rank,
+                  "Virtual stages per pipeline rank (interleaved schedule only; needed with uneven first/last stages)");
+  app->add_option("--pipeline-layer-split", o->pipeline_layer_split,
+                  "Transformer layers of each (virtual) stage in model order, e.g. 7,9,9,7; only the first and "
+                  "last may be 0")
+      ->delimiter(',');
+  app->add_option("--decoder-first-pipeline-num-layers", o->first_stage_layers,
+                  "Layers on the first pipeline rank (Megatron's flag); the others share the rest evenly");
+  app->add_option("--decoder-last-pipeline-num-layers", o->last_stage_layers,
+                  "Layers on the last pipeline rank (Megatron's flag); the others share the rest evenly");
+  app->add_flag("--account-for-embedding-in-pipeline-split", o->account_for_embedding,
+                "Count the embedding as one layer of an even split: the first stage holds one layer fewer");
+  app->add_flag("--account-for-loss-in-pipeline-split", o->account_for_loss,
+                "Count the loss as one layer of an even split: the last stage holds one layer fewer");
   app->add_option("--micro-batch-size", o->micro_batch_size, "Micro-batch size in sequences")->capture_default_str();
   app->add_option("--global-batch-size", o->global_batch_size,
                   "Global batch in sequences [default: 8 microbatches per data-parallel rank]");
@@ -158,7 +203,9 @@ Command add_init_command(CLI::App& parent) {
   app->footer(
       "Examples:\n  loom init --model gpt2-124m > plan.json\n"
       "  loom init --model llama3-70b --nodes 8 --tp 8 --pp 4 --micro-batch-size 1 \\\n"
-      "            --global-batch-size 512 --sequence-parallel --use-distributed-optimizer -o plan.json");
+      "            --global-batch-size 512 --sequence-parallel --use-distributed-optimizer -o plan.json\n"
+      "  loom init --model llama3-8b --pp 4 --pipeline-layer-split 8,9,9,6 -o uneven.json\n"
+      "  loom init --model gpt3-175b --cluster-groups 8x8:a100-80gb-dgx,8x8:h100-80gb-dgx --tp 8 --pp 16 -o mixed.json");
   return {app, [o] {
             const std::vector<std::filesystem::path> inputs = {model_file_input(o->model), profile_file_input(o->profile)};
             if (!o->out.empty()) core::check_output_target(o->out, inputs);

@@ -1,5 +1,6 @@
 // `loom plan`: searches every valid plan for a model on a cluster and ranks them by prediction.
 
+#include "cli/cluster_groups.hpp"
 #include "cli/command.hpp"
 #include "cli/format.hpp"
 #include "cli/output_targets.hpp"
@@ -25,12 +26,35 @@ namespace {
 
 struct PlanOptions {
   std::string model, profile, format = "table", db, out, objective = "step-time", dtype, attention_backend = "flash";
+  std::optional<std::string> cluster_groups;
   std::optional<int64_t> devices, devices_per_node, global_batch_size, seq_length;
   std::optional<double> price;
   int64_t top = 10, max_micro_batch_size = 16;
   int threads = 0;
-  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false;
+  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false, even_splits_only = false;
 };
+
+// A mixed cluster replaces the flags of a cluster of one kind: the groups give devices, nodes
+// and profiles.
+void set_mixed_cluster(const PlanOptions& o, plan::SearchRequest& r) {
+  for (const auto& [given, flag] : {std::pair{o.devices.has_value(), "--devices"},
+                                    std::pair{o.devices_per_node.has_value(), "--devices-per-node"},
+                                    std::pair{!o.profile.empty(), "--profile"},
+                                    std::pair{o.fewer_devices, "--allow-fewer-devices"}})
+    if (given)
+      throw InvalidInput("--cluster-groups gives the nodes, devices and profile of each group; it cannot be used with "
+                         "{}",
+                         flag);
+  r.groups = parse_cluster_groups(*o.cluster_groups);
+  core::ClusterSpec cluster;
+  cluster.groups = r.groups;
+  cluster.summarise_groups();
+  r.devices = cluster.world_size();
+  r.devices_per_node = cluster.devices_per_node;
+  for (const core::DeviceGroup& group : r.groups) r.group_profiles.push_back(core::resolve_profile(group.profile));
+  r.profile_name = r.groups.front().profile;
+  r.profile = r.group_profiles.front();
+}
 
 // Fills the request from the flags; what is not given comes from the built-in default plan.
 plan::SearchRequest make_request(const PlanOptions& o) {
@@ -44,7 +68,9 @@ plan::SearchRequest make_request(const PlanOptions& o) {
   r.devices_per_node = o.devices_per_node.value_or(defaults.cluster.devices_per_node);
   r.devices = o.devices.value_or(defaults.cluster.world_size());
   r.profile_name = o.profile.empty() ? defaults.cluster.profile : o.profile;
-  r.profile = core::resolve_profile(r.profile_name);
+  if (o.cluster_groups) set_mixed_cluster(o, r);
+  else r.profile = core::resolve_profile(r.profile_name);
+  r.search_layer_splits = !o.even_splits_only;
   r.price_per_device_hour = o.price;
   r.objective = plan::parse_objective(o.objective);
   r.allow_cross_node_tp = o.cross_node_tp;
@@ -69,7 +95,16 @@ void store_results(const std::string& path, const plan::SearchResult& result) {
 
 // The files the search reads (and the store it writes): --out may be none of them.
 std::vector<std::filesystem::path> plan_inputs(const PlanOptions& o) {
-  return {model_file_input(o.model), profile_file_input(o.profile), o.db};
+  std::vector<std::filesystem::path> inputs = {model_file_input(o.model), profile_file_input(o.profile), o.db};
+  if (o.cluster_groups) {
+    try {
+      for (const core::DeviceGroup& group : parse_cluster_groups(*o.cluster_groups))
+        inputs.push_back(profile_file_input(group.profile));
+    } catch (const InvalidInput&) {
+      // said when the request is made
+    }
+  }
+  return inputs;
 }
 
 }  // namespace
@@ -81,6 +116,10 @@ Command add_plan_command(CLI::App& parent) {
   app->add_option("--devices", o->devices, "Devices in the cluster [default: 8]");
   app->add_option("--devices-per-node", o->devices_per_node, "Devices per node [default: 8]");
   app->add_option("--profile", o->profile, "Profile name or file [default: a100-80gb-dgx]");
+  app->add_option("--cluster-groups", o->cluster_groups,
+                  "A mixed cluster: groups of nodes in pipeline order, NODESxDEVICES-PER-NODE:PROFILE separated by "
+                  "commas (e.g. 4x8:a100-80gb-dgx,4x8:h100-80gb-dgx); instead of --devices, --devices-per-node and "
+                  "--profile");
   app->add_option("--global-batch-size", o->global_batch_size, "Global batch in sequences [default: 64]");
   app->add_option("--seq-length", o->seq_length, "Sequence length [default: the model's]");
   app->add_option("--dtype", o->dtype, "Training precision: fp32, bf16 or fp16 [default: bf16]");
@@ -100,6 +139,9 @@ Command add_plan_command(CLI::App& parent) {
   app->add_flag("--explain", o->explain, "Show how many combinations each rule rejected");
   app->add_flag("--allow-cross-node-tp", o->cross_node_tp, "Let tensor parallelism span nodes");
   app->add_flag("--allow-fewer-devices", o->fewer_devices, "Also try plans that leave devices idle");
+  app->add_flag("--even-splits-only", o->even_splits_only,
+                "Split the layers evenly over the pipeline stages only (by default uneven splits that balance the "
+                "embedding, the loss and mixed devices are searched too)");
   app->add_option("--attention-backend", o->attention_backend,
                   "Attention kernel of every plan: flash (fused, as current Megatron-Core) or unfused (Megatron-LM of "
                   "2021); the overlaps of gradient reduce, parameter gather and TP communication are searched")
@@ -108,7 +150,9 @@ Command add_plan_command(CLI::App& parent) {
       "Examples:\n  loom plan\n"
       "  loom plan --model gpt3-175b --devices 1024 --devices-per-node 8 --profile a100-80gb-dgx \\\n"
       "            --global-batch-size 1536 --seq-length 2048 --top 10 --explain\n"
-      "  loom plan --model llama3-70b --devices 256 --global-batch-size 1024 --pareto --out best.json");
+      "  loom plan --model llama3-70b --devices 256 --global-batch-size 1024 --pareto --out best.json\n"
+      "  loom plan --model gpt3-175b --cluster-groups 64x8:a100-80gb-dgx,64x8:h100-80gb-dgx \\\n"
+      "            --global-batch-size 1536 --seq-length 2048");
   return {app, [o] {
             if (!o->out.empty()) core::check_output_target(o->out, plan_inputs(*o));
             // A store that is there already must be one of Loom's: found out now, not after the search.
@@ -142,7 +186,7 @@ Command add_plan_command(CLI::App& parent) {
                                  request.training.global_batch_size, request.devices);
             if (result.stats.fitting == 0)
               throw Infeasible("no plan fits in {:.0f} GiB per device; the nearest misses are listed above",
-                               double(request.profile.device.memory_bytes) / double(1 << 30));
+                               double(request.device_memory_bytes()) / double(1 << 30));
             if (!o->out.empty() && !quiet && o->format == "table") fmt::print("\nBest plan written to {}\n", o->out);
           }};
 }

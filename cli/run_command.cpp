@@ -8,6 +8,7 @@
 #include "cli/error_relay.hpp"
 #include "cli/launch.hpp"
 #include "cli/output_targets.hpp"
+#include "cli/plan_profiles.hpp"
 #include "cli/process.hpp"
 #include "core/error.hpp"
 #include "core/output_file.hpp"
@@ -89,10 +90,10 @@ std::vector<std::string> command_for(const RunOptions& o, const core::Plan& plan
 
 // The plan, with the prediction its run (or attempt) is compared against: (plan id, prediction id).
 std::pair<int64_t, int64_t> store_predicted_plan(core::Store& store, const core::Plan& plan, const std::string& path,
-                                                 const core::Profile& profile) {
+                                                 const std::vector<core::Profile>& profiles) {
   sim::SimulationOptions simulation;
   simulation.record_timeline = false;
-  const sim::Prediction prediction = sim::simulate(plan, profile, simulation);
+  const sim::Prediction prediction = simulate_on(plan, profiles, simulation);
   const std::vector<int64_t> ids = store.insert_predicted_plans({{core::plan_row(plan, path), sim::prediction_row(0, prediction)}});
   return {ids.front(), store.predictions_for_plan(ids.front()).back().id};
 }
@@ -151,7 +152,9 @@ Command add_run_command(CLI::App& parent) {
                                  o->elastic_settings.min_devices, plan.cluster.world_size(), plan.cluster.world_size());
             if (o->elastic && o->launcher == "none")
               throw InvalidInput("--elastic starts each attempt's ranks itself: use --launcher mpirun or srun");
-            const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
+            // A mixed cluster predicts each group on its own profile; --profile is refused there.
+            const std::vector<core::Profile> profiles = plan_profiles(plan, o->profile);
+            const core::Profile& profile = profiles.front();
             if (!o->save_model.empty()) {
               const std::vector<std::filesystem::path> inputs = {o->plan_path, o->data, o->init_from, o->db,
                                                                  o->checkpoint_dir, profile_file_input(o->profile)};
@@ -170,7 +173,7 @@ Command add_run_command(CLI::App& parent) {
               store.emplace(core::Store::open(o->db));
               // The run is stored with the prediction it will be compared against.
               core::RunRow run;
-              std::tie(run.plan_id, run.prediction_id) = store_predicted_plan(*store, plan, o->plan_path, profile);
+              std::tie(run.plan_id, run.prediction_id) = store_predicted_plan(*store, plan, o->plan_path, profiles);
               run.backend = o->backend;
               run.profile_name = o->profile.empty() ? plan.cluster.profile : o->profile;  // resolvable again
               // Where its checkpoints go, so that a failed run can be re-planned and resumed from
@@ -205,7 +208,10 @@ Command add_run_command(CLI::App& parent) {
                 check_before_launch(attempt_options(path, resume));
               };
               elastic.store_plan = [&](const core::Plan& attempt_plan, const std::string& path) {
-                return store_predicted_plan(*store, attempt_plan, path, profile);
+                // An attempt on a mixed cluster keeps its groups' own profiles.
+                return store_predicted_plan(*store, attempt_plan, path,
+                                            attempt_plan.cluster.mixed() ? plan_profiles(attempt_plan, "")
+                                                                         : std::vector<core::Profile>{profile});
               };
               run_elastic(elastic, o->plan_path, plan, o->resume);
               return;

@@ -2,6 +2,7 @@
 
 #include "cli/command.hpp"
 #include "cli/format.hpp"
+#include "cli/pipeline_stages.hpp"
 #include "core/default_plan.hpp"
 #include "core/json_reader.hpp"
 #include "core/model_arithmetic.hpp"
@@ -121,7 +122,10 @@ Json show_json(const ShownPlan& shown, const Derived& d) {
           {"world_size", plan.cluster.world_size()},
           {"data_parallel_size", plan.parallel.data_parallel},
           {"virtual_stages", plan.virtual_stages()},
-          {"layers_per_pipeline_stage", plan.layers_per_pipeline_stage()},
+          {"layer_split", layer_split_source(plan.parallel)},
+          {"pipeline_stage_layers", plan.pipeline_rank_layers()},
+          {"virtual_stage_layers", plan.virtual_stage_layers()},
+          {"pipeline_stages", pipeline_stages_json(plan)},
           {"megatron_core_settings", megatron_core_settings_json(shown)},
           {"layout", layout_json(plan)}};
 }
@@ -224,19 +228,43 @@ void print_layout(const core::Plan& plan) {
   }
   fmt::print("{}", groups.render());
   if (layout.world_size() > 32) return;
-  TextTable ranks({"rank", "node", "tp", "dp", "pp"}, {0, 1, 2, 3, 4});
+  const bool mixed = plan.cluster.mixed();
+  std::vector<std::string> header = {"rank", "node", "tp", "dp", "pp"};
+  if (mixed) header.push_back("device group");
+  TextTable ranks(header, {0, 1, 2, 3, 4});
   for (int64_t r = 0; r < layout.world_size(); ++r) {
     const core::RankCoords c = layout.coords(r);
-    ranks.add_row({std::to_string(r), std::to_string(core::node_of(r, per_node)), std::to_string(c.tensor),
-                   std::to_string(c.data), std::to_string(c.pipeline)});
+    std::vector<std::string> row = {std::to_string(r), std::to_string(core::node_of(r, per_node)),
+                                    std::to_string(c.tensor), std::to_string(c.data), std::to_string(c.pipeline)};
+    if (mixed) {
+      const int64_t group = plan.cluster.group_of_rank(r);
+      row.push_back(fmt::format("{}: {}", group, plan.cluster.groups[size_t(group)].profile));
+    }
+    ranks.add_row(std::move(row));
   }
   fmt::print("\n{}", ranks.render());
 }
 
+// "profile a100-80gb-dgx (datasheet, NVIDIA A100-SXM4-80GB, 80.0 GiB memory)"; for a mixed cluster
+// each group's nodes and profile, in pipeline order.
+std::string profile_text(const std::string& name) {
+  const core::Profile profile = core::resolve_profile(name);
+  return fmt::format("{} ({}, {}, {} memory)", profile.name, profile.provenance, profile.device.name,
+                     human_bytes(double(profile.device.memory_bytes)));
+}
+
+std::string cluster_text(const core::ClusterSpec& cluster) {
+  if (!cluster.mixed()) return "profile " + profile_text(cluster.profile);
+  std::vector<std::string> groups;
+  for (const core::DeviceGroup& group : cluster.groups)
+    groups.push_back(fmt::format("{} node(s) × {} of {}", group.nodes, group.devices_per_node, profile_text(group.profile)));
+  return fmt::format("{} device groups, in pipeline order: {}", groups.size(), fmt::join(groups, " + "));
+}
+
 void print_table(const ShownPlan& shown, const Derived& d, const std::string& origin) {
   const core::Plan& plan = shown.plan;
-  const core::Profile profile = core::resolve_profile(plan.cluster.profile);
   const core::TrainSpec& t = plan.training;
+  core::resolve_group_profiles(plan.cluster);  // an unknown profile is refused before anything is printed
   fmt::print("Plan ({}): {} on {} node(s) × {} devices = {} devices\n", origin,
              plan.model.name.empty() ? "unnamed model" : plan.model.name, plan.cluster.nodes,
              plan.cluster.devices_per_node, plan.cluster.world_size());
@@ -245,12 +273,13 @@ void print_table(const ShownPlan& shown, const Derived& d, const std::string& or
              "cosine), weight decay {}, clip-grad {}, seed {}\n",
              t.global_batch_size, core::to_string(t.dtype), t.lr, t.min_lr, t.lr_warmup_iters,
              t.train_iters, t.weight_decay, t.clip_grad, t.seed);
-  fmt::print("  cluster   profile {} ({}, {}, {} memory){}\n", profile.name, profile.provenance,
-             profile.device.name, human_bytes(double(profile.device.memory_bytes)),
+  fmt::print("  cluster   {}{}\n", cluster_text(plan.cluster),
              plan.cluster.price_per_device_hour
                  ? fmt::format(", {:.2f} per device-hour", *plan.cluster.price_per_device_hour)
                  : "");
   fmt::print("  parallel  {}\n", parallel_line(plan));
+  fmt::print("  layers    per pipeline stage {}\n", layer_split_text(plan));
+  if (plan.cluster.mixed()) fmt::print("  placement {}\n", placement_text(plan));
   fmt::print("  attention {}\n", attention_line(plan.parallel));
   fmt::print("  overlap   {}\n", overlap_line(plan.parallel));
   if (!shown.absent_keys.empty()) fmt::print("  note      {}\n", absent_keys_line(plan.parallel, shown.absent_keys));
@@ -265,8 +294,11 @@ void print_table(const ShownPlan& shown, const Derived& d, const std::string& or
   table.add_row({"tokens per step", with_thousands(d.tokens_per_step), "global batch × seq-length"});
   table.add_row({"microbatches per step", std::to_string(plan.microbatches()),
                  "global batch / (micro-batch × dp)"});
-  table.add_row({"layers per pipeline stage", std::to_string(plan.layers_per_pipeline_stage()),
-                 fmt::format("{} virtual stage(s) per pipeline rank", plan.virtual_stages())});
+  const std::vector<int64_t> stage_layers = plan.pipeline_rank_layers();
+  const auto [fewest, most] = std::minmax_element(stage_layers.begin(), stage_layers.end());
+  table.add_row({"layers per pipeline stage", *fewest == *most ? std::to_string(*most) : fmt::format("{} to {}", *fewest, *most),
+                 fmt::format("{}; {} virtual stage(s) per pipeline rank", layer_split_source(plan.parallel),
+                             plan.virtual_stages())});
   table.add_row({"model FLOPs per step", human_si(d.model_flops_per_step, "FLOP"),
                  "Megatron's 72·B·s·L·h²·(1 + s/6h + V/12hL) for GPT models"});
   table.add_row({"hardware FLOPs per step", human_si(d.hardware_flops_per_step, "FLOP"),
@@ -276,6 +308,7 @@ void print_table(const ShownPlan& shown, const Derived& d, const std::string& or
                              plan.cluster.world_size(), plan.parallel.tensor_parallel,
                              plan.parallel.pipeline_parallel)});
   fmt::print("{}", table.render());
+  fmt::print("\nPipeline stages (ranks, device group and transformer layers of each)\n{}", pipeline_stage_table(plan));
   print_layout(plan);
 }
 
@@ -301,7 +334,7 @@ Command add_show_command(CLI::App& parent) {
             if (builtin) shown.plan.validate();
             const Derived derived = derive(shown.plan);
             if (options->format == "json") {
-              core::resolve_profile(shown.plan.cluster.profile);  // an unknown profile is an error here too
+              core::resolve_group_profiles(shown.plan.cluster);  // an unknown profile is an error here too
               std::cout << show_json(shown, derived).dump(2) << "\n";
             } else {
               print_table(shown, derived, builtin ? "built-in default" : options->plan_path);

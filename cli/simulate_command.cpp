@@ -3,6 +3,8 @@
 #include "cli/command.hpp"
 #include "cli/format.hpp"
 #include "cli/output_targets.hpp"
+#include "cli/pipeline_stages.hpp"
+#include "cli/plan_profiles.hpp"
 #include "core/default_plan.hpp"
 #include "core/error.hpp"
 #include "core/output_file.hpp"
@@ -86,6 +88,16 @@ void print_prediction(const core::Plan& plan, const sim::Prediction& p, const st
                     gib(m.activations_bytes), gib(m.other_bytes), gib(m.total_bytes())});
   }
   fmt::print("{}", memory.render());
+
+  // Which stage sets the pace: the one an uneven split or another placement would relieve.
+  fmt::print("\nPipeline stages: layers {}{}\n", layer_split_text(plan),
+             plan.cluster.mixed() ? "; " + placement_text(plan) : std::string());
+  fmt::print("{}", pipeline_stage_table(plan, &p));
+  const size_t bottleneck = size_t(p.bottleneck_pipeline_stage);
+  if (bottleneck < p.stages.size())
+    fmt::print("  bottleneck: pipeline stage {} ({} layers on {}), busy {} of the {} step\n", bottleneck,
+               p.stages[bottleneck].layers, p.stages[bottleneck].profile_name, seconds(p.stages[bottleneck].busy_s),
+               seconds(p.step_time_s));
 }
 
 }  // namespace
@@ -101,7 +113,8 @@ Command add_simulate_command(CLI::App& parent) {
   auto o = std::make_shared<Options>();
   CLI::App* app = parent.add_subcommand("simulate", "Predict a plan's step time, breakdown and memory per stage");
   app->add_option("plan", o->plan_path, "Plan JSON file ('-' reads standard input); without it, the built-in default plan");
-  app->add_option("--profile", o->profile, "Profile name or file [default: the plan's cluster profile]");
+  app->add_option("--profile", o->profile, "Profile name or file [default: the plan's cluster profile; a mixed cluster's groups name their own, so "
+                  "it is refused there]");
   add_format_option(*app, o->format);
   app->add_option("--trace", o->trace_path,
                   "Write the timeline as Chrome trace-event JSON (open in Perfetto); '-': standard output, alone");
@@ -117,10 +130,10 @@ Command add_simulate_command(CLI::App& parent) {
             core::Plan plan = builtin ? core::default_plan() : core::read_plan_file(o->plan_path);
             if (o->overlap_grad_reduce) plan.parallel.overlap_grad_reduce = true;
             plan.validate();
-            const core::Profile profile = core::resolve_profile(o->profile.empty() ? plan.cluster.profile : o->profile);
+            const std::vector<core::Profile> profiles = plan_profiles(plan, o->profile);
             sim::SimulationOptions options;
             options.record_timeline = !o->trace_path.empty();
-            const sim::Prediction prediction = sim::simulate(plan, profile, options);
+            const sim::Prediction prediction = simulate_on(plan, profiles, options);
             if (!o->trace_path.empty())
               core::write_output_file(o->trace_path, sim::chrome_trace_text(plan, prediction), inputs);
             // Standard output holds the trace alone, so that it can be piped into a tool.

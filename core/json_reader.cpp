@@ -354,6 +354,30 @@ int64_t JsonObjectReader::required_int(std::string_view key) {
   return value->get<int64_t>();
 }
 
+const Json* JsonObjectReader::optional_array(std::string_view key, size_t max_size) {
+  const Json* value = find(key);
+  if (!value || value->is_null()) return nullptr;
+  if (!value->is_array()) wrong_type(key, *value, "an array");
+  if (value->size() > max_size)
+    throw InvalidInput("{} has {} entries; at most {} are supported", field(key), value->size(), max_size);
+  return value;
+}
+
+std::vector<int64_t> JsonObjectReader::optional_int_array(std::string_view key, size_t max_size) {
+  const Json* array = optional_array(key, max_size);
+  std::vector<int64_t> values;
+  if (!array) return values;
+  for (size_t i = 0; i < array->size(); ++i) {
+    // Each entry read as a field of its own, so that its error names it: "parallel.x[3]".
+    const std::string name = fmt::format("{}[{}]", field(key), i);
+    Json entry = Json::object();
+    entry[name] = (*array)[i];
+    JsonObjectReader reader(entry, "");
+    values.push_back(reader.required_int(name));
+  }
+  return values;
+}
+
 int64_t JsonObjectReader::optional_int(std::string_view key, int64_t fallback) {
   return has(key) ? required_int(key) : (find(key), fallback);
 }

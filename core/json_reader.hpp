@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace loom::core {
@@ -62,6 +63,10 @@ class JsonObjectReader {
   std::string required_string(std::string_view key);
   std::string optional_string(std::string_view key, std::string fallback);
   const Json& required_object(std::string_view key);
+  // An array of integers; absent or null → empty. More than max_size entries is refused.
+  std::vector<int64_t> optional_int_array(std::string_view key, size_t max_size);
+  // An array (of anything); absent or null → nullptr.
+  const Json* optional_array(std::string_view key, size_t max_size);
   // Marks a key as known without reading it (for values another reader handles).
   void accept(std::string_view key);
 

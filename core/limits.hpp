@@ -38,6 +38,7 @@ inline constexpr double kMaxAdamEps = 1.0;                       // adam-eps
 inline constexpr int64_t kMaxNodes = int64_t(1) << 20;           // nodes
 inline constexpr int64_t kMaxDevicesPerNode = 1024;              // devices-per-node
 inline constexpr int64_t kMaxDevices = int64_t(1) << 20;         // nodes × devices-per-node, --devices
+inline constexpr int64_t kMaxDeviceGroups = 64;                  // cluster.groups of a mixed cluster
 inline constexpr double kMaxPricePerDeviceHour = 1.0e9;          // price-per-device-hour, any currency
 
 // parallel: tp must divide the heads and pp the layers, so these follow from the model's maxima;

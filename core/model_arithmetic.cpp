@@ -171,8 +171,12 @@ int64_t output_parameters_per_device(const Plan& plan) {
 }
 
 int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
+  return parameters_per_device_on_stage(plan, stage, plan.pipeline_rank_layers()[size_t(stage)]);
+}
+
+int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage, int64_t stage_layers) {
   const ModelSpec& m = plan.model;
-  int64_t parameters = parameter_product(m, plan.layers_per_pipeline_stage(), layer_parameters_per_device(plan));
+  int64_t parameters = parameter_product(m, stage_layers, layer_parameters_per_device(plan));
   if (stage == 0) parameters = parameter_sum(m, parameters, input_parameters_per_device(plan));
   if (stage == plan.parallel.pipeline_parallel - 1)
     parameters = parameter_sum(m, parameters, output_parameters_per_device(plan));
@@ -181,8 +185,9 @@ int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage) {
 
 std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan) {
   std::vector<int64_t> stages;
+  const std::vector<int64_t> layers = plan.pipeline_rank_layers();
   for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage)
-    stages.push_back(parameters_per_device_on_stage(plan, stage));
+    stages.push_back(parameters_per_device_on_stage(plan, stage, layers[size_t(stage)]));
   return stages;
 }
 

@@ -37,7 +37,7 @@ double megatron_model_flops_per_step(const ModelSpec& model, int64_t sequences);
 double megatron_full_recompute_flops_per_step(const ModelSpec& model, int64_t sequences);
 
 // Parameters one device holds on each pipeline stage (index = stage), after tensor-parallel
-// sharding: layers split evenly, the embedding on the first stage, the final norm and the output
+// sharding: the stage's own layers (Plan::pipeline_rank_layers), the embedding on the first stage, the final norm and the output
 // layer (or, when tied and pp > 1, Megatron's copy of the embedding) on the last.
 std::vector<int64_t> parameters_per_device_by_stage(const Plan& plan);
 // The parts of a stage's parameters on one device: one transformer layer, the input embedding
@@ -46,5 +46,7 @@ int64_t layer_parameters_per_device(const Plan& plan);
 int64_t input_parameters_per_device(const Plan& plan);
 int64_t output_parameters_per_device(const Plan& plan);
 int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage);
+// The same with the stage's transformer layers given (a search that knows them already).
+int64_t parameters_per_device_on_stage(const Plan& plan, int64_t stage, int64_t stage_layers);
 
 }  // namespace loom::core

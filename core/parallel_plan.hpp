@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <optional>
+#include <vector>
 
 namespace loom::core {
 
@@ -17,6 +18,32 @@ struct ParallelPlan {
   int64_t data_parallel = 1;
   // num-layers-per-virtual-pipeline-stage; set only for the interleaved schedule.
   std::optional<int64_t> layers_per_virtual_stage;
+  // num-virtual-stages-per-pipeline-rank: Megatron's other way to give the interleaved schedule's
+  // virtual stages per rank, the one it requires with uneven first/last stages.
+  std::optional<int64_t> virtual_stages_per_rank;
+
+  // Uneven pipeline splits (balance by hardware). By default every virtual stage holds
+  // num-layers / (pp · v) transformer layers. At most one of these changes that:
+  //  - pipeline-layer-split (Loom's general form): the layers of each virtual stage in model order
+  //    (virtual stage c·pp + r is chunk c of pipeline rank r), pp · v entries; e.g. [7, 9, 9, 7].
+  //    The first and last may be 0 (a stage that holds only the embedding, or only the loss).
+  //  - Megatron's decoder-first/last-pipeline-num-layers: the first / last pipeline rank holds that
+  //    many layers, the other ranks split the rest evenly; each rank's layers split evenly over
+  //    its v chunks.
+  //  - Megatron's account-for-embedding/loss-in-pipeline-split: the embedding / the loss counts as
+  //    one layer in an even split, so the first / last virtual stage holds one layer fewer.
+  std::vector<int64_t> pipeline_layer_split;
+  std::optional<int64_t> first_stage_layers;  // decoder-first-pipeline-num-layers
+  std::optional<int64_t> last_stage_layers;   // decoder-last-pipeline-num-layers
+  bool account_for_embedding = false;         // account-for-embedding-in-pipeline-split
+  bool account_for_loss = false;              // account-for-loss-in-pipeline-split
+
+  // Whether any of the above is set (the split may still come out even).
+  bool has_layer_split_rule() const {
+    return !pipeline_layer_split.empty() || first_stage_layers || last_stage_layers || account_for_embedding ||
+           account_for_loss;
+  }
+
   int64_t micro_batch_size = 1;  // b
   Schedule schedule = Schedule::one_f_one_b;
   Recompute recompute = Recompute::none;

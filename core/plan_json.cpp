@@ -3,6 +3,7 @@
 #include "core/checked_arithmetic.hpp"
 #include "core/error.hpp"
 #include "core/json_reader.hpp"
+#include "core/limits.hpp"
 
 namespace loom::core {
 
@@ -51,11 +52,20 @@ Json to_json(const TrainSpec& training) {
 }
 
 Json to_json(const ClusterSpec& cluster) {
-  Json out = {
-      {"nodes", cluster.nodes},
-      {"devices-per-node", cluster.devices_per_node},
-      {"profile", cluster.profile},
-  };
+  Json out = Json::object();
+  if (cluster.mixed()) {
+    Json groups = Json::array();
+    for (const DeviceGroup& group : cluster.groups)
+      groups.push_back(
+          {{"nodes", group.nodes}, {"devices-per-node", group.devices_per_node}, {"profile", group.profile}});
+    out["groups"] = std::move(groups);
+  } else {
+    out = {
+        {"nodes", cluster.nodes},
+        {"devices-per-node", cluster.devices_per_node},
+        {"profile", cluster.profile},
+    };
+  }
   out["price-per-device-hour"] =
       cluster.price_per_device_hour ? Json(*cluster.price_per_device_hour) : Json(nullptr);
   return out;
@@ -73,6 +83,13 @@ Json to_json(const ParallelPlan& parallel) {
   };
   out["num-layers-per-virtual-pipeline-stage"] =
       parallel.layers_per_virtual_stage ? Json(*parallel.layers_per_virtual_stage) : Json(nullptr);
+  // Written only when set, so that plans of an even split read as before.
+  if (parallel.virtual_stages_per_rank) out["num-virtual-stages-per-pipeline-rank"] = *parallel.virtual_stages_per_rank;
+  if (!parallel.pipeline_layer_split.empty()) out["pipeline-layer-split"] = parallel.pipeline_layer_split;
+  if (parallel.first_stage_layers) out["decoder-first-pipeline-num-layers"] = *parallel.first_stage_layers;
+  if (parallel.last_stage_layers) out["decoder-last-pipeline-num-layers"] = *parallel.last_stage_layers;
+  if (parallel.account_for_embedding) out["account-for-embedding-in-pipeline-split"] = true;
+  if (parallel.account_for_loss) out["account-for-loss-in-pipeline-split"] = true;
   out["attention-backend"] = to_string(parallel.attention_backend);
   out["overlap-grad-reduce"] = parallel.overlap_grad_reduce;
   out["overlap-param-gather"] = parallel.overlap_param_gather;
@@ -166,9 +183,34 @@ TrainSpec train_from_json(const Json& document, const std::string& path) {
 ClusterSpec cluster_from_json(const Json& document, const std::string& path) {
   JsonObjectReader reader(document, path);
   ClusterSpec cluster;
-  cluster.nodes = reader.required_int("nodes");
-  cluster.devices_per_node = reader.required_int("devices-per-node");
-  cluster.profile = reader.required_string("profile");
+  if (const Json* groups = reader.optional_array("groups", size_t(limits::kMaxDeviceGroups))) {
+    for (const char* key : {"nodes", "devices-per-node", "profile"})
+      if (reader.has(key))
+        throw InvalidInput("{} cannot be given beside {}: a mixed cluster gives nodes, devices-per-node and profile "
+                           "in each group",
+                           reader.field(key), reader.field("groups"));
+    for (size_t g = 0; g < groups->size(); ++g) {
+      const std::string group_path = fmt::format("{}[{}]", reader.field("groups"), g);
+      if (!(*groups)[g].is_object())
+        throw InvalidInput("{}: expected an object with nodes, devices-per-node and profile, got {}", group_path,
+                           json_excerpt((*groups)[g]));
+      JsonObjectReader group_reader((*groups)[g], group_path);
+      DeviceGroup group;
+      group.nodes = group_reader.required_int("nodes");
+      group.devices_per_node = group_reader.required_int("devices-per-node");
+      group.profile = group_reader.required_string("profile");
+      group_reader.finish();
+      cluster.groups.push_back(std::move(group));
+    }
+    if (cluster.groups.empty())
+      throw InvalidInput("{} is empty; list 2 or more device groups, or give nodes, devices-per-node and profile",
+                         reader.field("groups"));
+    cluster.summarise_groups();
+  } else {
+    cluster.nodes = reader.required_int("nodes");
+    cluster.devices_per_node = reader.required_int("devices-per-node");
+    cluster.profile = reader.required_string("profile");
+  }
   cluster.price_per_device_hour = reader.nullable_number("price-per-device-hour");
   reader.finish();
   return cluster;
@@ -184,6 +226,14 @@ ParallelPlan parallel_from_json(const Json& document, const std::string& path) {
   parallel.tensor_parallel = reader.required_int("tensor-model-parallel-size");
   parallel.pipeline_parallel = reader.required_int("pipeline-model-parallel-size");
   parallel.layers_per_virtual_stage = reader.nullable_int("num-layers-per-virtual-pipeline-stage");
+  parallel.virtual_stages_per_rank = reader.nullable_int("num-virtual-stages-per-pipeline-rank");
+  // One entry per virtual stage; a stage holds at least one layer except the first and last.
+  parallel.pipeline_layer_split =
+      reader.optional_int_array("pipeline-layer-split", size_t(limits::kMaxLayers) + 2);
+  parallel.first_stage_layers = reader.nullable_int("decoder-first-pipeline-num-layers");
+  parallel.last_stage_layers = reader.nullable_int("decoder-last-pipeline-num-layers");
+  parallel.account_for_embedding = reader.optional_bool("account-for-embedding-in-pipeline-split", false);
+  parallel.account_for_loss = reader.optional_bool("account-for-loss-in-pipeline-split", false);
   parallel.micro_batch_size = reader.required_int("micro-batch-size");
   parallel.schedule = parse_schedule(reader.optional_string("schedule", "1f1b"), reader.field("schedule"));
   parallel.recompute = parse_recompute(reader.optional_string("recompute-granularity", "none"),

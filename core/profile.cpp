@@ -67,3 +67,13 @@ Profile resolve_profile(std::string_view name_or_file) {
 }
 
 }  // namespace loom::core
+
+namespace loom::core {
+
+std::vector<Profile> resolve_group_profiles(const ClusterSpec& cluster) {
+  std::vector<Profile> profiles;
+  for (const DeviceGroup& group : cluster.device_groups()) profiles.push_back(resolve_profile(group.profile));
+  return profiles;
+}
+
+}  // namespace loom::core

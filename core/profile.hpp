@@ -9,6 +9,7 @@
 //  3. efficiency assumptions that turn peaks into times where no table covers an operation,
 //     each written in the file with its justification.
 
+#include "core/cluster_spec.hpp"
 #include "core/enums.hpp"
 #include "core/json_reader.hpp"
 
@@ -250,5 +251,8 @@ Json to_json(const Profile& profile);
 std::span<const Profile> builtin_profiles();
 // A built-in profile name, or a path to a profile JSON file. Unknown → InvalidInput with the list.
 Profile resolve_profile(std::string_view name_or_file);
+// The profile of each of the cluster's device groups (ClusterSpec::device_groups order): one for
+// a cluster of one kind.
+std::vector<Profile> resolve_group_profiles(const ClusterSpec& cluster);
 
 }  // namespace loom::core

@@ -7,6 +7,7 @@
 #include "gui/memory_chart.hpp"
 #include "gui/models/breakdown_model.hpp"
 #include "gui/models/plan_switches.hpp"
+#include "gui/pipeline_stage_table.hpp"
 #include "gui/plan_switches_editor.hpp"
 #include "gui/timeline_widget.hpp"
 #include "planner/megatron_args.hpp"
@@ -157,6 +158,13 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
   timeline_layout->addLayout(timeline_tools);
   timeline_layout->addWidget(timeline_scroll, 1);
 
+  // Per stage: ranks, device group, layers, memory against that group's capacity (uneven splits
+  // and mixed clusters make stages differ).
+  stage_table_ = new PipelineStageTable;
+  auto* stages_box = new QGroupBox(tr("Pipeline stages"));
+  auto* stages_layout = new QVBoxLayout(stages_box);
+  stages_layout->addWidget(stage_table_);
+
   auto* charts = new QSplitter(Qt::Horizontal);
   charts->addWidget(memory_chart_);
   charts->addWidget(breakdown_box);
@@ -164,12 +172,16 @@ PlanDetailView::PlanDetailView(QWidget* parent) : QWidget(parent) {
   charts->setStretchFactor(1, 2);
   auto* sections = new QSplitter(Qt::Vertical);
   sections->addWidget(charts);
+  // Full width, between the charts and the timeline: its columns need the room, and its rows are
+  // the timeline's pipeline ranks.
+  sections->addWidget(stages_box);
   sections->addWidget(timeline_box);
   sections->setStretchFactor(0, 2);
-  sections->setStretchFactor(1, 3);
+  sections->setStretchFactor(1, 0);
+  sections->setStretchFactor(2, 3);
   // The timeline of a deep pipeline needs the height more than the chart does; the top keeps what
-  // the ten-row table and its note need.
-  sections->setSizes({360, 500});
+  // the ten-row table and its note need, the stages a few rows (the table scrolls beyond).
+  sections->setSizes({430, 110, 430});
 
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(header_);
@@ -238,6 +250,11 @@ void PlanDetailView::showPlan(const core::Plan& plan, const core::Profile& profi
       plan.validate();
       sim::SimulationOptions options;
       options.record_timeline = true;
+      // A mixed cluster names each group's profile itself; `profile` stands for one kind only.
+      if (plan.cluster.mixed())
+        return {std::make_shared<const sim::Prediction>(
+                    sim::simulate(plan, core::resolve_group_profiles(plan.cluster), options)),
+                {}};
       return {std::make_shared<const sim::Prediction>(sim::simulate(plan, profile, options)), {}};
     } catch (const std::exception& e) {
       return {nullptr, QString::fromUtf8(e.what())};
@@ -286,6 +303,7 @@ void PlanDetailView::present(const core::Plan& plan,
   header_->setText(settings + "<br>" + metrics);
 
   memory_chart_->setMemory(p.memory, p.device_memory_bytes);
+  stage_table_->setStages(plan, p);
   breakdown_model_->setBreakdown(p.breakdown, p.step_time_s);
   critical_rank_note_->setText(
       tr("Times of the critical (slowest) pipeline rank, %1; all but the hidden communication add "
@@ -304,6 +322,7 @@ void PlanDetailView::showFailure(const QString& message) {
   header_->setText(tr("<span style='color:#c62828'><b>Cannot simulate this plan:</b> %1</span>")
                        .arg(message.toHtmlEscaped()));
   memory_chart_->clear();
+  stage_table_->clearStages();
   breakdown_model_->clear();
   critical_rank_note_->clear();
   switches_->clear();

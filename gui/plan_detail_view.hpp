@@ -27,6 +27,7 @@ class TimelineWidget;
 class MemoryChart;
 class BreakdownModel;
 class PlanSwitchesEditor;
+class PipelineStageTable;
 
 class PlanDetailView : public QWidget {
   Q_OBJECT
@@ -48,6 +49,7 @@ class PlanDetailView : public QWidget {
   MemoryChart* memoryChart() const;
   BreakdownModel* breakdownModel() const { return breakdown_model_; }
   PlanSwitchesEditor* switchesEditor() const { return switches_; }
+  PipelineStageTable* stageTable() const { return stage_table_; }
   // The plan and prediction shown; null before the first simulation finished.
   const core::Plan* plan() const { return plan_ ? &*plan_ : nullptr; }
   const sim::Prediction* prediction() const { return prediction_.get(); }
@@ -73,6 +75,7 @@ class PlanDetailView : public QWidget {
   QString suggestedFileName(const QString& suffix) const;
 
   QLabel* header_ = nullptr;
+  PipelineStageTable* stage_table_ = nullptr;
   QLabel* status_ = nullptr;
   QLabel* critical_rank_note_ = nullptr;
   QLabel* visible_range_ = nullptr;

@@ -4,6 +4,7 @@
 #include "core/model_arithmetic.hpp"
 #include "core/model_presets.hpp"
 #include "core/profile.hpp"
+#include "gui/cluster_groups_field.hpp"
 #include "gui/models/plan_switches.hpp"
 #include "gui/models/search_job.hpp"
 
@@ -166,6 +167,13 @@ void PlanView::buildForm() {
     check();
   });
 
+  groups_ = new ClusterGroupsField;
+  problems_["cluster-groups"] = groups_->problemLabel();
+  cluster_form->addRow(tr("Mixed cluster"), groups_);
+  connect(groups_, &ClusterGroupsField::changed, this, [this] {
+    if (!filling_) check();
+  });
+
   auto* training_box = new QGroupBox(tr("Training"));
   auto* training_form = new QFormLayout(training_box);
   addNumberField(training_form, "global-batch-size", tr("Global batch, sequences"), 1, 1 << 24);
@@ -278,6 +286,7 @@ PlanInputs PlanView::inputs() const {
   in.nodes = value("nodes");
   in.devices_per_node = value("devices-per-node");
   in.profile = profile_->currentText().toStdString();
+  in.groups = groups_->groups();
   in.global_batch_size = value("global-batch-size");
   in.dtype = core::parse_dtype(dtype_->currentText().toStdString());
   in.attention_backend = core::parse_attention_backend(attention_->currentText().toStdString());
@@ -302,6 +311,7 @@ void PlanView::setInputs(const PlanInputs& in) {
   numbers_["nodes"]->setValue(int(in.nodes));
   numbers_["devices-per-node"]->setValue(int(in.devices_per_node));
   profile_->setCurrentText(QString::fromStdString(in.profile));
+  groups_->setGroups(in.groups);
   numbers_["global-batch-size"]->setValue(int(in.global_batch_size));
   dtype_->setCurrentText(q(core::to_string(in.dtype)));
   attention_->setCurrentText(attention_backend_text(in.attention_backend));
@@ -340,8 +350,17 @@ void PlanView::check() {
   }
   for (auto& [key, label] : problems_) label->hide();
   general_problem_->hide();
+  // A mixed cluster's groups replace the nodes, devices-per-node and profile fields.
+  const bool mixed = !groups_->text().trimmed().isEmpty();
+  for (QWidget* field : {static_cast<QWidget*>(numbers_["nodes"]), static_cast<QWidget*>(numbers_["devices-per-node"]),
+                         static_cast<QWidget*>(profile_)})
+    field->setEnabled(!mixed);
+  if (mixed) profile_summary_->clear();  // the groups name the profiles
   const PlanInputs in = inputs();
-  if (const std::optional<InputProblem> problem = find_input_problem(in)) {
+  std::optional<InputProblem> problem = find_input_problem(in);
+  if (const QString unread = groups_->problem(); !unread.isEmpty())
+    problem = InputProblem{"cluster-groups", unread.toStdString()};
+  if (problem) {
     const QString message = QString::fromStdString(problem->message);
     const auto it = problems_.find(QString::fromStdString(problem->field));
     QLabel* label = it != problems_.end() ? it->second : general_problem_;
@@ -387,6 +406,7 @@ void PlanView::saveSettings() const {
   for (const auto& [key, box] : numbers_) settings.setValue(key, box->value());
   settings.setValue("untied", untied_->isChecked());
   settings.setValue("profile", profile_->currentText());
+  settings.setValue("cluster-groups", groups_->text());
   settings.setValue("dtype", dtype_->currentText());
   settings.setValue("attention-backend", attention_->currentText());
   settings.setValue("objective", objective_->currentText());
@@ -403,6 +423,7 @@ void PlanView::restoreSettings() {
   for (const auto& [key, box] : numbers_) box->setValue(settings.value(key, box->value()).toInt());
   untied_->setChecked(settings.value("untied").toBool());
   profile_->setCurrentText(settings.value("profile", profile_->currentText()).toString());
+  groups_->setText(settings.value("cluster-groups").toString());
   dtype_->setCurrentText(settings.value("dtype", dtype_->currentText()).toString());
   attention_->setCurrentText(settings.value("attention-backend", attention_->currentText()).toString());
   objective_->setCurrentText(settings.value("objective", objective_->currentText()).toString());

@@ -23,6 +23,7 @@ class QSpinBox;
 namespace loom::gui {
 
 class SearchJob;
+class ClusterGroupsField;
 
 class PlanView : public QWidget {
   Q_OBJECT
@@ -66,6 +67,7 @@ class PlanView : public QWidget {
   std::map<QString, QLabel*> problems_;   // by field key
   QCheckBox* untied_ = nullptr;
   QComboBox* profile_ = nullptr;
+  ClusterGroupsField* groups_ = nullptr;  // a mixed cluster's groups; empty for one kind
   QComboBox* dtype_ = nullptr;
   QComboBox* attention_ = nullptr;
   QComboBox* objective_ = nullptr;

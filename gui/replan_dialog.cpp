@@ -7,6 +7,7 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QStringList>
 #include <QVBoxLayout>
 
 #include <algorithm>
@@ -15,8 +16,15 @@ namespace loom::gui {
 
 QString replan_layout_text(const core::Plan& plan) {
   const core::ParallelPlan& p = plan.parallel;
+  // An uneven split is part of the plan the run resumes under: say it.
+  QString split;
+  if (!plan.even_layer_split()) {
+    QStringList layers;
+    for (const int64_t count : plan.virtual_stage_layers()) layers << QString::number(count);
+    split = QObject::tr(" (layers %1)").arg(layers.join(QStringLiteral(", ")));
+  }
   return QObject::tr(
-             "tp %1 · pp %2 · dp %3, micro-batch %4, global batch %5, on %6 devices (%7 × %8)")
+             "tp %1 · pp %2%9 · dp %3, micro-batch %4, global batch %5, on %6 devices (%7 × %8)")
       .arg(p.tensor_parallel)
       .arg(p.pipeline_parallel)
       .arg(p.data_parallel)
@@ -24,7 +32,8 @@ QString replan_layout_text(const core::Plan& plan) {
       .arg(plan.training.global_batch_size)
       .arg(plan.cluster.world_size())
       .arg(plan.cluster.nodes)
-      .arg(plan.cluster.devices_per_node);
+      .arg(plan.cluster.devices_per_node)
+      .arg(split);
 }
 
 ReplanDialog::ReplanDialog(const QString& run_text, int64_t devices, const QString& checkpoint_dir,

@@ -6,8 +6,13 @@
 // each (tp, pp) is worked out once and reused for every device count, the tensor sizes that
 // cannot split the model are counted in blocks, and only splits that can place a whole number
 // of replicas and split the batch are checked one by one, exactly as Plan::violated_rule would.
+// Uneven layer splits come after: each (tp, pp) that can place replicas is also tried with the
+// splits planner/split_guide.hpp picks, for every choice of the other knobs that passes the rules
+// about the model's split (asked once per (tp, pp) with a sample uneven split), each such try one
+// more combination, checked one by one.
 
 #include "planner/search_space.hpp"
+#include "planner/split_guide.hpp"
 
 #include "core/checked_arithmetic.hpp"
 #include "core/error.hpp"
@@ -65,6 +70,12 @@ struct SplitVerdict {
   std::vector<InnerChoice> passing;
 };
 
+// A choice of the other knobs to try with uneven splits, and its virtual stages per rank.
+struct UnevenSource {
+  InnerChoice choice;  // layers_per_virtual_stage 0
+  int64_t virtual_stages = 1;
+};
+
 bool is_split_rule(core::PlanRule rule) {
   return rule < core::PlanRule::devices_divisible_by_model_parallel;
 }
@@ -73,7 +84,9 @@ class SpaceWalk {
  public:
   SpaceWalk(const SearchRequest& request, RejectCounts& rejects, int64_t& combinations, std::vector<Candidate>& valid)
       : request_(request), rejects_(rejects), combinations_(combinations), valid_(valid),
-        layers_(request.model.num_layers), plan_(make_plan(Candidate{}, request)), probe_(plan_) {
+        layers_(request.model.num_layers), plan_(make_plan(Candidate{}, request)), probe_(plan_), guide_(request) {
+    // The probe stands for one replica on one node: a mixed cluster's groups would not summarise it.
+    probe_.cluster.groups.clear();
     for (int64_t b = 1; b <= request.max_micro_batch_size; b *= 2) micro_batches_.push_back(int32_t(b));
     choices_up_to_.assign(size_t(layers_) + 1, 0);
     divisors_up_to_.assign(size_t(layers_) + 1, 0);
@@ -165,10 +178,15 @@ class SpaceWalk {
 
   // The split rules' verdict on one choice: the plan is given exactly tp·pp devices and a batch
   // of pp microbatches, which every device and batch rule accepts.
-  std::optional<core::PlanRule> split_rule(int64_t tp, int64_t pp, const InnerChoice& c) {
+  // With `uneven_virtual_stages`, the choice is asked with the lexicographically first uneven
+  // split of the layers over pp × that many stages ([0, 1, …, 1, rest]).
+  std::optional<core::PlanRule> split_rule(int64_t tp, int64_t pp, const InnerChoice& c,
+                                           int64_t uneven_virtual_stages = 0) {
+    LayerSplit split;
+    if (uneven_virtual_stages > 0) split = {SplitForm::composition, uint8_t(uneven_virtual_stages), 0, 0, {}};
     apply(Candidate{1, int32_t(tp), int32_t(pp), 1, c.micro_batch_size, c.layers_per_virtual_stage, c.schedule,
                     c.recompute, c.sequence_parallel, c.distributed_optimizer, c.overlap_grad_reduce,
-                    c.overlap_param_gather, c.tp_comm_overlap},
+                    c.overlap_param_gather, c.tp_comm_overlap, split},
           request_, probe_);
     probe_.cluster.nodes = 1;
     probe_.cluster.devices_per_node = tp * pp;
@@ -205,6 +223,71 @@ class SpaceWalk {
       if (pp > most_pp) break;
       walk_pipeline_split(devices, tp, pp);
     }
+    if (request_.search_layer_splits)
+      for (int64_t pp = 2; pp <= most_pp; ++pp)
+        if (layers_ % pp != 0) walk_uneven_splits(devices, tp, pp);
+  }
+
+  // Virtual stages per rank tried with uneven splits: those that split a rank's share of the
+  // layers (rounded down or up) evenly, so that the split stays near the even one.
+  std::vector<int64_t> uneven_virtual_stages(int64_t pp) const {
+    std::vector<int64_t> out;
+    const int64_t low = layers_ / pp, high = (layers_ + pp - 1) / pp;
+    for (int64_t v = 2; v <= std::min<int64_t>(high, 255) && pp * v <= layers_; ++v)
+      if (low % v == 0 || high % v == 0) out.push_back(v);
+    return out;
+  }
+
+  // The choices of the other knobs that pass the rules about the model's split with an uneven
+  // split of the layers over pp (and v) stages: what Plan::violated_rule says with a sample split.
+  const std::vector<UnevenSource>& uneven_sources(int64_t tp, int64_t pp) {
+    auto [it, added] = uneven_sources_.try_emplace({tp, pp});
+    if (!added) return it->second;
+    std::vector<int64_t> virtual_stages = {1};
+    for (int64_t v : uneven_virtual_stages(pp)) virtual_stages.push_back(v);
+    for (const InnerChoice& base : inner_choices(pp)) {
+      if (base.schedule == core::Schedule::interleaved) continue;  // added below, for each v
+      const std::vector<core::Schedule> schedules =
+          base.schedule == core::Schedule::one_f_one_b
+              ? std::vector<core::Schedule>{core::Schedule::one_f_one_b, core::Schedule::interleaved}
+              : std::vector<core::Schedule>{core::Schedule::gpipe};
+      for (core::Schedule schedule : schedules)
+        for (int64_t v : virtual_stages) {
+          if ((schedule == core::Schedule::interleaved) != (v > 1)) continue;
+          InnerChoice c = base;
+          c.schedule = schedule;
+          if (!split_rule(tp, pp, c, v)) it->second.push_back({c, v});
+        }
+    }
+    return it->second;
+  }
+
+  // Only the uneven splits of a pp that does not divide the layers (its even split was counted).
+  void walk_uneven_splits(int64_t devices, int64_t tp, int64_t pp) {
+    if (devices % (tp * pp) != 0) return;
+    const int64_t dp = devices / (tp * pp);
+    if (request_.training.global_batch_size % dp != 0) return;
+    emit_uneven_splits(devices, tp, pp, dp);
+  }
+
+  void emit_uneven_splits(int64_t devices, int64_t tp, int64_t pp, int64_t dp) {
+    // On a mixed cluster every split of a tp × dp that straddles a group breaks the same rule as
+    // its even split, which counted it.
+    for (const core::DeviceGroup& group : request_.groups)
+      if (group.devices() % (tp * dp) != 0) return;
+    for (const UnevenSource& source : uneven_sources(tp, pp)) {
+      const InnerChoice& c = source.choice;
+      Candidate candidate{int32_t(devices),        int32_t(tp),           int32_t(pp),
+                          int32_t(dp),             c.micro_batch_size,    0,
+                          c.schedule,              c.recompute,           c.sequence_parallel,
+                          c.distributed_optimizer, c.overlap_grad_reduce, c.overlap_param_gather,
+                          c.tp_comm_overlap,       {}};
+      for (const LayerSplit& split : guide_.splits(candidate, source.virtual_stages)) {
+        candidate.split = split;
+        ++combinations_;
+        check_and_keep(candidate);
+      }
+    }
   }
 
   void walk_pipeline_split(int64_t devices, int64_t tp, int64_t pp) {
@@ -226,36 +309,43 @@ class SpaceWalk {
                                 int32_t(dp),                c.micro_batch_size,  c.layers_per_virtual_stage,
                                 c.schedule,                 c.recompute,         c.sequence_parallel,
                                 c.distributed_optimizer,    c.overlap_grad_reduce, c.overlap_param_gather,
-                                c.tp_comm_overlap};
-      apply(candidate, request_, plan_);
-      if (const auto rule = plan_.violated_rule()) {
-        ++rejects_.by_rule[size_t(*rule)];
-        continue;
-      }
-      if (c.distributed_optimizer && dp == 1) {
-        ++rejects_.distributed_optimizer_without_dp;
-        continue;
-      }
-      if (c.overlap_grad_reduce && dp == 1) {
-        ++rejects_.overlap_without_dp;
-        continue;
-      }
-      if (c.schedule == core::Schedule::gpipe && pp == 1) {
-        ++rejects_.gpipe_without_pipeline;
-        continue;
-      }
-      if (pp * plan_.virtual_stages() * plan_.microbatches() > core::limits::kMaxSimulatedStageMicrobatches) {
-        ++rejects_.too_large_to_simulate;
-        continue;
-      }
-      if (int64_t(valid_.size()) >= core::limits::kMaxSearchCandidates)
-        throw InvalidInput("the search space of --devices={}{} holds more than the {} valid plans Loom searches at once; "
-                           "narrow it: fewer --devices, without --allow-fewer-devices, or a smaller "
-                           "--max-micro-batch-size",
-                           request_.devices, request_.allow_fewer_devices ? " with --allow-fewer-devices" : "",
-                           core::limits::kMaxSearchCandidates);
-      valid_.push_back(candidate);
+                                c.tp_comm_overlap,          {}};
+      check_and_keep(candidate);
     }
+    if (request_.search_layer_splits && pp >= 2) emit_uneven_splits(devices, tp, pp, dp);
+  }
+
+  // Keeps the candidate if every rule and the planner's own skips pass it; else counts why not.
+  void check_and_keep(const Candidate& candidate) {
+    const int64_t dp = candidate.data_parallel, pp = candidate.pipeline_parallel;
+    apply(candidate, request_, plan_);
+    if (const auto rule = plan_.violated_rule()) {
+      ++rejects_.by_rule[size_t(*rule)];
+      return;
+    }
+    if (candidate.distributed_optimizer && dp == 1) {
+      ++rejects_.distributed_optimizer_without_dp;
+      return;
+    }
+    if (candidate.overlap_grad_reduce && dp == 1) {
+      ++rejects_.overlap_without_dp;
+      return;
+    }
+    if (candidate.schedule == core::Schedule::gpipe && pp == 1) {
+      ++rejects_.gpipe_without_pipeline;
+      return;
+    }
+    if (pp * plan_.virtual_stages() * plan_.microbatches() > core::limits::kMaxSimulatedStageMicrobatches) {
+      ++rejects_.too_large_to_simulate;
+      return;
+    }
+    if (int64_t(valid_.size()) >= core::limits::kMaxSearchCandidates)
+      throw InvalidInput("the search space of --devices={}{} holds more than the {} valid plans Loom searches at once; "
+                         "narrow it: fewer --devices, without --allow-fewer-devices, a smaller "
+                         "--max-micro-batch-size, or --even-splits-only",
+                         request_.devices, request_.allow_fewer_devices ? " with --allow-fewer-devices" : "",
+                         core::limits::kMaxSearchCandidates);
+    valid_.push_back(candidate);
   }
 
   const SearchRequest& request_;
@@ -271,6 +361,8 @@ class SpaceWalk {
   std::vector<int64_t> layer_divisors_;  // ascending
   std::vector<std::pair<int64_t, std::optional<core::PlanRule>>> not_heads_rule_;  // ascending tp
   std::map<std::pair<int64_t, int64_t>, SplitVerdict> verdicts_;
+  std::map<std::pair<int64_t, int64_t>, std::vector<UnevenSource>> uneven_sources_;
+  SplitGuide guide_;
 };
 
 }  // namespace

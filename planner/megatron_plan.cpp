@@ -135,13 +135,33 @@ core::Plan plan_from_megatron_arguments(const MegatronLog& log, const MegatronPl
   p.tensor_parallel = args.integer("tensor_model_parallel_size").value_or(1);
   p.pipeline_parallel = args.integer("pipeline_model_parallel_size").value_or(1);
   p.micro_batch_size = args.required_integer("micro_batch_size");
-  if (const auto layers = args.integer("num_layers_per_virtual_pipeline_stage")) {
-    p.layers_per_virtual_stage = *layers;
-  } else if (const auto virtual_stages = args.integer("virtual_pipeline_model_parallel_size");
-             virtual_stages && *virtual_stages > 1) {
-    p.layers_per_virtual_stage = m.num_layers / (p.pipeline_parallel * *virtual_stages);
+  // Uneven splits: Megatron's first/last and account-for forms, as plan.json has them.
+  if (const auto layout = args.text("pipeline_model_parallel_layout"))
+    throw InvalidInput("{}: the run split its layers with --pipeline-model-parallel-layout {}, which Loom does not read; "
+                       "give the plan (its pipeline-layer-split) with --plan",
+                       log.file_name, *layout);
+  p.first_stage_layers = args.integer("decoder_first_pipeline_num_layers");
+  p.last_stage_layers = args.integer("decoder_last_pipeline_num_layers");
+  p.account_for_embedding = args.flag("account_for_embedding_in_pipeline_split");
+  p.account_for_loss = args.flag("account_for_loss_in_pipeline_split");
+  // The virtual stages as the run gave them; Megatron prints the derived
+  // virtual_pipeline_model_parallel_size too, which older releases print alone. With uneven
+  // first/last stages Megatron takes them only as num-virtual-stages-per-pipeline-rank.
+  const bool first_last = p.first_stage_layers || p.last_stage_layers;
+  const auto layers_per_virtual = args.integer("num_layers_per_virtual_pipeline_stage");
+  const auto stages_per_rank = args.integer("num_virtual_stages_per_pipeline_rank");
+  const auto virtual_stages = args.integer("virtual_pipeline_model_parallel_size");
+  if (layers_per_virtual && !first_last) {
+    p.layers_per_virtual_stage = *layers_per_virtual;
+  } else if (stages_per_rank) {
+    p.virtual_stages_per_rank = *stages_per_rank;
+  } else if (virtual_stages && *virtual_stages > 1) {
+    if (p.has_layer_split_rule())
+      p.virtual_stages_per_rank = *virtual_stages;
+    else
+      p.layers_per_virtual_stage = m.num_layers / (p.pipeline_parallel * *virtual_stages);
   }
-  if (p.layers_per_virtual_stage) p.schedule = core::Schedule::interleaved;
+  if (p.layers_per_virtual_stage || p.virtual_stages_per_rank) p.schedule = core::Schedule::interleaved;
   p.sequence_parallel = args.flag("sequence_parallel");
   if (const auto granularity = args.text("recompute_granularity")) {
     if (*granularity == "selective")

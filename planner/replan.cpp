@@ -150,6 +150,12 @@ ReplanResult replan(const ReplanRequest& request, const SearchOptions& options) 
         "--devices={} is not a whole number of nodes of {} devices; pass --devices-per-node with a "
         "divisor of {} (a Loom cluster is nodes x devices per node)",
         request.devices, search.devices_per_node, request.devices);
+  // The devices left after a failure are counted, not typed: which groups of a mixed cluster they
+  // belong to is not known here, so the user names the one kind to plan for.
+  if (old.cluster.mixed() && request.profile.empty())
+    throw InvalidInput("the checkpoint's plan runs on a mixed cluster ({} device groups); pass --profile with the "
+                       "kind of device the remaining {} devices are, to re-plan for one kind",
+                       old.cluster.groups.size(), request.devices);
   search.profile_name = request.profile.empty() ? old.cluster.profile : request.profile;
   search.profile = core::resolve_profile(search.profile_name);
   search.price_per_device_hour = old.cluster.price_per_device_hour;

@@ -204,7 +204,8 @@ RankedPlan ranked(const Context& ctx, size_t fitting_index) {
   r.plan = make_plan(c, ctx.request);
   sim::SimulationOptions options;
   options.record_timeline = false;
-  r.prediction = sim::simulate(r.plan, ctx.request.profile, options);
+  r.prediction = ctx.request.groups.empty() ? sim::simulate(r.plan, ctx.request.profile, options)
+                                            : sim::simulate(r.plan, ctx.request.group_profiles, options);
   if (ctx.request.price_per_device_hour)
     r.cost_per_step = *ctx.request.price_per_device_hour * double(c.devices) * r.prediction.step_time_s / 3600.0;
   return r;
@@ -242,10 +243,11 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
   result.stats.evaluated = int64_t(scored.size());
   result.stats.score_s = lap();
 
+  // Each stage against its own group's devices (the evaluator's verdict), on a mixed cluster too.
   std::vector<Scored> misses;
   for (const Scored& s : scored) {
     if (!s.countable) ++result.rejects.not_countable;
-    else if (s.peak_memory_bytes <= request.profile.device.memory_bytes) ctx.fitting.push_back(s);
+    else if (s.fits) ctx.fitting.push_back(s);
     else misses.push_back(s);
   }
   result.rejects.does_not_fit = int64_t(misses.size());
@@ -262,12 +264,14 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
     }
 
   const size_t near = std::min<size_t>(size_t(std::max<int64_t>(options.nearest_misses, 0)), misses.size());
+  // Closest first: by what is lacking (the peak beyond the device on one kind of device).
   std::partial_sort(misses.begin(), misses.begin() + long(near), misses.end(), [](const Scored& a, const Scored& b) {
-    return std::tie(a.peak_memory_bytes, a.index) < std::tie(b.peak_memory_bytes, b.index);
+    return std::tie(a.excess_memory_bytes, a.peak_memory_bytes, a.index) <
+           std::tie(b.excess_memory_bytes, b.peak_memory_bytes, b.index);
   });
   for (size_t i = 0; i < near; ++i)
     result.nearest_misses.push_back({make_plan(ctx.candidates[misses[i].index], request), misses[i].peak_memory_bytes,
-                                     misses[i].peak_memory_bytes - request.profile.device.memory_bytes});
+                                     misses[i].excess_memory_bytes});
 
   result.stats.simulated = ctx.simulated;
   result.stats.simulate_s = lap();

@@ -48,6 +48,28 @@ void SearchRequest::validate() const {
                        *price_per_device_hour, core::limits::kMaxPricePerDeviceHour);
   if (objective == Objective::cost && !price_per_device_hour)
     throw InvalidInput("--objective cost needs --price-per-device-hour");
+  if (!groups.empty()) validate_groups();
+}
+
+int64_t SearchRequest::device_memory_bytes() const {
+  int64_t capacity = profile.device.memory_bytes;
+  for (const core::Profile& group : group_profiles) capacity = std::min(capacity, group.device.memory_bytes);
+  return capacity;
+}
+
+void SearchRequest::validate_groups() const {
+  core::ClusterSpec cluster;
+  cluster.groups = groups;
+  cluster.summarise_groups();  // each group's counts, and one devices-per-node for all
+  if (group_profiles.size() != groups.size())
+    throw InvalidInput("a mixed cluster of {} groups needs a profile for each ({} given)", groups.size(),
+                       group_profiles.size());
+  if (cluster.world_size() != devices || cluster.devices_per_node != devices_per_node)
+    throw InvalidInput("the search's --devices={} and --devices-per-node={} do not summarise its cluster groups "
+                       "({} devices, {} per node)",
+                       devices, devices_per_node, cluster.world_size(), cluster.devices_per_node);
+  if (allow_fewer_devices)
+    throw InvalidInput("--allow-fewer-devices cannot be used with a mixed cluster: its groups are searched whole");
 }
 
 int64_t RejectCounts::total() const {
@@ -101,8 +123,10 @@ core::ModelSpec searched_model(const core::ModelSpec& model) {
 
 void apply(const Candidate& c, const SearchRequest& request, core::Plan& plan) {
   const int64_t devices = c.devices > 0 ? c.devices : request.devices;
-  plan.cluster.devices_per_node = std::min<int64_t>(request.devices_per_node, devices);
-  plan.cluster.nodes = devices / plan.cluster.devices_per_node;
+  if (request.groups.empty()) {
+    plan.cluster.devices_per_node = std::min<int64_t>(request.devices_per_node, devices);
+    plan.cluster.nodes = devices / plan.cluster.devices_per_node;
+  }  // a mixed cluster is always searched whole (make_plan set it)
   core::ParallelPlan& p = plan.parallel;
   p.tensor_parallel = c.tensor_parallel;
   p.pipeline_parallel = c.pipeline_parallel;
@@ -118,6 +142,15 @@ void apply(const Candidate& c, const SearchRequest& request, core::Plan& plan) {
   p.overlap_param_gather = c.overlap_param_gather;
   p.tp_comm_overlap = c.tp_comm_overlap;
   p.attention_backend = request.attention_backend;
+  p.virtual_stages_per_rank.reset();
+  if (c.split.form == SplitForm::even) {
+    p.pipeline_layer_split.clear();
+  } else {
+    thread_local std::vector<int64_t> rank_groups;  // reused: apply runs for every plan scored
+    if (request.groups.empty()) rank_groups.assign(size_t(c.pipeline_parallel), 0);
+    else rank_groups = rank_groups_of(request.groups, c.pipeline_parallel, int64_t(c.tensor_parallel) * c.data_parallel);
+    write_layer_split(c.split, plan.model.num_layers, c.pipeline_parallel, rank_groups, p.pipeline_layer_split);
+  }
 }
 
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request) {
@@ -126,6 +159,10 @@ core::Plan make_plan(const Candidate& candidate, const SearchRequest& request) {
   plan.training = request.training;
   plan.cluster.profile = request.profile_name;
   plan.cluster.price_per_device_hour = request.price_per_device_hour;
+  if (!request.groups.empty()) {
+    plan.cluster.groups = request.groups;
+    plan.cluster.summarise_groups();
+  }
   apply(candidate, request, plan);
   return plan;
 }

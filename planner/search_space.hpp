@@ -7,6 +7,7 @@
 
 #include "core/plan.hpp"
 #include "core/profile.hpp"
+#include "planner/layer_split.hpp"
 
 #include <array>
 #include <cstdint>
@@ -28,6 +29,14 @@ struct SearchRequest {
   int64_t devices_per_node = 8;
   std::string profile_name;  // as the plans will name it
   core::Profile profile;
+  // A mixed cluster: its device groups, placed in this order along the pipeline (the fields above
+  // then summarise them: devices the sum, devices_per_node the common value, profile_name and
+  // profile the first group's), and each group's profile in the same order. Both empty for a
+  // cluster of one kind.
+  std::vector<core::DeviceGroup> groups;
+  std::vector<core::Profile> group_profiles;
+  // Also search uneven layer splits over the pipeline stages (pipeline-layer-split).
+  bool search_layer_splits = true;
   std::optional<double> price_per_device_hour;
   Objective objective = Objective::step_time;
   bool allow_cross_node_tp = false;  // tp beyond one node
@@ -37,6 +46,12 @@ struct SearchRequest {
   core::AttentionBackend attention_backend = core::AttentionBackend::unfused;
 
   void validate() const;  // InvalidInput for an impossible request
+  // The device memory the reject reasons and tables name: on a mixed cluster the smallest group's
+  // (the search itself checks each stage against its own group's devices).
+  int64_t device_memory_bytes() const;
+
+ private:
+  void validate_groups() const;
 };
 
 // Planner-level reasons to skip a combination, after Megatron's own rules.
@@ -70,6 +85,9 @@ struct Candidate {
   bool overlap_grad_reduce = false;
   bool overlap_param_gather = false;
   bool tp_comm_overlap = false;
+  // The layers of each virtual stage (planner/layer_split.hpp): even unless set. With an uneven
+  // split and the interleaved schedule, layers_per_virtual_stage is 0 and the split gives v.
+  LayerSplit split;
 
   bool operator==(const Candidate&) const = default;
 };
@@ -82,12 +100,14 @@ core::ModelSpec searched_model(const core::ModelSpec& model);
 
 // Writes the candidate's choices into `plan` (whose model, training and cluster come from the
 // request, the model through searched_model), including the cluster's node count when fewer
-// devices are used.
+// devices are used and its layer split (pipeline-layer-split, empty for the even split).
 void apply(const Candidate& candidate, const SearchRequest& request, core::Plan& plan);
 core::Plan make_plan(const Candidate& candidate, const SearchRequest& request);
 
 // Every valid combination, in a fixed order; `rejects` counts the invalid ones by rule (and the
-// ones too large to simulate). `combinations` is the number examined. `progress` hears the
+// ones too large to simulate). With request.search_layer_splits, each combination that passes
+// every rule but the layer split's is also tried with the uneven splits planner/split_guide.hpp
+// picks for it (each such try one more combination, counted like the others). `combinations` is the number examined. `progress` hears the
 // fraction of device counts walked; once `cancelled` says so, throws loom::Cancelled. Throws
 // InvalidInput when more than core::limits::kMaxSearchCandidates plans are valid.
 std::vector<Candidate> enumerate_candidates(const SearchRequest& request, RejectCounts& rejects,

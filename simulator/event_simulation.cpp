@@ -177,7 +177,7 @@ class Simulation {
       start_gradient_reductions(rank, stage, s.clock_s, a);
     // Compute beside data-parallel transfers runs slower (the profile's contention factor).
     const double contention =
-        overlapped_dp ? (costs_.overlap_compute_slowdown - 1.0) * dp_overlap_s(s, s.clock_s, s.clock_s + cost.total_s())
+        overlapped_dp ? (costs_.compute_slowdown(rank) - 1.0) * dp_overlap_s(s, s.clock_s, s.clock_s + cost.total_s())
                       : 0.0;
     (forward ? totals.forward_s : totals.backward_s) += cost.compute_s + contention;
     totals.recompute_s += cost.recompute_s;
@@ -427,10 +427,11 @@ void check_cost_shapes(const core::PipelineSchedule& schedule, const StepCosts& 
   expect("grad_norm_s", costs.grad_norm_s.size(), ranks);
   if (costs.has_buckets()) {
     expect("stage_bucket_list", costs.stage_bucket_list.size(), stages);
-    for (uint8_t list : costs.stage_bucket_list)
+    for (uint16_t list : costs.stage_bucket_list)
       if (list >= costs.bucket_lists.size())
         throw std::logic_error(fmt::format("StepCosts::stage_bucket_list names list {} of {}", list, costs.bucket_lists.size()));
   }
+  if (!costs.overlap_compute_slowdown.empty()) expect("overlap_compute_slowdown", costs.overlap_compute_slowdown.size(), ranks);
 }
 
 }  // namespace

@@ -116,29 +116,82 @@ double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_ba
   return bytes * double(core::bytes_per_element(dtype)) / 2.0 + log_sum_exp;
 }
 
+namespace {
+
+// Layer-microbatches alive at the peak on pipeline rank `stage`, whose chunk c holds
+// stage_layers[c·p + stage] layers (Plan::virtual_stage_layers).
+double layers_in_flight(const core::Plan& plan, int64_t stage, const std::vector<int64_t>& stage_layers) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t m = plan.microbatches();
+  const double own = double(stage_layers[size_t(stage)]);  // chunk 0's (the rank's, without interleaving)
+  switch (plan.parallel.schedule) {
+    case core::Schedule::gpipe:
+      // All forwards run before any backward: every microbatch is alive at the peak.
+      return double(m) * own;
+    case core::Schedule::one_f_one_b:
+      // Rank r runs p − r − 1 warm-up forwards plus one before its first backward
+      // (Narayanan et al. SC21 §2.2.1; Korthikanti §4.2.3: stage 0 holds p microbatches).
+      return double(std::min(p - stage, m)) * own;
+    case core::Schedule::interleaved: {
+      // Megatron's warm-up count for the interleaved schedule, plus the steady step's forward.
+      const int64_t v = plan.virtual_stages();
+      const int64_t total = m * v;
+      const auto chunk_layers = [&](int64_t chunk) { return double(stage_layers[size_t(chunk * p + stage)]); };
+      bool even = true;
+      for (int64_t c = 1; c < v; ++c) even = even && chunk_layers(c) == own;
+      const int64_t warmup = std::min((p - stage - 1) * 2 + (v - 1) * p, total);
+      if (even) return double(std::min(warmup + 1, total)) * own;
+      // Chunks of different sizes: the peak is no longer simply at the end of the warm-up (a steady
+      // step may start a large chunk's forward while finishing a small one's backward). What is
+      // alive after steady step j's forward, forwards [0, warm-up + j] less backwards [0, j), repeats
+      // with period p·v in j (any p·v consecutive forwards or backwards take each chunk p times), so
+      // one period of steady steps finds the peak.
+      // Forwards and backwards take each chunk in runs of p (forward k: chunk (k mod p·v) / p;
+      // backward k: v − 1 − that): alive changes by a fixed step within a run of both, so each run
+      // is weighed at its two ends — O(v) runs, not O(p·v) steps, and no division in the loops
+      // (a search counts this for every plan).
+      const int64_t warmup_runs = warmup / p;
+      double period = 0;
+      for (int64_t c = 0; c < v; ++c) period += chunk_layers(c);
+      double alive = double(warmup_runs / v) * double(p) * period;
+      for (int64_t c = 0; c < warmup_runs % v; ++c) alive += double(p) * chunk_layers(c);
+      alive += double(warmup % p) * chunk_layers(warmup_runs % v);
+      if (warmup == total) return alive;
+      double peak = 0;
+      const auto run = [&](int64_t steps, double forward, double backward) {
+        // After the forward of the run's step i: alive + i·(forward − backward) + forward.
+        peak = std::max({peak, alive + forward, alive + double(steps - 1) * (forward - backward) + forward});
+        alive += double(steps) * (forward - backward);
+      };
+      const int64_t steps = std::min(total - warmup, p * v);
+      const int64_t offset = warmup % p;  // where in its run of p the first steady forward falls
+      int64_t forward_chunk_now = warmup_runs % v, backward_chunk_now = v - 1;
+      for (int64_t start = 0; start < steps; start += p) {
+        // A block of p backwards of one chunk, beside p − offset forwards of one chunk and then
+        // offset of the next.
+        const int64_t block = std::min(p, steps - start);
+        const int64_t first = std::min(block, p - offset);
+        const double backward = chunk_layers(backward_chunk_now);
+        const int64_t next = forward_chunk_now + 1 == v ? 0 : forward_chunk_now + 1;
+        run(first, chunk_layers(forward_chunk_now), backward);
+        if (block > first) run(block - first, chunk_layers(next), backward);
+        forward_chunk_now = next;
+        backward_chunk_now = backward_chunk_now == 0 ? v - 1 : backward_chunk_now - 1;
+      }
+      return peak;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
 double layer_activations_in_flight(const core::Plan& plan, int64_t stage) {
   const int64_t p = plan.parallel.pipeline_parallel;
   if (stage < 0 || stage >= p)
     throw InvalidInput("pipeline stage {} is out of range: pipeline-model-parallel-size={}", stage,
                        p);
-  const int64_t m = plan.microbatches();
-  const double layers_per_stage = double(plan.layers_per_pipeline_stage());
-  switch (plan.parallel.schedule) {
-    case core::Schedule::gpipe:
-      // All forwards run before any backward: every microbatch is alive at the peak.
-      return double(m) * layers_per_stage;
-    case core::Schedule::one_f_one_b:
-      // Rank r runs p − r − 1 warm-up forwards plus one before its first backward
-      // (Narayanan et al. SC21 §2.2.1; Korthikanti §4.2.3: stage 0 holds p microbatches).
-      return double(std::min(p - stage, m)) * layers_per_stage;
-    case core::Schedule::interleaved: {
-      // Megatron's warm-up count for the interleaved schedule, plus the steady step's forward.
-      const int64_t v = plan.virtual_stages();
-      const int64_t chunks = std::min((p - stage - 1) * 2 + (v - 1) * p + 1, m * v);
-      return double(chunks) * layers_per_stage / double(v);
-    }
-  }
-  return 0;
+  return layers_in_flight(plan, stage, plan.virtual_stage_layers());
 }
 
 int64_t embedding_microbatches_in_flight(const core::Plan& plan) {
@@ -175,33 +228,54 @@ struct StageMemoryEstimate {
   double weights = 0, gradients = 0, optimizer = 0, activations = 0;
 };
 
-StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage) {
+// What every stage's estimate shares, computed once per plan: the layers of each virtual stage
+// (Plan::virtual_stage_layers) and one layer's activations per microbatch, stored and (with
+// recompute) the extra working set of the layer being recomputed.
+struct PlanTerms {
+  std::vector<int64_t> stage_layers;
+  double per_layer = 0, recompute_extra = 0;
+};
+
+PlanTerms plan_terms(const core::Plan& plan) {
+  const core::ParallelPlan& par = plan.parallel;
+  PlanTerms terms;
+  terms.stage_layers = plan.virtual_stage_layers();
+  terms.per_layer = activation_bytes_per_layer(plan.model, par.micro_batch_size, par.tensor_parallel,
+                                               par.sequence_parallel, par.recompute, plan.training.dtype,
+                                               par.attention_backend);
+  // Recompute rebuilds one layer's activations just before its backward: that layer holds its
+  // whole set for a moment, on top of what the other layers keep (Korthikanti's Table 2 counts
+  // what is stored between the passes, not this working set).
+  if (par.recompute != core::Recompute::none)
+    terms.recompute_extra = activation_bytes_per_layer(plan.model, par.micro_batch_size, par.tensor_parallel,
+                                                       par.sequence_parallel, core::Recompute::none,
+                                                       plan.training.dtype, par.attention_backend) -
+                            terms.per_layer;
+  return terms;
+}
+
+StageMemoryEstimate estimate_stage_memory(const core::Plan& plan, int64_t stage, const PlanTerms& terms) {
   const core::ModelSpec& model = plan.model;
   const core::ParallelPlan& par = plan.parallel;
   const int64_t p = par.pipeline_parallel;
   const double t = double(par.tensor_parallel);
   const double sb = double(model.seq_length) * double(par.micro_batch_size);
   const double element = double(core::bytes_per_element(plan.training.dtype));
-  const double per_layer =
-      activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel,
-                                 par.sequence_parallel, par.recompute, plan.training.dtype, par.attention_backend);
+  const std::vector<int64_t>& stage_layers = terms.stage_layers;
+  const double per_layer = terms.per_layer;
   const BytesPerParameter bpp = bytes_per_parameter(plan.training, par);
 
+  int64_t rank_layers = 0;
+  for (size_t s = size_t(stage); s < stage_layers.size(); s += size_t(p)) rank_layers += stage_layers[s];
+
   StageMemoryEstimate mem;
-  const double n = double(core::parameters_per_device_on_stage(plan, stage));
+  const double n = double(core::parameters_per_device_on_stage(plan, stage, rank_layers));
   mem.weights = n * bpp.weights;
   mem.gradients = n * bpp.gradients;
   mem.optimizer = n * bpp.optimizer;
 
-  double activations = per_layer * layer_activations_in_flight(plan, stage);
-  if (par.recompute != core::Recompute::none) {
-    // Recompute rebuilds one layer's activations just before its backward: that layer holds its
-    // whole set for a moment, on top of what the other layers keep (Korthikanti's Table 2
-    // counts what is stored between the passes, not this working set).
-    activations += activation_bytes_per_layer(model, par.micro_batch_size, par.tensor_parallel, par.sequence_parallel,
-                                              core::Recompute::none, plan.training.dtype, par.attention_backend) -
-                   per_layer;
-  }
+  double activations = per_layer * layers_in_flight(plan, stage, stage_layers);
+  if (rank_layers > 0) activations += terms.recompute_extra;  // 0 without recompute
   if (stage == 0) {
     // Assumption: the embedding output feeding the first layer (one activation element) and
     // its dropout mask (1 byte) stay alive for every microbatch in flight on stage 0;
@@ -255,36 +329,110 @@ MemoryOptions memory_options(const core::Profile& profile) {
 }
 
 StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options) {
-  const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage);
+  const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage, plan_terms(plan));
   const std::optional<StageMemory> counted = counted_stage_memory(estimate, options);
   if (!counted) throw_uncountable_memory(plan, stage, estimate);
   return *counted;
 }
 
+namespace {
+
+// Calls visit(stage) for every stage that may hold the most memory of its device group (stages
+// in order; `rank_groups` gives each stage's group, all 0 when null). A stage is skipped when an
+// earlier stage of its group holds at least as many layers in every chunk: that one holds at least
+// its weights and, the schedules keeping at least as many microbatches in flight on earlier ranks
+// at every step, at least its activations (plus the embedding on the first stage). The last stage
+// (the output layer and the logits) is always visited. With an even split this leaves each group's
+// first stage and the last.
+template <typename Visit>
+void visit_peak_candidates(const core::Plan& plan, const std::vector<int64_t>& stage_layers,
+                           const std::vector<int64_t>* rank_groups, Visit&& visit) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const size_t stages = stage_layers.size();
+  int64_t last_visited = -1;
+  for (int64_t stage = 0; stage < p; ++stage) {
+    const bool same_group =
+        last_visited >= 0 && (!rank_groups || (*rank_groups)[size_t(stage)] == (*rank_groups)[size_t(last_visited)]);
+    bool dominated = same_group && stage != p - 1;
+    for (size_t s = size_t(stage); dominated && s < stages; s += size_t(p))
+      dominated = stage_layers[s - size_t(stage) + size_t(last_visited)] >= stage_layers[s];
+    if (dominated) continue;
+    visit(stage);
+    last_visited = stage;
+  }
+}
+
+}  // namespace
+
 std::optional<int64_t> countable_peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options) {
-  // Every stage between the first and the last holds the same layers with fewer activations in
-  // flight than the first, and neither the embedding nor the output layer: the peak is on one of
-  // the two ends.
-  const int64_t last = plan.parallel.pipeline_parallel - 1;
-  const std::optional<StageMemory> first = counted_stage_memory(estimate_stage_memory(plan, 0), options);
-  if (!first) return std::nullopt;
-  if (last == 0) return first->total_bytes();
-  const std::optional<StageMemory> final_stage = counted_stage_memory(estimate_stage_memory(plan, last), options);
-  if (!final_stage) return std::nullopt;
-  return std::max(first->total_bytes(), final_stage->total_bytes());
+  const PlanTerms terms = plan_terms(plan);
+  int64_t peak = 0;
+  bool countable = true;
+  visit_peak_candidates(plan, terms.stage_layers, nullptr, [&](int64_t stage) {
+    if (!countable) return;
+    const std::optional<StageMemory> memory = counted_stage_memory(estimate_stage_memory(plan, stage, terms), options);
+    if (!memory) countable = false;
+    else peak = std::max(peak, memory->total_bytes());
+  });
+  if (!countable) return std::nullopt;
+  return peak;
+}
+
+std::optional<MemoryFit> countable_memory_fit(const core::Plan& plan, const std::vector<GroupMemory>& groups) {
+  const PlanTerms terms = plan_terms(plan);
+  const std::vector<int64_t> rank_groups = plan.pipeline_rank_groups();
+  MemoryFit fit;
+  bool countable = true, first = true;
+  visit_peak_candidates(plan, terms.stage_layers, &rank_groups, [&](int64_t stage) {
+    if (!countable) return;
+    const GroupMemory& group = groups.at(size_t(rank_groups[size_t(stage)]));
+    const std::optional<StageMemory> memory =
+        counted_stage_memory(estimate_stage_memory(plan, stage, terms), group.options);
+    if (!memory) {
+      countable = false;
+      return;
+    }
+    const int64_t total = memory->total_bytes(), excess = total - group.capacity_bytes;
+    fit.peak_bytes = std::max(fit.peak_bytes, total);
+    if (first || excess > fit.excess_bytes) {
+      fit.excess_bytes = excess;
+      fit.worst_stage = stage;
+    }
+    first = false;
+  });
+  if (!countable) return std::nullopt;
+  return fit;
 }
 
 std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const MemoryOptions& options) {
+  return memory_per_stage(plan, std::vector<MemoryOptions>{options});
+}
+
+std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const std::vector<MemoryOptions>& group_options) {
+  const PlanTerms terms = plan_terms(plan);
+  const std::vector<int64_t> rank_groups = plan.pipeline_rank_groups();
   std::vector<StageMemory> stages;
   stages.reserve(size_t(plan.parallel.pipeline_parallel));
-  for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage)
-    stages.push_back(stage_memory(plan, stage, options));
+  for (int64_t stage = 0; stage < plan.parallel.pipeline_parallel; ++stage) {
+    const size_t group = group_options.size() == 1 ? 0 : size_t(rank_groups[size_t(stage)]);
+    const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage, terms);
+    const std::optional<StageMemory> counted = counted_stage_memory(estimate, group_options.at(group));
+    if (!counted) throw_uncountable_memory(plan, stage, estimate);
+    stages.push_back(*counted);
+  }
   return stages;
 }
 
 int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options) {
-  const int64_t last = plan.parallel.pipeline_parallel - 1;
-  return std::max(stage_memory(plan, 0, options).total_bytes(), stage_memory(plan, last, options).total_bytes());
+  const PlanTerms terms = plan_terms(plan);
+  int64_t peak = 0;
+  visit_peak_candidates(plan, terms.stage_layers, nullptr, [&](int64_t stage) {
+    const StageMemoryEstimate estimate = estimate_stage_memory(plan, stage, terms);
+    const std::optional<StageMemory> counted = counted_stage_memory(estimate, options);
+    if (!counted) throw_uncountable_memory(plan, stage, estimate);
+    peak = std::max(peak, counted->total_bytes());
+  });
+  return peak;
 }
 
 }  // namespace loom::sim

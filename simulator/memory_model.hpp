@@ -53,11 +53,14 @@ double activation_bytes_per_layer(const core::ModelSpec& model, int64_t micro_ba
                                   core::Recompute recompute, core::DType dtype,
                                   core::AttentionBackend attention = core::AttentionBackend::unfused);
 
-// Layer-microbatches ("activation sets") alive at the peak on pipeline stage `stage`:
-//   gpipe: m · L/p;  1f1b: min(p − stage, m) · L/p;
-//   interleaved (v chunks of L/(p·v) layers):
-//     min((p − stage − 1)·2 + (v − 1)·p + 1, m·v) · L/(p·v).
+// Layer-microbatches ("activation sets") alive at the peak on pipeline stage `stage`, which holds
+// L_r layers (Plan::pipeline_rank_layers; L/p with an even split):
+//   gpipe: m · L_r;  1f1b: min(p − stage, m) · L_r;
+//   interleaved (v chunks of l = L/(p·v) layers each):
+//     min((p − stage − 1)·2 + (v − 1)·p + 1, m·v) · l.
 // On stage 0 the interleaved count equals L/p · p·(1 + (p − 1)/(p·v)), Korthikanti's factor.
+// Interleaved with chunks of different sizes: the most the schedule's order keeps alive, each
+// chunk weighted by its layers (one period of its steady steps, O(p·v)).
 // Throws InvalidInput when stage is not in [0, p).
 double layer_activations_in_flight(const core::Plan& plan, int64_t stage);
 
@@ -87,8 +90,8 @@ BytesPerParameter bytes_per_parameter(const core::TrainSpec& training,
 // beyond, InvalidInput names the fields that drive it (an absurd sequence, micro-batch or model).
 StageMemory stage_memory(const core::Plan& plan, int64_t stage, const MemoryOptions& options = {});
 
-// The most any stage needs: max over memory_per_stage, computed from the two end stages only.
-// Throws InvalidInput as stage_memory does.
+// The most any stage needs: max over memory_per_stage, computed from the two end stages only when
+// the split is even (every stage, when it is not). Throws InvalidInput as stage_memory does.
 int64_t peak_memory_bytes(const core::Plan& plan, const MemoryOptions& options = {});
 // The same without throwing: nothing when a part cannot be counted (a search counts the plan as
 // a reject with that reason).
@@ -97,5 +100,24 @@ std::optional<int64_t> countable_peak_memory_bytes(const core::Plan& plan, const
 // Memory of one device on each pipeline stage (index = stage) for a plan that passed validate().
 std::vector<StageMemory> memory_per_stage(const core::Plan& plan,
                                           const MemoryOptions& options = {});
+// The same on a mixed cluster: each stage with its device group's options (index = group, as
+// cluster.device_groups(); one entry serves every stage).
+std::vector<StageMemory> memory_per_stage(const core::Plan& plan, const std::vector<MemoryOptions>& group_options);
+
+// Each device group's runtime reserve and device memory.
+struct GroupMemory {
+  MemoryOptions options;
+  int64_t capacity_bytes = 0;
+};
+// Whether every stage fits in its own group's device memory.
+struct MemoryFit {
+  int64_t peak_bytes = 0;    // the most any stage needs
+  int64_t excess_bytes = 0;  // the most any stage needs beyond its group's capacity (≤ 0: all fit)
+  int64_t worst_stage = 0;   // the stage with that excess
+  bool fits() const { return excess_bytes <= 0; }
+};
+// From the stages that can hold their group's peak (as countable_peak_memory_bytes); `groups`
+// indexed as cluster.device_groups(). Nothing when a part cannot be counted.
+std::optional<MemoryFit> countable_memory_fit(const core::Plan& plan, const std::vector<GroupMemory>& groups);
 
 }  // namespace loom::sim

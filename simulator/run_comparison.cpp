@@ -93,7 +93,18 @@ RunComparison compare_run(core::Store& store, int64_t run_id, const std::string&
   c.profile_name = !profile_override.empty() ? profile_override : run.profile_name.value_or(plan.cluster.profile);
   SimulationOptions options;
   options.record_timeline = false;
-  c.prediction = simulate(plan, core::resolve_profile(c.profile_name), options);
+  if (plan.cluster.mixed() && profile_override.empty()) {
+    // Each device group on its own profile.
+    const std::vector<core::Profile> profiles = core::resolve_group_profiles(plan.cluster);
+    c.profile_name = joined_profile_names(profiles);
+    c.prediction = simulate(plan, profiles, options);
+  } else if (plan.cluster.mixed()) {
+    // One profile given for the comparison (e.g. measured on this machine): every group runs on it.
+    const core::Profile profile = core::resolve_profile(c.profile_name);
+    c.prediction = simulate(plan, std::vector<core::Profile>(plan.cluster.groups.size(), profile), options);
+  } else {
+    c.prediction = simulate(plan, core::resolve_profile(c.profile_name), options);
+  }
   const Prediction& p = c.prediction;
   c.compared_pipeline_rank = p.critical_pipeline_rank;
   c.runtime_reserve_bytes = double(p.memory.front().other_bytes);

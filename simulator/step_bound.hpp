@@ -18,7 +18,9 @@ namespace loom::sim {
 // (complete only when the last backward ends). Waits for overlapped gathers and the contention
 // of overlapped transfers only lengthen the step.
 // Holds for GPipe, 1F1B and interleaved schedules: each rank starts with microbatch 0 on its
-// first chunk and ends with the last microbatch's backward on that chunk.
+// first chunk and ends with the last microbatch's backward on that chunk. Every term is read per
+// stage or per rank from `costs`, so it holds as well when stages hold different layers (uneven
+// splits) or run on different devices (mixed clusters).
 double step_time_lower_bound(const StepCosts& costs, int32_t pipeline_size, int32_t virtual_stages,
                              int32_t microbatches);
 

@@ -1,10 +1,12 @@
 #include "simulator/step_costs.hpp"
 
+#include "core/error.hpp"
 #include "core/kernel_bytes.hpp"
 #include "core/model_arithmetic.hpp"
 #include "core/rank_layout.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 namespace loom::sim {
@@ -166,19 +168,26 @@ LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs) {
 namespace {
 
 // Each virtual stage's buckets, from its parts' places in its forward and backward actions.
-void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCosts& c, StepCosts& step) {
-  step.overlap_compute_slowdown = costs.profile().overlap.compute_slowdown;
-  const int64_t stages = plan.parallel.pipeline_parallel * plan.virtual_stages();
-  const int64_t layers_per_chunk = plan.model.num_layers / stages;
+// `stage_layers`: Plan::virtual_stage_layers; `rank_groups`: each pipeline rank's device group.
+void add_buckets(const core::Plan& plan, const std::vector<GroupCosts>& groups, const std::vector<int64_t>& stage_layers,
+                 const std::vector<int64_t>& rank_groups, StepCosts& step) {
+  const int64_t p = plan.parallel.pipeline_parallel;
+  const int64_t stages = int64_t(stage_layers.size());
   const core::RankLayout layout = core::RankLayout::of(plan.parallel);
   const int64_t per_layer = core::layer_parameters_per_device(plan);
   const auto total = [](const OpsTime& t) { return t.compute_s + t.comm_s; };
   // Every pipeline rank's data group has the same shape (Megatron order): rank (0, 0, 0)'s stands for all.
   const GroupPlacement data_group = progression_placement(layout.rank({0, 0, 0}), plan.parallel.tensor_parallel,
                                                           plan.parallel.data_parallel, plan.cluster.devices_per_node);
-  const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
-  // The parts of a stage, by whether it holds the input embedding and the output layer.
-  const auto buckets_of = [&](bool first, bool last) {
+  step.overlap_compute_slowdown.resize(size_t(p));
+  for (int64_t r = 0; r < p; ++r)
+    step.overlap_compute_slowdown[size_t(r)] =
+        groups[size_t(rank_groups[size_t(r)])].costs->profile().overlap.compute_slowdown;
+  // The parts of a stage, by whether it holds the input embedding and the output layer, its
+  // layers and its device group.
+  const auto buckets_of = [&](bool first, bool last, int64_t layers, int64_t group) {
+    const LayerCosts& c = *groups[size_t(group)].layers;
+    const double layer_backward = total(c.layer_backward) + total(c.layer_recompute);
     // Backward order: output layer (or the gather of the received gradient), layers last to first
     // (each after its recompute), embedding; forward order: embedding (or the gather of the
     // received activation), layers, output layer.
@@ -186,28 +195,43 @@ void add_buckets(const core::Plan& plan, const CostModel& costs, const LayerCost
     const double layers_forward_start = first ? total(c.embedding_forward) : total(c.pipeline_gather);
     std::vector<StagePart> parts;  // forward order
     if (first) {
-      const double done = output_backward + double(layers_per_chunk) * layer_backward + total(c.embedding_backward);
+      const double done = output_backward + double(layers) * layer_backward + total(c.embedding_backward);
       parts.push_back({core::input_parameters_per_device(plan), 0.0, done});
     }
-    for (int64_t l = 0; l < layers_per_chunk; ++l)
+    for (int64_t l = 0; l < layers; ++l)
       parts.push_back({per_layer, layers_forward_start + double(l) * total(c.layer_forward),
-                       output_backward + double(layers_per_chunk - l) * layer_backward});
+                       output_backward + double(layers - l) * layer_backward});
     if (last)
       parts.push_back({core::output_parameters_per_device(plan),
-                       layers_forward_start + double(layers_per_chunk) * total(c.layer_forward), output_backward});
-    return make_buckets(parts, plan.parallel.grad_bucket_parameters(), plan, costs, data_group);
+                       layers_forward_start + double(layers) * total(c.layer_forward), output_backward});
+    return make_buckets(parts, plan.parallel.grad_bucket_parameters(), plan, *groups[size_t(group)].costs, data_group);
   };
-  // Lists: 0 the first stage's, 1 the last's (or the only stage's), 2 every other stage's.
-  if (stages == 1) {
-    step.bucket_lists = {buckets_of(true, true)};
-    step.stage_bucket_list = {0};
-    return;
+  // Stages alike in (first, last, layers, group) share one list: with an even split on one kind of
+  // device, three at most (the first stage's, the last's, every other's).
+  struct Key {
+    bool first, last;
+    int64_t layers, group;
+    bool operator==(const Key&) const = default;
+  };
+  std::vector<Key> keys;
+  step.stage_bucket_list.resize(size_t(stages));
+  for (int64_t s = 0; s < stages; ++s) {
+    const Key key{s == 0, s == stages - 1, stage_layers[size_t(s)], rank_groups[size_t(s % p)]};
+    size_t list = std::find(keys.begin(), keys.end(), key) - keys.begin();
+    if (list == keys.size()) {
+      keys.push_back(key);
+      step.bucket_lists.push_back(buckets_of(key.first, key.last, key.layers, key.group));
+    }
+    step.stage_bucket_list[size_t(s)] = uint16_t(list);
   }
-  step.bucket_lists = {buckets_of(true, false), buckets_of(false, true)};
-  if (stages > 2) step.bucket_lists.push_back(buckets_of(false, false));
-  step.stage_bucket_list.assign(size_t(stages), 2);
-  step.stage_bucket_list.front() = 0;
-  step.stage_bucket_list.back() = 1;
+}
+
+// The slower of two groups' times for the same work: a transfer or collective that spans two
+// kinds of device runs at the pace of the slower end.
+template <typename Time>
+double slower(const std::vector<GroupCosts>& groups, int64_t a, int64_t b, Time&& time) {
+  const double here = time(*groups[size_t(a)].costs);
+  return a == b ? here : std::max(here, time(*groups[size_t(b)].costs));
 }
 
 }  // namespace
@@ -217,22 +241,36 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs) {
 }
 
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const LayerCosts& layers, bool with_segments) {
+  return step_costs(plan, std::vector<GroupCosts>{{&costs, &layers}}, with_segments);
+}
+
+StepCosts step_costs(const core::Plan& plan, const std::vector<GroupCosts>& groups, bool with_segments) {
   const int64_t p = plan.parallel.pipeline_parallel;
   const int64_t v = plan.virtual_stages();
   const int64_t stages = p * v;
-  const int64_t layers_per_chunk = plan.model.num_layers / stages;
   const int64_t per_node = plan.cluster.devices_per_node;
   const core::RankLayout layout = core::RankLayout::of(plan.parallel);
-  const LayerCosts& c = layers;
+  const size_t cluster_groups = plan.cluster.mixed() ? plan.cluster.groups.size() : 1;
+  if (groups.size() != cluster_groups)
+    throw InvalidInput("step costs for a cluster of {} device group(s) were given {} group cost model(s)",
+                       cluster_groups, groups.size());
+  const std::vector<int64_t> stage_layers = plan.virtual_stage_layers();
+  // Each pipeline rank's group; on one kind of device all are on group 0, and a search is spared
+  // the placement (and its allocation).
+  const std::vector<int64_t> rank_groups = groups.size() == 1 ? std::vector<int64_t>() : plan.pipeline_rank_groups();
+  const auto group_of_rank = [&](int64_t r) { return rank_groups.empty() ? int64_t(0) : rank_groups[size_t(r)]; };
+  const auto group_of_stage = [&](int64_t s) { return group_of_rank(s % p); };
   StepCosts step;
   step.forward.resize(size_t(stages));
   step.backward.resize(size_t(stages));
   for (int64_t s = 0; s < stages; ++s) {
+    const LayerCosts& c = *groups[size_t(group_of_stage(s))].layers;
+    const int64_t stage_layer_count = stage_layers[size_t(s)];
     ActionCost& fwd = step.forward[size_t(s)];
     ActionCost& bwd = step.backward[size_t(s)];
     if (s == 0) add(fwd, "embedding", c.embedding_forward, 0, with_segments);
     else add(fwd, "gather pipeline input", c.pipeline_gather, 0, with_segments);
-    for (int64_t l = 0; l < layers_per_chunk; ++l) add(fwd, "layer", c.layer_forward, 0, with_segments);
+    for (int64_t l = 0; l < stage_layer_count; ++l) add(fwd, "layer", c.layer_forward, 0, with_segments);
     if (s == stages - 1) {
       add(fwd, "output layer + loss", c.output_forward, 0, with_segments);
       add(bwd, "output layer + loss", c.output_backward, 0, with_segments);
@@ -240,7 +278,7 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
       add(bwd, "gather pipeline gradient", c.pipeline_gather, 0, with_segments);
     }
     // Recomputed work (compute and its collectives) runs just before each layer's backward.
-    for (int64_t l = 0; l < layers_per_chunk; ++l)
+    for (int64_t l = 0; l < stage_layer_count; ++l)
       add(bwd, "layer", c.layer_backward, c.layer_recompute.compute_s + c.layer_recompute.comm_s, with_segments);
     if (s == 0) add(bwd, "embedding", c.embedding_backward, 0, with_segments);
   }
@@ -252,19 +290,45 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
                            double(plan.parallel.tensor_parallel);
   step.send_s.resize(size_t(stages));
   step.send_rendezvous.resize(size_t(stages));
-  for (int64_t s = 0; s < stages; ++s) {
+  // One message's time and protocol by (group, whether it crosses nodes), each found once: a
+  // collective's time is a table look-up by name, and stages are many.
+  struct LinkCost {
+    double s = -1;
+    bool rendezvous = false;
+  };
+  std::array<LinkCost, 2> one_group_links;  // one kind of device: no allocation
+  std::vector<std::array<LinkCost, 2>> group_links(groups.size() > 1 ? groups.size() : 0);
+  const auto link_cost = [&](int64_t group, bool crosses) -> const LinkCost& {
+    LinkCost& cost = (group_links.empty() ? one_group_links : group_links[size_t(group)])[crosses];
+    if (cost.s < 0) {
+      const CostModel& model = *groups[size_t(group)].costs;
+      cost.s = model.point_to_point_s(p2p_bytes, crosses);
+      const core::LinkSpec* link = model.profile().link(crosses ? "inter-node" : "intra-node");
+      cost.rendezvous = link && link->eager_limit_bytes && p2p_bytes > double(*link->eager_limit_bytes);
+    }
+    return cost;
+  };
+  for (int64_t s = 0; s < stages && p > 1; ++s) {
     const int64_t here = layout.rank({0, 0, s % p});
     const int64_t next = layout.rank({0, 0, (s + 1) % p});
-    const bool crosses = core::node_of(here, per_node) != core::node_of(next, per_node);
-    step.send_s[size_t(s)] = p == 1 ? 0.0 : costs.point_to_point_s(p2p_bytes, crosses);
-    const core::LinkSpec* link = costs.profile().link(crosses ? "inter-node" : "intra-node");
-    step.send_rendezvous[size_t(s)] = link && link->eager_limit_bytes && p2p_bytes > double(*link->eager_limit_bytes);
+    const int64_t from_group = group_of_stage(s), to_group = group_of_stage(s + 1);
+    // Two groups are two sets of nodes: a transfer between them always crosses nodes, at the pace
+    // of the slower end, and a rendezvous at either end holds the sender.
+    const bool crosses = from_group != to_group || core::node_of(here, per_node) != core::node_of(next, per_node);
+    const LinkCost& from = link_cost(from_group, crosses);
+    const LinkCost& to = from_group == to_group ? from : link_cost(to_group, crosses);
+    step.send_s[size_t(s)] = std::max(from.s, to.s);
+    step.send_rendezvous[size_t(s)] = from.rendezvous || to.rendezvous;
+  }
+  if (p == 1) {
+    // No transfers, but the protocol flag as the link within a node would have it.
+    const core::LinkSpec* link = groups.front().costs->profile().link("intra-node");
+    step.send_rendezvous[0] = link && link->eager_limit_bytes && p2p_bytes > double(*link->eager_limit_bytes);
   }
 
   // Gradient reduction and optimizer step of each pipeline rank's parameters. Gradients are
   // reduced in fp32 (Megatron's main grads); with ZeRO-1 they are reduce-scattered and the
   // updated 16-bit parameters all-gathered after the step.
-  const std::vector<int64_t> parameters = core::parameters_per_device_by_stage(plan);  // one small vector per plan
   const double dp = double(plan.parallel.data_parallel);
   const double element = core::bytes_per_element(plan.training.dtype);
   const bool distributed = plan.parallel.distributed_optimizer && plan.parallel.data_parallel > 1;
@@ -273,15 +337,22 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
   step.optimizer_comm_s.resize(size_t(p));
   step.grad_norm_s.resize(size_t(p));
   const int64_t world = plan.cluster.world_size();
-  step.step_statistics_s =
-      world > 1 ? costs.collective_s(Collective::all_reduce, 2.0 * sizeof(double), progression_placement(0, 1, world, per_node))
-                : 0.0;
+  const GroupPlacement everyone = progression_placement(0, 1, world, per_node);
+  step.step_statistics_s = 0;
+  if (world > 1)
+    for (const GroupCosts& g : groups)
+      step.step_statistics_s =
+          std::max(step.step_statistics_s, g.costs->collective_s(Collective::all_reduce, 2.0 * sizeof(double), everyone));
   for (int64_t r = 0; r < p; ++r) {
+    const CostModel& costs = *groups[size_t(group_of_rank(r))].costs;
+    int64_t rank_layers = 0;
+    for (int64_t s = r; s < stages; s += p) rank_layers += stage_layers[size_t(s)];
+    const int64_t parameters = core::parameters_per_device_on_stage(plan, r, rank_layers);
     // Rank (0, 0, r)'s data group: dp ranks t apart (Megatron order), the same shape for all.
     const int64_t first_rank = layout.rank({0, 0, r});
     const GroupPlacement data_group =
         progression_placement(first_rank, plan.parallel.tensor_parallel, plan.parallel.data_parallel, per_node);
-    const double grad_bytes = double(parameters[size_t(r)]) * 4.0;
+    const double grad_bytes = double(parameters) * 4.0;
     // With overlap-grad-reduce the reduction runs as buckets during the backward (below).
     double sync = plan.parallel.overlap_grad_reduce
                       ? 0.0
@@ -292,20 +363,24 @@ StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const Layer
       const int64_t first_stage_rank = layout.rank({0, 0, 0}), last_stage_rank = layout.rank({0, 0, p - 1});
       const double embedding_bytes = double(plan.padded_vocab_size()) * double(plan.model.hidden_size) /
                                      double(plan.parallel.tensor_parallel) * 4.0;
-      sync += costs.collective_s(Collective::all_reduce, embedding_bytes,
-                                 progression_placement(first_stage_rank, last_stage_rank - first_stage_rank, 2, per_node));
+      const GroupPlacement pair = progression_placement(first_stage_rank, last_stage_rank - first_stage_rank, 2, per_node);
+      sync += slower(groups, group_of_rank(0), group_of_rank(p - 1),
+                     [&](const CostModel& m) { return m.collective_s(Collective::all_reduce, embedding_bytes, pair); });
     }
     step.grad_sync_s[size_t(r)] = sync;
     // The gradient norm and AdamW over the local shard.
     namespace kb = core::kernel_bytes;
-    const double local = double(parameters[size_t(r)]) / (distributed ? dp : 1.0);
+    const double local = double(parameters) / (distributed ? dp : 1.0);
     // With overlap-param-gather the gather runs as buckets beside the next forward (below).
-    const double gather = distributed && !plan.parallel.overlap_param_gather ? costs.collective_s(Collective::all_gather, double(parameters[size_t(r)]) * element, data_group) : 0.0;
+    const double gather = distributed && !plan.parallel.overlap_param_gather
+                              ? costs.collective_s(Collective::all_gather, double(parameters) * element, data_group)
+                              : 0.0;
     step.optimizer_comm_s[size_t(r)] = gather;
     step.grad_norm_s[size_t(r)] = costs.elementwise_s(kb::kGradNorm, kb::grad_norm(local));
     step.optimizer_s[size_t(r)] = step.grad_norm_s[size_t(r)] + costs.elementwise_s(kb::kAdamw, kb::adamw(local)) + gather;
   }
-  if (plan.parallel.overlap_grad_reduce) add_buckets(plan, costs, layers, step);
+  if (plan.parallel.overlap_grad_reduce)
+    add_buckets(plan, groups, stage_layers, rank_groups.empty() ? std::vector<int64_t>(size_t(p), 0) : rank_groups, step);
   return step;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // What each action of the schedule costs on a given plan and profile: forward and backward of
-// every virtual stage (its layers, plus the embedding on the first and the output layer with
-// the loss on the last), the point-to-point transfers between stages, the data-parallel gradient
-// reduction and the optimizer step of every pipeline rank.
+// every virtual stage (its own layers, Plan::virtual_stage_layers, plus the embedding on the first
+// and the output layer with the loss on the last), the point-to-point transfers between stages,
+// the data-parallel gradient reduction and the optimizer step of every pipeline rank. On a mixed
+// cluster each pipeline rank is costed on its own device group's profile.
 
 #include "core/limits.hpp"
 #include "core/plan.hpp"
@@ -66,14 +67,17 @@ struct StepCosts {
   // millions of these): bucket_lists holds the distinct lists, stage_bucket_list says which is
   // each stage's. Both empty without overlap-grad-reduce.
   std::vector<std::vector<GradientBucket>> bucket_lists;
-  std::vector<uint8_t> stage_bucket_list;
+  std::vector<uint16_t> stage_bucket_list;  // p·v ≤ num-layers ≤ 2^14 (core/limits.hpp) lists at most
   bool has_buckets() const { return !stage_bucket_list.empty(); }
   const std::vector<GradientBucket>& buckets(int64_t stage) const {
     return bucket_lists[stage_bucket_list[size_t(stage)]];
   }
-  // Compute that runs while a data-parallel bucket is on the links is this many times slower
-  // (the profile's overlap.compute_slowdown).
-  double overlap_compute_slowdown = 1.0;
+  // By pipeline rank: compute that runs while a data-parallel bucket is on the links is this many
+  // times slower (its group's profile's overlap.compute_slowdown). Empty: 1 for every rank.
+  std::vector<double> overlap_compute_slowdown;
+  double compute_slowdown(int64_t rank) const {
+    return overlap_compute_slowdown.empty() ? 1.0 : overlap_compute_slowdown[size_t(rank)];
+  }
   std::vector<double> optimizer_s;   // by pipeline rank: AdamW, gradient norm, ZeRO-1 all-gather
   std::vector<double> optimizer_comm_s;  // by pipeline rank: the part of optimizer_s that is communication
   std::vector<double> grad_norm_s;       // by pipeline rank: the part of optimizer_s before the step statistics
@@ -106,7 +110,24 @@ struct LayerCosts {
 };
 LayerCosts layer_costs(const core::Plan& plan, const CostModel& costs);
 
+// The costs of one device group of a mixed cluster (both built for the plan's dtype and devices
+// per node); a cluster of one kind is one group.
+struct GroupCosts {
+  const CostModel* costs = nullptr;
+  const LayerCosts* layers = nullptr;
+};
+
+// `groups`: one entry per plan.cluster.device_groups(), in order; each pipeline rank is costed on
+// its group's entry (Plan::pipeline_rank_groups): its stages' compute and tensor-parallel
+// collectives, its data-parallel reduction and its optimizer step. A transfer between two stages
+// on different groups crosses nodes and runs at the pace of the slower end: the larger of the two
+// profiles' inter-node point-to-point times (a message is as fast as its slower link; no profile
+// describes the link between two kinds of node). Collectives spanning groups (the tied-embedding
+// reduction between the first and last stage, the world-wide step statistics) likewise take the
+// slowest group's time.
 // `with_segments` fills ActionCost::segments (for the timeline); searches skip it.
+StepCosts step_costs(const core::Plan& plan, const std::vector<GroupCosts>& groups, bool with_segments = true);
+// One kind of device.
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs, const LayerCosts& layers,
                      bool with_segments = true);
 StepCosts step_costs(const core::Plan& plan, const CostModel& costs);

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace loom::sim {
 namespace {
@@ -29,22 +30,36 @@ std::string layer_range(int64_t first, int64_t count) {
   return fmt::format("layers {}–{}", first, first + count - 1);
 }
 
-// Names the process after the layers the rank holds, so a slow rank in the viewer can be told
-// apart at a glance. With interleaving, chunk c of rank r is virtual stage c·p + r (Megatron).
+// Names the process after the layers the rank holds (and, on a mixed cluster, its group's
+// profile), so a slow rank in the viewer can be told apart at a glance. With interleaving, chunk c
+// of rank r is virtual stage c·p + r (Megatron); stages hold Plan::virtual_stage_layers.
 std::string process_name(const core::Plan& plan, int64_t rank) {
   const int64_t p = plan.parallel.pipeline_parallel;
   const int64_t v = plan.virtual_stages();
-  const int64_t per_chunk = plan.model.num_layers / (p * v);
-  if (v == 1)
-    return fmt::format("pipeline rank {} ({})", rank, layer_range(rank * per_chunk, per_chunk));
-  std::string ranges;
-  for (int64_t c = 0; c < v; ++c) {
-    const int64_t first = (c * p + rank) * per_chunk;
-    ranges += c == 0           ? layer_range(first, per_chunk)
-              : per_chunk == 1 ? fmt::format(", {}", first)
-                               : fmt::format(", {}–{}", first, first + per_chunk - 1);
+  const std::vector<int64_t> layers = plan.virtual_stage_layers();
+  std::vector<int64_t> first_layer(layers.size(), 0);  // the first layer of each virtual stage
+  for (size_t s = 1; s < layers.size(); ++s) first_layer[s] = first_layer[s - 1] + layers[s - 1];
+  const auto range = [&](int64_t stage) {
+    const int64_t first = first_layer[size_t(stage)], count = layers[size_t(stage)];
+    return count == 0 ? std::string("no layers") : layer_range(first, count);
+  };
+  std::string name;
+  if (v == 1) {
+    name = fmt::format("pipeline rank {} ({})", rank, range(rank));
+  } else {
+    std::string ranges;
+    for (int64_t c = 0; c < v; ++c) {
+      const int64_t stage = c * p + rank, first = first_layer[size_t(stage)], count = layers[size_t(stage)];
+      ranges += c == 0       ? range(stage)
+                : count == 0 ? std::string(", none")
+                : count == 1 ? fmt::format(", {}", first)
+                             : fmt::format(", {}–{}", first, first + count - 1);
+    }
+    name = fmt::format("pipeline rank {} ({} chunks: {})", rank, v, ranges);
   }
-  return fmt::format("pipeline rank {} ({} chunks: {})", rank, v, ranges);
+  if (plan.cluster.mixed())
+    name += fmt::format(" on {}", plan.cluster.groups[size_t(plan.pipeline_rank_groups()[size_t(rank)])].profile);
+  return name;
 }
 
 core::Json metadata(std::string_view name, int64_t pid, int tid, core::Json args) {

@@ -47,15 +47,6 @@ SafeTensorsReader& CheckpointShardFiles::reader(int64_t rank) {
   return *readers_.emplace(rank, std::move(reader)).first->second;
 }
 
-std::vector<int64_t> stage_layers(const core::Plan& plan, int64_t pipeline_rank) {
-  const int64_t p = plan.parallel.pipeline_parallel, v = plan.virtual_stages();
-  const int64_t per_chunk = plan.model.num_layers / (p * v);
-  std::vector<int64_t> layers;
-  for (int64_t c = 0; c < v; ++c)
-    for (int64_t l = 0; l < per_chunk; ++l) layers.push_back((c * p + pipeline_rank) * per_chunk + l);
-  return layers;
-}
-
 std::vector<Parameter> stage_parameter_layout(const core::Plan& plan, int64_t pipeline_rank) {
   ParameterStore store;
   declare_model_parameters(store, plan.trained_model(), stage_layers(plan, pipeline_rank), pipeline_rank == 0,

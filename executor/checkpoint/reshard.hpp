@@ -19,6 +19,7 @@
 #include "executor/checkpoint/manifest.hpp"     // Checkpoint
 #include "executor/checkpoint/safetensors.hpp"  // SafeTensorsReader
 #include "executor/model/parameters.hpp"        // Parameter, Sharding
+#include "executor/model/stage_layers.hpp"      // stage_layers (a stage's parameters are its layers')
 
 #include <cstdint>  // int64_t
 #include <map>      // readers by rank, parameters by name
@@ -55,9 +56,6 @@ class CheckpointShardFiles : public ShardSource {
 // The parameters of one pipeline rank under `plan` as the executor declares them, with their
 // local shapes for `tensor_size` ranks and their offsets into the flat buffers (no values).
 std::vector<Parameter> stage_parameter_layout(const core::Plan& plan, int64_t pipeline_rank);
-
-// The layers one pipeline rank holds under `plan`, in chunk order (GptStage's assignment).
-std::vector<int64_t> stage_layers(const core::Plan& plan, int64_t pipeline_rank);
 
 enum class Moment { first, second };  // Adam's m and v
 

@@ -89,7 +89,7 @@ core::Plan benchmark_plan(const BenchOptions& o) {
   plan.training.global_batch_size = micro_batch;
   plan.training.dtype = plan_dtype(o);
   plan.training.train_iters = 1000;
-  plan.cluster = {1, 1, peak_profile_name(o).value_or(std::string(kDefaultGpuProfile)), std::nullopt};
+  plan.cluster = {1, 1, peak_profile_name(o).value_or(std::string(kDefaultGpuProfile)), std::nullopt, {}};
   plan.parallel.micro_batch_size = micro_batch;
   if (is_gpt2(o)) plan.parallel.attention_backend = core::AttentionBackend::flash;
   plan.validate();

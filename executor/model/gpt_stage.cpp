@@ -20,7 +20,11 @@ GptStage::GptStage(const core::Plan& plan, int64_t pipeline_rank, TensorParallel
       timers_(timers) {
   const core::ModelSpec& m = plan.model;
   require_trainable_architecture(m);
-  layers_per_chunk_ = m.num_layers / (plan.parallel.pipeline_parallel * plan.virtual_stages());
+  chunks_ = chunk_layers(plan, pipeline_rank);
+  for (int64_t at = 0; const ChunkLayers& chunk : chunks_) {
+    chunk_begin_.push_back(at);
+    at += chunk.count;
+  }
   vocab_shard_ = plan.padded_vocab_size() / tp_.size();
   declare_parameters();
   parameters_.finalize(tp_.rank(), tp_.size(), uint64_t(plan.training.seed), pad_to, kernels, precision_.compute);
@@ -33,8 +37,9 @@ bool GptStage::last_virtual(int64_t chunk) const {
   return chunk == plan_.virtual_stages() - 1 && pipeline_rank_ == plan_.parallel.pipeline_parallel - 1;
 }
 
-int64_t GptStage::first_layer(int64_t chunk) const {
-  return (chunk * plan_.parallel.pipeline_parallel + pipeline_rank_) * layers_per_chunk_;
+std::span<const LayerParameters> GptStage::layers_of(int64_t chunk) const {
+  return std::span<const LayerParameters>(layers_).subspan(size_t(chunk_begin_[size_t(chunk)]),
+                                                           size_t(chunks_[size_t(chunk)].count));
 }
 
 int64_t GptStage::local_rows() const {
@@ -42,19 +47,14 @@ int64_t GptStage::local_rows() const {
   return tp_.sequence_parallel() ? rows / tp_.size() : rows;
 }
 
-std::vector<int64_t> GptStage::stage_layers() const {
-  std::vector<int64_t> layers;
-  for (int64_t c = 0; c < plan_.virtual_stages(); ++c)
-    for (int64_t l = first_layer(c); l < first_layer(c) + layers_per_chunk_; ++l) layers.push_back(l);
-  return layers;
-}
-
 void GptStage::declare_parameters() {
-  declare_model_parameters(parameters_, plan_.trained_model(), stage_layers(), has_embedding(), has_output_layer());
+  declare_model_parameters(parameters_, plan_.trained_model(), stage_layers(plan_, pipeline_rank_), has_embedding(),
+                           has_output_layer());
 }
 
 void GptStage::resolve_parameters() {
-  for (const int64_t layer : stage_layers()) layers_.push_back(layer_parameters(parameters_, plan_.model, layer));
+  for (const int64_t layer : stage_layers(plan_, pipeline_rank_))
+    layers_.push_back(layer_parameters(parameters_, plan_.model, layer));
   if (has_embedding()) embedding_.emplace(embedding_parameters(parameters_, plan_.model));
   if (has_output_layer()) output_.emplace(output_parameters(parameters_, plan_.model));
 }
@@ -82,16 +82,16 @@ Tensor GptStage::forward(int64_t microbatch, int64_t chunk, const Tensor& input,
     if (hooks.before_reading) hooks.before_reading(parameters);
   };
   auto saved = std::make_unique<ChunkActivations>();
-  saved->layers.resize(size_t(layers_per_chunk_));
+  const std::span<const LayerParameters> in_chunk = layers_of(chunk);
+  saved->layers.resize(in_chunk.size());
   Tensor x = input;
   if (first_virtual(chunk)) {
     if (hooks.before_reading) before_reading(embedding_members());
     x = embed(tokens, *saved);
   }
-  const LayerParameters* chunk_layers = layers_.data() + chunk * layers_per_chunk_;
-  for (int64_t l = 0; l < layers_per_chunk_; ++l) {
-    if (hooks.before_reading) before_reading(parameters_of(chunk_layers[l]));
-    x = layer_forward(chunk_layers[l], x, saved->layers[size_t(l)]);
+  for (size_t l = 0; l < in_chunk.size(); ++l) {
+    if (hooks.before_reading) before_reading(parameters_of(in_chunk[l]));
+    x = layer_forward(in_chunk[l], x, saved->layers[l]);
   }
   Tensor output;
   if (last_virtual(chunk)) {
@@ -121,13 +121,13 @@ Tensor GptStage::backward(int64_t microbatch, int64_t chunk, const Tensor& grad_
     grad = output_backward(saved, loss_scale);
     if (hooks.gradients_written) gradients_written(parameters_done_by_output_backward());
   }
-  const LayerParameters* chunk_layers = layers_.data() + chunk * layers_per_chunk_;
+  const std::span<const LayerParameters> in_chunk = layers_of(chunk);
   // Each layer's activations go as soon as its backward is done: with full recompute only one
   // layer's recomputed activations are alive at a time, as the memory model assumes.
-  for (int64_t l = layers_per_chunk_ - 1; l >= 0; --l) {
-    grad = layer_backward(chunk_layers[l], grad, saved.layers[size_t(l)]);
-    saved.layers[size_t(l)] = LayerActivations{};
-    if (hooks.gradients_written) gradients_written(parameters_of(chunk_layers[l]));
+  for (size_t l = in_chunk.size(); l-- > 0;) {
+    grad = layer_backward(in_chunk[l], grad, saved.layers[l]);
+    saved.layers[l] = LayerActivations{};
+    if (hooks.gradients_written) gradients_written(parameters_of(in_chunk[l]));
   }
   Tensor grad_input;
   if (first_virtual(chunk)) {
@@ -171,8 +171,9 @@ std::vector<int64_t> GptStage::parameter_chunks() const {
   auto set = [&](const Parameter& p, int64_t chunk) { chunks[size_t(&p - all.data())] = chunk; };
   if (embedding_)
     for (const Parameter* p : embedding_members()) set(*p, 0);
-  for (size_t i = 0; i < layers_.size(); ++i)
-    for (const Parameter* p : parameters_of(layers_[i])) set(*p, int64_t(i) / layers_per_chunk_);
+  for (int64_t c = 0; c < int64_t(chunks_.size()); ++c)
+    for (const LayerParameters& layer : layers_of(c))
+      for (const Parameter* p : parameters_of(layer)) set(*p, c);
   if (output_) {
     for (const Parameter* p : output_norm_members()) set(*p, plan_.virtual_stages() - 1);
     // The tied head on one stage is the embedding, used first by chunk 0 (and there is one chunk).

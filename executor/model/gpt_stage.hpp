@@ -16,6 +16,7 @@
 #include "executor/model/model_parameters.hpp"
 #include "executor/model/parameters.hpp"
 #include "executor/model/precision.hpp"
+#include "executor/model/stage_layers.hpp"
 #include "executor/model/tensor_parallel.hpp"
 #include "executor/timers/timer_stack.hpp"
 
@@ -79,8 +80,8 @@ class GptStage {
  private:
   bool first_virtual(int64_t chunk) const { return chunk == 0 && pipeline_rank_ == 0; }
   bool last_virtual(int64_t chunk) const;
-  int64_t first_layer(int64_t chunk) const;
-  std::vector<int64_t> stage_layers() const;  // this rank's layers, in chunk order
+  // Chunk c's layers: layers_[chunk_begin_[c] .. chunk_begin_[c] + chunks_[c].count).
+  std::span<const LayerParameters> layers_of(int64_t chunk) const;
   void declare_parameters();
   void resolve_parameters();
   // The output layer's parameters whose gradients output_backward completes: ln_f, and the head
@@ -114,13 +115,15 @@ class GptStage {
   Precision precision_;
   TimerStack& timers_;
   ParameterStore parameters_;
+  // Each chunk's global layers (plan.virtual_stage_layers: uneven splits give chunks of different
+  // sizes, and a first or last chunk may hold none).
+  std::vector<ChunkLayers> chunks_;
+  std::vector<int64_t> chunk_begin_;  // index into layers_ of each chunk's first layer
   // References into parameters_, resolved once it is finalized: this rank's layers in chunk
-  // order (chunk c's l-th layer at c·layers_per_chunk_ + l), the embedding on the first stage,
-  // the output layer on the last.
+  // order, the embedding on the first stage, the output layer on the last.
   std::vector<LayerParameters> layers_;
   std::optional<EmbeddingParameters> embedding_;
   std::optional<OutputParameters> output_;
-  int64_t layers_per_chunk_;
   int64_t vocab_shard_;  // vocabulary rows per tensor rank
   double loss_sum_ = 0;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ChunkActivations>> saved_;  // by (microbatch, chunk)

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace loom::gui {
 
@@ -16,14 +17,23 @@ struct PlanInputs {
   int64_t nodes = 1;
   int64_t devices_per_node = 8;
   std::string profile;  // a built-in profile name or a profile JSON file
+  // A mixed cluster: its device groups in pipeline order (the first group holds the first stages).
+  // Empty for one kind of device; when set, nodes, devices_per_node and profile above are unused.
+  std::vector<core::DeviceGroup> groups;
   int64_t global_batch_size = 0;
   core::DType dtype = core::DType::bf16;
   // Fixed in every plan searched (the overlaps are searched); flash, as `loom plan` assumes.
   core::AttentionBackend attention_backend = core::AttentionBackend::flash;
   plan::Objective objective = plan::Objective::step_time;
 
-  int64_t devices() const { return nodes * devices_per_node; }
+  int64_t devices() const;
 };
+
+// "1x8:a100-80gb-dgx, 1x8:h100-80gb-dgx": the form's mixed-cluster field, NODESxDEVICES-PER-NODE:PROFILE
+// per group in pipeline order (as `loom plan --cluster-groups`). Empty text: no groups. InvalidInput
+// naming the entry ("cluster-groups entry 2 …") for anything malformed.
+std::vector<core::DeviceGroup> parse_device_groups(const std::string& text);
+std::string device_groups_text(const std::vector<core::DeviceGroup>& groups);
 
 // The built-in default plan's model, cluster and batch (what `loom show` explains).
 PlanInputs default_plan_inputs();

@@ -68,7 +68,8 @@ TEST(LoomPlan, JsonHasThePlansEachWithPlanAndPrediction) {
     previous = step;
   }
   EXPECT_GT(json["stats"]["valid"].get<int64_t>(), 0);
-  EXPECT_EQ(json["stats"]["combinations"].get<int64_t>(), 5940 * 8);  // 8: the three overlap switches
+  // 8: the three overlap switches; uneven layer splits come on top (plan_mixed_cli_test.cpp).
+  EXPECT_GT(json["stats"]["combinations"].get<int64_t>(), 5940 * 8);
 }
 
 TEST(LoomPlan, CsvIsAHeaderAndOneRowPerPlan) {
@@ -187,7 +188,8 @@ TEST(LoomPlan, TopZeroOrNegativeIsBadInputNotNothingFits) {
 }
 
 TEST(LoomPlan, BatchNoPlanCanSplitIsBadInputNotAMemoryMiss) {
-  const LoomResult result = run_loom("plan --model gpt2-124m --devices 64 --global-batch-size 2");
+  // 256 devices: tp ≤ 8 times pp ≤ 12 (the layers, even split or not) leaves dp ≥ 4, and 4 ∤ 2.
+  const LoomResult result = run_loom("plan --model gpt2-124m --devices 256 --global-batch-size 2");
   EXPECT_EQ(result.exit_code, 2) << result.err;
   EXPECT_THAT(result.err, StartsWith("loom: error: "));
   EXPECT_THAT(result.err, Not(HasSubstr("GiB"))) << "memory is not why";

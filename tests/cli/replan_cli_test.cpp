@@ -20,6 +20,7 @@ namespace {
 using loom::testing::CheckpointFixture;
 using loom::testing::loom_tiny_four_device_plan;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string quoted(const std::filesystem::path& path) {
   return fmt::format("'{}'", path.string());
@@ -50,15 +51,15 @@ TEST(ReplanCli, FourToThreeDevicesWritesAPlanThatKeepsTheRun) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("loom: warning: skipped step-000020: damaged manifest"));
   EXPECT_THAT(r.out, HasSubstr("(step 10), written by tp1 pp2 dp2 mbs2 on 4 devices"));
-  EXPECT_THAT(
-      r.out,
-      HasSubstr(
-          "Note: global batch 8 has no valid plan on 3 devices; using the nearest that has, 9"));
+  // 3 stages of loom-tiny's 4 layers: an uneven split keeps the global batch (dp 3 could not).
+  EXPECT_THAT(r.out, Not(HasSubstr("Note: global batch")));
   EXPECT_THAT(r.out, HasSubstr("Best 10 by step-time"));
   EXPECT_THAT(r.out, HasSubstr("step time"));
   EXPECT_THAT(r.out, HasSubstr("--resume --checkpoint-dir"));
   const nlohmann::json plan = nlohmann::json::parse(read_file(out));
-  EXPECT_EQ(plan["training"]["global-batch-size"], 9);
+  EXPECT_EQ(plan["training"]["global-batch-size"], 8);
+  EXPECT_EQ(plan["parallel"]["pipeline-model-parallel-size"], 3);
+  EXPECT_TRUE(plan["parallel"].contains("pipeline-layer-split")) << plan["parallel"].dump();
   EXPECT_EQ(plan["training"]["seed"], 4321);
   EXPECT_EQ(plan["training"]["train-iters"], 40);
   EXPECT_EQ(plan["cluster"]["devices-per-node"], 3);
@@ -94,8 +95,9 @@ TEST(ReplanCli, BadInputIsOneLineExitTwoAndNothingOverwritten) {
   const std::string dir = quoted(good.dir());
 
   expect_refused("replan " + dir + " --devices 0", "--devices=0 must be a positive integer", out);
-  expect_refused("replan " + dir + " --devices 3 --keep-global-batch",
-                 "global batch 8 has no valid plan on 3 devices", out);
+  // 5 devices: no tp divides 4 heads, no pp up to 4 stages divides 5, dp 5 does not divide 8.
+  expect_refused("replan " + dir + " --devices 5 --devices-per-node 5 --keep-global-batch",
+                 "global batch 8 has no valid plan on 5 devices", out);
   expect_refused("replan " + dir + " --devices 6", "not a whole number of nodes of 4 devices", out);
 
   CheckpointFixture torn("cli_bad_torn");

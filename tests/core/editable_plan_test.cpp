@@ -21,7 +21,7 @@ Json initial_plan(std::string_view preset) {
   Plan plan;
   plan.model = find_model_preset(preset).spec;
   plan.training.global_batch_size = 64;
-  plan.cluster = {1, 8, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {1, 8, "a100-80gb-dgx", std::nullopt, {}};
   derive_data_parallel(plan);
   plan.validate();
   return to_json(plan);

@@ -21,7 +21,7 @@ Plan interleaved_llama_plan() {
   plan.training.lr = 1.5e-4;
   plan.training.min_lr = 1.5e-5;
   plan.training.seed = 42;
-  plan.cluster = {16, 8, "h100-80gb-dgx", 2.5};
+  plan.cluster = {16, 8, "h100-80gb-dgx", 2.5, {}};
   plan.parallel.tensor_parallel = 8;
   plan.parallel.pipeline_parallel = 4;
   plan.parallel.data_parallel = 4;

@@ -28,7 +28,7 @@ inline core::Plan maxima_base_plan() {
   core::Plan plan;
   plan.model = core::find_model_preset("llama3-405b").spec;
   plan.training.global_batch_size = 8;
-  plan.cluster = {1, 8, "a100-80gb-dgx", 2.5};
+  plan.cluster = {1, 8, "a100-80gb-dgx", 2.5, {}};
   plan.parallel.tensor_parallel = 8;
   plan.parallel.pipeline_parallel = 1;
   plan.parallel.micro_batch_size = 1;
@@ -61,7 +61,7 @@ inline core::Plan all_maxima_plan(bool gpt_style) {
   plan.training.train_iters = limits::kMaxTrainIters;
   plan.training.lr_warmup_iters = limits::kMaxTrainIters;
   plan.cluster = {limits::kMaxDevices / limits::kMaxDevicesPerNode, limits::kMaxDevicesPerNode, "a100-80gb-dgx",
-                  limits::kMaxPricePerDeviceHour};
+                  limits::kMaxPricePerDeviceHour, {}};
   plan.parallel.tensor_parallel = 64;
   plan.parallel.pipeline_parallel = limits::kMaxPipelineParallel;
   plan.parallel.micro_batch_size = limits::kMaxMicroBatch;
@@ -103,7 +103,7 @@ inline std::vector<MaximaCase> maxima_cases() {
     p.model.ffn_hidden_size = limits::kMaxFfnHidden;
     p.model.vocab_size = limits::kMaxVocab;
     p.model.make_vocab_size_divisible_by = limits::kMaxVocabDivisor;
-    p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0};
+    p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0, {}};
     p.model.seq_length = limits::kMaxTensorParallel;
     p.parallel.tensor_parallel = limits::kMaxTensorParallel;
     p.parallel.sequence_parallel = true;
@@ -135,7 +135,7 @@ inline std::vector<MaximaCase> maxima_cases() {
     p.training.global_batch_size = limits::kMaxGlobalBatch;
   });
   add("devices_per_node", [](core::Plan& p) {
-    p.cluster = {limits::kMaxDevices / limits::kMaxDevicesPerNode, limits::kMaxDevicesPerNode, "a100-80gb-dgx", 1.0};
+    p.cluster = {limits::kMaxDevices / limits::kMaxDevicesPerNode, limits::kMaxDevicesPerNode, "a100-80gb-dgx", 1.0, {}};
     p.training.global_batch_size = limits::kMaxGlobalBatch;
   });
   add("tensor_parallel", [](core::Plan& p) {
@@ -145,20 +145,20 @@ inline std::vector<MaximaCase> maxima_cases() {
     p.model.ffn_hidden_size = limits::kMaxFfnHidden;
     p.model.vocab_size.reset();
     p.model.padded_vocab_size = limits::kMaxVocab;
-    p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0};
+    p.cluster = {limits::kMaxTensorParallel / 1024, 1024, "a100-80gb-dgx", 1.0, {}};
     p.model.seq_length = limits::kMaxTensorParallel;  // sequence parallelism splits it
     p.parallel.tensor_parallel = limits::kMaxTensorParallel;
     p.parallel.sequence_parallel = true;
   });
   add("pipeline_parallel", [](core::Plan& p) {
     p.model.num_layers = limits::kMaxLayers;
-    p.cluster = {limits::kMaxPipelineParallel, 8, "a100-80gb-dgx", 1.0};
+    p.cluster = {limits::kMaxPipelineParallel, 8, "a100-80gb-dgx", 1.0, {}};
     p.parallel.pipeline_parallel = limits::kMaxPipelineParallel;
     p.training.global_batch_size = 64;
   });
   add("interleaved", [](core::Plan& p) {
     p.model.num_layers = limits::kMaxLayers;
-    p.cluster = {64, 8, "a100-80gb-dgx", 1.0};
+    p.cluster = {64, 8, "a100-80gb-dgx", 1.0, {}};
     p.parallel.pipeline_parallel = 64;
     p.parallel.schedule = core::Schedule::interleaved;
     p.parallel.layers_per_virtual_stage = 1;  // 256 virtual stages per rank

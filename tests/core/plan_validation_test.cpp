@@ -18,7 +18,7 @@ Plan llama_plan() {
   Plan plan;
   plan.model = find_model_preset("llama2-7b").spec;  // 32 layers, 32 heads, vocab 32000
   plan.training.global_batch_size = 64;
-  plan.cluster = {1, 8, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {1, 8, "a100-80gb-dgx", std::nullopt, {}};
   plan.parallel.tensor_parallel = 2;
   plan.parallel.pipeline_parallel = 2;
   plan.parallel.micro_batch_size = 2;
@@ -150,7 +150,7 @@ TEST(PlanValidation, DerivedCounts) {
   Plan plan = llama_plan();
   EXPECT_EQ(plan.parallel.data_parallel, 2);
   EXPECT_EQ(plan.microbatches(), 16);
-  EXPECT_EQ(plan.layers_per_pipeline_stage(), 16);
+  EXPECT_EQ(plan.pipeline_rank_layers(), (std::vector<int64_t>{16, 16}));
   EXPECT_EQ(plan.virtual_stages(), 1);
   plan.parallel.schedule = Schedule::interleaved;
   plan.parallel.layers_per_virtual_stage = 2;

@@ -24,7 +24,8 @@ namespace {
 struct Shape {
   int64_t tp = 1, pp = 1, dp = 1;
   bool zero = false;
-  bool interleaved = false;  // one layer per virtual stage
+  bool interleaved = false;  // one layer per virtual stage (or, with `split`, its v entries per rank)
+  std::vector<int64_t> split = {};  // pipeline-layer-split (uneven stages), none when empty
 };
 
 // A tiny GPT-2 whose vocabulary of 100 tokens pads to 104 rows at tp 1 and 112 at tp 2.
@@ -45,8 +46,9 @@ core::Plan plan_of(const Shape& s) {
   plan.parallel.distributed_optimizer = s.zero;
   if (s.interleaved) {
     plan.parallel.schedule = core::Schedule::interleaved;
-    plan.parallel.layers_per_virtual_stage = 1;
+    if (s.split.empty()) plan.parallel.layers_per_virtual_stage = 1;
   }
+  plan.parallel.pipeline_layer_split = s.split;
   return plan;
 }
 
@@ -143,6 +145,14 @@ TEST(Reshard, OneRankToTp2Pp2) { check_reshard({1, 1, 1}, {2, 2, 1}); }
 TEST(Reshard, Dp2ZeroToTp2) { check_reshard({1, 1, 2, true}, {2, 1, 1}); }
 TEST(Reshard, InterleavedTp2Dp2ZeroToDp3Zero) { check_reshard({2, 2, 2, true, true}, {1, 1, 3, true}); }
 TEST(Reshard, Dp3ZeroToPp2Dp2Zero) { check_reshard({1, 1, 3, true}, {1, 2, 2, true}); }
+
+// Uneven splits (issue 23): parameters are found by their global layer index, wherever a stage of
+// either plan holds them; a first stage with no layers holds only the embedding.
+TEST(Reshard, EvenPp2ToSplit1And3) { check_reshard({1, 2, 1}, {1, 2, 1, false, false, {1, 3}}); }
+TEST(Reshard, Split3And1Tp2ToEvenPp2Dp2Zero) { check_reshard({2, 2, 1, false, false, {3, 1}}, {1, 2, 2, true}); }
+TEST(Reshard, InterleavedSplitToZeroLayerFirstStage) {
+  check_reshard({1, 2, 1, false, true, {1, 1, 2, 0}}, {1, 2, 1, false, false, {0, 4}});
+}
 
 TEST(Reshard, StageLayersFollowTheVirtualStages) {
   EXPECT_EQ(stage_layers(plan_of({1, 2, 1, false, true}), 0), (std::vector<int64_t>{0, 2}));

@@ -237,10 +237,11 @@ TEST(RunsReplan, AFailedRunIsRePlannedForTheDevicesLeftAndHandedToExecuteWithRes
   EXPECT_FALSE(dialog->resumeButton()->isEnabled());
   ASSERT_TRUE(dialog->replan()) << view.lastMessage().toStdString();
   EXPECT_TRUE(dialog->resumeButton()->isEnabled());
-  // loom-tiny on 3 devices: only dp 3, and 3 does not divide the global batch 8.
-  EXPECT_THAT(dialog->resultText().toStdString(), HasSubstr("tp 1 · pp 1 · dp 3"));
-  EXPECT_THAT(dialog->resultText().toStdString(),
-              HasSubstr("global batch 8 has no valid plan on 3 devices"));
+  // loom-tiny on 3 devices: dp 3 does not divide the global batch 8, but 3 pipeline stages with an
+  // uneven split of its 4 layers keep it.
+  EXPECT_THAT(dialog->resultText().toStdString(), HasSubstr("tp 1 · pp 3 (layers "));
+  EXPECT_THAT(dialog->resultText().toStdString(), HasSubstr("global batch 8, on 3 devices"));
+  EXPECT_THAT(dialog->resultText().toStdString(), Not(HasSubstr("has no valid plan")));
   EXPECT_TRUE(written_plans(fixture).isEmpty());  // nothing written before the user says so
   test::save_screenshot(*dialog, "runs-replan-dialog", QSize(760, 360));
 
@@ -250,8 +251,9 @@ TEST(RunsReplan, AFailedRunIsRePlannedForTheDevicesLeftAndHandedToExecuteWithRes
   ASSERT_TRUE(QFileInfo::exists(written)) << view.lastMessage().toStdString();
   const core::Plan plan = core::read_plan_file(written.toStdString());
   EXPECT_EQ(plan.cluster.world_size(), 3);
-  EXPECT_EQ(plan.parallel.data_parallel, 3);
-  EXPECT_EQ(plan.training.global_batch_size, 9);
+  EXPECT_EQ(plan.parallel.pipeline_parallel, 3);
+  EXPECT_FALSE(plan.even_layer_split());
+  EXPECT_EQ(plan.training.global_batch_size, 8);
   EXPECT_EQ(plan.model, loom_tiny_four_device_plan().model);
   // Execute takes it, to run with --checkpoint-dir DIR --resume.
   ExecuteView& execute = *window.executeView();

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/model_presets.hpp"
 #include "core/plan_json.hpp"
+#include "planner/layer_split.hpp"
 
 #include <gtest/gtest.h>
 
@@ -108,7 +109,10 @@ BruteForce brute_force(const SearchRequest& r) {
 class Enumeration : public ::testing::TestWithParam<Space> {};
 
 TEST_P(Enumeration, EveryCandidateValidatesOnceAndEveryCombinationIsCounted) {
-  const SearchRequest request = request_for(GetParam());
+  // The brute force knows even splits only; uneven ones are checked below.
+  Space space = GetParam();
+  space.even_splits_only = true;
+  const SearchRequest request = request_for(space);
   RejectCounts rejects;
   int64_t combinations = -1;
   const std::vector<Candidate> candidates = enumerate_candidates(request, rejects, combinations);
@@ -199,10 +203,73 @@ TEST(Enumeration, GiantSpaceIsCountedInFullWithoutBuildingPlans) {
   EXPECT_EQ(combinations, int64_t(candidates.size()) + rejects.total());
   for (const Candidate& c : candidates) {
     ASSERT_EQ(96 % c.tensor_parallel, 0);
-    ASSERT_EQ(96 % c.pipeline_parallel, 0);
+    if (c.split.form == SplitForm::even) ASSERT_EQ(96 % c.pipeline_parallel, 0);
+    else ASSERT_GE(c.pipeline_parallel, 2);
     ASSERT_EQ(int64_t(c.tensor_parallel) * c.pipeline_parallel * c.data_parallel, 512);
     ASSERT_EQ(1536 % (int64_t(c.micro_batch_size) * c.data_parallel), 0);
   }
+}
+
+// With uneven splits: every candidate still validates, once; every combination is counted; the
+// even candidates are exactly those of the search without splits; and each uneven one differs
+// from its even split only in the layers per virtual stage.
+TEST_P(Enumeration, UnevenSplitsValidateOnceAndAddToTheEvenSpace) {
+  const SearchRequest request = request_for(GetParam());
+  Space even_space = GetParam();
+  even_space.even_splits_only = true;
+  RejectCounts rejects, even_rejects;
+  int64_t combinations = 0, even_combinations = 0;
+  const std::vector<Candidate> candidates = enumerate_candidates(request, rejects, combinations);
+  const std::vector<Candidate> even = enumerate_candidates(request_for(even_space), even_rejects, even_combinations);
+  EXPECT_EQ(combinations, int64_t(candidates.size()) + rejects.total());
+  EXPECT_GT(combinations, even_combinations);
+
+  std::set<std::string> plans;
+  std::vector<Candidate> even_here;
+  int64_t uneven = 0;
+  for (const Candidate& c : candidates) {
+    const core::Plan plan = make_plan(c, request);
+    const std::string json = core::to_json(plan).dump();
+    EXPECT_NO_THROW(plan.validate()) << json;
+    EXPECT_TRUE(plans.insert(json).second) << "duplicate: " << json;
+    EXPECT_EQ(core::plan_from_json(core::to_json(plan)), plan) << json;
+    if (c.split.form == SplitForm::even) {
+      even_here.push_back(c);
+      EXPECT_TRUE(plan.parallel.pipeline_layer_split.empty()) << json;
+      continue;
+    }
+    ++uneven;
+    EXPECT_GE(c.pipeline_parallel, 2) << json;
+    EXPECT_FALSE(plan.even_layer_split()) << json;
+    EXPECT_EQ(int64_t(plan.parallel.pipeline_layer_split.size()), c.pipeline_parallel * plan.virtual_stages()) << json;
+  }
+  EXPECT_GT(uneven, 0);
+  EXPECT_EQ(even_here, even);
+}
+
+// A candidate is held by the million: the split adds a few bytes, not a vector.
+static_assert(sizeof(Candidate) <= 48, "plan::Candidate must stay small");
+
+// On a small space every split of the layers over two stages is tried: L + 1 of them, less the
+// even one, for each choice of the other knobs.
+TEST(Enumeration, SmallSpacesTryEverySplit) {
+  core::ModelSpec model = core::find_model_preset("gpt2-124m").spec;
+  model.num_layers = 6;
+  const SearchRequest request =
+      request_for(Space{.label = "six layers", .model = "gpt2-124m", .devices = 2, .global_batch = 8,
+                        .max_micro_batch_size = 1, .custom_model = model});
+  RejectCounts rejects;
+  int64_t combinations = 0;
+  std::set<std::vector<int64_t>> splits_over_two;
+  for (const Candidate& c : enumerate_candidates(request, rejects, combinations)) {
+    const core::Plan plan = make_plan(c, request);
+    if (c.pipeline_parallel == 2 && plan.virtual_stages() == 1 && c.schedule == core::Schedule::one_f_one_b &&
+        c.recompute == core::Recompute::none && !c.sequence_parallel && !c.tp_comm_overlap)
+      splits_over_two.insert(plan.virtual_stage_layers());
+  }
+  std::set<std::vector<int64_t>> expected;
+  for (int64_t first = 0; first <= 6; ++first) expected.insert({first, 6 - first});
+  EXPECT_EQ(splits_over_two, expected);
 }
 
 }  // namespace

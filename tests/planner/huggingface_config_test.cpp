@@ -15,7 +15,7 @@ namespace {
 core::Plan plan_of(const std::string& preset, int64_t tp) {
   core::Plan plan;
   plan.model = core::find_model_preset(preset).spec;
-  plan.cluster = {1, tp, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {1, tp, "a100-80gb-dgx", std::nullopt, {}};
   plan.parallel.tensor_parallel = tp;
   plan.training.global_batch_size = 8;
   plan.validate();

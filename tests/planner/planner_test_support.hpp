@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace loom::plan::testing {
 
@@ -23,6 +24,10 @@ struct Space {
   core::AttentionBackend attention_backend = core::AttentionBackend::unfused;
   bool allow_cross_node_tp = false;
   int64_t max_micro_batch_size = 16;
+  bool even_splits_only = false;
+  // A mixed cluster, in pipeline order (then `devices` is ignored: the groups give the devices).
+  std::vector<core::DeviceGroup> groups{};
+  std::optional<core::ModelSpec> custom_model{};  // instead of the preset `model`
 };
 
 inline void PrintTo(const Space& space, std::ostream* os) { *os << space.label; }
@@ -38,7 +43,7 @@ inline SearchOptions options_for(int64_t top, bool pareto = false, int threads =
 
 inline SearchRequest request_for(const Space& s) {
   SearchRequest r;
-  r.model = core::find_model_preset(s.model).spec;
+  r.model = s.custom_model ? *s.custom_model : core::find_model_preset(s.model).spec;
   r.training = core::default_plan().training;
   r.training.global_batch_size = s.global_batch;
   r.devices = s.devices;
@@ -51,6 +56,18 @@ inline SearchRequest request_for(const Space& s) {
   r.attention_backend = s.attention_backend;
   r.allow_cross_node_tp = s.allow_cross_node_tp;
   r.max_micro_batch_size = s.max_micro_batch_size;
+  r.search_layer_splits = !s.even_splits_only;
+  if (!s.groups.empty()) {
+    r.groups = s.groups;
+    r.devices = 0;
+    for (const core::DeviceGroup& g : s.groups) {
+      r.devices += g.devices();
+      r.group_profiles.push_back(core::resolve_profile(g.profile));
+    }
+    r.devices_per_node = s.groups.front().devices_per_node;
+    r.profile_name = s.groups.front().profile;
+    r.profile = r.group_profiles.front();
+  }
   return r;
 }
 

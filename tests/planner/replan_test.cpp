@@ -46,7 +46,7 @@ void expect_same_run(const core::Plan& old, const core::Plan& replanned, int64_t
   EXPECT_NO_THROW(replanned.validate());
 }
 
-TEST(ReplanTest, FourToThreeDevicesTakesTheNearestGlobalBatchAndSaysSo) {
+TEST(ReplanTest, FourToThreeDevicesKeepsTheGlobalBatchWithAnUnevenPipeline) {
   CheckpointFixture fixture("four_to_three");
   const core::Plan old = loom_tiny_four_device_plan();
   fixture.add_step(10, old);
@@ -54,17 +54,34 @@ TEST(ReplanTest, FourToThreeDevicesTakesTheNearestGlobalBatchAndSaysSo) {
   const ReplanResult result = replan(replan_request_for(fixture, 3));
   EXPECT_EQ(result.checkpoint.step, 20);
   EXPECT_TRUE(result.checkpoint.skipped.empty());
-  // loom-tiny's layers and heads do not divide by 3: only dp 3 is valid, and 3 does not divide 8.
+  // loom-tiny's 4 layers and 4 heads do not divide by 3 and dp 3 does not divide batch 8, but an
+  // uneven split of the layers over 3 pipeline stages keeps the batch.
   EXPECT_EQ(result.checkpoint_global_batch, 8);
-  EXPECT_EQ(result.global_batch, 9);
-  EXPECT_THAT(result.global_batch_note, HasSubstr("global batch 8 has no valid plan on 3 devices"));
-  EXPECT_THAT(result.global_batch_note, HasSubstr("9"));
+  EXPECT_EQ(result.global_batch, 8);
+  EXPECT_TRUE(result.global_batch_note.empty()) << result.global_batch_note;
   ASSERT_TRUE(result.best.has_value());
   EXPECT_EQ(result.best->cluster.world_size(), 3);
-  EXPECT_EQ(result.best->cluster.nodes, 1);
-  EXPECT_EQ(result.best->cluster.devices_per_node, 3);
-  EXPECT_EQ(result.best->parallel.data_parallel, 3);
-  expect_same_run(old, *result.best, 9);
+  EXPECT_EQ(result.best->parallel.pipeline_parallel, 3);
+  EXPECT_FALSE(result.best->even_layer_split());
+  expect_same_run(old, *result.best, 8);
+}
+
+TEST(ReplanTest, FourToFiveDevicesTakesTheNearestGlobalBatchAndSaysSo) {
+  CheckpointFixture fixture("four_to_five");
+  const core::Plan old = loom_tiny_four_device_plan();
+  fixture.add_step(10, old);
+  ReplanRequest request = replan_request_for(fixture, 5);
+  request.devices_per_node = 5;
+  const ReplanResult result = replan(request);
+  // 5 devices: no tp divides the 4 heads, no pp of at most 4 stages divides 5, and dp 5 does not
+  // divide 8.
+  EXPECT_EQ(result.checkpoint_global_batch, 8);
+  EXPECT_NE(result.global_batch, 8);
+  EXPECT_EQ(result.global_batch % 5, 0);
+  EXPECT_THAT(result.global_batch_note, HasSubstr("global batch 8 has no valid plan on 5 devices"));
+  ASSERT_TRUE(result.best.has_value());
+  EXPECT_EQ(result.best->parallel.data_parallel, 5);
+  expect_same_run(old, *result.best, result.global_batch);
   EXPECT_FALSE(result.search.top.empty());
 }
 
@@ -85,9 +102,10 @@ TEST(ReplanTest, FourToTwoDevicesKeepsTheGlobalBatch) {
 TEST(ReplanTest, KeepGlobalBatchRefusesWhenNoPlanDividesIt) {
   CheckpointFixture fixture("keep_batch");
   fixture.add_step(10, loom_tiny_four_device_plan());
-  ReplanRequest request = replan_request_for(fixture, 3);
+  ReplanRequest request = replan_request_for(fixture, 5);
+  request.devices_per_node = 5;
   request.keep_global_batch = true;
-  EXPECT_THAT(replan_error_of(request), HasSubstr("global batch 8 has no valid plan on 3 devices"));
+  EXPECT_THAT(replan_error_of(request), HasSubstr("global batch 8 has no valid plan on 5 devices"));
 }
 
 TEST(ReplanTest, TornNewestManifestIsSkippedForThePreviousStep) {

@@ -56,6 +56,13 @@ double objective_value(const SearchRequest& request, const RankedPlan& r) {
   return 0;
 }
 
+core::ModelSpec six_layer_model() {
+  core::ModelSpec model = core::find_model_preset("gpt2-124m").spec;
+  model.name = "gpt2-124m, 6 layers";
+  model.num_layers = 6;
+  return model;
+}
+
 class SearchExactness : public ::testing::TestWithParam<Space> {};
 
 TEST_P(SearchExactness, PrunedSearchGivesTheExhaustiveTopTenAndParetoFront) {
@@ -153,7 +160,22 @@ INSTANTIATE_TEST_SUITE_P(
                             .model = "gpt2-124m",
                             .devices = 16,
                             .global_batch = 64,
-                            .allow_cross_node_tp = true}),
+                            .allow_cross_node_tp = true},
+                      // Uneven splits are searched in every space above; here every split of six
+                      // layers over 2, 3 and 6 stages is (few enough to try them all).
+                      Space{.label = "six_layers_every_split",
+                            .model = "gpt2-124m",
+                            .devices = 8,
+                            .global_batch = 48,
+                            .custom_model = six_layer_model()},
+                      Space{.label = "gpt2_124m_mixed_a100_h100",
+                            .model = "gpt2-124m",
+                            .global_batch = 32,
+                            .groups = {{1, 4, "a100-80gb-dgx"}, {1, 4, "h100-80gb-dgx"}}},
+                      Space{.label = "llama3_8b_mixed_h100_a100",
+                            .model = "llama3-8b",
+                            .global_batch = 64,
+                            .groups = {{1, 8, "h100-80gb-dgx"}, {2, 8, "a100-80gb-dgx"}}}),
     [](const ::testing::TestParamInfo<Space>& info) { return info.param.label; });
 
 // An oracle that shares nothing with the search but the simulator: simulate every valid plan,
@@ -185,7 +207,11 @@ TEST(SearchOracle, TopTenAndParetoFrontMatchSimulatingEveryPlan) {
               .global_batch = 64,
               .objective = Objective::cost,
               .price = 3.0,
-              .allow_fewer_devices = true}}) {
+              .allow_fewer_devices = true},
+        Space{.label = "gpt2-124m on 4 A100 then 4 H100",
+              .model = "gpt2-124m",
+              .global_batch = 32,
+              .groups = {{1, 4, "a100-80gb-dgx"}, {1, 4, "h100-80gb-dgx"}}}}) {
     SCOPED_TRACE(space.label);
     const SearchRequest request = request_for(space);
     RejectCounts rejects;
@@ -196,7 +222,9 @@ TEST(SearchOracle, TopTenAndParetoFrontMatchSimulatingEveryPlan) {
     std::vector<Point> points;
     std::vector<double> keys;
     for (const Candidate& c : candidates) {
-      const sim::Prediction p = sim::simulate(make_plan(c, request), request.profile, options);
+      const core::Plan plan = make_plan(c, request);
+      const sim::Prediction p = request.groups.empty() ? sim::simulate(plan, request.profile, options)
+                                                       : sim::simulate(plan, request.group_profiles, options);
       if (!p.fits) continue;
       points.push_back({p.peak_memory_bytes, p.step_time_s});
       keys.push_back(key_of(request, p.step_time_s, c.devices));

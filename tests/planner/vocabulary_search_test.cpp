@@ -84,7 +84,7 @@ core::Plan gpt2_plan_at(int64_t tp) {
   core::Plan plan;
   plan.model = core::find_model_preset("gpt2-124m").spec;
   plan.training.global_batch_size = 8;
-  plan.cluster = {1, tp, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {1, tp, "a100-80gb-dgx", std::nullopt, {}};
   plan.parallel.tensor_parallel = tp;
   core::derive_data_parallel(plan);
   return plan;

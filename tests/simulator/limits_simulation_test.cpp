@@ -128,7 +128,7 @@ core::Plan absurd_batch_plan(int64_t global_batch) {
   core::Plan plan;
   plan.model = core::find_model_preset("gpt3-175b").spec;
   plan.training.global_batch_size = global_batch;
-  plan.cluster = {32, 8, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {32, 8, "a100-80gb-dgx", std::nullopt, {}};
   plan.parallel.pipeline_parallel = 32;
   plan.parallel.micro_batch_size = 1;
   core::derive_data_parallel(plan);

@@ -19,7 +19,7 @@ core::Plan gpt3_plan(int64_t tp, int64_t pp, bool sequence_parallel) {
   core::Plan plan;
   plan.model = core::find_model_preset("gpt3-2.7b").spec;  // vocab-size 50257
   plan.training.global_batch_size = 64;
-  plan.cluster = {2, 8, "a100-80gb-dgx", std::nullopt};
+  plan.cluster = {2, 8, "a100-80gb-dgx", std::nullopt, {}};
   plan.parallel.tensor_parallel = tp;
   plan.parallel.pipeline_parallel = pp;
   plan.parallel.micro_batch_size = 2;

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -142,6 +143,25 @@ fs::path llama_model_json() {
   return path;
 }
 
+fs::path six_layer_model_json() {
+  static const fs::path path = [] {
+    const fs::path p = scratch_dir() / "model_six_layers.json";
+    std::ofstream(p) << R"({
+  "name": "layout-test-6",
+  "num-layers": 6,
+  "hidden-size": 64,
+  "num-attention-heads": 4,
+  "num-query-groups": 4,
+  "ffn-hidden-size": 256,
+  "padded-vocab-size": 256,
+  "seq-length": 32
+}
+)";
+    return p;
+  }();
+  return path;
+}
+
 std::string quote(const std::string& word) {
   std::string quoted = "'";
   for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -172,8 +192,51 @@ ProcessResult run_process(const std::string& command) {
   return result;
 }
 
+namespace {
+
+// A layout with a layer-split rule: loom init's one-rank plan of the same model and settings, its
+// parallel fields then set from the layout and the whole validated by core (a split core refuses
+// fails here, as the test's own mistake).
+void write_split_plan(const Layout& layout, const fs::path& plan) {
+  Layout one_rank = layout;
+  one_rank.name += "_one_rank";
+  one_rank.ranks = one_rank.tp = one_rank.pp = 1;
+  one_rank.schedule = "1f1b";
+  one_rank.layers_per_virtual_stage.reset();
+  one_rank.sequence_parallel = one_rank.distributed_optimizer = false;
+  one_rank.layer_split.clear();
+  one_rank.first_stage_layers = one_rank.last_stage_layers = one_rank.virtual_stages_per_rank = std::nullopt;
+  one_rank.account_for_embedding = one_rank.account_for_loss = false;
+  core::Plan p = core::read_plan_file(make_plan(one_rank).string());
+  p.cluster.devices_per_node = layout.ranks;
+  core::ParallelPlan& parallel = p.parallel;
+  parallel.tensor_parallel = layout.tp;
+  parallel.pipeline_parallel = layout.pp;
+  parallel.schedule = core::parse_schedule(layout.schedule, "schedule");
+  parallel.layers_per_virtual_stage = layout.layers_per_virtual_stage;
+  parallel.sequence_parallel = layout.sequence_parallel;
+  parallel.distributed_optimizer = layout.distributed_optimizer;
+  parallel.pipeline_layer_split = layout.layer_split;
+  parallel.first_stage_layers = layout.first_stage_layers;
+  parallel.last_stage_layers = layout.last_stage_layers;
+  parallel.virtual_stages_per_rank = layout.virtual_stages_per_rank;
+  parallel.account_for_embedding = layout.account_for_embedding;
+  parallel.account_for_loss = layout.account_for_loss;
+  core::derive_data_parallel(p);
+  p.validate();
+  std::ofstream(plan) << core::to_json(p).dump(2) << "\n";
+}
+
+}  // namespace
+
 fs::path make_plan(const Layout& layout) {
   const fs::path plan = scratch_dir() / ("plan_" + layout.name + ".json");
+  ProcessResult init;
+  if (layout.has_layer_split_rule()) {
+    init.command = "(plan written by write_split_plan)";
+    init.exit_code = 0;
+    write_split_plan(layout, plan);
+  } else {
   std::string command = quote(LOOM_BINARY) + " init --model " +
                         quote((layout.model_file ? *layout.model_file
                                              : layout.llama ? llama_model_json()
@@ -194,8 +257,9 @@ fs::path make_plan(const Layout& layout) {
   if (layout.seed) command += " --seed " + std::to_string(*layout.seed);
   command += " --attention-backend " + layout.attention_backend;
   command += " -o " + quote(plan.string());
-  const ProcessResult init = run_process(command);
+  init = run_process(command);
   if (init.exit_code != 0) fail("loom init failed for layout " + layout.name, init);
+  }
 
   // The plan must hold the layout asked for: a test that silently ran another layout proves
   // nothing.
@@ -215,7 +279,10 @@ fs::path make_plan(const Layout& layout) {
       core::to_string(p.attention_backend) == layout.attention_backend &&
       read.training.dtype == core::DType::fp32 && read.training.global_batch_size == 8 &&
       read.training.train_iters == layout.train_iters &&
-      p.micro_batch_size == layout.micro_batch_size;
+      p.micro_batch_size == layout.micro_batch_size && p.pipeline_layer_split == layout.layer_split &&
+      p.first_stage_layers == layout.first_stage_layers && p.last_stage_layers == layout.last_stage_layers &&
+      p.virtual_stages_per_rank == layout.virtual_stages_per_rank &&
+      p.account_for_embedding == layout.account_for_embedding && p.account_for_loss == layout.account_for_loss;
   if (!as_asked) fail("loom init wrote a plan other than the layout " + layout.name, init);
   return plan;
 }
@@ -255,6 +322,18 @@ const Reference& reference(bool llama) {
   }
   static const Reference ref = make(false);
   return ref;
+}
+
+const Reference& reference(const fs::path& model_file) {
+  static std::map<std::string, Reference> made;
+  if (auto found = made.find(model_file.string()); found != made.end()) return found->second;
+  Reference r;
+  const Layout layout = Layout("reference_" + model_file.stem().string(), 1).with_model_file(model_file);
+  const fs::path plan = make_plan(layout);
+  r.model = scratch_dir() / (layout.name + ".safetensors");
+  r.run = run_exec(plan, 1, "--steps " + std::to_string(kSteps) + " --save-model " + quote(r.model.string()));
+  if (r.run.steps.size() != size_t(kSteps)) fail("the reference run did not print 10 steps", r.run.process);
+  return made.emplace(model_file.string(), std::move(r)).first->second;
 }
 
 std::vector<std::string> loss_mismatches(const std::vector<double>& reference,

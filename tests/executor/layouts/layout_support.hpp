@@ -51,6 +51,13 @@ struct Layout {
   int train_iters = kSteps;
   // A model JSON of the test's own instead of the test model (the GPT-2 one, tied or untied).
   std::optional<std::filesystem::path> model_file;
+  // Uneven pipeline splits (issue 23): pipeline-layer-split (interleaved when it lists more than pp
+  // virtual stages), or Megatron's decoder-first/last-pipeline-num-layers and
+  // account-for-embedding/loss-in-pipeline-split, with num-virtual-stages-per-pipeline-rank when
+  // interleaved. make_plan writes them into the plan itself (see there).
+  std::vector<int64_t> layer_split;
+  std::optional<int64_t> first_stage_layers, last_stage_layers, virtual_stages_per_rank;
+  bool account_for_embedding = false, account_for_loss = false;
 
   Layout(std::string name_, int ranks_, int tp_ = 1, int pp_ = 1)
       : name(std::move(name_)), ranks(ranks_), tp(tp_), pp(pp_) {}
@@ -106,6 +113,37 @@ struct Layout {
     l.model_file = std::move(model);
     return l;
   }
+  bool has_layer_split_rule() const {
+    return !layer_split.empty() || first_stage_layers || last_stage_layers || account_for_embedding ||
+           account_for_loss;
+  }
+  Layout with_layer_split(std::vector<int64_t> split) const {
+    Layout l = *this;
+    if (int64_t(split.size()) > pp) l.schedule = "interleaved";
+    l.layer_split = std::move(split);
+    return l;
+  }
+  // Megatron's decoder-first/last-pipeline-num-layers; `virtual_stages` > 1 interleaves.
+  Layout with_first_last_layers(std::optional<int64_t> first, std::optional<int64_t> last,
+                                std::optional<int64_t> virtual_stages = {}) const {
+    Layout l = with_virtual_stages(virtual_stages);
+    l.first_stage_layers = first;
+    l.last_stage_layers = last;
+    return l;
+  }
+  // Megatron's account-for-embedding/loss-in-pipeline-split; `virtual_stages` > 1 interleaves.
+  Layout with_accounting(bool embedding, bool loss, std::optional<int64_t> virtual_stages = {}) const {
+    Layout l = with_virtual_stages(virtual_stages);
+    l.account_for_embedding = embedding;
+    l.account_for_loss = loss;
+    return l;
+  }
+  Layout with_virtual_stages(std::optional<int64_t> virtual_stages) const {
+    Layout l = *this;
+    if (virtual_stages) l.schedule = "interleaved";
+    l.virtual_stages_per_rank = virtual_stages;
+    return l;
+  }
   Layout with_untied_output_layer() const {
     Layout l = *this;
     l.untied_output_layer = true;
@@ -146,6 +184,8 @@ std::filesystem::path model_json(bool untied_output_layer = false);
 // The Llama test model: 4 layers, hidden 64, 4 heads in 2 query groups, SwiGLU 192, RMSNorm,
 // rotary positions, no biases, untied output layer; byte vocabulary, sequence 32.
 std::filesystem::path llama_model_json();
+// The GPT-2 test model with six layers (room for uneven and interleaved splits, and pp 3).
+std::filesystem::path six_layer_model_json();
 
 // Runs `command` through /bin/sh with stdout and stderr captured; never throws for a non-zero exit.
 ProcessResult run_process(const std::string& command);
@@ -153,7 +193,9 @@ std::string quote(const std::string& word);  // one shell word
 
 // Writes a plan for `layout` with `loom init` (fp32, global batch 8, the layout's micro-batch size
 // (2), train-iters (10) and attention backend) and checks that the plan holds the layout; returns its
-// path. Throws on any failure.
+// path. Throws on any failure. A layout with a layer-split rule is written from loom init's
+// one-rank plan of the same model and settings with its parallel fields set here (loom init takes
+// no split, and refuses some of these layouts' pp as uneven), then validated by core.
 std::filesystem::path make_plan(const Layout& layout);
 
 // `mpirun -np <ranks> loom-exec run PLAN --jsonl --threads 1 <extra>`; with `require_success`, a
@@ -170,6 +212,8 @@ struct Reference {
   std::filesystem::path model;  // --save-model
 };
 const Reference& reference(bool llama = false);
+// The single-rank reference of a model JSON of a test's own (e.g. six_layer_model_json()).
+const Reference& reference(const std::filesystem::path& model_file);
 
 // Descriptions of every violation of |other - reference| <= relative_tolerance · |reference| per
 // step (0: exact doubles); empty when the runs agree. `what` names the quantity ("loss"), and

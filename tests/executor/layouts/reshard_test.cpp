@@ -24,26 +24,6 @@ namespace fs = std::filesystem;
 constexpr int kTotalSteps = 20;
 constexpr int kSplitStep = 10;
 
-// The test model with six layers: three pipeline stages of two layers (a plan for 3 ranks).
-fs::path six_layer_model_json() {
-  static const fs::path path = [] {
-    const fs::path p = scratch_dir() / "model_six_layers.json";
-    std::ofstream(p) << R"({
-  "name": "layout-test-6",
-  "num-layers": 6,
-  "hidden-size": 64,
-  "num-attention-heads": 4,
-  "num-query-groups": 4,
-  "ffn-hidden-size": 256,
-  "padded-vocab-size": 256,
-  "seq-length": 32
-}
-)";
-    return p;
-  }();
-  return path;
-}
-
 struct ReshardCase {
   std::string name;
   Layout from, to;
@@ -128,6 +108,18 @@ INSTANTIATE_TEST_SUITE_P(
         ReshardCase{"tp2_pp2_to_pp3", Layout("reshard6_tp2_pp2", 4, 2, 2).with_model_file(six_layer_model_json()),
                     Layout("reshard6_pp3", 3, 1, 3).with_model_file(six_layer_model_json())},
         ReshardCase{"tp2_to_1rank", Layout("reshard_tp2", 2, 2), Layout("reshard_1rank", 1)},
+        // Uneven pipeline splits (issue 23): parameters move by their global layer index.
+        ReshardCase{"pp2_even_to_split_1_3", Layout("reshard_pp2_even", 2, 1, 2),
+                    Layout("reshard_pp2_split_1_3", 2, 1, 2).with_layer_split({1, 3})},
+        ReshardCase{"split_3_1_to_pp2_even", Layout("reshard_pp2_split_3_1", 2, 1, 2).with_layer_split({3, 1}),
+                    Layout("reshard_pp2_even", 2, 1, 2)},
+        ReshardCase{"interleaved_accounted_to_pp3_first_last",
+                    Layout("reshard6_pp2_interleaved_accounted", 2, 1, 2)
+                        .with_model_file(six_layer_model_json())
+                        .with_accounting(true, true, 2),  // [1, 2, 2, 1]
+                    Layout("reshard6_pp3_first_last", 3, 1, 3)
+                        .with_model_file(six_layer_model_json())
+                        .with_first_last_layers(1, 1)},  // [1, 4, 1]
         // Llama: grouped-query attention split over tp, fused [gate | up] and q|k|v shards, untied head.
         ReshardCase{"llama_tp2_pp2_to_dp2_zero", Layout("reshard_llama_tp2_pp2", 4, 2, 2).with_llama(),
                     Layout("reshard_llama_dp2_zero", 2).with_distributed_optimizer().with_llama()},

@@ -2,7 +2,7 @@
 // that trains the remaining 5 (steps 6 to 10, the plan's train-iters being 10; no --steps given):
 // the losses and gradient norms bit for bit (exact doubles from the JSON lines) and the final
 // parameters bit for bit. Checked on one rank, on dp2 with the distributed optimizer (sharded
-// optimizer state) and on tp2·pp2 (per-stage, per-tensor-rank shards).
+// optimizer state), on tp2·pp2 (per-stage, per-tensor-rank shards) and on an uneven pp2 split.
 
 #include "layout_support.hpp"
 
@@ -71,7 +71,9 @@ INSTANTIATE_TEST_SUITE_P(
     Resume, ResumeMatchesStraightRun,
     ::testing::Values(Layout("resume_1rank", 1),
                       Layout("resume_dp2_distributed_optimizer", 2).with_distributed_optimizer(),
-                      Layout("resume_tp2_pp2", 4, 2, 2)),
+                      Layout("resume_tp2_pp2", 4, 2, 2),
+                      // A first stage with no layers (only the embedding) saves and loads its shard.
+                      Layout("resume_pp2_split_0_4", 2, 1, 2).with_layer_split({0, 4})),
     [](const ::testing::TestParamInfo<Layout>& info) { return info.param.name; });
 
 }  // namespace
