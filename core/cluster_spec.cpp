@@ -50,6 +50,9 @@ void ClusterSpec::summarise_groups() {
                          g, group.devices_per_node, groups[0].devices_per_node);
     total_nodes += group.nodes;  // at most kMaxDeviceGroups × kMaxNodes: no overflow
   }
+  if (total_nodes > limits::kMaxNodes)
+    throw InvalidInput("cluster.groups hold {} nodes in all, more than the supported {}", total_nodes,
+                       limits::kMaxNodes);
   nodes = total_nodes;
   devices_per_node = groups[0].devices_per_node;
   profile = groups[0].profile;

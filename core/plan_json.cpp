@@ -230,6 +230,11 @@ ParallelPlan parallel_from_json(const Json& document, const std::string& path) {
   // One entry per virtual stage; a stage holds at least one layer except the first and last.
   parallel.pipeline_layer_split =
       reader.optional_int_array("pipeline-layer-split", size_t(limits::kMaxLayers) + 2);
+  // An empty list would read as "no split" (the even one): more likely a mistake than meant.
+  if (parallel.pipeline_layer_split.empty() && reader.has("pipeline-layer-split") &&
+      !document.at("pipeline-layer-split").is_null())
+    throw InvalidInput("{} is empty; expected the layers of every pipeline stage (or remove it for an even split)",
+                       reader.field("pipeline-layer-split"));
   parallel.first_stage_layers = reader.nullable_int("decoder-first-pipeline-num-layers");
   parallel.last_stage_layers = reader.nullable_int("decoder-last-pipeline-num-layers");
   parallel.account_for_embedding = reader.optional_bool("account-for-embedding-in-pipeline-split", false);

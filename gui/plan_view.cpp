@@ -188,6 +188,14 @@ void PlanView::buildForm() {
       tr("Megatron-LM: --attention-backend, kept in every plan searched. flash: one fused, tiled kernel "
          "(current Megatron-Core); unfused: the attention scores are written out (Megatron-LM of 2021)"));
   training_form->addRow(tr("Attention"), attention_);
+  uneven_splits_ = new QCheckBox(tr("Also uneven layer splits"));
+  uneven_splits_->setObjectName(QStringLiteral("uneven-layer-splits"));
+  uneven_splits_->setChecked(true);
+  uneven_splits_->setToolTip(
+      tr("Search splits of the layers that give the first stage (embedding), the last (output layer and loss) or "
+         "a faster device group more or fewer layers than the others, beside the even split "
+         "(loom plan --even-splits-only turns this off)"));
+  training_form->addRow(tr("Pipeline"), uneven_splits_);
   objective_ = new QComboBox;
   for (plan::Objective objective : {plan::Objective::step_time, plan::Objective::tokens_per_s, plan::Objective::memory})
     objective_->addItem(q(plan::to_string(objective)));
@@ -217,7 +225,7 @@ void PlanView::buildForm() {
 
   auto* explanation = new QLabel(
       tr("<b>Search</b> enumerates every split of the model over data, tensor and pipeline parallelism "
-         "with virtual stages, micro-batch sizes, schedules (1F1B, interleaved, GPipe), activation "
+         "with virtual stages, uneven layer splits, micro-batch sizes, schedules (1F1B, interleaved, GPipe), activation "
          "recompute, sequence parallelism, the distributed optimizer and the overlaps of gradient "
          "reduce, parameter gather and tensor-parallel communication, keeps the combinations "
          "Megatron-LM accepts, predicts each one's memory per device and step time from the profile, "
@@ -291,6 +299,7 @@ PlanInputs PlanView::inputs() const {
   in.dtype = core::parse_dtype(dtype_->currentText().toStdString());
   in.attention_backend = core::parse_attention_backend(attention_->currentText().toStdString());
   in.objective = plan::parse_objective(objective_->currentText().toStdString());
+  in.uneven_layer_splits = uneven_splits_->isChecked();
   return in;
 }
 
@@ -316,6 +325,7 @@ void PlanView::setInputs(const PlanInputs& in) {
   dtype_->setCurrentText(q(core::to_string(in.dtype)));
   attention_->setCurrentText(attention_backend_text(in.attention_backend));
   objective_->setCurrentText(q(plan::to_string(in.objective)));
+  uneven_splits_->setChecked(in.uneven_layer_splits);
   filling_ = false;
   check();
 }
@@ -410,6 +420,7 @@ void PlanView::saveSettings() const {
   settings.setValue("dtype", dtype_->currentText());
   settings.setValue("attention-backend", attention_->currentText());
   settings.setValue("objective", objective_->currentText());
+  settings.setValue("uneven-layer-splits", uneven_splits_->isChecked());
 }
 
 void PlanView::restoreSettings() {
@@ -427,6 +438,7 @@ void PlanView::restoreSettings() {
   dtype_->setCurrentText(settings.value("dtype", dtype_->currentText()).toString());
   attention_->setCurrentText(settings.value("attention-backend", attention_->currentText()).toString());
   objective_->setCurrentText(settings.value("objective", objective_->currentText()).toString());
+  uneven_splits_->setChecked(settings.value("uneven-layer-splits", true).toBool());
   // A preset that this Loom no longer has leaves the saved fields as a custom model.
   const core::ModelPreset* preset = known_preset(settings.value("preset").toString());
   preset_->setCurrentText(preset ? q(preset->name) : kCustomModel);

@@ -70,6 +70,7 @@ class PlanView : public QWidget {
   ClusterGroupsField* groups_ = nullptr;  // a mixed cluster's groups; empty for one kind
   QComboBox* dtype_ = nullptr;
   QComboBox* attention_ = nullptr;
+  QCheckBox* uneven_splits_ = nullptr;
   QComboBox* objective_ = nullptr;
   QLabel* summary_ = nullptr;
   QLabel* general_problem_ = nullptr;

@@ -1,6 +1,6 @@
 #pragma once
 // Which uneven layer splits a search tries for one combination of the other knobs. Every split of
-// every combination would be far too many (C(L + 1, pp·v − 1): 10^8 for 96 layers over 8
+// every combination would be far too many (C(L + 1, pp·v − 1): 1.3·10^10 for 96 layers over 8
 // stages), so the simulator's own per-layer costs guide the choice: a layer's forward + backward
 // (+ recompute) on each device group, the embedding's on the first stage and the output layer
 // with the loss on the last. The splits that best balance the pipeline ranks' times under that

@@ -154,6 +154,7 @@ plan::SearchRequest to_search_request(const PlanInputs& inputs) {
   request.profile = cluster.mixed() ? request.group_profiles.front() : core::resolve_profile(cluster.profile);
   request.objective = inputs.objective;
   request.attention_backend = inputs.attention_backend;
+  request.search_layer_splits = inputs.uneven_layer_splits;
   request.validate();
   return request;
 }

@@ -25,6 +25,8 @@ struct PlanInputs {
   // Fixed in every plan searched (the overlaps are searched); flash, as `loom plan` assumes.
   core::AttentionBackend attention_backend = core::AttentionBackend::flash;
   plan::Objective objective = plan::Objective::step_time;
+  // Also search uneven layer splits over the pipeline stages, as `loom plan` does by default.
+  bool uneven_layer_splits = true;
 
   int64_t devices() const;
 };

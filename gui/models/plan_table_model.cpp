@@ -5,6 +5,7 @@
 #include "core/plan_json.hpp"
 
 #include <QLocale>
+#include <QStringList>
 
 #include <cmath>
 #include <limits>
@@ -13,11 +14,18 @@
 namespace loom::gui {
 namespace {
 
-
 QString on_off(bool on) { return on ? QStringLiteral("on") : QStringLiteral("off"); }
 
 QString step_time_text(double seconds) {
   return seconds >= 1.0 ? QString::number(seconds, 'f', 3) + " s" : QString::number(seconds * 1e3, 'f', 2) + " ms";
+}
+
+// "even", or each virtual stage's layers ("7,9,9,7"), as `loom plan`'s table shows them.
+QString layer_split_text(const core::Plan& plan) {
+  if (plan.even_layer_split()) return QStringLiteral("even");
+  QStringList layers;
+  for (const int64_t count : plan.virtual_stage_layers()) layers << QString::number(count);
+  return layers.join(QLatin1Char(','));
 }
 
 }  // namespace
@@ -89,6 +97,7 @@ QVariant PlanTableModel::data(const QModelIndex& index, int role) const {
     case pipeline_parallel: return qlonglong(p.pipeline_parallel);
     case data_parallel: return qlonglong(p.data_parallel);
     case virtual_stages: return qlonglong(r.plan.virtual_stages());
+    case layers: return layer_split_text(r.plan);
     case micro_batch_size: return qlonglong(p.micro_batch_size);
     case schedule: return QString::fromUtf8(core::to_string(p.schedule).data(), qsizetype(core::to_string(p.schedule).size()));
     case recompute: return QString::fromUtf8(core::to_string(p.recompute).data(), qsizetype(core::to_string(p.recompute).size()));
@@ -121,6 +130,8 @@ QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, in
     switch (Column(section)) {
       case rank: return tr("Rank by the search's objective (blank: on the Pareto front only)");
       case virtual_stages: return tr("Virtual pipeline stages per pipeline rank (interleaved schedule)");
+      case layers:
+        return tr("Transformer layers of each virtual stage in model order (pipeline-layer-split), or even");
       case micro_batch_size: return tr("Micro-batch size, sequences");
       case mfu: return tr("Model FLOPs utilisation: model FLOPs / (step time × devices × peak)");
       case attention_backend: return tr("Attention backend: flash (fused, tiled) or unfused (scores written out)");
@@ -134,7 +145,7 @@ QVariant PlanTableModel::headerData(int section, Qt::Orientation orientation, in
   }
   if (role != Qt::DisplayRole) return {};
   static const char* const kNames[column_count] = {
-      "#",        "tp",        "pp",      "dp",        "vpp",      "mbs",         "schedule", "recompute", "sp",
+      "#",        "tp",        "pp",      "dp",        "vpp",      "layers",     "mbs",         "schedule", "recompute", "sp",
       "dist-opt", "attention", "overlap", "step time", "tokens/s", "MFU",         "peak memory", "fits",  "Pareto"};
   return QString::fromUtf8(kNames[section]);
 }

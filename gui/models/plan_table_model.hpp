@@ -16,7 +16,7 @@ class PlanTableModel : public QAbstractTableModel {
   Q_OBJECT
  public:
   enum Column {
-    rank, tensor_parallel, pipeline_parallel, data_parallel, virtual_stages, micro_batch_size, schedule,
+    rank, tensor_parallel, pipeline_parallel, data_parallel, virtual_stages, layers, micro_batch_size, schedule,
     recompute, sequence_parallel, distributed_optimizer, attention_backend, overlaps, step_time, tokens_per_s, mfu, peak_memory, fits, pareto,
     column_count
   };

@@ -130,6 +130,10 @@ TEST(MixedClusterRefusal, GroupsAreCheckedField) {
   json["groups"][1].erase("profile");
   EXPECT_THAT(cluster_refusal(json), HasSubstr("profile"));
   json = mixed_cluster_json();
+  json["groups"][0]["nodes"] = int64_t(1) << 20;
+  json["groups"][1]["nodes"] = int64_t(1) << 20;
+  EXPECT_THAT(cluster_refusal(json), HasSubstr("cluster.groups hold 2097152 nodes in all, more than the supported"));
+  json = mixed_cluster_json();
   json["groups"][1]["gpus"] = 8;
   EXPECT_THAT(cluster_refusal(json), HasSubstr("gpus"));
 }

@@ -316,5 +316,18 @@ TEST(PipelineSplitJson, KeysRoundTripAndAreWrittenOnlyWhenSet) {
   EXPECT_EQ(split["pipeline-layer-split"], Json({7, 9, 9, 7}));
 }
 
+TEST(PipelineSplitJson, AnEmptySplitIsRefusedAndNullIsEven) {
+  Json json = to_json(split_plan());
+  json["parallel"]["pipeline-layer-split"] = Json::array();
+  try {
+    read_plan_text(json.dump(), "test");
+    ADD_FAILURE() << "an empty pipeline-layer-split was accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_THAT(e.what(), HasSubstr("parallel.pipeline-layer-split is empty"));
+  }
+  json["parallel"]["pipeline-layer-split"] = nullptr;
+  EXPECT_TRUE(read_plan_text(json.dump(), "test").even_layer_split());
+}
+
 }  // namespace
 }  // namespace loom::core

@@ -9,6 +9,7 @@
 #include "gui/models/plan_inputs.hpp"
 #include "gui/pipeline_stage_table.hpp"
 #include "gui/plan_detail_view.hpp"
+#include "gui/models/plan_table_model.hpp"
 #include "gui/plan_view.hpp"
 
 #include <gtest/gtest.h>
@@ -47,6 +48,10 @@ TEST(MixedClusterInputs, TheSearchRequestHasEachGroupAndItsProfile) {
   EXPECT_EQ(request.devices_per_node, 8);
   ASSERT_EQ(request.group_profiles.size(), 2u);
   EXPECT_EQ(request.groups, in.groups);
+  EXPECT_TRUE(request.search_layer_splits);  // as `loom plan` by default
+  in.uneven_layer_splits = false;
+  EXPECT_FALSE(to_search_request(in).search_layer_splits);
+  in.uneven_layer_splits = true;
   // Refusals land next to the mixed-cluster field.
   in.groups = {{1, 8, "a100-80gb-dgx"}};
   ASSERT_TRUE(find_input_problem(in).has_value());
@@ -77,6 +82,16 @@ TEST(MixedClusterForm, ShowsWhichRanksSitOnWhichGroupAndSearchesThem) {
   ASSERT_FALSE(result->top.empty());
   const core::Plan& best = result->top.front().plan;
   EXPECT_TRUE(best.cluster.mixed());
+  // The results table says each plan's split: even, or the layers of every virtual stage.
+  PlanTableModel table;
+  table.setResult(*result);
+  bool uneven_shown = false;
+  for (int row = 0; row < table.rowCount(); ++row) {
+    const QString layers = table.index(row, PlanTableModel::layers).data().toString();
+    EXPECT_TRUE(layers == "even" || layers.contains(',')) << layers.toStdString();
+    uneven_shown = uneven_shown || layers != "even";
+  }
+  EXPECT_TRUE(uneven_shown) << "the faster group should take more layers in some of the best plans";
   PlanDetailView detail;
   QSignalSpy shown(&detail, &PlanDetailView::planShown);
   detail.showPlan(best, core::resolve_profile("a100-80gb-dgx"));
