@@ -31,7 +31,8 @@ struct PlanOptions {
   std::optional<double> price;
   int64_t top = 10, max_micro_batch_size = 16;
   int threads = 0;
-  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false, even_splits_only = false;
+  bool pareto = false, explain = false, cross_node_tp = false, fewer_devices = false, even_splits_only = false,
+       keep_group_order = false;
 };
 
 // A mixed cluster replaces the flags of a cluster of one kind: the groups give devices, nodes
@@ -68,9 +69,12 @@ plan::SearchRequest make_request(const PlanOptions& o) {
   r.devices_per_node = o.devices_per_node.value_or(defaults.cluster.devices_per_node);
   r.devices = o.devices.value_or(defaults.cluster.world_size());
   r.profile_name = o.profile.empty() ? defaults.cluster.profile : o.profile;
+  if (o.keep_group_order && !o.cluster_groups)
+    throw InvalidInput("--keep-group-order only applies to a mixed cluster; give --cluster-groups, or remove it");
   if (o.cluster_groups) set_mixed_cluster(o, r);
   else r.profile = core::resolve_profile(r.profile_name);
   r.search_layer_splits = !o.even_splits_only;
+  r.search_group_orders = !o.keep_group_order;
   r.price_per_device_hour = o.price;
   r.objective = plan::parse_objective(o.objective);
   r.allow_cross_node_tp = o.cross_node_tp;
@@ -142,6 +146,9 @@ Command add_plan_command(CLI::App& parent) {
   app->add_flag("--even-splits-only", o->even_splits_only,
                 "Split the layers evenly over the pipeline stages only (by default uneven splits that balance the "
                 "embedding, the loss and mixed devices are searched too)");
+  app->add_flag("--keep-group-order", o->keep_group_order,
+                "With --cluster-groups: keep the groups in the order given along the pipeline (by default every "
+                "order of up to 3 groups is searched: which hosts take the first node ranks is yours to choose)");
   app->add_option("--attention-backend", o->attention_backend,
                   "Attention kernel of every plan: flash (fused, as current Megatron-Core) or unfused (Megatron-LM of "
                   "2021); the overlaps of gradient reduce, parameter gather and TP communication are searched")

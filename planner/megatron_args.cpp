@@ -112,13 +112,13 @@ core::ParallelPlan megatron_layer_split(const core::Plan& plan) {
   // Megatron accepts).
   std::vector<core::ParallelPlan> forms;
   forms.push_back(base);
-  for (const auto [embedding, loss] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+  for (const auto& [embedding, loss] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     core::ParallelPlan form = base;
     form.account_for_embedding = embedding;
     form.account_for_loss = loss;
     forms.push_back(form);
   }
-  for (const auto [first, last] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+  for (const auto& [first, last] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     core::ParallelPlan form = base;
     if (first) form.first_stage_layers = ranks.front();
     if (last) form.last_stage_layers = ranks.back();

@@ -1,6 +1,7 @@
 #include "planner/search.hpp"
 
 #include "planner/evaluator.hpp"
+#include "planner/search_merge.hpp"
 
 #include "core/error.hpp"
 
@@ -280,14 +281,48 @@ SearchResult run_search(const SearchRequest& requested, const SearchOptions& opt
   return result;
 }
 
+// On a mixed cluster the order of the groups along the pipeline is a choice too: each distinct
+// order is a search of its own (every plan of one order differs from every plan of another), and
+// their exact results merge into the exact result over all orders.
+SearchResult search_group_orders(const SearchRequest& request, const SearchOptions& options, bool exhaustive) {
+  const size_t n = request.groups.size();
+  if (!request.search_group_orders || n < 2 || n > kMaxOrderedGroups) return run_search(request, options, exhaustive);
+  request.validate();  // a bad request is refused as given, before any reordering
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::vector<std::vector<core::DeviceGroup>> seen;  // two groups alike give one order, not two
+  std::vector<SearchRequest> orders;
+  do {
+    SearchRequest ordered = request;
+    for (size_t i = 0; i < n; ++i) {
+      ordered.groups[i] = request.groups[order[i]];
+      ordered.group_profiles[i] = request.group_profiles[order[i]];
+    }
+    if (std::find(seen.begin(), seen.end(), ordered.groups) != seen.end()) continue;
+    seen.push_back(ordered.groups);
+    ordered.profile_name = ordered.groups.front().profile;
+    ordered.profile = ordered.group_profiles.front();
+    orders.push_back(std::move(ordered));
+  } while (std::next_permutation(order.begin(), order.end()));
+
+  std::vector<SearchResult> parts;
+  for (size_t k = 0; k < orders.size(); ++k) {
+    SearchOptions part = options;
+    if (options.progress)
+      part.progress = [&, k](double f) { options.progress((double(k) + f) / double(orders.size())); };
+    parts.push_back(run_search(orders[k], part, exhaustive));
+  }
+  return merge_search_results(std::move(parts), request.objective, options);
+}
+
 }  // namespace
 
 SearchResult search(const SearchRequest& request, const SearchOptions& options) {
-  return run_search(request, options, false);
+  return search_group_orders(request, options, false);
 }
 
 SearchResult search_exhaustively(const SearchRequest& request, const SearchOptions& options) {
-  return run_search(request, options, true);
+  return search_group_orders(request, options, true);
 }
 
 }  // namespace loom::plan

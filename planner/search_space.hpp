@@ -22,6 +22,10 @@ enum class Objective { step_time, tokens_per_s, cost, memory };
 std::string_view to_string(Objective objective);
 Objective parse_objective(std::string_view text);  // InvalidInput listing the choices
 
+// Mixed clusters with more groups than this are searched in the order given only (4 groups would
+// already be 24 searches).
+inline constexpr size_t kMaxOrderedGroups = 3;
+
 struct SearchRequest {
   core::ModelSpec model;
   core::TrainSpec training;  // global batch, dtype, optimizer settings copied into every plan
@@ -37,6 +41,9 @@ struct SearchRequest {
   std::vector<core::Profile> group_profiles;
   // Also search uneven layer splits over the pipeline stages (pipeline-layer-split).
   bool search_layer_splits = true;
+  // On a mixed cluster of at most kMaxOrderedGroups groups, also search the other orders of the
+  // groups along the pipeline (which hosts take the first node ranks is the launcher's choice).
+  bool search_group_orders = true;
   std::optional<double> price_per_device_hour;
   Objective objective = Objective::step_time;
   bool allow_cross_node_tp = false;  // tp beyond one node

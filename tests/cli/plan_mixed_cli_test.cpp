@@ -30,6 +30,23 @@ TEST(LoomPlanMixed, ClusterGroupsSearchesTheMixedClusterAndNamesEachRanksGroup) 
   EXPECT_THAT(result.out, HasSubstr(":h100-80gb-dgx"));
 }
 
+TEST(LoomPlanMixed, EveryOrderOfTheGroupsIsSearchedUnlessKept) {
+  const std::string h100_first = "plan --model gpt2-124m --cluster-groups 1x2:h100-80gb-dgx,1x2:a100-80gb-dgx "
+                                 "--global-batch-size 16 --top 5 --format json";
+  const LoomResult both = run_loom(h100_first);
+  const LoomResult kept = run_loom(h100_first + " --keep-group-order");
+  ASSERT_EQ(both.exit_code, 0) << both.err;
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  // Parsed into names of their own: a range over a member of a temporary would dangle.
+  const nlohmann::json both_json = nlohmann::json::parse(both.out), kept_json = nlohmann::json::parse(kept.out);
+  bool a100_first_seen = false;
+  for (const auto& plan : both_json["plans"])
+    a100_first_seen = a100_first_seen || plan["plan"]["cluster"]["groups"][0]["profile"] == "a100-80gb-dgx";
+  EXPECT_TRUE(a100_first_seen) << "both orders are searched, and the A100-first one places in the top 5";
+  for (const auto& plan : kept_json["plans"])
+    EXPECT_EQ(plan["plan"]["cluster"]["groups"][0]["profile"], "h100-80gb-dgx") << plan.dump();
+}
+
 TEST(LoomPlanMixed, JsonPlansCarryTheGroups) {
   const LoomResult result = run_loom(kMixed + " --format json");
   ASSERT_EQ(result.exit_code, 0) << result.err;
@@ -81,6 +98,7 @@ TEST(LoomPlanMixed, MalformedOrConflictingClusterGroupsAreOneErrorLine) {
       {"--cluster-groups 1x2:a100-80gb-dgx,1x2:h100-80gb-dgx --profile a100-80gb-dgx", "cannot be used with --profile"},
       {"--cluster-groups 1x2:a100-80gb-dgx,1x2:h100-80gb-dgx --allow-fewer-devices",
        "cannot be used with --allow-fewer-devices"},
+      {"--devices 8 --keep-group-order", "--keep-group-order only applies to a mixed cluster"},
   };
   for (const auto& [args, fragment] : cases) {
     const LoomResult result = run_loom(base + args);

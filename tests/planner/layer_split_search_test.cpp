@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 #include <set>
 #include <vector>
@@ -124,21 +125,59 @@ TEST(LayerSplitSearch, MixedClusterPutsMoreLayersOnTheFasterGroupAndWholeStagesO
   for (const RankedPlan& r : result.top) {
     SCOPED_TRACE(core::to_json(r.plan.parallel).dump());
     EXPECT_NO_THROW(r.plan.validate());
-    EXPECT_EQ(r.plan.cluster.groups, request.groups);
+    // The groups as given, in either order along the pipeline (both orders are searched).
+    EXPECT_TRUE(std::is_permutation(r.plan.cluster.groups.begin(), r.plan.cluster.groups.end(),
+                                    request.groups.begin(), request.groups.end()));
     const int64_t stage_ranks = r.plan.parallel.tensor_parallel * r.plan.parallel.data_parallel;
     for (const core::DeviceGroup& g : r.plan.cluster.groups) EXPECT_EQ(g.devices() % stage_ranks, 0);
   }
   const core::Plan& best = result.top.front().plan;
   SCOPED_TRACE(core::to_json(best.parallel).dump());
   const std::vector<int64_t> layers = best.pipeline_rank_layers(), groups = best.pipeline_rank_groups();
-  double on[2] = {0, 0}, ranks[2] = {0, 0};
+  double on[2] = {0, 0}, ranks[2] = {0, 0};  // [0]: A100 stages, [1]: H100 stages
   for (size_t r = 0; r < layers.size(); ++r) {
-    on[groups[r]] += double(layers[r]);
-    ranks[groups[r]] += 1;
+    const bool h100 = best.cluster.groups[size_t(groups[r])].profile == "h100-80gb-dgx";
+    on[h100] += double(layers[r]);
+    ranks[h100] += 1;
   }
   ASSERT_GT(ranks[0], 0);
   ASSERT_GT(ranks[1], 0);
   EXPECT_GT(on[1] / ranks[1], on[0] / ranks[0]) << "the H100 stages should hold more layers each";
+}
+
+// Which group takes the first stages is a choice too: given in either order, the search finds the
+// same best plan; kept in the order given, it can only do as well or worse.
+TEST(LayerSplitSearch, MixedClusterSearchesEveryOrderOfTheGroups) {
+  // A heavy output layer (64K vocabulary): the last stage is best on the faster devices.
+  Space space{.label = "mixed orders", .model = "gpt2-124m", .global_batch = 16,
+              .groups = {{1, 2, "h100-80gb-dgx"}, {1, 2, "a100-80gb-dgx"}}, .custom_model = model_with(65536)};
+  const SearchRequest h100_first = request_for(space);
+  std::swap(space.groups[0], space.groups[1]);
+  const SearchRequest a100_first = request_for(space);
+  const SearchResult from_h100 = search(h100_first, options_for(5));
+  const SearchResult from_a100 = search(a100_first, options_for(5));
+  ASSERT_FALSE(from_h100.top.empty());
+  ASSERT_FALSE(from_a100.top.empty());
+  EXPECT_EQ(from_h100.top.front().prediction.step_time_s, from_a100.top.front().prediction.step_time_s);
+  EXPECT_EQ(from_h100.top.front().plan, from_a100.top.front().plan);
+  EXPECT_EQ(from_h100.stats.valid, from_a100.stats.valid);
+
+  SearchRequest kept = h100_first;
+  kept.search_group_orders = false;
+  const SearchResult in_order = search(kept, options_for(5));
+  ASSERT_FALSE(in_order.top.empty());
+  for (const RankedPlan& r : in_order.top) EXPECT_EQ(r.plan.cluster.groups, kept.groups);
+  EXPECT_GE(in_order.top.front().prediction.step_time_s, from_h100.top.front().prediction.step_time_s);
+  EXPECT_LT(in_order.stats.valid, from_h100.stats.valid);
+
+  // Alike groups give one order, not several: three groups of which two are the same kind.
+  space.groups = {{1, 2, "a100-80gb-dgx"}, {1, 2, "h100-80gb-dgx"}, {1, 2, "a100-80gb-dgx"}};
+  SearchRequest three = request_for(space);
+  three.search_layer_splits = false;
+  const SearchResult orders = search(three, options_for(3));
+  three.search_group_orders = false;
+  const SearchResult one = search(three, options_for(3));
+  EXPECT_EQ(orders.stats.combinations, 3 * one.stats.combinations) << "3 distinct orders of A, H, A";
 }
 
 }  // namespace

@@ -214,20 +214,31 @@ TEST(SearchOracle, TopTenAndParetoFrontMatchSimulatingEveryPlan) {
               .groups = {{1, 4, "a100-80gb-dgx"}, {1, 4, "h100-80gb-dgx"}}}}) {
     SCOPED_TRACE(space.label);
     const SearchRequest request = request_for(space);
-    RejectCounts rejects;
-    int64_t combinations = 0;
-    const std::vector<Candidate> candidates = enumerate_candidates(request, rejects, combinations);
+    // The search tries both orders of a mixed cluster's two groups: so does the oracle.
+    std::vector<SearchRequest> orders = {request};
+    if (request.groups.size() == 2) {
+      SearchRequest swapped = request;
+      std::swap(swapped.groups[0], swapped.groups[1]);
+      std::swap(swapped.group_profiles[0], swapped.group_profiles[1]);
+      swapped.profile_name = swapped.groups[0].profile;
+      swapped.profile = swapped.group_profiles[0];
+      orders.push_back(swapped);
+    }
     sim::SimulationOptions options;
     options.record_timeline = false;
     std::vector<Point> points;
     std::vector<double> keys;
-    for (const Candidate& c : candidates) {
-      const core::Plan plan = make_plan(c, request);
-      const sim::Prediction p = request.groups.empty() ? sim::simulate(plan, request.profile, options)
-                                                       : sim::simulate(plan, request.group_profiles, options);
-      if (!p.fits) continue;
-      points.push_back({p.peak_memory_bytes, p.step_time_s});
-      keys.push_back(key_of(request, p.step_time_s, c.devices));
+    for (const SearchRequest& ordered : orders) {
+      RejectCounts rejects;
+      int64_t combinations = 0;
+      for (const Candidate& c : enumerate_candidates(ordered, rejects, combinations)) {
+        const core::Plan plan = make_plan(c, ordered);
+        const sim::Prediction p = ordered.groups.empty() ? sim::simulate(plan, ordered.profile, options)
+                                                         : sim::simulate(plan, ordered.group_profiles, options);
+        if (!p.fits) continue;
+        points.push_back({p.peak_memory_bytes, p.step_time_s});
+        keys.push_back(key_of(ordered, p.step_time_s, c.devices));
+      }
     }
     ASSERT_FALSE(points.empty());
     std::sort(keys.begin(), keys.end());

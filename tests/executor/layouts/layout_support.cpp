@@ -145,18 +145,12 @@ fs::path llama_model_json() {
 
 fs::path six_layer_model_json() {
   static const fs::path path = [] {
+    // The small model with 6 layers: room for uneven and interleaved splits over 2 or 3 stages.
     const fs::path p = scratch_dir() / "model_six_layers.json";
-    std::ofstream(p) << R"({
-  "name": "layout-test-6",
-  "num-layers": 6,
-  "hidden-size": 64,
-  "num-attention-heads": 4,
-  "num-query-groups": 4,
-  "ffn-hidden-size": 256,
-  "padded-vocab-size": 256,
-  "seq-length": 32
-}
-)";
+    core::Json model = core::Json::parse(slurp(model_json(false)));
+    model["name"] = "layout-test-6";
+    model["num-layers"] = 6;
+    std::ofstream(p) << model.dump(2) << "\n";
     return p;
   }();
   return path;

@@ -7,6 +7,7 @@
 // tp2·pp2 shards.
 
 #include "layout_support.hpp"
+#include "reference_check.hpp"
 
 #include "executor/checkpoint/safetensors.hpp"
 
@@ -39,21 +40,7 @@ std::vector<Layout> llama_layouts() {
 class LlamaLayoutMatchesReference : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(LlamaLayoutMatchesReference, LossesAndFinalParameters) {
-  const Layout& layout = GetParam();
-  const Reference& ref = reference(/*llama=*/true);
-  const fs::path model = scratch_dir() / ("model_" + layout.name + ".safetensors");
-  const RunOutput run = run_exec(make_plan(layout), layout.ranks, "--steps 10 --save-model " + quote(model.string()));
-  EXPECT_EQ(run.steps.size(), size_t(kSteps)) << run.process.command;
-  const std::vector<std::string> losses = loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
-  EXPECT_TRUE(losses.empty()) << layout.name << ": losses differ from the single-rank reference:"
-                              << join_lines(losses);
-  const std::vector<std::string> norms =
-      loss_mismatches(ref.run.grad_norms, run.grad_norms, kLossRelativeTolerance, "grad norm");
-  EXPECT_TRUE(norms.empty()) << layout.name << ": gradient norms differ:" << join_lines(norms);
-  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file";
-  const std::vector<std::string> parameters =
-      parameter_mismatches(ref.model, model, kParameterTolerance, OutlierAllowance{2, 1e-4});
-  EXPECT_TRUE(parameters.empty()) << layout.name << ": final parameters differ:" << join_lines(parameters);
+  expect_layout_matches_reference(GetParam(), reference(/*llama=*/true), OutlierAllowance{2, 1e-4});
 }
 
 // The allowance admits a stray element or two, not a wrong gradient: the Llama run under another

@@ -4,6 +4,7 @@
 // show these comparisons can fail, and the saved model's Hugging Face GPT-2 names.
 
 #include "layout_support.hpp"
+#include "reference_check.hpp"
 
 #include "executor/checkpoint/safetensors.hpp"
 
@@ -53,31 +54,7 @@ std::vector<Layout> layouts() {
 class LayoutMatchesReference : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(LayoutMatchesReference, LossesAndFinalParameters) {
-  const Layout& layout = GetParam();
-  const Reference& ref = reference();
-  const fs::path plan = make_plan(layout);
-  const fs::path model = scratch_dir() / ("model_" + layout.name + ".safetensors");
-  const RunOutput run =
-      run_exec(plan, layout.ranks, "--steps 10 --save-model " + quote(model.string()));
-  RecordProperty("wall_s", std::to_string(run.process.wall_s));
-
-  EXPECT_EQ(run.steps, steps_from(1, kSteps)) << run.process.command;
-  const std::vector<std::string> losses =
-      loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
-  EXPECT_TRUE(losses.empty()) << layout.name << ": losses differ from the single-rank reference:"
-                              << join_lines(losses);
-  const std::vector<std::string> norms =
-      loss_mismatches(ref.run.grad_norms, run.grad_norms, kLossRelativeTolerance, "grad norm");
-  EXPECT_TRUE(norms.empty()) << layout.name
-                             << ": gradient norms differ from the single-rank reference:"
-                             << join_lines(norms);
-  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file; "
-                                 << run.process.command;
-  const std::vector<std::string> parameters =
-      parameter_mismatches(ref.model, model, kParameterTolerance);
-  EXPECT_TRUE(parameters.empty()) << layout.name
-                                  << ": final parameters differ from the single-rank reference:"
-                                  << join_lines(parameters);
+  expect_layout_matches_reference(GetParam(), reference());
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, LayoutMatchesReference, ::testing::ValuesIn(layouts()),

@@ -6,6 +6,7 @@
 // num-layers and account-for-embedding/loss-in-pipeline-split, on GPT-2 and Llama.
 
 #include "layout_support.hpp"
+#include "reference_check.hpp"
 
 #include "core/plan_json.hpp"  // core::read_plan_file
 
@@ -53,20 +54,7 @@ class UnevenSplitMatchesReference : public ::testing::TestWithParam<Layout> {};
 TEST_P(UnevenSplitMatchesReference, LossesAndFinalParameters) {
   const Layout& layout = GetParam();
   const Reference& ref = layout.model_file ? reference(*layout.model_file) : reference(layout.llama);
-  const fs::path model = scratch_dir() / ("model_" + layout.name + ".safetensors");
-  const RunOutput run = run_exec(make_plan(layout), layout.ranks, "--steps 10 --save-model " + quote(model.string()));
-  RecordProperty("wall_s", std::to_string(run.process.wall_s));
-  EXPECT_EQ(run.steps.size(), size_t(kSteps)) << run.process.command;
-  const std::vector<std::string> losses = loss_mismatches(ref.run.losses, run.losses, kLossRelativeTolerance);
-  EXPECT_TRUE(losses.empty()) << layout.name << ": losses differ from the single-rank reference:"
-                              << join_lines(losses);
-  const std::vector<std::string> norms =
-      loss_mismatches(ref.run.grad_norms, run.grad_norms, kLossRelativeTolerance, "grad norm");
-  EXPECT_TRUE(norms.empty()) << layout.name << ": gradient norms differ:" << join_lines(norms);
-  ASSERT_TRUE(fs::exists(model)) << layout.name << " wrote no --save-model file";
-  const OutlierAllowance allowance = layout.llama ? OutlierAllowance{2, 1e-4} : OutlierAllowance{};
-  const std::vector<std::string> parameters = parameter_mismatches(ref.model, model, kParameterTolerance, allowance);
-  EXPECT_TRUE(parameters.empty()) << layout.name << ": final parameters differ:" << join_lines(parameters);
+  expect_layout_matches_reference(layout, ref, layout.llama ? OutlierAllowance{2, 1e-4} : OutlierAllowance{});
 }
 
 INSTANTIATE_TEST_SUITE_P(UnevenSplits, UnevenSplitMatchesReference, ::testing::ValuesIn(uneven_layouts()),
