@@ -175,11 +175,12 @@ bool check_pipeline_split(const Plan& plan, Fail&& fail) {
   }
   if (first_last) {
     const int64_t first = p.first_stage_layers.value_or(0), last = p.last_stage_layers.value_or(0);
-    for (const auto& [value, name] : {std::pair{p.first_stage_layers, "decoder-first-pipeline-num-layers"},
-                                      std::pair{p.last_stage_layers, "decoder-last-pipeline-num-layers"}})
-      if (value && (*value < 1 || *value > layers))
+    // Not a structured binding: clang (the fuzz build) cannot capture one in the message's lambda.
+    for (const auto& given : {std::pair{p.first_stage_layers, "decoder-first-pipeline-num-layers"},
+                              std::pair{p.last_stage_layers, "decoder-last-pipeline-num-layers"}})
+      if (given.first && (*given.first < 1 || *given.first > layers))
         return fail(PlanRule::layer_split_counts, [&] {
-          return fmt::format("{}={} must be from 1 to num-layers={}", name, *value, layers);
+          return fmt::format("{}={} must be from 1 to num-layers={}", given.second, *given.first, layers);
         });
     const int64_t rest = layers - first - last;
     const int64_t rest_ranks = pp - int64_t(bool(p.first_stage_layers)) - int64_t(bool(p.last_stage_layers));
