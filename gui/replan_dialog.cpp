@@ -1,5 +1,7 @@
 #include "gui/replan_dialog.hpp"
 
+#include "gui/models/plan_switches.hpp"
+
 #include <QDialogButtonBox>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -7,7 +9,6 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
-#include <QStringList>
 #include <QVBoxLayout>
 
 #include <algorithm>
@@ -17,12 +18,9 @@ namespace loom::gui {
 QString replan_layout_text(const core::Plan& plan) {
   const core::ParallelPlan& p = plan.parallel;
   // An uneven split is part of the plan the run resumes under: say it.
-  QString split;
-  if (!plan.even_layer_split()) {
-    QStringList layers;
-    for (const int64_t count : plan.virtual_stage_layers()) layers << QString::number(count);
-    split = QObject::tr(" (layers %1)").arg(layers.join(QStringLiteral(", ")));
-  }
+  const QString split = plan.even_layer_split()
+                            ? QString()
+                            : QObject::tr(" (layers %1)").arg(layer_split_text(plan, QStringLiteral(", ")));
   return QObject::tr(
              "tp %1 · pp %2%9 · dp %3, micro-batch %4, global batch %5, on %6 devices (%7 × %8)")
       .arg(p.tensor_parallel)

@@ -52,6 +52,13 @@ QString attention_backend_text(core::AttentionBackend backend) {
   return QString::fromUtf8(text.data(), qsizetype(text.size()));
 }
 
+QString layer_split_text(const core::Plan& plan, const QString& separator) {
+  if (plan.even_layer_split()) return QStringLiteral("even");
+  QStringList layers;
+  for (const int64_t count : plan.virtual_stage_layers()) layers << QString::number(count);
+  return layers.join(separator);
+}
+
 QString overlaps_text(const core::ParallelPlan& parallel) {
   QStringList parts;
   if (parallel.overlap_grad_reduce) parts << QStringLiteral("grad");

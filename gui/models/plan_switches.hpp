@@ -23,6 +23,10 @@ enum class OverlapSwitch {
 // "flash" or "unfused", as plan.json spells it.
 QString attention_backend_text(core::AttentionBackend backend);
 
+// The layers of each virtual stage, "7,9,9,7" (as `loom plan`'s table shows them), joined by
+// `separator`; "even" when every virtual stage holds the same number.
+QString layer_split_text(const core::Plan& plan, const QString& separator = QStringLiteral(","));
+
 // The overlaps a plan turns on, short, for a table cell: "grad+param+tp", "grad", "tp"; "none"
 // when it hides no communication.
 QString overlaps_text(const core::ParallelPlan& parallel);

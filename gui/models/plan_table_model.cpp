@@ -5,7 +5,6 @@
 #include "core/plan_json.hpp"
 
 #include <QLocale>
-#include <QStringList>
 
 #include <cmath>
 #include <limits>
@@ -18,14 +17,6 @@ QString on_off(bool on) { return on ? QStringLiteral("on") : QStringLiteral("off
 
 QString step_time_text(double seconds) {
   return seconds >= 1.0 ? QString::number(seconds, 'f', 3) + " s" : QString::number(seconds * 1e3, 'f', 2) + " ms";
-}
-
-// "even", or each virtual stage's layers ("7,9,9,7"), as `loom plan`'s table shows them.
-QString layer_split_text(const core::Plan& plan) {
-  if (plan.even_layer_split()) return QStringLiteral("even");
-  QStringList layers;
-  for (const int64_t count : plan.virtual_stage_layers()) layers << QString::number(count);
-  return layers.join(QLatin1Char(','));
 }
 
 }  // namespace
